@@ -1,0 +1,62 @@
+"""The training objective: MSE between the network output and its target, over valid frames.
+
+The network predicts either the noise (`prediction: epsilon`, the DDPM "simple" loss)
+or the clean motion (`prediction: x0`). The same choice tells samplers how to read the
+network's output (see `denoiser.Denoiser`).
+"""
+
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor, nn
+
+from motiondiff.diffusion.schedule import NoiseSchedule
+from motiondiff.errors import UserError
+from motiondiff.types import FrameMask, Loss, Motion
+
+PREDICTIONS = ("epsilon", "x0")
+
+
+def check_prediction(prediction: str) -> str:
+    """Return `prediction` if known, else raise a UserError listing the valid ones."""
+    if prediction not in PREDICTIONS:
+        raise UserError(f"loss.prediction='{prediction}' is unknown; use one of {', '.join(PREDICTIONS)}.")
+    return prediction
+
+
+def masked_mse(output: Motion, target: Motion, mask: Optional[FrameMask]) -> Loss:
+    """Mean squared error over the valid frames (mask True) and all features."""
+    squared = (output - target).pow(2)  # (B, N, F)
+    if mask is None:
+        return squared.mean()
+    weights = mask.to(squared.dtype).unsqueeze(-1)  # (B, N, 1)
+    assert weights.sum() > 0, "a batch must contain at least one valid frame"
+    return (squared * weights).sum() / (weights.sum() * squared.shape[-1])
+
+
+class DiffusionLoss(nn.Module):
+    """Noise a clean batch at random steps and regress the network output on its target."""
+
+    def __init__(self, prediction: str = "epsilon"):
+        super().__init__()
+        self.prediction = check_prediction(prediction)
+
+    def forward(
+        self,
+        network: Callable,
+        schedule: NoiseSchedule,
+        x0: Motion,
+        mask: Optional[FrameMask] = None,
+        cond=None,
+        t: Optional[Tensor] = None,
+        noise: Optional[Motion] = None,
+    ) -> Loss:
+        """Loss for one batch; `t` and `noise` are drawn uniformly / from N(0, I) unless given."""
+        if t is None:
+            t = torch.randint(0, schedule.num_steps, (x0.shape[0],), device=x0.device)
+        if noise is None:
+            noise = torch.randn_like(x0)
+        x_t = schedule.q_sample(x0, t, noise)  # (B, N, F)
+        output = network(x_t, t, cond=cond, mask=mask)  # (B, N, F)
+        target = noise if self.prediction == "epsilon" else x0
+        return masked_mse(output, target, mask)

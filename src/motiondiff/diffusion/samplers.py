@@ -1,0 +1,122 @@
+"""Samplers: small loops over a noise schedule that turn noise into samples.
+
+A sampler takes a denoiser (x_t, t) -> (x0_hat, eps_hat), the schedule and the initial
+noise x_T, and knows nothing else about the model. Both samplers can hold part of the
+sample fixed ("known" frames, e.g. the overlap when chaining windows) by replacing
+it, at every step, with the known clean values noised to that step.
+"""
+
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from motiondiff.diffusion.schedule import NoiseSchedule
+from motiondiff.errors import UserError
+from motiondiff.types import Motion
+
+Denoise = Callable[[Tensor, Tensor], tuple]
+
+
+class Sampler:
+    """Shared parts of the samplers: noise draws, known-frame replacement, progress bar."""
+
+    name = "sampler"
+
+    def __init__(self, progress: bool = True):
+        self.progress = progress
+
+    def timesteps(self, schedule: NoiseSchedule) -> list:
+        """The schedule indices visited, from noisiest to cleanest."""
+        raise NotImplementedError
+
+    def step(self, denoise: Denoise, schedule: NoiseSchedule, x: Tensor, t: int, t_prev: int, generator) -> Tensor:
+        """One update from step t to step t_prev (t_prev = -1 means the clean sample)."""
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        denoise: Denoise,
+        schedule: NoiseSchedule,
+        noise: Motion,
+        generator: Optional[torch.Generator] = None,
+        known: Optional[Motion] = None,
+        known_mask: Optional[Tensor] = None,
+    ) -> Motion:
+        """Run the reverse process from x_T = noise; `known_mask` (B, N) marks frames fixed to `known`."""
+        steps = self.timesteps(schedule)
+        x = noise
+        for t, t_prev in tqdm(list(zip(steps, steps[1:] + [-1])), desc=self.name, disable=not self.progress, leave=False):
+            x = self.step(denoise, schedule, x, t, t_prev, generator)
+            if known is not None:
+                x = self._impose_known(x, known, known_mask, schedule, t_prev, generator)
+        return x
+
+    def _impose_known(self, x, known, known_mask, schedule, t_prev, generator) -> Tensor:
+        """Replace the known frames of x by the known clean frames noised to step t_prev."""
+        if t_prev >= 0:
+            t = torch.full((x.shape[0],), t_prev, device=x.device, dtype=torch.long)
+            known = schedule.q_sample(known, t, _randn_like(x, generator))
+        keep = known_mask.to(x.dtype).unsqueeze(-1)  # (B, N, 1)
+        return keep * known + (1 - keep) * x
+
+
+class DDPMSampler(Sampler):
+    """Ancestral sampling through every step with the posterior variance (Ho et al. 2020)."""
+
+    name = "ddpm"
+
+    def timesteps(self, schedule: NoiseSchedule) -> list:
+        return list(range(schedule.num_steps - 1, -1, -1))
+
+    def step(self, denoise, schedule, x, t, t_prev, generator):
+        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+        x0, _ = denoise(x, t_batch)  # (B, N, F)
+        mean, log_variance = schedule.q_posterior(x0, x, t_batch)
+        if t == 0:
+            return mean
+        return mean + (0.5 * log_variance).exp() * _randn_like(x, generator)
+
+
+class DDIMSampler(Sampler):
+    """DDIM (Song et al. 2021) on `num_steps` evenly spaced steps; eta=0 is deterministic."""
+
+    name = "ddim"
+
+    def __init__(self, num_steps: int = 50, eta: float = 0.0, progress: bool = True):
+        super().__init__(progress)
+        if int(num_steps) != num_steps or num_steps < 1:
+            raise UserError(f"sampler.num_steps={num_steps} must be a positive integer.")
+        if eta < 0:
+            raise UserError(f"sampler.eta={eta} must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like noise).")
+        self.num_steps = int(num_steps)
+        self.eta = float(eta)
+
+    def timesteps(self, schedule: NoiseSchedule) -> list:
+        if self.num_steps > schedule.num_steps:
+            raise UserError(
+                f"sampler.num_steps={self.num_steps} exceeds the {schedule.num_steps} steps the model was trained "
+                f"with; use at most {schedule.num_steps}."
+            )
+        # Evenly spaced from the last step to step 0, both included.
+        steps = torch.linspace(schedule.num_steps - 1, 0, self.num_steps).round().long().tolist()
+        assert len(set(steps)) == len(steps), "DDIM steps must be distinct"
+        return steps
+
+    def step(self, denoise, schedule, x, t, t_prev, generator):
+        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+        x0, eps = denoise(x, t_batch)  # (B, N, F)
+        alpha_bar = schedule.alphas_cumprod[t]
+        alpha_bar_prev = schedule.alphas_cumprod[t_prev] if t_prev >= 0 else torch.ones_like(alpha_bar)
+        sigma = self.eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
+        direction = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt() * eps
+        x_prev = alpha_bar_prev.sqrt() * x0 + direction
+        if self.eta > 0 and t_prev >= 0:
+            x_prev = x_prev + sigma * _randn_like(x, generator)
+        return x_prev
+
+
+def _randn_like(x: Tensor, generator: Optional[torch.Generator]) -> Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)

@@ -1,0 +1,137 @@
+"""Run directories: building the module from a composed config, saving and finding runs and checkpoints.
+
+A training run directory holds `config.yaml` (the resolved composed config), `.hydra/`
+(Hydra's own record with the command-line overrides), `checkpoints/` and `logs/`.
+Checkpoints are read with `torch.load(weights_only=True)`: no pickled code is ever run.
+"""
+
+import pickle
+from pathlib import Path
+from typing import Optional
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from motiondiff.errors import UserError
+from motiondiff.training.module import MotionDiffusion
+
+CONFIG_NAME = "config.yaml"
+
+
+def register_resolvers() -> None:
+    """Resolvers used by the configs (idempotent)."""
+    if not OmegaConf.has_resolver("run_root"):
+        OmegaConf.register_new_resolver("run_root", run_root)
+
+
+def run_root(run_dir: Optional[str], ckpt_path: Optional[str]) -> str:
+    """The training run a generation/evaluation belongs to: run_dir, or the run holding ckpt_path."""
+    if run_dir:
+        return str(run_dir)
+    if ckpt_path:
+        parent = Path(ckpt_path).parent
+        return str(parent.parent if parent.name == "checkpoints" else parent)
+    return "outputs/unknown-run"
+
+
+def build_module(cfg: DictConfig, data_info: dict) -> MotionDiffusion:
+    """The LightningModule described by a composed training config, for data described by data_info."""
+    return MotionDiffusion(
+        network=instantiate(cfg.network, features=data_info["features"]),
+        schedule=instantiate(cfg.schedule),
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optimizer),
+        lr_scheduler=instantiate(cfg.lr_scheduler),
+        ema=instantiate(cfg.ema),
+        data_info=data_info,
+        val_sampler=instantiate(cfg.val_sampler),
+        **cfg.module,
+    )
+
+
+def save_run_config(cfg: DictConfig, run_dir: Path) -> Path:
+    """Write the resolved composed config; refuse to replace one (a run directory is never reused)."""
+    path = run_dir / CONFIG_NAME
+    if path.exists():
+        raise UserError(f"'{path}' already exists: this run directory belongs to another run; start a new one.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return path
+
+
+def load_run_config(run_dir: Path) -> DictConfig:
+    """The composed config a training run saved."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise UserError(f"'{run_dir}' has no {CONFIG_NAME}: give run_dir=<a training run directory under outputs/>.")
+    return OmegaConf.load(path)
+
+
+def resolve_checkpoint(run_dir: Optional[str], ckpt_path: Optional[str], which: str = "last") -> tuple:
+    """(run directory, checkpoint file) from run_dir (+ last/best) or from ckpt_path."""
+    if ckpt_path:
+        ckpt = Path(ckpt_path)
+        if not ckpt.is_file():
+            raise UserError(f"checkpoint not found: '{ckpt}' (ckpt_path); check the path.")
+        return Path(run_root(run_dir, ckpt_path)), ckpt
+    if not run_dir:
+        raise UserError("say which run to use: run_dir=outputs/<run> or ckpt_path=<file.ckpt>.")
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise UserError(f"run directory not found: '{run}' (run_dir); list your runs with: ls outputs/")
+    checkpoints = run / "checkpoints"
+    if which == "last":
+        candidates = [checkpoints / "last.ckpt"]
+    elif which == "best":
+        candidates = sorted(checkpoints.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)[-1:]
+    else:
+        raise UserError(f"checkpoint={which} is unknown; use last or best.")
+    if not candidates or not candidates[0].is_file():
+        raise UserError(f"'{run}' has no {which} checkpoint in checkpoints/ (was training interrupted before one was saved?).")
+    return run, candidates[0]
+
+
+def latest_checkpoint(output_root: str, run_name: str) -> Path:
+    """The newest last.ckpt of runs named run_name (for ckpt_path=last)."""
+    found = sorted(Path(output_root, run_name).glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise UserError(f"ckpt_path=last found no checkpoint under '{Path(output_root, run_name)}'; give a path instead.")
+    return found[-1]
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint dict read without unpickling arbitrary objects."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UserError(
+            f"'{path}' holds objects other than tensors and plain data, so it was not loaded "
+            f"(a checkpoint can carry code; only weights are accepted): {str(error).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise UserError(f"'{path}' is not a readable checkpoint ({str(error).splitlines()[0]}).") from None
+
+
+def load_module(train_cfg: DictConfig, ckpt_path: Path, device: str = "cpu") -> MotionDiffusion:
+    """Rebuild a trained module from its run config and checkpoint weights, in eval mode."""
+    checkpoint = load_checkpoint(ckpt_path)
+    try:
+        data_info = checkpoint["hyper_parameters"]["data_info"]
+        state_dict = checkpoint["state_dict"]
+    except KeyError:
+        raise UserError(f"'{ckpt_path}' is not a motiondiff training checkpoint (no data_info/state_dict).") from None
+    module = build_module(train_cfg, data_info)
+    module.load_state_dict(state_dict)
+    return module.eval().to(device)
+
+
+def pick_device(device: str) -> str:
+    """'auto' -> cuda when available, else cpu."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"device={device} is unknown; use auto, cpu or cuda.")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("device=cuda but no CUDA GPU is visible; use device=cpu or device=auto.")
+    return device

@@ -1,0 +1,76 @@
+"""Train a motion diffusion model: `python -m motiondiff.train experiment=dance2d [overrides]`."""
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from motiondiff.errors import UserError, exit_on_user_error
+from motiondiff.generation import generate_and_save
+from motiondiff.runs import CONFIG_NAME, build_module, latest_checkpoint, register_resolvers, save_run_config
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train as configured; return the run directory, the checkpoints and the final metrics."""
+    run_dir = Path(cfg.paths.output_dir)
+    if (run_dir / "checkpoints").exists():
+        raise UserError(f"'{run_dir}' already holds checkpoints of another run; runs never share a directory.")
+    L.seed_everything(cfg.seed, workers=True)
+    ckpt_path = _resume_path(cfg)
+    save_run_config(cfg, run_dir)
+
+    datamodule = instantiate(cfg.dataset)
+    datamodule.setup("fit")
+    module = build_module(cfg, datamodule.info)
+    module.normalizer.load_state_dict(datamodule.normalizer.state_dict())
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=[instantiate(c) for c in cfg.callbacks.values()],
+        logger=[instantiate(c) for c in cfg.logger.values()],
+    )
+    log.info("Run directory: %s", run_dir)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+
+    result = {"run_dir": run_dir, "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
+    result["checkpoint"] = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
+    settings = cfg.generate_after_training
+    if settings.num_samples > 0 and trainer.is_global_zero:
+        result["generated"] = generate_and_save(
+            module.eval(),
+            instantiate(cfg.sampler),
+            run_dir / "generations" / "final",
+            num_samples=settings.num_samples,
+            seed=cfg.seed,
+            chain_windows_count=settings.chain_windows,
+        )
+        log.info("Generated samples in %s", run_dir / "generations" / "final")
+    return result
+
+
+def _resume_path(cfg: DictConfig):
+    """The checkpoint to resume from: None, an existing file, or the newest last.ckpt for ckpt_path=last."""
+    if cfg.ckpt_path is None:
+        return None
+    if cfg.ckpt_path == "last":
+        return str(latest_checkpoint(cfg.paths.output_root, cfg.run_name))
+    if not Path(cfg.ckpt_path).is_file():
+        raise UserError(f"checkpoint not found: '{cfg.ckpt_path}' (ckpt_path); check the path, or use ckpt_path=last.")
+    return str(cfg.ckpt_path)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+register_resolvers()
+
+if __name__ == "__main__":
+    main()

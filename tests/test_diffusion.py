@@ -1,0 +1,165 @@
+"""Noise schedules, the loss, and the samplers against a denoiser known in closed form."""
+
+import pytest
+import torch
+
+from motiondiff.diffusion.denoiser import Denoiser
+from motiondiff.diffusion.loss import DiffusionLoss, masked_mse
+from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler
+from motiondiff.diffusion.schedule import CosineSchedule, LinearSchedule
+from motiondiff.errors import UserError
+
+SCHEDULES = [LinearSchedule, CosineSchedule]
+
+
+@pytest.mark.parametrize("make", SCHEDULES)
+def test_alphas_cumprod_decreases_from_one_to_near_zero(make):
+    schedule = make()
+    alpha_bar = schedule.alphas_cumprod
+    assert schedule.num_steps == 1000
+    assert bool((alpha_bar[1:] < alpha_bar[:-1]).all()), "alphas_cumprod must be strictly decreasing"
+    assert 0.99 < alpha_bar[0].item() <= 1.0
+    assert alpha_bar[-1].item() < 1e-3
+
+
+def test_linear_schedule_is_the_classic_one():
+    betas = LinearSchedule().betas
+    assert betas[0].item() == pytest.approx(1e-4)
+    assert betas[-1].item() == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("make", SCHEDULES)
+def test_q_sample_at_step_zero_returns_x0(make):
+    schedule = make()
+    x0 = torch.randn(16, 48, 40)
+    t = torch.zeros(16, dtype=torch.long)
+    x_t = schedule.q_sample(x0, t, torch.randn_like(x0))
+    assert (x_t - x0).abs().mean().item() < 0.02
+
+
+@pytest.mark.parametrize("make", SCHEDULES)
+def test_q_sample_marginal_and_conversions(make):
+    schedule = make()
+    x0 = torch.full((20000, 1, 1), 2.0)
+    t = torch.full((20000,), 500, dtype=torch.long)
+    noise = torch.randn_like(x0)
+    x_t = schedule.q_sample(x0, t, noise)
+    alpha_bar = schedule.alphas_cumprod[500].item()
+    assert x_t.mean().item() == pytest.approx(2.0 * alpha_bar**0.5, abs=0.03)
+    assert x_t.var().item() == pytest.approx(1 - alpha_bar, rel=0.05)
+    torch.testing.assert_close(schedule.x0_from_eps(x_t, t, noise), x0, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(schedule.eps_from_x0(x_t, t, x0), noise, atol=1e-4, rtol=1e-4)
+
+
+def test_bad_schedule_values_are_refused():
+    with pytest.raises(UserError, match="num_steps"):
+        LinearSchedule(num_steps=0)
+    with pytest.raises(UserError, match="beta_start"):
+        LinearSchedule(beta_start=0.1, beta_end=0.01)
+
+
+class GaussianOracle(torch.nn.Module):
+    """The exact noise predictor E[eps | x_t] for data x0 ~ N(mean, std^2), independent per feature."""
+
+    def __init__(self, schedule, mean, std, predict="epsilon"):
+        super().__init__()
+        self.schedule, self.mean, self.var, self.predict = schedule, mean, std**2, predict
+
+    def forward(self, x_t, t, cond=None, mask=None):
+        alpha_bar = self.schedule.alphas_cumprod[t].view(-1, 1, 1)
+        eps = (1 - alpha_bar).sqrt() * (x_t - alpha_bar.sqrt() * self.mean) / (alpha_bar * self.var + 1 - alpha_bar)
+        return eps if self.predict == "epsilon" else self.schedule.x0_from_eps(x_t, t, eps)
+
+
+GAUSSIAN_MEAN = torch.tensor([1.5, -2.0, 0.0, 0.5])
+GAUSSIAN_STD = torch.tensor([0.5, 1.0, 2.0, 0.1])
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "x0"])
+@pytest.mark.parametrize(
+    "sampler", [DDPMSampler(progress=False), DDIMSampler(num_steps=250, progress=False), DDIMSampler(1000, eta=1.0, progress=False)]
+)
+def test_samplers_reproduce_gaussian_data(sampler, prediction):
+    schedule = LinearSchedule()
+    denoiser = Denoiser(GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD, prediction), schedule, prediction)
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randn(4000, 1, 4, generator=generator)
+    samples = sampler.sample(denoiser, schedule, noise, generator=generator).reshape(-1, 4)
+    torch.testing.assert_close(samples.mean(0), GAUSSIAN_MEAN, atol=0.08, rtol=0)
+    torch.testing.assert_close(samples.std(0), GAUSSIAN_STD, atol=0.0, rtol=0.08)
+
+
+def test_ddim_variance_error_shrinks_with_more_steps():
+    """Few-step DDIM under-disperses narrow features (discretisation error); more steps fix it."""
+    schedule = LinearSchedule()
+    denoiser = Denoiser(GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD), schedule, "epsilon")
+    noise = torch.randn(4000, 1, 4, generator=torch.Generator().manual_seed(0))
+
+    def std_error(num_steps):
+        samples = DDIMSampler(num_steps, progress=False).sample(denoiser, schedule, noise).reshape(-1, 4)
+        return ((samples.std(0) - GAUSSIAN_STD).abs() / GAUSSIAN_STD).max().item()
+
+    errors = [std_error(n) for n in (10, 50, 250)]
+    assert errors[0] > errors[1] > errors[2], errors
+    assert errors[1] < 0.3 and errors[2] < 0.08, errors
+
+
+def test_ddim_eta_zero_is_deterministic_and_eta_one_is_not():
+    schedule = LinearSchedule()
+    denoiser = Denoiser(GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD), schedule, "epsilon")
+    noise = torch.randn(8, 1, 4, generator=torch.Generator().manual_seed(1))
+
+    def run(sampler, seed):
+        return sampler.sample(denoiser, schedule, noise.clone(), generator=torch.Generator().manual_seed(seed))
+
+    deterministic = DDIMSampler(num_steps=20, eta=0.0, progress=False)
+    assert torch.equal(run(deterministic, 0), run(deterministic, 123))
+    stochastic = DDIMSampler(num_steps=20, eta=1.0, progress=False)
+    assert torch.equal(run(stochastic, 5), run(stochastic, 5))
+    assert not torch.allclose(run(stochastic, 5), run(stochastic, 6))
+
+
+def test_ddim_visits_first_and_last_step_and_refuses_too_many_steps():
+    schedule = LinearSchedule(num_steps=100)
+    steps = DDIMSampler(num_steps=10).timesteps(schedule)
+    assert steps[0] == 99 and steps[-1] == 0 and len(steps) == 10
+    assert DDPMSampler().timesteps(schedule) == list(range(99, -1, -1))
+    with pytest.raises(UserError, match="exceeds"):
+        DDIMSampler(num_steps=101).timesteps(schedule)
+
+
+@pytest.mark.parametrize("sampler", [DDPMSampler(progress=False), DDIMSampler(num_steps=25, progress=False)])
+def test_known_frames_are_kept(sampler):
+    schedule = LinearSchedule()
+    denoiser = Denoiser(GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD), schedule, "epsilon")
+    known = torch.full((3, 6, 4), 7.0)
+    known_mask = torch.zeros(3, 6, dtype=torch.bool)
+    known_mask[:, :2] = True
+    out = sampler.sample(denoiser, schedule, torch.randn(3, 6, 4), known=known, known_mask=known_mask)
+    assert torch.equal(out[:, :2], known[:, :2])
+    assert (out[:, 2:] - 7.0).abs().min() > 0
+
+
+def test_loss_targets_noise_or_x0_and_ignores_masked_frames():
+    schedule = LinearSchedule()
+    x0 = torch.randn(4, 10, 3)
+    t = torch.randint(0, 1000, (4,))
+    noise = torch.randn_like(x0)
+    echo_noise = lambda x_t, t, cond=None, mask=None: noise  # noqa: E731
+    echo_x0 = lambda x_t, t, cond=None, mask=None: x0  # noqa: E731
+    assert DiffusionLoss("epsilon")(echo_noise, schedule, x0, t=t, noise=noise).item() == 0.0
+    assert DiffusionLoss("x0")(echo_x0, schedule, x0, t=t, noise=noise).item() == 0.0
+    assert DiffusionLoss("x0")(echo_noise, schedule, x0, t=t, noise=noise).item() > 0.1
+
+    output, target = torch.zeros(2, 5, 3), torch.zeros(2, 5, 3)
+    target[:, 3:] = 100.0  # errors only on padded frames
+    mask = torch.zeros(2, 5, dtype=torch.bool)
+    mask[:, :3] = True
+    assert masked_mse(output, target, mask).item() == 0.0
+    target[:, 0] = 1.0
+    assert masked_mse(output, target, mask).item() == pytest.approx(1 / 3)
+
+
+def test_unknown_prediction_is_refused():
+    with pytest.raises(UserError, match="epsilon, x0"):
+        DiffusionLoss("v")
