@@ -18,11 +18,25 @@ def exit_on_user_error(fn: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except UserError as error:
-            print(f"error: {error}", file=sys.stderr)
+        except Exception as error:
+            cause = find_user_error(error)
+            if cause is None:
+                raise
+            print(f"error: {cause}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def find_user_error(error: BaseException):
+    """The UserError behind `error` (Hydra's instantiate wraps them), or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, UserError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def require_file(path, what: str, hint: str = "check the path") -> None:

@@ -60,7 +60,7 @@ def generate_and_save(
     return written
 
 
-def render_samples(out_dir: Path, keypoints: np.ndarray, info: dict, long_path=None) -> dict:
+def render_samples(out_dir: Path, keypoints: np.ndarray, info: dict, long_path=None, long_title="chained windows") -> dict:
     """One video per sample, a grid of all, and the long dance if there is one."""
     from motiondiff.render.skeleton_video import common_bounds, write_grid_video, write_skeleton_video
 
@@ -74,8 +74,9 @@ def render_samples(out_dir: Path, keypoints: np.ndarray, info: dict, long_path=N
     written["grid"] = out_dir / "grid.mp4"
     write_grid_video(written["grid"], list(keypoints), parents, fps, titles=[str(i) for i in range(len(keypoints))], names=names)
     if long_path is not None:
-        written["long_video"] = out_dir / "long_dance.mp4"
-        write_skeleton_video(written["long_video"], np.load(long_path), parents, fps, title="chained windows", names=names)
+        written["long_video"] = Path(long_path).with_suffix(".mp4")
+        long = np.load(long_path)
+        write_skeleton_video(written["long_video"], long, parents, fps, title=long_title, names=names)
     return written
 
 

@@ -13,3 +13,19 @@ def bone_length_error(keypoints: np.ndarray, reference_lengths, parents) -> floa
     reference = np.asarray(reference_lengths, dtype=np.float64)
     assert mean_lengths.shape == reference.shape, (mean_lengths.shape, reference.shape)
     return float(np.mean(np.abs(mean_lengths - reference) / np.maximum(reference, 1e-8)))
+
+
+def mean_acceleration(keypoints: np.ndarray) -> float:
+    """Mean magnitude of the second frame difference of (..., frames, joints, dims) keypoints."""
+    acceleration = np.diff(keypoints, n=2, axis=-3)
+    return float(np.linalg.norm(acceleration, axis=-1).mean())
+
+
+def nearest_window_distance(queries: np.ndarray, references: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    """For each query window (Q, frames, feats), the RMS distance to its nearest reference window (R, frames, feats)."""
+    q = queries.reshape(len(queries), -1).astype(np.float64)
+    r = references.reshape(len(references), -1).astype(np.float64)
+    squared = (q**2).sum(1)[:, None] + (r**2).sum(1)[None, :] - 2 * q @ r.T  # (Q, R)
+    if exclude_self:
+        np.fill_diagonal(squared, np.inf)
+    return np.sqrt(np.maximum(squared.min(axis=1), 0) / q.shape[1])

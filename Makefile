@@ -1,0 +1,38 @@
+# motiondiff: `make demo` runs the main job, `make test` runs the tests (both set everything up first).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: help install demo test render-data generate evaluate clean-venv
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . || $(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the pinned requirements and motiondiff
+	@echo "installed into $(VENV)"
+
+demo: $(STAMP) ## train punet on the embedded dance, then generate samples and videos (under 10 min, 2 CPU cores)
+	$(PY) -m motiondiff.train experiment=dance2d $(ARGS)
+
+test: $(STAMP) ## run the test suite (CPU, a few minutes)
+	$(PY) -m pytest -q $(ARGS)
+
+render-data: $(STAMP) ## render the training data as videos (outputs/data_preview/)
+	$(PY) -m motiondiff.render_data experiment=dance2d $(ARGS)
+
+generate: $(STAMP) ## generate from the newest demo run (ARGS="sampler=ddim num_samples=8")
+	$(PY) -m motiondiff.generate run_dir=$$(ls -td outputs/dance2d-punet/*/ | head -1) $(ARGS)
+
+evaluate: $(STAMP) ## evaluate the newest demo run (ARGS="sampler=ddim")
+	$(PY) -m motiondiff.evaluate run_dir=$$(ls -td outputs/dance2d-punet/*/ | head -1) $(ARGS)
+
+clean-venv: ## remove the virtual environment (outputs/ and checkpoints/ are never touched)
+	rm -rf $(VENV)

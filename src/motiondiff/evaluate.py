@@ -1,0 +1,67 @@
+"""Evaluate a finished run: `python -m motiondiff.evaluate run_dir=outputs/<run> [sampler=ddim]`.
+
+For now (dance runs) it reports physical sanity against the training windows: bone-length
+error, jitter (mean acceleration, generated / training) and how close samples come to
+the training windows (a copy check). The full metric suite comes with the evaluation issue.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from motiondiff.errors import exit_on_user_error
+from motiondiff.metrics.skeleton import bone_length_error, mean_acceleration, nearest_window_distance
+from motiondiff.runs import load_module, load_run_config, pick_device, register_resolvers, resolve_checkpoint
+from motiondiff.train import CONFIG_DIR
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Generate `num_samples` windows and compare them with the run's training windows."""
+    run_dir, ckpt_path = resolve_checkpoint(cfg.run_dir, cfg.ckpt_path, cfg.checkpoint)
+    train_cfg = load_run_config(run_dir)
+    module = load_module(train_cfg, ckpt_path, pick_device(cfg.device))
+    sampler = instantiate(cfg.sampler if cfg.get("sampler") else train_cfg.sampler)
+    datamodule = instantiate(train_cfg.dataset)
+    datamodule.setup("fit")
+    train_windows = torch.stack([item["motion"] for item in datamodule.train_set])  # (W, N, F) normalised
+    generator = torch.Generator(device=module.device).manual_seed(cfg.seed)
+    samples = module.sample(cfg.num_samples, sampler, generator).float().cpu()  # (K, N, F) normalised
+    to_keypoints = lambda x: module.normalizer.cpu().denormalize(x).numpy()  # noqa: E731
+    generated, training = to_keypoints(samples), to_keypoints(train_windows)
+    info = module.data_info
+    metrics = {
+        "bone_length_error": bone_length_error(generated, info["bone_lengths"], info["parents"]),
+        "jitter_ratio": mean_acceleration(generated) / mean_acceleration(training),
+        "nn_distance_to_training": float(nearest_window_distance(samples.numpy(), train_windows.numpy()).mean()),
+        "val_nn_distance_to_training": float(
+            nearest_window_distance(torch.stack([v["motion"] for v in datamodule.val_set]).numpy(), train_windows.numpy()).mean()
+        ),
+    }
+    record = {"run_dir": str(run_dir), "checkpoint": str(ckpt_path), "num_samples": cfg.num_samples, "seed": cfg.seed,
+              "sampler": {"name": type(sampler).__name__, **vars(sampler)}, "metrics": metrics}
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
+    for name, value in metrics.items():
+        print(f"{name:28s} {value:.4f}")
+    return record
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+register_resolvers()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Train + generate through Hydra on the default data, and the command-line errors users see."""
+
+import json
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from conftest import ROOT, TINY_NETWORK, compose_config
+from motiondiff import generate, train
+from motiondiff.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg = compose_config(
+        "train", run_dir,
+        ["experiment=dance2d", "+trainer.fast_dev_run=true", "generate_after_training.num_samples=2",
+         "generate_after_training.chain_windows=2", "sampler=ddim", "sampler.num_steps=4", *TINY_NETWORK],
+    )  # fmt: skip
+    return train.run(cfg)
+
+
+def test_fast_dev_run_writes_config_checkpoint_samples_and_videos(trained_run):
+    run_dir = trained_run["run_dir"]
+    assert (run_dir / "config.yaml").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    final = run_dir / "generations" / "final"
+    samples = np.load(final / "samples.npy")
+    assert samples.shape == (2, 48, 20, 2) and np.isfinite(samples).all()
+    assert np.load(final / "long_dance.npy").shape == (48 + 32, 20, 2)
+    frames = iio.imread(final / "sample_00.mp4")
+    assert frames.shape[0] == 48
+    assert iio.imread(final / "grid.mp4").shape[0] == 48
+
+
+def test_generate_reuses_the_run_config(trained_run, tmp_path):
+    out = tmp_path / "gen"
+    cfg = compose_config(
+        "generate", out,
+        [f"run_dir={trained_run['run_dir']}", "num_samples=3", "sampler=ddim", "sampler.num_steps=5", "chain_windows=0"],
+    )  # fmt: skip
+    generate.run(cfg)
+    samples = np.load(out / "samples.npy")
+    assert samples.shape == (3, 48, 20, 2)
+    assert iio.imread(out / "sample_02.mp4").shape[0] == 48
+    assert json.loads((out / "generation.json").read_text())["num_steps"] == 5
+    with pytest.raises(UserError, match="never overwritten"):
+        generate.run(cfg)
+
+
+def test_ddim_generation_is_reproducible_for_a_seed(trained_run, tmp_path):
+    def sample(name, seed):
+        cfg = compose_config(
+            "generate", tmp_path / name,
+            [f"run_dir={trained_run['run_dir']}", "num_samples=2", "sampler=ddim", "sampler.num_steps=5",
+             "chain_windows=0", "render=false", f"seed={seed}"],
+        )  # fmt: skip
+        generate.run(cfg)
+        return np.load(tmp_path / name / "samples.npy")
+
+    assert np.array_equal(sample("a", 1), sample("b", 1))
+    assert not np.array_equal(sample("a2", 1), sample("c", 2))
+
+
+def test_a_run_directory_is_never_reused(trained_run):
+    cfg = compose_config("train", trained_run["run_dir"], ["+trainer.fast_dev_run=true"])
+    with pytest.raises(UserError, match="another run"):
+        train.run(cfg)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_command_line_train_then_generate(tmp_path):
+    run_dir = tmp_path / "cli_run"
+    result = _cli(
+        "motiondiff.train", "experiment=dance2d", "+trainer.fast_dev_run=true", "generate_after_training.num_samples=0",
+        *TINY_NETWORK, f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = _cli("motiondiff.generate", f"run_dir={run_dir}", "num_samples=2", "sampler=ddim", "sampler.num_steps=3", "chain_windows=0")
+    assert result.returncode == 0, result.stderr[-2000:]
+    generated = list((run_dir / "generations").glob("*/samples.npy"))
+    assert len(generated) == 1 and np.load(generated[0]).shape == (2, 48, 20, 2)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["motiondiff.train", "dataset.source=/no/such/file.npy"], "not found: '/no/such/file.npy'"),
+        (["motiondiff.train", "dataset.window=1000"], "too short for windows of 1000 frames"),
+        (["motiondiff.train", "network.base_channels=30"], "network.base_channels=30 must be divisible"),
+        (["motiondiff.generate", "run_dir=/no/such/run"], "run directory not found"),
+        (["motiondiff.generate"], "say which run to use"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(tmp_path, args, message):
+    result = _cli(*args, f"hydra.run.dir={tmp_path / 'out'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
