@@ -14,7 +14,7 @@ GROUP_OPTIONS = {
     for group in ["network", "schedule", "loss", "sampler", "optimizer", "lr_scheduler", "trainer", "experiment"]
 }
 DATA_INFO = {"features": 40, "dims": 2, "window": 48, "fps": 30.0, "parents": [-1, 0], "bone_lengths": [1.0],
-             "joint_names": ["a", "b"], "num_joints": 20, "kind": "keypoints", "source": "test"}
+             "joint_names": ["a", "b"], "feature_abs_max": 2.0, "num_joints": 20, "kind": "keypoints", "source": "test"}
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g, opts in GROUP_OPTIONS.items() for o in opts])

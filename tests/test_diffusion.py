@@ -163,3 +163,13 @@ def test_loss_targets_noise_or_x0_and_ignores_masked_frames():
 def test_unknown_prediction_is_refused():
     with pytest.raises(UserError, match="epsilon, x0"):
         DiffusionLoss("v")
+
+
+def test_denoiser_clips_x0_and_keeps_eps_consistent():
+    schedule = LinearSchedule()
+    wild = lambda x_t, t, cond=None, mask=None: torch.full_like(x_t, 0.5)  # noqa: E731  (eps -> huge x0 at t=999)
+    denoiser = Denoiser(wild, schedule, "epsilon", clip_x0=2.0)
+    x_t, t = torch.randn(4, 8, 3), torch.full((4,), 999)
+    x0, eps = denoiser(x_t, t)
+    assert x0.abs().max().item() <= 2.0
+    torch.testing.assert_close(schedule.q_sample(x0, t, eps), x_t, atol=1e-4, rtol=1e-4)

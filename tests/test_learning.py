@@ -8,7 +8,7 @@ from motiondiff.runs import build_module
 
 
 # Small but not tiny: base 16 learns too slowly to show progress in a few hundred steps.
-SMALL_NETWORK = ["network.base_channels=32", "network.channel_mults=[1,2]", "network.num_res_blocks=1"]
+SMALL_NETWORK = ["network.base_channels=48", "network.channel_mults=[1,2]", "network.num_res_blocks=1"]
 
 
 def fixed_noise_loss(module, windows: torch.Tensor, repeats: int = 8) -> float:

@@ -138,3 +138,8 @@ def test_bad_config_raises_user_error(kwargs, key):
 
 def test_heads_are_not_checked_without_attention():
     assert small(attention=False, attention_heads=3)(torch.randn(1, 5, 6), torch.zeros(1)).shape == (1, 5, 6)
+
+
+def test_a_first_level_narrower_than_the_features_warns():
+    with pytest.warns(UserWarning, match="below the 40 input features"):
+        PUNet(features=40, base_channels=32)

@@ -213,6 +213,7 @@ class DanceDataModule(L.LightningDataModule):
             "joint_names": list(self.sequence.names),
             "parents": [int(p) for p in self.sequence.parents],
             "bone_lengths": bone_lengths(keypoints, self.sequence.parents).mean(axis=0).tolist(),
+            "feature_abs_max": float(self.train_set.features.abs().max()),
             "source": self.source,
         }
 

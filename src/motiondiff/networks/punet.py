@@ -4,6 +4,7 @@ Convolutions run over frames with the features as channels. The network knows no
 about diffusion: what its output means (noise or clean sample) is the denoiser's business.
 """
 
+import warnings
 from typing import Optional
 
 import torch
@@ -182,3 +183,11 @@ def _check_config(features, base_channels, channel_mults, num_res_blocks, attent
         )
     if not 0.0 <= dropout < 1.0:
         raise UserError(f"network.dropout={dropout} must lie in [0, 1).")
+    if base_channels * channel_mults[0] < features:
+        # A narrower first level is a linear bottleneck: the noise cannot pass through it, and the
+        # epsilon loss stalls at (features - width) / features however long one trains.
+        warnings.warn(
+            f"network.base_channels*channel_mults[0]={base_channels * channel_mults[0]} is below the "
+            f"{features} input features: the noise prediction cannot be learned fully; use at least {features}.",
+            stacklevel=3,
+        )

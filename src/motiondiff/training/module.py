@@ -35,6 +35,7 @@ class MotionDiffusion(L.LightningModule):
         val_sampler: Optional[Sampler] = None,
         val_num_samples: int = 8,
         sample_every_n_epochs: int = 10,
+        clip_x0: float = 0.0,
     ):
         super().__init__()
         self.save_hyperparameters({"data_info": data_info})
@@ -44,6 +45,8 @@ class MotionDiffusion(L.LightningModule):
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.val_sampler, self.val_num_samples = val_sampler, val_num_samples
         self.sample_every_n_epochs = sample_every_n_epochs
+        # Clip predicted clean samples to clip_x0 x the largest normalised training value (0 = off).
+        self.x0_bound = clip_x0 * data_info["feature_abs_max"] if clip_x0 > 0 else None
         self.data_info = data_info
 
     @property
@@ -92,7 +95,7 @@ class MotionDiffusion(L.LightningModule):
         """`num_samples` normalised motions (K, frames, feats) from the EMA network."""
         shape = (num_samples, frames or self.data_info["window"], self.data_info["features"])
         noise = torch.randn(shape, generator=generator, device=self.device)
-        denoiser = Denoiser(self.ema_network, self.schedule, self.loss.prediction)
+        denoiser = Denoiser(self.ema_network, self.schedule, self.loss.prediction, clip_x0=self.x0_bound)
         return sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
 
     def configure_optimizers(self) -> dict:
