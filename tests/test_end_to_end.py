@@ -104,3 +104,48 @@ def test_bad_input_gives_one_clear_line(tmp_path, args, message):
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_generate_from_a_checkpoint_path(trained_run, tmp_path):
+    ckpt = trained_run["run_dir"] / "checkpoints" / "last.ckpt"
+    cfg = compose_config(
+        "generate", tmp_path / "g", [f"ckpt_path={ckpt}", "num_samples=1", "sampler=ddim", "sampler.num_steps=3", "render=false"]
+    )
+    generate.run(cfg)
+    assert np.load(tmp_path / "g" / "samples.npy").shape == (1, 48, 20, 2)
+
+
+def test_multirun_gives_each_job_its_own_directory(tmp_path):
+    result = _cli(
+        "motiondiff.train", "-m", "experiment=dance2d", "+trainer.fast_dev_run=true", "generate_after_training.num_samples=0",
+        "network.base_channels=8,16", "network.channel_mults=[1,2]", "network.num_res_blocks=1", f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    configs = sorted(tmp_path.glob("*/config.yaml"))
+    assert len(configs) == 2
+    widths = sorted(int(c.read_text().split("base_channels: ")[1].split()[0]) for c in configs)
+    assert widths == [8, 16]
+
+
+def test_render_data_writes_videos_of_the_training_data(tmp_path):
+    from motiondiff import render_data
+
+    out = render_data.run(compose_config("render_data", tmp_path, ["experiment=dance2d"]))
+    assert np.load(out / "sequence.npy").shape == (900, 20, 2)
+    assert iio.imread(out / "grid.mp4").shape[0] == 48
+    assert iio.imread(out / "sequence.mp4").shape[0] == 900
+
+
+def test_a_real_bvh_clip_trains_and_generates(tmp_path):
+    from conftest import shared_path
+
+    clip = shared_path("bvh", "Gangnam-Style.bvh")
+    cfg = compose_config(
+        "train", tmp_path,
+        ["experiment=dance2d", f"dataset.source={clip}", "+trainer.fast_dev_run=true", "generate_after_training.num_samples=2",
+         "generate_after_training.chain_windows=0", "sampler=ddim", "sampler.num_steps=3", *TINY_NETWORK],
+    )  # fmt: skip
+    result = train.run(cfg)
+    samples = np.load(result["run_dir"] / "generations" / "final" / "samples.npy")
+    assert samples.shape == (2, 48, 20, 2)
+    assert iio.imread(result["run_dir"] / "generations" / "final" / "sample_01.mp4").shape[0] == 48
