@@ -9,16 +9,14 @@ import json
 import logging
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from motiondiff.errors import exit_on_user_error
+from motiondiff.cli import hydra_entry_point
 from motiondiff.metrics.skeleton import bone_length_error, mean_acceleration, nearest_window_distance
-from motiondiff.runs import load_module, load_run_config, pick_device, register_resolvers, resolve_checkpoint
-from motiondiff.train import CONFIG_DIR
+from motiondiff.runs import load_module, load_run_config, pick_device, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +53,7 @@ def run(cfg: DictConfig) -> dict:
     return record
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
-@exit_on_user_error
-def main(cfg: DictConfig) -> None:
-    run(cfg)
-
-
-register_resolvers()
+main = hydra_entry_point("evaluate", run)
 
 if __name__ == "__main__":
     main()

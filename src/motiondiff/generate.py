@@ -4,14 +4,12 @@
 import logging
 from pathlib import Path
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from motiondiff.errors import exit_on_user_error
+from motiondiff.cli import hydra_entry_point
 from motiondiff.generation import generate_and_save
-from motiondiff.runs import load_module, load_run_config, pick_device, register_resolvers, resolve_checkpoint
-from motiondiff.train import CONFIG_DIR
+from motiondiff.runs import load_module, load_run_config, pick_device, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +29,7 @@ def run(cfg: DictConfig) -> dict:
     return written
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="generate")
-@exit_on_user_error
-def main(cfg: DictConfig) -> None:
-    run(cfg)
-
-
-register_resolvers()
+main = hydra_entry_point("generate", run)
 
 if __name__ == "__main__":
     main()

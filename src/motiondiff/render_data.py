@@ -4,15 +4,12 @@
 import logging
 from pathlib import Path
 
-import hydra
 import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from motiondiff.errors import exit_on_user_error
+from motiondiff.cli import hydra_entry_point
 from motiondiff.generation import render_samples
-from motiondiff.runs import register_resolvers
-from motiondiff.train import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +31,7 @@ def run(cfg: DictConfig) -> Path:
     return out_dir
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="render_data")
-@exit_on_user_error
-def main(cfg: DictConfig) -> None:
-    run(cfg)
-
-
-register_resolvers()
+main = hydra_entry_point("render_data", run)
 
 if __name__ == "__main__":
     main()

@@ -3,16 +3,15 @@
 import logging
 from pathlib import Path
 
-import hydra
 import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from motiondiff.errors import UserError, exit_on_user_error
+from motiondiff.errors import UserError
+from motiondiff.cli import hydra_entry_point
 from motiondiff.generation import generate_and_save
-from motiondiff.runs import CONFIG_NAME, build_module, latest_checkpoint, register_resolvers, save_run_config
+from motiondiff.runs import CONFIG_NAME, build_module, latest_checkpoint, save_run_config
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 log = logging.getLogger(__name__)
 
 
@@ -64,13 +63,7 @@ def _resume_path(cfg: DictConfig):
     return str(cfg.ckpt_path)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-@exit_on_user_error
-def main(cfg: DictConfig) -> None:
-    run(cfg)
-
-
-register_resolvers()
+main = hydra_entry_point("train", run)
 
 if __name__ == "__main__":
     main()
