@@ -149,3 +149,18 @@ def test_a_real_bvh_clip_trains_and_generates(tmp_path):
     samples = np.load(result["run_dir"] / "generations" / "final" / "samples.npy")
     assert samples.shape == (2, 48, 20, 2)
     assert iio.imread(result["run_dir"] / "generations" / "final" / "sample_01.mp4").shape[0] == 48
+
+
+def test_evaluate_writes_finite_metrics(trained_run, tmp_path):
+    from motiondiff import evaluate
+
+    cfg = compose_config(
+        "evaluate", tmp_path / "e", [f"run_dir={trained_run['run_dir']}", "num_samples=4", "sampler=ddim", "sampler.num_steps=3"]
+    )
+    record = evaluate.run(cfg)
+    saved = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert saved["metrics"] == record["metrics"]
+    assert set(saved["metrics"]) == {"bone_length_error", "jitter_ratio", "nn_distance_to_training", "val_nn_distance_to_training"}
+    assert all(np.isfinite(v) and v >= 0 for v in saved["metrics"].values())
+    assert saved["metrics"]["val_nn_distance_to_training"] > 0  # held-out windows are not training windows
+    assert saved["sampler"]["num_steps"] == 3

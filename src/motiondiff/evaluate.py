@@ -16,18 +16,16 @@ from omegaconf import DictConfig
 
 from motiondiff.cli import hydra_entry_point
 from motiondiff.metrics.skeleton import bone_length_error, mean_acceleration, nearest_window_distance
-from motiondiff.runs import load_module, load_run_config, pick_device, resolve_checkpoint
+from motiondiff.runs import load_trained_run
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
     """Generate `num_samples` windows and compare them with the run's training windows."""
-    run_dir, ckpt_path = resolve_checkpoint(cfg.run_dir, cfg.ckpt_path, cfg.checkpoint)
-    train_cfg = load_run_config(run_dir)
-    module = load_module(train_cfg, ckpt_path, pick_device(cfg.device))
-    sampler = instantiate(cfg.sampler if cfg.get("sampler") else train_cfg.sampler)
-    datamodule = instantiate(train_cfg.dataset)
+    run = load_trained_run(cfg)
+    module, sampler = run.module, run.sampler
+    datamodule = instantiate(run.config.dataset)
     datamodule.setup("fit")
     train_windows = torch.stack([item["motion"] for item in datamodule.train_set])  # (W, N, F) normalised
     generator = torch.Generator(device=module.device).manual_seed(cfg.seed)
@@ -43,7 +41,7 @@ def run(cfg: DictConfig) -> dict:
             nearest_window_distance(torch.stack([v["motion"] for v in datamodule.val_set]).numpy(), train_windows.numpy()).mean()
         ),
     }
-    record = {"run_dir": str(run_dir), "checkpoint": str(ckpt_path), "num_samples": cfg.num_samples, "seed": cfg.seed,
+    record = {"run_dir": str(run.run_dir), "checkpoint": str(run.checkpoint), "num_samples": cfg.num_samples, "seed": cfg.seed,
               "sampler": {"name": type(sampler).__name__, **vars(sampler)}, "metrics": metrics}
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -4,27 +4,23 @@
 import logging
 from pathlib import Path
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from motiondiff.cli import hydra_entry_point
 from motiondiff.generation import generate_and_save
-from motiondiff.runs import load_module, load_run_config, pick_device, resolve_checkpoint
+from motiondiff.runs import load_trained_run
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
     """Load the run's module (EMA weights) and write samples and videos to this generation's directory."""
-    run_dir, ckpt_path = resolve_checkpoint(cfg.run_dir, cfg.ckpt_path, cfg.checkpoint)
-    train_cfg = load_run_config(run_dir)
-    module = load_module(train_cfg, ckpt_path, pick_device(cfg.device))
-    sampler = instantiate(cfg.sampler if cfg.get("sampler") else train_cfg.sampler)
+    run = load_trained_run(cfg)
     out_dir = Path(cfg.paths.output_dir)
     written = generate_and_save(
-        module, sampler, out_dir, cfg.num_samples, cfg.seed, cfg.chain_windows, cfg.chain_overlap, cfg.render
+        run.module, run.sampler, out_dir, cfg.num_samples, cfg.seed, cfg.chain_windows, cfg.chain_overlap, cfg.render
     )
-    (out_dir / "source.txt").write_text(f"run_dir: {run_dir}\ncheckpoint: {ckpt_path}\n")
+    (out_dir / "source.txt").write_text(f"run_dir: {run.run_dir}\ncheckpoint: {run.checkpoint}\n")
     log.info("Wrote %d samples to %s", cfg.num_samples, out_dir)
     return written
 

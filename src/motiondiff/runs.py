@@ -6,6 +6,7 @@ Checkpoints are read with `torch.load(weights_only=True)`: no pickled code is ev
 """
 
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -135,3 +136,23 @@ def pick_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("device=cuda but no CUDA GPU is visible; use device=cpu or device=auto.")
     return device
+
+
+@dataclass
+class TrainedRun:
+    """A finished training run, ready to sample from."""
+
+    run_dir: Path
+    checkpoint: Path
+    config: DictConfig  # the run's saved composed training config
+    module: MotionDiffusion  # in eval mode, on the chosen device
+    sampler: object  # the sampler asked for, else the run's own
+
+
+def load_trained_run(cfg: DictConfig) -> TrainedRun:
+    """The run named by a generate/evaluate config (run_dir or ckpt_path, checkpoint, device, sampler)."""
+    run_dir, ckpt_path = resolve_checkpoint(cfg.run_dir, cfg.ckpt_path, cfg.checkpoint)
+    train_cfg = load_run_config(run_dir)
+    module = load_module(train_cfg, ckpt_path, pick_device(cfg.device))
+    sampler = instantiate(cfg.sampler if cfg.get("sampler") else train_cfg.sampler)
+    return TrainedRun(run_dir, ckpt_path, train_cfg, module, sampler)
