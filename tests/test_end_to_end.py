@@ -97,6 +97,8 @@ def test_command_line_train_then_generate(tmp_path):
         (["motiondiff.train", "network.base_channels=30"], "network.base_channels=30 must be divisible"),
         (["motiondiff.generate", "run_dir=/no/such/run"], "run directory not found"),
         (["motiondiff.generate"], "say which run to use"),
+        (["motiondiff.generate", "ckpt_path=/no/such/last.ckpt"], "checkpoint (ckpt_path) not found: '/no/such/last.ckpt'"),
+        (["motiondiff.train", "ckpt_path=/no/such/last.ckpt"], "checkpoint (ckpt_path) not found: '/no/such/last.ckpt'"),
     ],
 )
 def test_bad_input_gives_one_clear_line(tmp_path, args, message):

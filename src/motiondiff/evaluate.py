@@ -9,7 +9,6 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -30,8 +29,7 @@ def run(cfg: DictConfig) -> dict:
     train_windows = torch.stack([item["motion"] for item in datamodule.train_set])  # (W, N, F) normalised
     generator = torch.Generator(device=module.device).manual_seed(cfg.seed)
     samples = module.sample(cfg.num_samples, sampler, generator).float().cpu()  # (K, N, F) normalised
-    to_keypoints = lambda x: module.normalizer.cpu().denormalize(x).numpy()  # noqa: E731
-    generated, training = to_keypoints(samples), to_keypoints(train_windows)
+    generated, training = module.to_keypoints(samples), module.to_keypoints(train_windows)
     info = module.data_info
     metrics = {
         "bone_length_error": bone_length_error(generated, info["bone_lengths"], info["parents"]),

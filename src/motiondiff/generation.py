@@ -34,9 +34,10 @@ def generate_and_save(
     info = module.data_info
     generator = torch.Generator(device=module.device).manual_seed(seed)
     samples = module.sample(num_samples, sampler, generator)  # (K, N, F)
-    keypoints = _to_keypoints(module, samples)  # (K, N, J, D)
+    keypoints = module.to_keypoints(samples)  # (K, N, J, D)
     written = {"samples": out_dir / SAMPLES_FILE}
     np.save(written["samples"], keypoints)
+    long = None
     if chain_windows_count > 1:
         if not 0 < chain_overlap < info["window"]:
             raise UserError(f"chain_overlap={chain_overlap} must lie between 1 and the window length {info['window']} - 1.")
@@ -44,11 +45,11 @@ def generate_and_save(
         def continue_window(known, known_mask):
             return module.sample(known.shape[0], sampler, generator, known=known, known_mask=known_mask)
 
-        long = chain_windows(continue_window, samples[:1], chain_windows_count, chain_overlap)  # (1, L, F)
+        long = module.to_keypoints(chain_windows(continue_window, samples[:1], chain_windows_count, chain_overlap))[0]
         written["long"] = out_dir / "long_dance.npy"
-        np.save(written["long"], _to_keypoints(module, long)[0])
+        np.save(written["long"], long)  # (L, J, D)
     if render:
-        written.update(render_samples(out_dir, keypoints, info, written.get("long")))
+        written.update(render_samples(out_dir, keypoints, info, long))
     (out_dir / "generation.json").write_text(
         json.dumps(
             {"num_samples": num_samples, "seed": seed, "sampler": type(sampler).__name__, **vars(sampler),
@@ -60,8 +61,10 @@ def generate_and_save(
     return written
 
 
-def render_samples(out_dir: Path, keypoints: np.ndarray, info: dict, long_path=None, long_title="chained windows") -> dict:
-    """One video per sample, a grid of all, and the long dance if there is one."""
+def render_samples(
+    out_dir: Path, keypoints: np.ndarray, info: dict, long=None, long_name: str = "long_dance", long_title="chained windows"
+) -> dict:
+    """One video per sample (K, N, J, D), a grid of all, and <long_name>.mp4 of a long sequence (L, J, D) if given."""
     from motiondiff.render.skeleton_video import common_bounds, write_grid_video, write_skeleton_video
 
     parents, names, fps = info["parents"], info["joint_names"], info["fps"]
@@ -73,12 +76,8 @@ def render_samples(out_dir: Path, keypoints: np.ndarray, info: dict, long_path=N
         written[f"video_{index:02d}"] = path
     written["grid"] = out_dir / "grid.mp4"
     write_grid_video(written["grid"], list(keypoints), parents, fps, titles=[str(i) for i in range(len(keypoints))], names=names)
-    if long_path is not None:
-        written["long_video"] = Path(long_path).with_suffix(".mp4")
-        long = np.load(long_path)
+    if long is not None:
+        written["long_video"] = out_dir / f"{long_name}.mp4"
         write_skeleton_video(written["long_video"], long, parents, fps, title=long_title, names=names)
     return written
 
-
-def _to_keypoints(module: MotionDiffusion, features: torch.Tensor) -> np.ndarray:
-    return module.normalizer.denormalize(features.float()).cpu().numpy().astype(np.float32)

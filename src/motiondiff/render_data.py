@@ -26,7 +26,7 @@ def run(cfg: DictConfig) -> Path:
     picks = [starts[i] for i in np.linspace(0, len(starts) - 1, num=min(8, len(starts))).astype(int)]
     windows = np.stack([sequence[s : s + datamodule.window] for s in picks])  # (K, N, J, 2)
     np.save(out_dir / "windows.npy", windows)
-    render_samples(out_dir, windows, datamodule.info, out_dir / "sequence.npy", long_title="training sequence")
+    render_samples(out_dir, windows, datamodule.info, sequence, long_name="sequence", long_title="training sequence")
     log.info("Rendered the training data to %s", out_dir)
     return out_dir
 

@@ -14,7 +14,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from motiondiff.errors import UserError
+from motiondiff.errors import UserError, require_file
 from motiondiff.training.module import MotionDiffusion
 
 CONFIG_NAME = "config.yaml"
@@ -72,10 +72,8 @@ def load_run_config(run_dir: Path) -> DictConfig:
 def resolve_checkpoint(run_dir: Optional[str], ckpt_path: Optional[str], which: str = "last") -> tuple:
     """(run directory, checkpoint file) from run_dir (+ last/best) or from ckpt_path."""
     if ckpt_path:
-        ckpt = Path(ckpt_path)
-        if not ckpt.is_file():
-            raise UserError(f"checkpoint not found: '{ckpt}' (ckpt_path); check the path.")
-        return Path(run_root(run_dir, ckpt_path)), ckpt
+        require_file(ckpt_path, "checkpoint (ckpt_path)")
+        return Path(run_root(run_dir, ckpt_path)), Path(ckpt_path)
     if not run_dir:
         raise UserError("say which run to use: run_dir=outputs/<run> or ckpt_path=<file.ckpt>.")
     run = Path(run_dir)

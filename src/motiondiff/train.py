@@ -7,10 +7,10 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from motiondiff.errors import UserError
+from motiondiff.errors import UserError, require_file
 from motiondiff.cli import hydra_entry_point
 from motiondiff.generation import generate_and_save
-from motiondiff.runs import CONFIG_NAME, build_module, latest_checkpoint, save_run_config
+from motiondiff.runs import build_module, latest_checkpoint, save_run_config
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,7 @@ def _resume_path(cfg: DictConfig):
         return None
     if cfg.ckpt_path == "last":
         return str(latest_checkpoint(cfg.paths.output_root, cfg.run_name))
-    if not Path(cfg.ckpt_path).is_file():
-        raise UserError(f"checkpoint not found: '{cfg.ckpt_path}' (ckpt_path); check the path, or use ckpt_path=last.")
+    require_file(cfg.ckpt_path, "checkpoint (ckpt_path)", "check the path, or use ckpt_path=last")
     return str(cfg.ckpt_path)
 
 

@@ -8,6 +8,7 @@ always use the EMA weights.
 from typing import Callable, Optional
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
@@ -78,7 +79,7 @@ class MotionDiffusion(L.LightningModule):
             return
         generator = torch.Generator(device=self.device).manual_seed(0)
         samples = self.sample(self.val_num_samples, self.val_sampler, generator)  # (K, N, F)
-        keypoints = self.normalizer.denormalize(samples).float().cpu().numpy()  # (K, N, J, D)
+        keypoints = self.to_keypoints(samples)  # (K, N, J, D)
         error = bone_length_error(keypoints, self.data_info["bone_lengths"], self.data_info["parents"])
         self.log("val/sample_bone_length_error", error, sync_dist=True)
 
@@ -97,6 +98,10 @@ class MotionDiffusion(L.LightningModule):
         noise = torch.randn(shape, generator=generator, device=self.device)
         denoiser = Denoiser(self.ema_network, self.schedule, self.loss.prediction, clip_x0=self.x0_bound)
         return sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
+
+    def to_keypoints(self, features: Motion) -> np.ndarray:
+        """Normalised features (..., frames, feats) -> float32 keypoints (..., frames, joints, dims), original units."""
+        return self.normalizer.denormalize(features.to(self.device).float()).cpu().numpy().astype(np.float32)
 
     def configure_optimizers(self) -> dict:
         optimizer = self.optimizer_factory(params=self.network.parameters())
