@@ -38,9 +38,9 @@ def test_train_overrides_reach_the_objects(tmp_path):
     assert cfg.run_name == "dance2d-punet"
 
 
-@pytest.mark.parametrize("name", ["generate", "evaluate", "render_data"])
+@pytest.mark.parametrize("name", ["generate", "evaluate", "render_data", "convert_bvh"])
 def test_other_entry_configs_compose(tmp_path, name):
-    overrides = ["run_dir=outputs/x"] if name != "render_data" else []
+    overrides = ["run_dir=outputs/x"] if name in ("generate", "evaluate") else []
     cfg = compose_config(name, tmp_path, overrides)
     assert cfg.task_name == name
 

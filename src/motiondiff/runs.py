@@ -5,13 +5,14 @@ A training run directory holds `config.yaml` (the resolved composed config), `.h
 Checkpoints are read with `torch.load(weights_only=True)`: no pickled code is ever run.
 """
 
+import inspect
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from motiondiff.errors import UserError, require_file
@@ -39,7 +40,7 @@ def run_root(run_dir: Optional[str], ckpt_path: Optional[str]) -> str:
 def build_module(cfg: DictConfig, data_info: dict) -> MotionDiffusion:
     """The LightningModule described by a composed training config, for data described by data_info."""
     return MotionDiffusion(
-        network=instantiate(cfg.network, features=data_info["features"]),
+        network=instantiate(cfg.network, **network_sizes(cfg.network, data_info)),
         schedule=instantiate(cfg.schedule),
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.optimizer),
@@ -49,6 +50,19 @@ def build_module(cfg: DictConfig, data_info: dict) -> MotionDiffusion:
         val_sampler=instantiate(cfg.val_sampler),
         **cfg.module,
     )
+
+
+def network_sizes(network_cfg: DictConfig, data_info: dict) -> dict:
+    """The sizes a network takes from the data (features; text_dim for text); UserError on a data/network mismatch."""
+    network_class = get_class(network_cfg._target_)
+    takes_text = "text_dim" in inspect.signature(network_class).parameters
+    has_text = "text_dim" in data_info
+    name = network_class.__name__
+    if has_text and not takes_text:
+        raise UserError(f"network {name} cannot read text, but the dataset is text-conditioned; use network=incontext, adaln or cross_attention.")
+    if takes_text and not has_text:
+        raise UserError(f"network {name} needs text, but the dataset has no captions; use network=punet, or a text dataset (dataset=text_motion).")
+    return {"features": data_info["features"], **({"text_dim": data_info["text_dim"]} if has_text else {})}
 
 
 def save_run_config(cfg: DictConfig, run_dir: Path) -> Path:

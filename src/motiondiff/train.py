@@ -11,6 +11,7 @@ from motiondiff.errors import UserError, require_file
 from motiondiff.cli import hydra_entry_point
 from motiondiff.generation import generate_and_save
 from motiondiff.runs import build_module, latest_checkpoint, save_run_config
+from motiondiff.text_generation import generate_text_and_save
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +39,22 @@ def run(cfg: DictConfig) -> dict:
 
     result = {"run_dir": run_dir, "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
     result["checkpoint"] = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
-    settings = cfg.generate_after_training
-    if settings.num_samples > 0 and trainer.is_global_zero:
-        result["generated"] = generate_and_save(
-            module.eval(),
-            instantiate(cfg.sampler),
-            run_dir / "generations" / "final",
-            num_samples=settings.num_samples,
-            seed=cfg.seed,
-            chain_windows_count=settings.chain_windows,
-        )
+    if cfg.generate_after_training.num_samples > 0 and trainer.is_global_zero:
+        result["generated"] = _generate_after_training(cfg, module.eval(), run_dir / "generations" / "final")
         log.info("Generated samples in %s", run_dir / "generations" / "final")
     return result
+
+
+def _generate_after_training(cfg: DictConfig, module, out_dir: Path) -> dict:
+    """Samples from the trained module with the run's sampler: dance windows, or the configured prompts."""
+    settings, sampler = cfg.generate_after_training, instantiate(cfg.sampler)
+    if not module.conditional:
+        return generate_and_save(module, sampler, out_dir, settings.num_samples, cfg.seed, settings.chain_windows)
+    if not settings.get("prompts"):
+        raise UserError("generate_after_training.prompts is empty: list prompts for a text run, or set num_samples=0.")
+    prompts = [(text, None) for text in settings.prompts]
+    encoder = instantiate(cfg.text_encoder)
+    return generate_text_and_save(module, sampler, encoder, out_dir, prompts, settings.num_samples, seed=cfg.seed)
 
 
 def _resume_path(cfg: DictConfig):

@@ -10,3 +10,10 @@ Motion = TensorType["batch", "frames", "feats"]
 Timesteps = TensorType["batch"]
 FrameMask = TensorType["batch", "frames"]
 Loss = TensorType[()]
+
+# Text conditioning: a pooled sentence vector and the token sequence with its padding mask.
+TextPooled = TensorType["batch", "text_dim"]
+TextTokens = TensorType["batch", "tokens", "text_dim"]
+TokenMask = TensorType["batch", "tokens"]  # True on real tokens
+# Joint positions: (batch, frames, joints, 3), metres, y up.
+Joints = TensorType["batch", "frames", "joints", 3]

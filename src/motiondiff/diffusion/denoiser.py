@@ -1,29 +1,54 @@
 """A network seen as a denoiser: (x_t, t) -> (predicted x_0, predicted noise).
 
-Samplers only ever call a denoiser, so they are independent of the network and of
-its parameterisation (noise or clean-sample prediction).
+Samplers only ever call a denoiser, so they are independent of the network, of its
+parameterisation (noise or clean-sample prediction) and of classifier-free guidance.
 """
 
 from typing import Optional
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from motiondiff.diffusion.loss import check_prediction
 from motiondiff.diffusion.schedule import NoiseSchedule
+from motiondiff.errors import UserError
 from motiondiff.types import FrameMask, Motion, Timesteps
 
 
+def check_guidance_weight(weight: float) -> float:
+    """`weight` as a float; UserError unless it is a finite number >= 0."""
+    if not isinstance(weight, (int, float)) or not torch.isfinite(torch.tensor(float(weight))) or weight < 0:
+        raise UserError(f"guidance_weight={weight!r} must be a number >= 0 (1 = plain conditional, 0 = unconditional).")
+    return float(weight)
+
+
+def with_unconditional_copy(cond: dict) -> dict:
+    """The condition batch twice: the first half as given, the second half all dropped (the null condition)."""
+    batch = next(v for v in cond.values() if isinstance(v, Tensor)).shape[0]
+    device = next(v for v in cond.values() if isinstance(v, Tensor)).device
+    given = cond.get("drop", torch.zeros(batch, dtype=torch.bool, device=device))
+    doubled = {key: torch.cat([value, value]) for key, value in cond.items() if key != "drop"}
+    doubled["drop"] = torch.cat([given, torch.ones(batch, dtype=torch.bool, device=device)])  # (2B,)
+    return doubled
+
+
 class Denoiser:
-    """Read a network's output as both x_0 and epsilon, optionally clipping x_0."""
+    """Read a network's output as both x_0 and epsilon, with optional guidance and x_0 clipping.
+
+    Classifier-free guidance: output = uncond + w * (cond - uncond), both predictions from one
+    batched forward pass. Both parameterisations are linear in the output, so guiding the raw
+    output guides x_0 and epsilon alike. w = 1 is the plain conditional prediction.
+    """
 
     def __init__(
         self,
         network: nn.Module,
         schedule: NoiseSchedule,
         prediction: str,
-        cond=None,
+        cond: Optional[dict] = None,
         mask: Optional[FrameMask] = None,
         clip_x0: Optional[float] = None,
+        guidance_weight: float = 1.0,
     ):
         self.network = network
         self.schedule = schedule
@@ -31,9 +56,19 @@ class Denoiser:
         self.cond = cond
         self.mask = mask
         self.clip_x0 = clip_x0
+        self.guidance_weight = check_guidance_weight(guidance_weight)
+
+    def network_output(self, x_t: Motion, t: Timesteps) -> Motion:
+        """The network output, guided when there is a condition and guidance_weight != 1."""
+        if self.cond is None or self.guidance_weight == 1.0:
+            return self.network(x_t, t, cond=self.cond, mask=self.mask)  # (B, N, F)
+        mask = None if self.mask is None else torch.cat([self.mask, self.mask])  # (2B, N)
+        both = self.network(torch.cat([x_t, x_t]), torch.cat([t, t]), cond=with_unconditional_copy(self.cond), mask=mask)
+        conditional, unconditional = both.chunk(2)  # (B, N, F) each
+        return unconditional + self.guidance_weight * (conditional - unconditional)
 
     def __call__(self, x_t: Motion, t: Timesteps) -> tuple:
-        output = self.network(x_t, t, cond=self.cond, mask=self.mask)  # (B, N, F)
+        output = self.network_output(x_t, t)  # (B, N, F)
         if self.prediction == "epsilon":
             eps, x0 = output, self.schedule.x0_from_eps(x_t, t, output)
         else:

@@ -2,7 +2,9 @@
 
 Network, noise schedule, loss and validation sampler are separate objects built from
 their own config groups; this class only wires them together. Sampling and generation
-always use the EMA weights.
+always use the EMA weights. Conditional data (batches with a "cond" dict, e.g. text)
+are trained with condition dropout, so that the same network also predicts unconditionally
+and samplers can apply classifier-free guidance.
 """
 
 from typing import Callable, Optional
@@ -13,12 +15,13 @@ import torch
 from torch import nn
 
 from motiondiff.data.dance import KeypointNormalizer
-from motiondiff.diffusion.denoiser import Denoiser
+from motiondiff.diffusion.denoiser import Denoiser, check_guidance_weight
 from motiondiff.diffusion.loss import DiffusionLoss
 from motiondiff.diffusion.samplers import Sampler
 from motiondiff.diffusion.schedule import NoiseSchedule
 from motiondiff.metrics.skeleton import bone_length_error
-from motiondiff.types import Motion
+from motiondiff.errors import UserError
+from motiondiff.types import FrameMask, Motion
 
 
 class MotionDiffusion(L.LightningModule):
@@ -37,27 +40,47 @@ class MotionDiffusion(L.LightningModule):
         val_num_samples: int = 8,
         sample_every_n_epochs: int = 10,
         clip_x0: float = 0.0,
+        cond_drop_prob: float = 0.1,
+        guidance_weight: float = 1.0,
     ):
         super().__init__()
         self.save_hyperparameters({"data_info": data_info})
         self.network, self.schedule, self.loss = network, schedule, loss
         self.ema = ema(network, include_online_model=False)
-        self.normalizer = KeypointNormalizer(dims=data_info["dims"])
+        self.normalizer = build_normalizer(data_info)
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.val_sampler, self.val_num_samples = val_sampler, val_num_samples
         self.sample_every_n_epochs = sample_every_n_epochs
         # Clip predicted clean samples to clip_x0 x the largest normalised training value (0 = off).
         self.x0_bound = clip_x0 * data_info["feature_abs_max"] if clip_x0 > 0 else None
         self.data_info = data_info
+        if not 0.0 <= cond_drop_prob < 1.0:
+            raise UserError(f"module.cond_drop_prob={cond_drop_prob} must lie in [0, 1) (0.1 is usual for guidance).")
+        self.cond_drop_prob = cond_drop_prob
+        self.guidance_weight = check_guidance_weight(guidance_weight)
 
     @property
     def ema_network(self) -> nn.Module:
         return self.ema.ema_model
 
+    @property
+    def conditional(self) -> bool:
+        """True when the data carries a condition (text), so sampling needs one."""
+        return "text_dim" in self.data_info
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self.network, self.schedule, batch["motion"], batch["mask"])
+        cond = self.drop_conditions(batch.get("cond"))
+        loss = self.loss(self.network, self.schedule, batch["motion"], batch["mask"], cond=cond)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["motion"].shape[0])
         return loss
+
+    def drop_conditions(self, cond: Optional[dict]) -> Optional[dict]:
+        """The condition with a random `drop` flag per sample (probability cond_drop_prob): the null condition."""
+        if cond is None:
+            return None
+        batch = cond["text_pooled"].shape[0]
+        drop = torch.rand(batch, device=self.device) < self.cond_drop_prob  # (B,)
+        return {**cond, "drop": drop}
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         self.ema.update()
@@ -69,11 +92,11 @@ class MotionDiffusion(L.LightningModule):
         t = torch.randint(0, self.schedule.num_steps, (x0.shape[0],), generator=generator, device=x0.device)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         for name, network in (("val/loss", self.network), ("val/loss_ema", self.ema_network)):
-            loss = self.loss(network, self.schedule, x0, mask, t=t, noise=noise)
+            loss = self.loss(network, self.schedule, x0, mask, cond=batch.get("cond"), t=t, noise=noise)
             self.log(name, loss, prog_bar=name == "val/loss_ema", batch_size=x0.shape[0], sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        if self.val_sampler is None or self.trainer.sanity_checking or self.val_num_samples < 1:
+        if self.val_sampler is None or self.trainer.sanity_checking or self.val_num_samples < 1 or self.conditional:
             return
         if (self.current_epoch + 1) % self.sample_every_n_epochs != 0:
             return
@@ -92,18 +115,52 @@ class MotionDiffusion(L.LightningModule):
         frames: Optional[int] = None,
         known: Optional[Motion] = None,
         known_mask: Optional[torch.Tensor] = None,
+        cond: Optional[dict] = None,
+        mask: Optional[FrameMask] = None,
+        guidance_weight: Optional[float] = None,
     ) -> Motion:
-        """`num_samples` normalised motions (K, frames, feats) from the EMA network."""
-        shape = (num_samples, frames or self.data_info["window"], self.data_info["features"])
+        """`num_samples` normalised motions (K, frames, feats) from the EMA network.
+
+        Conditional runs take `cond` (the network's condition dict, batch K) and `mask` (K, frames)
+        for motions of different lengths; guidance_weight defaults to the run's module.guidance_weight.
+        """
+        if self.conditional and cond is None:
+            raise UserError("this model is text-conditioned: give a prompt (prompt=... or prompts_file=...).")
+        if not self.conditional and cond is not None:
+            raise UserError("this model is unconditional (trained without text): drop prompt/prompts_file.")
+        shape = (num_samples, frames or self.data_info.get("window") or self.data_info["max_frames"], self.data_info["features"])
         noise = torch.randn(shape, generator=generator, device=self.device)
-        denoiser = Denoiser(self.ema_network, self.schedule, self.loss.prediction, clip_x0=self.x0_bound)
-        return sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
+        weight = self.guidance_weight if guidance_weight is None else guidance_weight
+        denoiser = Denoiser(
+            self.ema_network, self.schedule, self.loss.prediction, cond=cond, mask=mask, clip_x0=self.x0_bound,
+            guidance_weight=weight,
+        )  # fmt: skip
+        x = sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
+        return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)  # padded frames zeroed
 
     def to_keypoints(self, features: Motion) -> np.ndarray:
-        """Normalised features (..., frames, feats) -> float32 keypoints (..., frames, joints, dims), original units."""
-        return self.normalizer.denormalize(features.to(self.device).float()).cpu().numpy().astype(np.float32)
+        """Normalised features (..., frames, feats) -> float32 positions (..., frames, joints, dims), original units.
+
+        Dance runs: 2D keypoints. Text-motion runs: 3D joints recovered from the feature representation.
+        """
+        raw = self.normalizer.denormalize(features.to(self.device).float())
+        representation = self.data_info.get("representation")
+        if representation is not None:
+            from motiondiff.data.representations import get_representation
+
+            raw = get_representation(representation).to_joints(raw)  # (..., frames, joints, 3)
+        return raw.cpu().numpy().astype(np.float32)
 
     def configure_optimizers(self) -> dict:
         optimizer = self.optimizer_factory(params=self.network.parameters())
         scheduler = self.lr_scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def build_normalizer(data_info: dict) -> nn.Module:
+    """The (empty) normaliser for the data described by data_info; its statistics load with the weights."""
+    if data_info.get("representation") is None:
+        return KeypointNormalizer(dims=data_info["dims"])
+    from motiondiff.data.text_motion import FeatureNormalizer
+
+    return FeatureNormalizer(data_info["features"])

@@ -1,0 +1,156 @@
+"""On-disk caption embeddings: one file per encoder, filled incrementally.
+
+`<cache_dir>/text-<encoder name>.npz` (no pickle) holds:
+  name     ()          unicode, the encoder's name
+  keys     (N,)        unicode, one per caption (`encoder.item_key`)
+  pooled   (N, D)      float32
+  tokens   (T, D)      float16, every caption's real tokens one after another (no padding)
+  lengths  (N,)        int64, token count of each caption (offsets are their cumulative sum)
+Only keys missing from the file are encoded, so a run whose captions are all cached never
+loads the text model. Writes go to a temporary file then os.replace; an unreadable file is
+reported and rebuilt.
+"""
+
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from motiondiff.text.encoders import CaptionItem, TextEmbedding, TextEncoder
+
+log = logging.getLogger(__name__)
+
+ENCODE_CHUNK = 2048  # captions encoded at once (bounds the padded token memory)
+
+
+class EmbeddingTable:
+    """Embeddings of unique keys, stored ragged; `lookup(keys)` pads a batch to its longest."""
+
+    def __init__(self, name: str, keys, pooled: np.ndarray, tokens: np.ndarray, lengths: np.ndarray):
+        self.name = name
+        self.keys = np.asarray(keys, dtype=str)  # (N,)
+        self.pooled = np.asarray(pooled, dtype=np.float32)  # (N, D)
+        self.tokens = np.asarray(tokens, dtype=np.float16)  # (T, D)
+        self.lengths = np.asarray(lengths, dtype=np.int64)  # (N,)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])  # (N+1,)
+        self.row = {key: index for index, key in enumerate(self.keys.tolist())}
+        assert len(self.row) == len(self.keys), "duplicate keys in an embedding table"
+        assert len(self.pooled) == len(self.keys) == len(self.lengths) and self.offsets[-1] == len(self.tokens)
+        assert self.pooled.shape[1:] == self.tokens.shape[1:] and self.pooled.ndim == 2
+
+    @property
+    def dim(self) -> int:
+        return self.pooled.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.row
+
+    def lookup(self, keys: list) -> TextEmbedding:
+        """The embeddings of `keys` (each must be in the table), tokens padded to the batch's longest."""
+        rows = [self.row[key] for key in keys]
+        sequences = [self.tokens[self.offsets[row] : self.offsets[row + 1]] for row in rows]  # B x (L_i, D)
+        return TextEmbedding.from_sequences(self.pooled[rows], sequences)
+
+    @staticmethod
+    def empty(name: str, dim: int) -> "EmbeddingTable":
+        """A table with no keys."""
+        return EmbeddingTable(name, np.zeros(0, str), np.zeros((0, dim)), np.zeros((0, dim)), np.zeros(0))
+
+    @staticmethod
+    def from_embedding(name: str, keys: list, embedding: TextEmbedding) -> "EmbeddingTable":
+        """A table of `keys` holding the rows of `embedding`."""
+        lengths = embedding.token_mask.sum(1).numpy()  # (B,)
+        tokens = embedding.tokens[embedding.token_mask].numpy()  # (T, D), row-major so captions stay in order
+        return EmbeddingTable(name, keys, embedding.pooled.numpy(), tokens, lengths)
+
+    @staticmethod
+    def concat(tables: list) -> "EmbeddingTable":
+        """The tables one after another (their keys must be distinct)."""
+        assert len({(table.name, table.dim) for table in tables}) == 1
+        return EmbeddingTable(
+            tables[0].name,
+            np.concatenate([table.keys for table in tables]),
+            np.concatenate([table.pooled for table in tables]),
+            np.concatenate([table.tokens for table in tables]),
+            np.concatenate([table.lengths for table in tables]),
+        )
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a temporary file beside `path`, then os.replace."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.savez(file, name=np.array(self.name), keys=self.keys, pooled=self.pooled, tokens=self.tokens, lengths=self.lengths)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def load(path: Path) -> "EmbeddingTable":
+        """Read a table written by `save` (no pickle)."""
+        with np.load(path, allow_pickle=False) as data:
+            return EmbeddingTable(str(data["name"]), data["keys"], data["pooled"], data["tokens"], data["lengths"])
+
+
+def cache_file(encoder: TextEncoder, cache_dir) -> Path:
+    """`<cache_dir>/text-<encoder.name with unsafe characters replaced>.npz`."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", encoder.name).strip("_.")
+    return Path(cache_dir) / f"text-{safe}.npz"
+
+
+def _load_or_empty(encoder: TextEncoder, path: Path) -> EmbeddingTable:
+    """The cached table at `path`, or an empty one when it is absent, unreadable or another encoder's."""
+    if not path.exists():
+        return EmbeddingTable.empty(encoder.name, encoder.dim)
+    try:
+        table = EmbeddingTable.load(path)
+    except Exception as error:  # a truncated or foreign file: rebuild it
+        log.warning("text embedding cache %s is unreadable (%s: %s); recomputing it.", path, type(error).__name__, error)
+        return EmbeddingTable.empty(encoder.name, encoder.dim)
+    if table.name != encoder.name or table.dim != encoder.dim:
+        log.warning("text embedding cache %s belongs to '%s' (dim %d), not '%s'; recomputing it.", path, table.name, table.dim, encoder.name)
+        return EmbeddingTable.empty(encoder.name, encoder.dim)
+    return table
+
+
+def cached_table(encoder: TextEncoder, items: list, cache_dir: Optional[Path]) -> EmbeddingTable:
+    """A table holding every item's key: loaded from the cache, missing keys encoded and saved.
+
+    With cache_dir None nothing is read or written.
+    """
+    path = cache_file(encoder, cache_dir) if cache_dir is not None else None
+    table = _load_or_empty(encoder, path) if path is not None else EmbeddingTable.empty(encoder.name, encoder.dim)
+    missing = {}
+    for item in items:
+        key = encoder.item_key(item)
+        if key not in table and key not in missing:
+            missing[key] = item
+    if not missing:
+        return table
+    log.info("encoding %d captions with %s (%d cached)", len(missing), encoder.name, len(table))
+    keys, todo = list(missing), list(missing.values())
+    tables = [table]
+    for start in range(0, len(todo), ENCODE_CHUNK):
+        chunk = encoder.encode_items(todo[start : start + ENCODE_CHUNK])
+        tables.append(EmbeddingTable.from_embedding(encoder.name, keys[start : start + ENCODE_CHUNK], chunk))
+    table = EmbeddingTable.concat(tables)
+    if path is not None:
+        table.save(path)
+    return table
+
+
+def lookup_items(table: EmbeddingTable, encoder: TextEncoder, items: list) -> TextEmbedding:
+    """The embeddings of dataset caption items, in order."""
+    return table.lookup([encoder.item_key(item) for item in items])
+
+
+__all__ = ["CaptionItem", "EmbeddingTable", "cache_file", "cached_table", "lookup_items"]

@@ -1,0 +1,140 @@
+"""BVH -> HumanML3D: the shared real clips become 22 SMPL joints and the 263 features, written in the
+dataset's layout; non-human skeletons, empty captions and existing ids are refused."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from conftest import compose_config, shared_path
+from motiondiff.convert_bvh import run
+from motiondiff.data import humanml3d_features as hml
+from motiondiff.data.bvh_to_humanml3d import (
+    SMPL22_JOINT_MAPS,
+    bvh_to_joints22,
+    caption_line,
+    convert_bvh_to_humanml3d,
+    leg_length,
+)
+from motiondiff.data.skeleton import SMPL22_NAMES, SMPL22_PARENTS, bone_lengths
+from motiondiff.errors import UserError
+
+# file: (frames, fps) as the shared README lists them.
+CLIPS = {
+    "Walk-In-Circle.bvh": (753, 60), "Gangnam-Style.bvh": (742, 60), "proud.bvh": (326, 120), "normal.bvh": (360, 120),
+}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=None)
+def joints_of(name: str) -> np.ndarray:
+    """The clip's 22 joints (loaded once per test session)."""
+    return bvh_to_joints22(shared_path("bvh", name))
+
+
+@pytest.mark.parametrize("name", sorted(CLIPS))
+def test_shared_clips_become_22_human_sized_joints(name):
+    joints = joints_of(name)
+    frames, fps = CLIPS[name]
+    assert joints.shape == ((frames - 1) * 20 // fps + 1, 22, 3) and np.isfinite(joints).all()
+    lengths = bone_lengths(joints, SMPL22_PARENTS)  # (T, 21)
+    assert (lengths.max(0) - lengths.min(0)).max() < 1e-9 * lengths.max()  # rigid bones: FK of one skeleton
+    assert lengths.min() > 0.02  # no joint collapsed onto its parent (CMU's zero-offset joints are bridged)
+    assert 0.5 < leg_length(joints) < 1.2  # metres (Walk: cm; the others: scaled to a human leg)
+    names = list(SMPL22_NAMES)
+    head, pelvis, ankles = (joints[:, names.index(n), 1].mean() for n in ("head", "pelvis", "left_ankle"))
+    assert head > pelvis + 0.3 > ankles + 0.6  # y is up
+    across = joints[:, names.index("left_hip")] - joints[:, names.index("right_hip")]  # (T, 3)
+    forward = joints[:, names.index("left_foot")] - joints[:, names.index("left_ankle")]  # (T, 3)
+    assert (np.cross(across, forward)[:, 1] < 0).mean() > 0.9  # left is on the left: left x toes-forward points down
+
+
+@pytest.mark.parametrize("name", ["Walk-In-Circle.bvh", "Gangnam-Style.bvh"])
+@pytest.mark.parametrize("offsets", [None, hml.REFERENCE_OFFSETS], ids=["own-bones", "reference-bones"])
+def test_real_clips_round_trip_through_the_features(name, offsets):
+    joints = joints_of(name)
+    features = hml.joints_to_features(joints, target_offsets=offsets)
+    canonical = hml.canonicalize_joints(joints, offsets)
+    assert np.abs(hml.features_to_joints(features) - canonical[:-1]).max() < 1e-4  # measured ~2e-7
+    feet = canonical[:, [hml.FOOT_JOINTS]].squeeze(1)[..., 1]  # (T, 4) heights
+    assert feet.min() == 0.0  # the lowest joint of the clip is a foot, on the floor
+    # Measured: the lowest foot joint of each frame is at most 2.5 cm (walk) / 5.5 cm (dance, hops) up.
+    assert np.median(feet.min(1)) < 0.03 and feet.min(1).max() < 0.08
+    contacts = features[:, hml.feature_slices()["foot_contact"]]
+    assert 0.2 < contacts.mean() < 0.8  # feet alternate between planted and moving
+
+
+def test_walk_in_circle_turns_a_full_circle():
+    features = hml.joints_to_features(joints_of("Walk-In-Circle.bvh"))
+    assert 300 < abs(np.degrees(2 * features[:, 0].sum())) < 400  # measured 346 over the clip
+
+
+def test_convert_writes_the_humanml3d_layout(tmp_path):
+    motion = convert_bvh_to_humanml3d(shared_path("bvh", "proud.bvh"), tmp_path, "A person walks proudly.", "000001")
+    features = np.load(tmp_path / "new_joint_vecs" / "000001.npy")
+    joints = np.load(tmp_path / "new_joints" / "000001.npy")
+    assert motion.frames == len(features) == 54 and features.shape == (54, 263) and joints.shape == (54, 22, 3)
+    assert features.dtype == joints.dtype == np.float32
+    assert np.abs(hml.features_to_joints(features) - joints).max() < 1e-6  # as the dataset: joints from features
+    assert np.allclose(bone_lengths(joints.astype(np.float64), SMPL22_PARENTS), hml.REFERENCE_BONE_LENGTHS, atol=1e-5)
+    text = (tmp_path / "texts" / "000001.txt").read_text()
+    assert text == "A person walks proudly.#a/OTHER person/OTHER walks/OTHER proudly/OTHER#0.0#0.0\n"
+    assert motion.text_path == tmp_path / "texts" / "000001.txt"
+
+
+def test_convert_refuses_to_overwrite(tmp_path):
+    clip = shared_path("bvh", "normal.bvh")
+    first = convert_bvh_to_humanml3d(clip, tmp_path, "a person walks")
+    assert first.motion_id == "normal"
+    before = first.features_path.read_bytes()
+    with pytest.raises(UserError, match="'normal' already exists"):
+        convert_bvh_to_humanml3d(clip, tmp_path, "another caption")
+    assert first.features_path.read_bytes() == before
+    assert convert_bvh_to_humanml3d(clip, tmp_path, "a person walks", motion_id="normal_2").frames == first.frames
+
+
+def test_a_crab_is_no_human(tmp_path):
+    with pytest.raises(UserError, match=r"Crab-dance-long\.bvh.*not a human.*pelvis \(Hips\).*left_wrist") as error:
+        convert_bvh_to_humanml3d(shared_path("bvh", "Crab-dance-long.bvh"), tmp_path, "a crab dances")
+    assert "22 body joints" in str(error.value)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_joint_map_that_does_not_fit_names_the_missing_joints():
+    with pytest.raises(UserError, match=r"neck \(Neck1\)"):
+        bvh_to_joints22(shared_path("bvh", "Walk-In-Circle.bvh"), joint_map="cmu")
+    with pytest.raises(UserError, match="Unknown joint_map 'smplx'"):
+        bvh_to_joints22(shared_path("bvh", "Walk-In-Circle.bvh"), joint_map="smplx")
+
+
+def test_every_joint_map_places_all_22_joints():
+    for mapping in SMPL22_JOINT_MAPS.values():
+        assert set(mapping) == set(SMPL22_NAMES)
+
+
+@pytest.mark.parametrize("caption", ["", "   ", None, "a#b"])
+def test_bad_captions_are_refused(caption):
+    with pytest.raises(UserError, match="caption"):
+        caption_line(caption)
+
+
+def test_explicit_scale(tmp_path):
+    centimetres = joints_of("Walk-In-Circle.bvh")
+    assert np.allclose(bvh_to_joints22(shared_path("bvh", "Walk-In-Circle.bvh"), scale=0.01), centimetres)
+    with pytest.raises(UserError, match="scale"):
+        bvh_to_joints22(shared_path("bvh", "Walk-In-Circle.bvh"), scale=-1)
+
+
+def test_cli_run_converts_one_clip(tmp_path):
+    out_root = tmp_path / "hml"
+    overrides = [f"bvh={shared_path('bvh', 'Walk-In-Circle.bvh')}", "caption=a person walks in a circle",
+                 f"out_root={out_root}", "motion_id=walk"]  # fmt: skip
+    cfg = compose_config("convert_bvh", tmp_path / "run", overrides)
+    motion = run(cfg)
+    assert motion.frames == 250 and (out_root / "new_joint_vecs" / "walk.npy").is_file()
+    assert (out_root / "texts" / "walk.txt").read_text().startswith("a person walks in a circle#a/OTHER person/OTHER")
+    with pytest.raises(UserError, match="already exists"):
+        run(cfg)
+    with pytest.raises(UserError, match="caption is empty"):
+        run(compose_config("convert_bvh", tmp_path / "run2", [*overrides[:1], f"out_root={out_root}", "motion_id=w2"]))
+    with pytest.raises(UserError, match="bvh="):
+        run(compose_config("convert_bvh", tmp_path / "run3", ["caption=x"]))

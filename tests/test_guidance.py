@@ -1,0 +1,86 @@
+"""Classifier-free guidance in the denoiser and condition dropout in the LightningModule."""
+
+import pytest
+import torch
+from torch import nn
+
+from motiondiff.diffusion.denoiser import Denoiser, with_unconditional_copy
+from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler
+from motiondiff.diffusion.schedule import LinearSchedule
+from motiondiff.errors import UserError
+
+
+class ToyConditional(nn.Module):
+    """Output = x * scale + (text vector, or a fixed null vector where drop is True); counts forward passes."""
+
+    def __init__(self, features: int = 3):
+        super().__init__()
+        self.null = nn.Parameter(torch.full((features,), -1.0))
+        self.calls = 0
+
+    def forward(self, x, t, cond=None, mask=None):
+        self.calls += 1
+        batch = x.shape[0]
+        if cond is None:
+            vector = self.null.expand(batch, -1)
+        else:
+            drop = cond.get("drop", torch.zeros(batch, dtype=torch.bool))
+            vector = torch.where(drop[:, None], self.null, cond["text_pooled"])  # (B, F)
+        return 0.5 * x + vector[:, None, :]  # (B, N, F)
+
+
+def _cond(batch=2, features=3):
+    pooled = torch.arange(batch * features, dtype=torch.float32).reshape(batch, features)
+    return {"text_pooled": pooled, "text_tokens": pooled[:, None], "text_mask": torch.ones(batch, 1, dtype=torch.bool)}
+
+
+def test_guidance_weight_one_is_the_conditional_output_in_one_pass():
+    network, schedule = ToyConditional(), LinearSchedule(num_steps=100)
+    x, t, cond = torch.randn(2, 5, 3), torch.tensor([10, 50]), _cond()
+    guided = Denoiser(network, schedule, "x0", cond=cond, guidance_weight=1.0)(x, t)[0]
+    assert network.calls == 1
+    assert torch.equal(guided, network(x, t, cond=cond))
+
+
+@pytest.mark.parametrize("weight", [0.0, 2.5, 7.0])
+def test_guided_output_is_uncond_plus_weight_times_difference_from_one_batched_pass(weight):
+    network, schedule = ToyConditional(), LinearSchedule(num_steps=100)
+    x, t, cond = torch.randn(2, 5, 3), torch.tensor([10, 50]), _cond()
+    guided = Denoiser(network, schedule, "x0", cond=cond, guidance_weight=weight)(x, t)[0]
+    assert network.calls == 1  # conditional and unconditional halves in one forward pass
+    conditional = network(x, t, cond=cond)
+    unconditional = network(x, t, cond=None)
+    torch.testing.assert_close(guided, unconditional + weight * (conditional - unconditional))
+
+
+def test_guidance_on_epsilon_guides_x0_the_same_way():
+    network, schedule = ToyConditional(), LinearSchedule(num_steps=100)
+    x, t, cond = torch.randn(2, 5, 3), torch.tensor([10, 50]), _cond()
+    x0_guided, eps_guided = Denoiser(network, schedule, "epsilon", cond=cond, guidance_weight=3.0)(x, t)
+    x0_c, _ = Denoiser(network, schedule, "epsilon", cond=cond)(x, t)
+    x0_u, _ = Denoiser(network, schedule, "epsilon")(x, t)
+    torch.testing.assert_close(x0_guided, x0_u + 3.0 * (x0_c - x0_u))
+    torch.testing.assert_close(eps_guided, schedule.eps_from_x0(x, t, x0_guided))
+
+
+def test_unconditional_copy_keeps_given_drops_and_drops_the_second_half():
+    cond = {**_cond(), "drop": torch.tensor([True, False])}
+    doubled = with_unconditional_copy(cond)
+    assert doubled["text_pooled"].shape == (4, 3)
+    assert doubled["drop"].tolist() == [True, False, True, True]
+
+
+@pytest.mark.parametrize("sampler", [DDPMSampler(progress=False), DDIMSampler(num_steps=10, progress=False)])
+@pytest.mark.parametrize("prediction", ["epsilon", "x0"])
+def test_guided_sampling_runs_with_both_samplers_and_parameterisations(sampler, prediction):
+    network, schedule = ToyConditional(), LinearSchedule(num_steps=50)
+    denoiser = Denoiser(network, schedule, prediction, cond=_cond(), guidance_weight=2.0)
+    noise = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(0))
+    out = sampler.sample(denoiser, schedule, noise, generator=torch.Generator().manual_seed(1))
+    assert out.shape == (2, 4, 3) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), "3"])
+def test_bad_guidance_weight_is_a_user_error(bad):
+    with pytest.raises(UserError, match="guidance_weight"):
+        Denoiser(ToyConditional(), LinearSchedule(num_steps=10), "x0", cond=_cond(), guidance_weight=bad)
