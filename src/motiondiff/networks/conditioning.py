@@ -1,0 +1,210 @@
+"""The three ways text and diffusion time enter the MotionTransformer, one class each (config `network=`).
+
+  incontext        InContextTransformer: time and text tokens prepended to the frames, plain pre-LN blocks.
+  adaln            AdaLNTransformer: adaLN-Zero blocks (DiT) modulated by c = time + pooled text.
+  cross_attention  CrossAttentionTransformer: frames cross-attend to the caption tokens; time by
+                   addition to the frame tokens or by adaLN-Zero (time_conditioning).
+The shared backbone (frame embedding, output layer, weight init, masks) is in transformer.py.
+"""
+
+import torch
+from torch import Tensor, nn
+
+from motiondiff.errors import UserError
+from motiondiff.networks.transformer import (
+    AdaLNModulation,
+    Attention,
+    Mlp,
+    MotionTransformer,
+    PooledTextEmbedder,
+    TokenTextEmbedder,
+    modulate,
+)
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: self-attention then MLP, each a residual."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads)
+        self.norm2, self.mlp = nn.LayerNorm(width), Mlp(width, mlp_ratio, dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor, key_mask: Tensor) -> Tensor:
+        a = self.norm1(h)  # (B, M, D)
+        h = h + self.dropout(self.attention(a, a, key_mask))  # (B, M, D)
+        return h + self.dropout(self.mlp(self.norm2(h)))  # (B, M, D)
+
+
+class AdaLNBlock(nn.Module):
+    """adaLN-Zero block: norms shifted/scaled and residuals gated by c; the identity at init."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        self.norm1, self.attention = nn.LayerNorm(width, elementwise_affine=False), Attention(width, heads)
+        self.norm2, self.mlp = nn.LayerNorm(width, elementwise_affine=False), Mlp(width, mlp_ratio, dropout)
+        self.modulation = AdaLNModulation(width, 6)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor, c: Tensor, key_mask: Tensor) -> Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c)  # (B, 1, D) each
+        a = modulate(self.norm1(h), shift1, scale1)  # (B, N, D)
+        h = h + gate1 * self.dropout(self.attention(a, a, key_mask))  # (B, N, D)
+        return h + gate2 * self.dropout(self.mlp(modulate(self.norm2(h), shift2, scale2)))  # (B, N, D)
+
+
+class AdaLNFinalNorm(nn.Module):
+    """The last LayerNorm, shifted and scaled by c (DiT's final layer without its linear)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False)
+        self.modulation = AdaLNModulation(width, 2)
+
+    def forward(self, h: Tensor, c: Tensor) -> Tensor:
+        shift, scale = self.modulation(c)  # (B, 1, D) each
+        return modulate(self.norm(h), shift, scale)  # (B, N, D)
+
+
+class CrossAttentionBlock(nn.Module):
+    """Pre-LN block: self-attention over frames, cross-attention to the text context, MLP; each a residual."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads)
+        self.norm2, self.cross_attention = nn.LayerNorm(width), Attention(width, heads)
+        self.norm3, self.mlp = nn.LayerNorm(width), Mlp(width, mlp_ratio, dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor, c: Tensor, key_mask: Tensor, context: Tensor, context_mask: Tensor) -> Tensor:
+        # c is unused: time was added to the frame tokens (same signature as AdaLNCrossAttentionBlock).
+        a = self.norm1(h)  # (B, N, D)
+        h = h + self.dropout(self.attention(a, a, key_mask))  # (B, N, D)
+        h = h + self.dropout(self.cross_attention(self.norm2(h), context, context_mask))  # (B, N, D)
+        return h + self.dropout(self.mlp(self.norm3(h)))  # (B, N, D)
+
+
+class AdaLNCrossAttentionBlock(nn.Module):
+    """CrossAttentionBlock with adaLN-Zero: all three sublayers shifted/scaled/gated by c; the identity at init."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        self.norm1, self.attention = nn.LayerNorm(width, elementwise_affine=False), Attention(width, heads)
+        self.norm2, self.cross_attention = nn.LayerNorm(width, elementwise_affine=False), Attention(width, heads)
+        self.norm3, self.mlp = nn.LayerNorm(width, elementwise_affine=False), Mlp(width, mlp_ratio, dropout)
+        self.modulation = AdaLNModulation(width, 9)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor, c: Tensor, key_mask: Tensor, context: Tensor, context_mask: Tensor) -> Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2, shift3, scale3, gate3 = self.modulation(c)  # (B, 1, D) each
+        a = modulate(self.norm1(h), shift1, scale1)  # (B, N, D)
+        h = h + gate1 * self.dropout(self.attention(a, a, key_mask))  # (B, N, D)
+        h = h + gate2 * self.dropout(self.cross_attention(modulate(self.norm2(h), shift2, scale2), context, context_mask))
+        return h + gate3 * self.dropout(self.mlp(modulate(self.norm3(h), shift3, scale3)))  # (B, N, D)
+
+
+class LayerNormIgnoringC(nn.LayerNorm):
+    """An affine LayerNorm with the (h, c) signature of AdaLNFinalNorm; c is unused."""
+
+    def forward(self, h: Tensor, c: Tensor) -> Tensor:
+        return super().forward(h)  # (B, N, D)
+
+
+class InContextTransformer(MotionTransformer):
+    """Time and text as extra tokens before the frames; plain pre-LN blocks; outputs read at the frames.
+
+    Prefix: [time, pooled caption (or null)], and with text_tokens=True also the caption's
+    token embeddings after it (TokenTextEmbedder: null token + tokens, key padding from text_mask).
+    """
+
+    def __init__(self, features: int, text_dim: int, text_tokens: bool = False, **backbone):
+        super().__init__(features, text_dim, **backbone)
+        self.pooled_text = PooledTextEmbedder(text_dim, self.width, self.null_condition)
+        self.token_text = TokenTextEmbedder(text_dim, self.width, self.null_condition) if text_tokens else None
+        self.blocks = nn.ModuleList(
+            Block(self.width, self.num_heads, self.mlp_ratio, self.dropout) for _ in range(self.num_layers)
+        )
+        self.final_norm = nn.LayerNorm(self.width)
+        self.initialize_weights()
+
+    def prefix(self, t_emb: Tensor, cond: dict) -> tuple:
+        """The condition tokens (B, P, D) and their key mask (B, P)."""
+        tokens = torch.stack([t_emb, self.pooled_text(cond)], dim=1)  # (B, 2, D)
+        mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)  # (B, 2), always attendable
+        if self.token_text is not None:
+            context, context_mask = self.token_text(cond)  # (B, 1+L, D), (B, 1+L)
+            tokens, mask = torch.cat([tokens, context], dim=1), torch.cat([mask, context_mask], dim=1)  # (B, 3+L, ...)
+        return tokens, mask
+
+    def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Tensor) -> Tensor:
+        prefix, prefix_mask = self.prefix(t_emb, cond)  # (B, P, D), (B, P)
+        tokens = torch.cat([prefix, h], dim=1)  # (B, P+N, D)
+        keys = torch.cat([prefix_mask, key_mask], dim=1)  # (B, P+N)
+        for block in self.blocks:
+            tokens = block(tokens, keys)  # (B, P+N, D)
+        return self.final_norm(tokens[:, prefix.shape[1]:])  # (B, N, D)
+
+
+class AdaLNTransformer(MotionTransformer):
+    """adaLN-Zero (DiT): c = time embedding + embedded pooled caption modulates every block and the final norm."""
+
+    def __init__(self, features: int, text_dim: int, **backbone):
+        super().__init__(features, text_dim, **backbone)
+        self.pooled_text = PooledTextEmbedder(text_dim, self.width, self.null_condition)
+        self.blocks = nn.ModuleList(
+            AdaLNBlock(self.width, self.num_heads, self.mlp_ratio, self.dropout) for _ in range(self.num_layers)
+        )
+        self.final_norm = AdaLNFinalNorm(self.width)
+        self.initialize_weights()
+
+    def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Tensor) -> Tensor:
+        c = t_emb + self.pooled_text(cond)  # (B, D)
+        for block in self.blocks:
+            h = block(h, c, key_mask)  # (B, N, D)
+        return self.final_norm(h, c)  # (B, N, D)
+
+
+class AddTime(nn.Module):
+    """time_conditioning=add: the time embedding is added to every frame token; blocks get no c."""
+
+    def forward(self, h: Tensor, t_emb: Tensor) -> tuple:
+        return h + t_emb[:, None], t_emb  # (B, N, D), (B, D) unused by the blocks
+
+
+class AdaLNTime(nn.Module):
+    """time_conditioning=adaln: the frame tokens stay as they are; the blocks are modulated by c = time embedding."""
+
+    def forward(self, h: Tensor, t_emb: Tensor) -> tuple:
+        return h, t_emb  # (B, N, D), (B, D)
+
+
+# time_conditioning -> (how time enters, block class, final norm class)
+TIME_CONDITIONING = {
+    "add": (AddTime, CrossAttentionBlock, LayerNormIgnoringC),
+    "adaln": (AdaLNTime, AdaLNCrossAttentionBlock, AdaLNFinalNorm),
+}
+
+
+class CrossAttentionTransformer(MotionTransformer):
+    """Frames self-attend, then cross-attend to the caption tokens (null token where none); time by addition or adaLN."""
+
+    def __init__(self, features: int, text_dim: int, time_conditioning: str = "add", **backbone):
+        super().__init__(features, text_dim, **backbone)
+        if time_conditioning not in TIME_CONDITIONING:
+            raise UserError(f"network.time_conditioning={time_conditioning!r} must be one of {list(TIME_CONDITIONING)}.")
+        time_entry, block, final_norm = TIME_CONDITIONING[time_conditioning]
+        self.time_entry = time_entry()
+        self.token_text = TokenTextEmbedder(text_dim, self.width, self.null_condition)
+        self.blocks = nn.ModuleList(
+            block(self.width, self.num_heads, self.mlp_ratio, self.dropout) for _ in range(self.num_layers)
+        )
+        self.final_norm = final_norm(self.width)
+        self.initialize_weights()
+
+    def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Tensor) -> Tensor:
+        context, context_mask = self.token_text(cond)  # (B, 1+L, D), (B, 1+L)
+        h, c = self.time_entry(h, t_emb)  # (B, N, D), (B, D)
+        for block in self.blocks:
+            h = block(h, c, key_mask, context, context_mask)  # (B, N, D)
+        return self.final_norm(h, c)  # (B, N, D)

@@ -1,0 +1,273 @@
+"""MotionTransformer: the DiT-style backbone over motion frames shared by the text-conditioning variants.
+
+The backbone embeds frames (input projection + fixed sinusoidal positions) and the diffusion
+step (TimestepEmbedder), hands both to its variant's `encode` (conditioning.py: in-context
+tokens, adaLN-Zero or cross-attention), and projects the result back to the features with a
+zero-initialised linear layer, so every variant outputs exactly 0 before training. Like PUNet it
+knows nothing about diffusion: t is only an integer step.
+
+The condition `cond` is a dict (each variant reads only the keys it needs):
+  text_pooled (B, Dt) float, text_tokens (B, L, Dt) float, text_mask (B, L) bool (True = real token),
+  drop (B,) bool, optional: True = the null condition for that sample (classifier-free guidance).
+cond=None is the null condition for every sample, the same as drop all True.
+null_condition: "learned" = a learned vector in the network's width replaces the embedded
+caption of a dropped sample; "zero" = the zero vector does (no parameter).
+Padding: frames with mask False are zeroed on input, masked out as attention keys everywhere and
+zeroed on output, so they never influence valid frames.
+
+Also here: the pieces the variants share (attention with key padding, MLP, adaLN modulation,
+the text embedders with their null condition).
+"""
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from motiondiff.errors import UserError
+from motiondiff.networks.embeddings import TimestepEmbedder
+from motiondiff.types import FrameMask, Motion, TextPooled, TextTokens, Timesteps, TokenMask
+
+NULL_CONDITIONS = ("learned", "zero")
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    """adaLN: x * (1 + scale) + shift, with shift and scale (B, 1, D) broadcast over the tokens."""
+    return x * (1 + scale) + shift  # (B, N, D)
+
+
+class Attention(nn.Module):
+    """Multi-head attention from queries x to a context; key_mask (B, M) True = attendable key."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.to_q = nn.Linear(width, width)
+        self.to_kv = nn.Linear(width, 2 * width)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, x: Tensor, context: Tensor, key_mask: Tensor) -> Tensor:
+        # Every row of key_mask must hold a True (the callers guarantee it): a query with no
+        # attendable key would give NaN.
+        q = rearrange(self.to_q(x), "b n (h d) -> b h n d", h=self.heads)  # (B, H, N, D/H)
+        k, v = rearrange(self.to_kv(context), "b m (two h d) -> two b h m d", two=2, h=self.heads)  # (B, H, M, D/H) each
+        h = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])  # (B, H, N, D/H)
+        return self.out(rearrange(h, "b h n d -> b n (h d)"))  # (B, N, D)
+
+
+class Mlp(nn.Module):
+    """Linear -> GELU -> dropout -> Linear, hidden width mlp_ratio x width."""
+
+    def __init__(self, width: int, mlp_ratio: float, dropout: float):
+        super().__init__()
+        hidden = int(width * mlp_ratio)
+        self.net = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(hidden, width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)  # (B, N, D)
+
+
+class AdaLNModulation(nn.Module):
+    """SiLU -> Linear from a conditioning vector c (B, D) to `chunks` vectors (B, 1, D); zero-initialised (adaLN-Zero)."""
+
+    def __init__(self, width: int, chunks: int):
+        super().__init__()
+        self.chunks = chunks
+        self.linear = nn.Linear(width, chunks * width)
+
+    def forward(self, c: Tensor) -> tuple:
+        return self.linear(F.silu(c))[:, None].chunk(self.chunks, dim=-1)  # `chunks` x (B, 1, D)
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed sinusoidal frame positions (N, D) for N up to max_frames; a UserError beyond."""
+
+    def __init__(self, max_frames: int, width: int):
+        super().__init__()
+        self.max_frames = max_frames
+        position = torch.arange(max_frames, dtype=torch.float32)[:, None]  # (max_frames, 1)
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(0, width, 2, dtype=torch.float32) / width)  # (ceil(D/2),)
+        table = torch.zeros(max_frames, width)  # (max_frames, D)
+        table[:, 0::2] = torch.sin(position * freqs)
+        table[:, 1::2] = torch.cos(position * freqs[: width // 2])
+        self.register_buffer("table", table, persistent=False)
+
+    def forward(self, frames: int) -> Tensor:
+        if frames > self.max_frames:
+            raise UserError(
+                f"a motion of {frames} frames is longer than network.max_frames={self.max_frames}; "
+                f"raise network.max_frames or use shorter clips."
+            )
+        return self.table[:frames]  # (N, D)
+
+
+class NullCondition(nn.Module):
+    """The embedding of a dropped condition: a learned vector (null_condition=learned) or zeros (zero)."""
+
+    def __init__(self, width: int, mode: str):
+        super().__init__()
+        if mode not in NULL_CONDITIONS:
+            raise UserError(f"network.null_condition={mode!r} must be one of {list(NULL_CONDITIONS)}.")
+        if mode == "learned":
+            self.embedding = nn.Parameter(torch.zeros(width))  # (D,), initialised by the network
+        else:
+            self.register_buffer("embedding", torch.zeros(width), persistent=False)  # (D,)
+
+    def forward(self, embedded: Tensor, drop: Tensor) -> Tensor:
+        """`embedded` (B, D) with the null embedding where drop (B,) is True."""
+        return torch.where(drop[:, None], self.embedding.to(embedded.dtype), embedded)  # (B, D)
+
+
+def complete_condition(cond: Optional[dict], batch: int, text_dim: int, device) -> dict:
+    """The condition with a `drop` flag; cond=None becomes empty text with drop all True."""
+    if cond is None:
+        return {
+            "text_pooled": torch.zeros(batch, text_dim, device=device),
+            "text_tokens": torch.zeros(batch, 0, text_dim, device=device),
+            "text_mask": torch.zeros(batch, 0, dtype=torch.bool, device=device),
+            "drop": torch.ones(batch, dtype=torch.bool, device=device),
+        }
+    drop = cond.get("drop")
+    drop = torch.zeros(batch, dtype=torch.bool, device=device) if drop is None else drop.bool().to(device)
+    assert drop.shape == (batch,), f"cond['drop'] must be ({batch},), got {tuple(drop.shape)}"
+    return {**cond, "drop": drop}
+
+
+def condition_entry(cond: dict, key: str, shape: tuple) -> Tensor:
+    """cond[key], checked against `shape` (None = any size); ValueError when missing or misshapen."""
+    if key not in cond:
+        raise ValueError(f"this network reads cond['{key}'], which the condition lacks (keys: {sorted(cond)}).")
+    value = cond[key]
+    if value.ndim != len(shape) or any(want is not None and got != want for got, want in zip(value.shape, shape)):
+        raise ValueError(f"cond['{key}'] must have shape {shape} (None = any), got {tuple(value.shape)}.")
+    return value
+
+
+class PooledTextEmbedder(nn.Module):
+    """cond["text_pooled"] (B, Dt) -> (B, D) by Linear-SiLU-Linear; the null condition where drop is True."""
+
+    def __init__(self, text_dim: int, width: int, null_condition: str):
+        super().__init__()
+        self.text_dim = text_dim
+        self.mlp = nn.Sequential(nn.Linear(text_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.null = NullCondition(width, null_condition)
+
+    def forward(self, cond: dict) -> Tensor:
+        drop = cond["drop"]  # (B,)
+        pooled: TextPooled = condition_entry(cond, "text_pooled", (drop.shape[0], self.text_dim))
+        pooled = pooled.to(self.mlp[0].weight.dtype).masked_fill(drop[:, None], 0.0)  # (B, Dt), dropped never reach the MLP
+        return self.null(self.mlp(pooled), drop)  # (B, D)
+
+
+class TokenTextEmbedder(nn.Module):
+    """cond["text_tokens"] (B, L, Dt) -> context (B, 1+L, D) and its key mask (B, 1+L).
+
+    The first context token is the null condition; it is attendable exactly where no text token
+    is (dropped samples, empty captions), so every query always has a key, and a caption's
+    output never depends on the null embedding.
+    """
+
+    def __init__(self, text_dim: int, width: int, null_condition: str):
+        super().__init__()
+        self.text_dim = text_dim
+        self.proj = nn.Linear(text_dim, width)
+        self.null = NullCondition(width, null_condition)
+
+    def forward(self, cond: dict) -> tuple:
+        drop = cond["drop"]  # (B,)
+        batch = drop.shape[0]
+        tokens: TextTokens = condition_entry(cond, "text_tokens", (batch, None, self.text_dim))
+        text_mask: TokenMask = condition_entry(cond, "text_mask", (batch, tokens.shape[1]))
+        valid = text_mask.bool() & ~drop[:, None]  # (B, L) attendable text tokens
+        tokens = tokens.to(self.proj.weight.dtype).masked_fill(~valid[:, :, None], 0.0)  # (B, L, Dt), padding never reaches the net
+        null = self.null.embedding.to(tokens.dtype).expand(batch, 1, -1)  # (B, 1, D)
+        context = torch.cat([null, self.proj(tokens)], dim=1)  # (B, 1+L, D)
+        context_mask = torch.cat([~valid.any(dim=1, keepdim=True), valid], dim=1)  # (B, 1+L), one True per row at least
+        return context, context_mask
+
+
+class MotionTransformer(nn.Module):
+    """Frames -> tokens (projection + positions) -> the variant's conditioned blocks -> zero-initialised projection back.
+
+    Subclasses (conditioning.py) build their blocks after calling this __init__, implement
+    `encode`, and call `initialize_weights()` last.
+    """
+
+    def __init__(
+        self,
+        features: int,
+        text_dim: int,
+        latent_dim: int = 512,
+        num_layers: int = 8,
+        num_heads: int = 16,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.1,
+        max_frames: int = 196,
+        null_condition: str = "learned",
+    ):
+        super().__init__()
+        check_config(features, text_dim, latent_dim, num_layers, num_heads, mlp_ratio, dropout, max_frames, null_condition)
+        self.features, self.text_dim = features, text_dim
+        self.width, self.num_layers, self.num_heads = latent_dim, num_layers, num_heads
+        self.mlp_ratio, self.dropout, self.null_condition = mlp_ratio, dropout, null_condition
+        self.input = nn.Linear(features, latent_dim)
+        self.positions = SinusoidalPositions(max_frames, latent_dim)
+        self.time_embedder = TimestepEmbedder(latent_dim)
+        self.output = nn.Linear(latent_dim, features)
+
+    def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Tensor) -> Tensor:
+        """The variant's conditioned blocks and final norm: frame tokens (B, N, D) -> (B, N, D)."""
+        raise NotImplementedError
+
+    def initialize_weights(self) -> None:
+        """Xavier linears, N(0, 0.02) timestep MLP and learned null, zero adaLN modulations and output layer."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        for layer in (self.time_embedder.mlp[0], self.time_embedder.mlp[2]):
+            nn.init.normal_(layer.weight, std=0.02)
+        for module in self.modules():
+            if isinstance(module, NullCondition) and isinstance(module.embedding, nn.Parameter):
+                nn.init.normal_(module.embedding, std=0.02)
+            if isinstance(module, AdaLNModulation):  # every adaLN block starts as the identity
+                nn.init.zeros_(module.linear.weight)
+                nn.init.zeros_(module.linear.bias)
+        nn.init.zeros_(self.output.weight)  # the untrained network outputs exactly 0
+        nn.init.zeros_(self.output.bias)
+
+    def forward(self, x: Motion, t: Timesteps, cond: Optional[dict] = None, mask: Optional[FrameMask] = None) -> Motion:
+        """Predict a tensor shaped like x (B, frames <= max_frames, features) from x, step t and the condition."""
+        if x.ndim != 3 or x.shape[-1] != self.features or x.shape[1] < 1:
+            raise ValueError(f"{type(self).__name__} expects x of shape (batch, frames>=1, {self.features}), got {tuple(x.shape)}.")
+        batch, frames, _ = x.shape
+        positions = self.positions(frames)  # (N, D); UserError beyond max_frames
+        mask = torch.ones(batch, frames, dtype=torch.bool, device=x.device) if mask is None else mask.bool()  # (B, N)
+        assert mask.shape == (batch, frames), f"mask must be ({batch}, {frames}), got {tuple(mask.shape)}"
+        key_mask = mask | ~mask.any(dim=1, keepdim=True)  # (B, N); a sample without valid frames attends to all (output discarded)
+        h = self.input(x.masked_fill(~mask[:, :, None], 0.0)) + positions  # (B, N, D), padded frames zeroed first
+        t_emb = self.time_embedder(t.reshape(-1).expand(batch))  # (B, D)
+        cond = complete_condition(cond, batch, self.text_dim, x.device)
+        h = self.encode(h, t_emb, cond, key_mask)  # (B, N, D)
+        return self.output(h).masked_fill(~mask[:, :, None], 0.0)  # (B, N, F), padded frames zeroed
+
+
+def check_config(features, text_dim, latent_dim, num_layers, num_heads, mlp_ratio, dropout, max_frames, null_condition):
+    """Raise a UserError naming the config key of the first invalid MotionTransformer setting."""
+    positive = dict(
+        features=features, text_dim=text_dim, latent_dim=latent_dim, num_layers=num_layers, num_heads=num_heads, max_frames=max_frames
+    )
+    for key, value in positive.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(f"network.{key}={value!r} must be a positive integer.")
+    if latent_dim % num_heads:
+        raise UserError(f"network.num_heads={num_heads} must divide network.latent_dim={latent_dim}.")
+    if not isinstance(mlp_ratio, (int, float)) or int(latent_dim * mlp_ratio) < 1:
+        raise UserError(f"network.mlp_ratio={mlp_ratio!r} must be a positive number (4.0 is usual).")
+    if not 0.0 <= dropout < 1.0:
+        raise UserError(f"network.dropout={dropout} must lie in [0, 1).")
+    if null_condition not in NULL_CONDITIONS:
+        raise UserError(f"network.null_condition={null_condition!r} must be one of {list(NULL_CONDITIONS)}.")

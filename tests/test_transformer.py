@@ -1,0 +1,243 @@
+"""MotionTransformer variants: shapes, padding, zero/identity init, the condition and its null, gradients, batching, configs."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from motiondiff.errors import UserError
+from motiondiff.networks.conditioning import (
+    AdaLNCrossAttentionBlock,
+    AdaLNTransformer,
+    CrossAttentionTransformer,
+    InContextTransformer,
+)
+from motiondiff.networks.transformer import NullCondition
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "network"
+FEATURES, TEXT_DIM, MAX_FRAMES = 6, 8, 16
+TINY = dict(latent_dim=32, num_layers=2, num_heads=4, max_frames=MAX_FRAMES)
+# name -> (class, variant options); the two extra entries are the config options of incontext and cross_attention.
+VARIANTS = {
+    "incontext": (InContextTransformer, {}),
+    "incontext_tokens": (InContextTransformer, dict(text_tokens=True)),
+    "adaln": (AdaLNTransformer, {}),
+    "cross_attention": (CrossAttentionTransformer, {}),
+    "cross_attention_adaln": (CrossAttentionTransformer, dict(time_conditioning="adaln")),
+}
+# The reference size (8 layers x 512 wide x 16 heads) for features=263, text_dim=384.
+REFERENCE_PARAMS = {"incontext": 26_344_711, "adaln": 39_460_103, "cross_attention": 34_495_239}
+
+
+def make(name: str, **kwargs):
+    """A tiny network of variant `name`."""
+    cls, options = VARIANTS[name]
+    return cls(features=FEATURES, text_dim=TEXT_DIM, **{**TINY, "dropout": 0.0, **options, **kwargs})
+
+
+def perturb(net: nn.Module, seed: int = 0) -> nn.Module:
+    """Replace every (zero-initialised or not) parameter with N(0, 0.15) so that every path is live."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in net.parameters():
+            param.copy_(0.15 * torch.randn(param.shape, generator=generator))
+    return net
+
+
+def make_cond(batch: int, tokens: int = 5, seed: int = 1, lengths=None) -> dict:
+    """Random text condition; caption b has lengths[b] real tokens (default: all)."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([tokens] * batch if lengths is None else lengths)
+    return {
+        "text_pooled": torch.randn(batch, TEXT_DIM, generator=generator),
+        "text_tokens": torch.randn(batch, tokens, TEXT_DIM, generator=generator),
+        "text_mask": torch.arange(tokens)[None] < lengths[:, None],  # (B, L)
+    }
+
+
+def inputs(batch: int = 3, frames: int = 12, seed: int = 2):
+    """Random motion and timesteps."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, frames, FEATURES, generator=generator), torch.randint(0, 1000, (batch,), generator=generator)
+
+
+def select(cond: dict, index) -> dict:
+    """The samples `index` of a condition dict."""
+    return {key: value[index] for key, value in cond.items()}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_output_shape_and_max_frames(name):
+    net = perturb(make(name)).eval()
+    for frames in [1, 7, MAX_FRAMES]:
+        x, t = inputs(frames=frames)
+        out = net(x, t, make_cond(3))
+        assert out.shape == x.shape
+        assert torch.isfinite(out).all()
+    with pytest.raises(UserError, match=f"17 frames.*network.max_frames={MAX_FRAMES}"):
+        net(*inputs(frames=MAX_FRAMES + 1), make_cond(3))
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_padded_frames_and_padded_tokens_change_nothing(name):
+    net = perturb(make(name, dropout=0.1)).eval()
+    x, t = inputs()
+    mask = torch.arange(12)[None] < torch.tensor([12, 7, 1])[:, None]  # (B, N)
+    cond = make_cond(3, lengths=[5, 2, 0])  # the last caption is empty: only the null token is attendable
+    out = net(x, t, cond, mask)
+    assert torch.isfinite(out).all()
+    assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))  # padded outputs are zeroed
+    # Other values, even NaN, on padded frames and padded text tokens.
+    x2 = torch.where(mask[:, :, None], x, 100 * torch.randn_like(x))
+    x2[1, -1] = float("nan")
+    cond2 = {**cond, "text_tokens": torch.where(cond["text_mask"][:, :, None], cond["text_tokens"], 50 * torch.randn_like(cond["text_tokens"]))}
+    cond2["text_tokens"][2, 0] = float("nan")
+    out2 = net(x2, t, cond2, mask)
+    torch.testing.assert_close(out2, out, atol=1e-5, rtol=0)
+    # A sample's valid frames do not depend on how many padded frames follow them.
+    alone = net(x[1:2, :7], t[1:2], select(cond, slice(1, 2)))
+    torch.testing.assert_close(alone, out[1:2, :7], atol=1e-5, rtol=1e-4)  # other lengths, other summation order
+    assert not torch.allclose(out, net(x2.nan_to_num(), t, cond2), atol=1e-3)  # the mask is what protects them
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_untrained_output_is_exactly_zero(name):
+    net = make(name, dropout=0.1)
+    x, t = inputs()
+    for cond in (make_cond(3), None):
+        out = net(x, t, cond)
+        assert torch.equal(out, torch.zeros_like(out))
+
+
+@pytest.mark.parametrize("name", ["adaln", "cross_attention_adaln"])
+def test_adaln_blocks_are_the_identity_at_init(name):
+    net = make(name).eval()
+    h, c = torch.randn(3, 12, 32), torch.randn(3, 32)
+    key_mask = torch.ones(3, 12, dtype=torch.bool)
+    context, context_mask = torch.randn(3, 4, 32), torch.ones(3, 4, dtype=torch.bool)
+    for block in net.blocks:
+        extra = (context, context_mask) if isinstance(block, AdaLNCrossAttentionBlock) else ()
+        assert torch.equal(block(h, c, key_mask, *extra), h)
+    assert torch.equal(net.final_norm(h, c), nn.functional.layer_norm(h, (32,)))  # final modulation is zero too
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_the_condition_matters_and_drop_equals_no_condition(name):
+    net = perturb(make(name)).eval()
+    x, t = inputs()
+    cond, other = make_cond(3, seed=1), make_cond(3, seed=7)
+    out = net(x, t, cond)
+    assert (out - net(x, t, other)).abs().amax(dim=(1, 2)).min() > 1e-3  # every sample sees its text
+    assert (out - net(x, t)).abs().amax(dim=(1, 2)).min() > 1e-3
+    all_dropped = net(x, t, {**cond, "drop": torch.ones(3, dtype=torch.bool)})
+    torch.testing.assert_close(all_dropped, net(x, t, None), atol=1e-6, rtol=0)
+    torch.testing.assert_close(all_dropped, net(x, t, {**other, "drop": torch.ones(3, dtype=torch.bool)}), atol=1e-6, rtol=0)
+    some = net(x, t, {**cond, "drop": torch.tensor([False, True, False])})
+    torch.testing.assert_close(some[1], all_dropped[1], atol=1e-6, rtol=0)
+    torch.testing.assert_close(some[[0, 2]], out[[0, 2]], atol=1e-6, rtol=0)
+    assert not torch.allclose(net(x, torch.flip(t, [0]), cond), out, atol=1e-3)  # and t matters
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_learned_null_condition_is_a_parameter_used_only_when_dropped(name):
+    net = perturb(make(name, null_condition="learned")).eval()
+    x, t = inputs()
+    cond = {**make_cond(3), "drop": torch.tensor([False, True, False])}
+    nulls = [module.embedding for module in net.modules() if isinstance(module, NullCondition)]
+    assert nulls and all(isinstance(null, nn.Parameter) for null in nulls)
+    out = net(x, t, cond)
+    with torch.no_grad():
+        for null in nulls:  # a random change: LayerNorm would cancel a constant shift exactly
+            null.add_(torch.randn(null.shape, generator=torch.Generator().manual_seed(3)))
+    changed = net(x, t, cond)
+    torch.testing.assert_close(changed[[0, 2]], out[[0, 2]], atol=1e-6, rtol=0)
+    assert (changed[1] - out[1]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_zero_null_condition_is_an_embedded_text_of_exactly_zero(name):
+    net = perturb(make(name, null_condition="zero")).eval()
+    assert not any("null" in key for key, _ in net.named_parameters())
+    assert all(torch.equal(m.embedding, torch.zeros(32)) for m in net.modules() if isinstance(m, NullCondition))
+    x, t = inputs()
+    dropped = net(x, t, None)
+    # Make every text embedder output exactly zero: the undropped output is then the dropped one.
+    with torch.no_grad():
+        last_layers = {"pooled_text": lambda embedder: embedder.mlp[-1], "token_text": lambda embedder: embedder.proj}
+        for attribute, last_layer in last_layers.items():
+            if getattr(net, attribute, None) is not None:
+                nn.init.zeros_(last_layer(getattr(net, attribute)).weight)
+                nn.init.zeros_(last_layer(getattr(net, attribute)).bias)
+    # One text token: in-context attention weighs L identical zero tokens L times as much as one null token.
+    torch.testing.assert_close(net(x, t, make_cond(3, tokens=1)), dropped, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_gradients_reach_every_parameter_and_the_null_only_when_dropped(name):
+    torch.manual_seed(0)
+    x, t = inputs()
+    mask = torch.arange(12)[None] < torch.tensor([12, 9, 5])[:, None]
+    for drop in ([False, True, False], [False, False, False]):
+        net = perturb(make(name, dropout=0.1)).train()
+        cond = {**make_cond(3, lengths=[5, 3, 1]), "drop": torch.tensor(drop)}
+        (net(x, t, cond, mask) ** 2).mean().backward()
+        for key, param in net.named_parameters():
+            null = key.endswith("null.embedding")
+            should = not null or any(drop)
+            assert param.grad is not None, f"{key} has no grad"
+            assert torch.isfinite(param.grad).all(), f"{key} has a non-finite grad"
+            assert (param.grad.abs().sum() > 0) == should, f"{key}: grad {param.grad.abs().sum():.3g} with drop={drop}"
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_a_sample_does_not_depend_on_the_rest_of_the_batch(name):
+    net = perturb(make(name, dropout=0.1)).eval()
+    x, t = inputs()
+    mask = torch.arange(12)[None] < torch.tensor([12, 6, 9])[:, None]
+    cond = {**make_cond(3, lengths=[5, 1, 3]), "drop": torch.tensor([False, True, False])}
+    out = net(x, t, cond, mask)
+    for b in range(3):
+        alone = net(x[b : b + 1], t[b : b + 1], select(cond, slice(b, b + 1)), mask[b : b + 1])
+        torch.testing.assert_close(alone, out[b : b + 1], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["incontext", "adaln", "cross_attention"])
+def test_hydra_config_instantiates(variant):
+    cfg = OmegaConf.load(CONFIGS / f"{variant}.yaml")
+    assert "features" not in cfg and "text_dim" not in cfg
+    net = instantiate(cfg, features=263, text_dim=384, latent_dim=32, num_layers=2, num_heads=4)
+    x = torch.randn(2, 40, 263)
+    cond = {"text_pooled": torch.randn(2, 384), "text_tokens": torch.randn(2, 3, 384), "text_mask": torch.ones(2, 3, dtype=torch.bool)}
+    assert net(x, torch.tensor([3, 500]), cond, torch.ones(2, 40, dtype=torch.bool)).shape == x.shape
+    reference = instantiate(cfg, features=263, text_dim=384)
+    n_params = sum(p.numel() for p in reference.parameters())
+    assert n_params == REFERENCE_PARAMS[variant], f"{variant} at 8x512x16 has {n_params:,} parameters"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(num_heads=3), "network.num_heads=3 must divide network.latent_dim=32"),
+        (dict(null_condition="none"), "network.null_condition='none'"),
+        (dict(dropout=1.0), "network.dropout=1.0"),
+        (dict(num_layers=0), "network.num_layers=0"),
+        (dict(max_frames=0), "network.max_frames=0"),
+        (dict(mlp_ratio=0.0), "network.mlp_ratio=0.0"),
+    ],
+)
+def test_bad_config_raises_user_error(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        make("adaln", **kwargs)
+
+
+def test_bad_time_conditioning_raises_user_error():
+    with pytest.raises(UserError, match="network.time_conditioning='film'"):
+        make("cross_attention", time_conditioning="film")
+
+
+def test_missing_condition_key_is_named():
+    with pytest.raises(ValueError, match="text_tokens"):
+        make("cross_attention")(*inputs(), {"text_pooled": torch.randn(3, TEXT_DIM)})
