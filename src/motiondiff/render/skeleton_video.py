@@ -137,19 +137,29 @@ def pad_to_even(frames: np.ndarray) -> np.ndarray:
 
 def write_video(path, frames, fps, overwrite: bool = False) -> Path:
     """Write frames (T, H, W, 3) uint8 to an mp4 (libx264, yuv420p); refuses to replace a file unless overwrite."""
-    from moviepy import VideoClip
-
-    path, fps = Path(path), check_fps(fps)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
         raise UserError(f"frames must be a non-empty uint8 array (frames, height, width, 3), got {frames.dtype} {frames.shape}.")
+    return write_frames(path, lambda i: frames[i], len(frames), fps, overwrite)
+
+
+def write_frames(path, frame_at, count: int, fps, overwrite: bool = False) -> Path:
+    """Write `count` frames made on demand by frame_at(i) -> (H, W, 3) uint8 to an mp4 (libx264, yuv420p)."""
+    from moviepy import VideoClip
+
+    path, fps = Path(path), check_fps(fps)
+    assert count >= 1, "a video needs at least one frame"
     if path.exists() and not overwrite:
         raise UserError(f"video '{path}' already exists; choose another path or pass overwrite=True.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames = pad_to_even(frames)
+
+    @functools.lru_cache(maxsize=2)  # moviepy asks for frame 0 twice; frames are drawn once each otherwise
+    def padded(i: int) -> np.ndarray:
+        return pad_to_even(frame_at(i)[None])[0]  # (H', W', 3) with even sides for yuv420p
+
     # Not ImageSequenceClip: under NumPy 2 its float32 frame start times repeat/skip frames at fps like 7 or 12.5.
-    # moviepy samples t = i / fps for i < int(duration * fps); half a frame of slack keeps all len(frames) of them.
-    clip = VideoClip(lambda t: frames[min(int(round(t * fps)), len(frames) - 1)], duration=(len(frames) + 0.5) / fps)
+    # moviepy samples t = i / fps for i < int(duration * fps); half a frame of slack keeps all of them
+    clip = VideoClip(lambda t: padded(min(int(round(t * fps)), count - 1)), duration=(count + 0.5) / fps)
     clip.write_videofile(str(path), fps=fps, codec="libx264", audio=False, pixel_format="yuv420p", logger=None)
     clip.close()
     return path

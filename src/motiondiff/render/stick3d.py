@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from motiondiff.errors import UserError
 from motiondiff.render.skeleton_video import (
-    BACKGROUND, BONE_COLOURS, JOINT_COLOUR, TEXT, check_fps, pad_to_even, side_of,
+    BACKGROUND, BONE_COLOURS, JOINT_COLOUR, TEXT, check_fps, side_of, write_frames,
 )  # fmt: skip
 
 TILE_COLOURS = ((226, 226, 219), (206, 206, 197))  # the ground's checker
@@ -307,27 +307,6 @@ def render_stick3d_frames(joints, parents, caption: str = "", names=None, camera
     """Every frame of a clip (T, J, 3) as a list of (H, W, 3) uint8 arrays."""
     view = StickFigureView(joints, parents, caption, names, camera, size, show_counter)
     return [view.frame(i) for i in range(len(view))]
-
-
-def write_frames(path, frame_at, count: int, fps, overwrite: bool = False) -> Path:
-    """Write `count` frames made on demand by frame_at(i) -> (H, W, 3) uint8 to an mp4 (libx264, yuv420p)."""
-    from moviepy import VideoClip
-
-    path, fps = Path(path), check_fps(fps)
-    assert count >= 1, "a video needs at least one frame"
-    if path.exists() and not overwrite:
-        raise UserError(f"video '{path}' already exists; choose another path or pass overwrite=True.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    @functools.lru_cache(maxsize=2)  # moviepy asks for frame 0 twice; frames are drawn once each otherwise
-    def padded(i: int) -> np.ndarray:
-        return pad_to_even(frame_at(i)[None])[0]  # (H', W', 3) with even sides for yuv420p
-
-    # as skeleton_video.write_video: t = i / fps for i < int(duration * fps); half a frame of slack keeps all of them
-    clip = VideoClip(lambda t: padded(min(int(round(t * fps)), count - 1)), duration=(count + 0.5) / fps)
-    clip.write_videofile(str(path), fps=fps, codec="libx264", audio=False, pixel_format="yuv420p", logger=None)
-    clip.close()
-    return path
 
 
 def write_stick3d_video(path, joints, parents, fps, caption: str = "", names=None, camera=None, size=(480, 480),
