@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from motiondiff.cli import hydra_entry_point
+from motiondiff.errors import UserError
 from motiondiff.metrics.skeleton import bone_length_error, mean_acceleration, nearest_window_distance
 from motiondiff.runs import load_trained_run
 
@@ -24,6 +25,11 @@ def run(cfg: DictConfig) -> dict:
     """Generate `num_samples` windows and compare them with the run's training windows."""
     run = load_trained_run(cfg)
     module, sampler = run.module, run.sampler
+    if module.conditional:
+        raise UserError(
+            f"'{run.run_dir}' is a text-to-motion run; this evaluate.py measures dance runs only "
+            "(the text-motion metrics need a trained motion-text evaluator)."
+        )
     datamodule = instantiate(run.config.dataset)
     datamodule.setup("fit")
     train_windows = torch.stack([item["motion"] for item in datamodule.train_set])  # (W, N, F) normalised

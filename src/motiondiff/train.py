@@ -37,7 +37,7 @@ def run(cfg: DictConfig) -> dict:
     log.info("Run directory: %s", run_dir)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
 
-    result = {"run_dir": run_dir, "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
+    result = {"run_dir": run_dir, "module": module, "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
     result["checkpoint"] = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
     if cfg.generate_after_training.num_samples > 0 and trainer.is_global_zero:
         result["generated"] = _generate_after_training(cfg, module.eval(), run_dir / "generations" / "final")

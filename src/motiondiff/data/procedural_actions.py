@@ -24,7 +24,9 @@ from motiondiff.data.procedural_dance import smoothstep
 from motiondiff.data.skeleton import SMPL22_NAMES, SMPL22_PARENTS, forward_kinematics
 
 FPS = 20
-MIN_FRAMES, MAX_FRAMES = 40, 196
+# Joint frames; the 263 features have one frame less, so every motion gives 40..196 feature frames,
+# the range HumanML3D loaders keep (min_frames=40, max_frames=196).
+MIN_FRAMES, MAX_FRAMES = 41, 197
 NUM_JOINTS = len(SMPL22_NAMES)
 J = {name: i for i, name in enumerate(SMPL22_NAMES)}
 SIDES = ("left", "right")

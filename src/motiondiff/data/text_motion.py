@@ -1,0 +1,283 @@
+"""Text-to-motion data: captioned motions in padded batches with their caption embeddings.
+
+Sources (`root`): a HumanML3D directory (`layout=humanml3d`, see humanml3d_layout.py), a course
+lab directory (`layout=lab`, see lab_layout.py), or `procedural`: the embedded procedural
+dataset, written once in the HumanML3D layout under `<cache_dir>/procedural_text_motion-n<N>-seed<S>`
+and then read by the same reader as real data.
+
+Training items take a random crop of at most `max_frames` frames (lengths are not rounded to a
+multiple of 4 as some loaders do; nothing here needs it) and one of their captions at random on
+each access; validation and test items take their first `max_frames` frames and their first
+caption, so they are the same every epoch. Features are standardised per feature by a
+`FeatureNormalizer` whose statistics travel with the checkpoint. Every caption of every split is
+encoded once through the on-disk embedding cache (`<cache_dir>/text-<encoder>.npz`, by default
+under `<root>/.cache`), so later runs and later epochs never call the text encoder.
+
+Batches: motion (B, N, F) normalised float32, zero past each length; mask (B, N) bool, True on
+valid frames; cond {"text_pooled" (B, D), "text_tokens" (B, L, D), "text_mask" (B, L) bool};
+caption [B str]; name [B str]; length (B,) long. N is the longest length in the batch.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from motiondiff.data.humanml3d_layout import HUMANML3D_LAYOUT, check_root, read_split, split_caption_items
+from motiondiff.data.lab_layout import LAB_LAYOUT
+from motiondiff.data.representations import get_representation
+from motiondiff.errors import UserError
+from motiondiff.text.cache import EmbeddingTable, cached_table
+from motiondiff.text.encoders import TextEncoder
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = {"humanml3d": HUMANML3D_LAYOUT, "lab": LAB_LAYOUT}
+STD_FLOOR = 1e-5  # features whose std is below this (e.g. constant ones) are divided by it instead
+PROCEDURAL_DEFAULTS = {"num_motions": 2000, "seed": 0}
+
+
+class FeatureNormalizer(nn.Module):
+    """Per-feature standardisation (x - mean) / std, std floored at STD_FLOOR; buffers mean and std (F,)."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(features))
+        self.register_buffer("std", torch.ones(features))
+
+    def set_statistics(self, mean, std) -> "FeatureNormalizer":
+        """Use these statistics (F,) from now on."""
+        mean = torch.as_tensor(np.asarray(mean), dtype=torch.float32)  # (F,)
+        std = torch.as_tensor(np.asarray(std), dtype=torch.float32)  # (F,)
+        assert mean.shape == std.shape == self.mean.shape, (mean.shape, std.shape, self.mean.shape)
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp_min(STD_FLOOR))
+        return self
+
+    def normalize(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., F) raw -> (..., F) standardised."""
+        return (features - self.mean) / self.std
+
+    def denormalize(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., F) standardised -> (..., F) raw."""
+        return features * self.std + self.mean
+
+
+class TextMotionDataset(Dataset):
+    """Items of normalised motions (T, F) with captions: random crop and caption in training, fixed otherwise."""
+
+    def __init__(self, clips: list, keys: list, max_frames: int, train: bool):
+        assert len(clips) == len(keys) and all(len(c.captions) == len(k) for c, k in zip(clips, keys))
+        self.clips, self.keys, self.max_frames, self.train = clips, keys, max_frames, train
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def lengths(self) -> list:
+        """Every item's length after cropping."""
+        return [min(len(clip.features), self.max_frames) for clip in self.clips]
+
+    def __getitem__(self, index: int) -> dict:
+        clip = self.clips[index]
+        frames = len(clip.features)
+        length = min(frames, self.max_frames)
+        if self.train:
+            start = int(torch.randint(frames - length + 1, ()))
+            choice = int(torch.randint(len(clip.captions), ()))
+        else:
+            start, choice = 0, 0
+        return {
+            "motion": torch.from_numpy(clip.features[start : start + length]),  # (n, F)
+            "length": length,
+            "caption": clip.captions[choice].text,
+            "key": self.keys[index][choice],
+            "name": clip.name,
+        }
+
+
+@dataclass
+class TextMotionCollate:
+    """Pad items to the batch's longest motion and look their captions up in the embedding table."""
+
+    table: EmbeddingTable
+
+    def __call__(self, items: list) -> dict:
+        lengths = torch.tensor([item["length"] for item in items], dtype=torch.long)  # (B,)
+        features = items[0]["motion"].shape[-1]
+        motion = torch.zeros(len(items), int(lengths.max()), features)  # (B, N, F)
+        for row, item in enumerate(items):
+            motion[row, : item["length"]] = item["motion"]
+        mask = torch.arange(motion.shape[1])[None] < lengths[:, None]  # (B, N)
+        cond = self.table.lookup([item["key"] for item in items]).as_cond()
+        return {
+            "motion": motion,
+            "mask": mask,
+            "cond": cond,
+            "caption": [item["caption"] for item in items],
+            "name": [item["name"] for item in items],
+            "length": lengths,
+        }
+
+
+class TextMotionDataModule(L.LightningDataModule):
+    """Train/validation/test text-motion items of one dataset, with its normaliser and description (`info`)."""
+
+    def __init__(
+        self,
+        root: Optional[str],
+        text_encoder: TextEncoder,
+        layout: str = "humanml3d",
+        max_frames: int = 196,
+        min_frames: int = 40,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        cache_dir: Optional[str] = None,
+        procedural: Optional[dict] = None,
+        train_split: str = "train",
+        val_split: str = "val",
+        test_split: str = "test",
+    ):
+        super().__init__()
+        if root is None or not str(root).strip():
+            raise UserError(
+                "dataset.root is not set: give the dataset directory (e.g. dataset.root=/data/HumanML3D), "
+                "or use dataset=text_motion for the embedded procedural data."
+            )
+        if layout not in LAYOUTS:
+            raise UserError(f"dataset.layout='{layout}' is not one of: {', '.join(LAYOUTS)}.")
+        if str(root) == "procedural" and layout != "humanml3d":
+            raise UserError(
+                f"dataset.root=procedural is written in the humanml3d layout; set dataset.layout=humanml3d, not '{layout}'."
+            )
+        for key, value in (("max_frames", max_frames), ("min_frames", min_frames), ("batch_size", batch_size)):
+            if int(value) != value or value < 1:
+                raise UserError(f"dataset.{key}={value} must be a positive integer.")
+        self.root, self.text_encoder, self.layout = str(root), text_encoder, LAYOUTS[layout]
+        self.max_frames, self.min_frames, self.batch_size, self.num_workers = max_frames, min_frames, batch_size, num_workers
+        self.cache_dir, self.procedural = cache_dir, dict(procedural or {})
+        self.splits = {"train": train_split, "val": val_split, "test": test_split}
+        self.representation = get_representation(self.layout.representation)
+        self.normalizer = FeatureNormalizer(self.layout.features)
+        self.data_root: Optional[Path] = None
+        self.table: Optional[EmbeddingTable] = None
+        self.caption_items: list = []
+        self.train_set = self.val_set = self.test_set = None
+
+    # ------------------------------------------------------------ loading
+
+    def resolve_root(self) -> Path:
+        """The dataset directory: `root`, or the procedural dataset (generated on first use)."""
+        if self.root != "procedural":
+            return Path(self.root).expanduser()
+        from motiondiff.data.procedural_text_motion import write_procedural_dataset
+
+        settings = {**PROCEDURAL_DEFAULTS, **self.procedural}
+        name = f"procedural_text_motion-n{settings['num_motions']}-seed{settings['seed']}"
+        return write_procedural_dataset(Path(self.cache_dir or "data") / name, **settings)
+
+    def embedding_dir(self) -> Path:
+        """Where the caption embedding cache lives: cache_dir, else <root>/.cache."""
+        return Path(self.cache_dir) if self.cache_dir else self.data_root / ".cache"
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        """Load train and val once (and test for stage test/predict/None); fit the normaliser; embed captions."""
+        if self.train_set is None:
+            self._setup_fit()
+        if stage in (None, "test", "predict") and self.test_set is None:
+            clips = read_split(self.data_root, self.layout, self.splits["test"], self.min_frames)
+            self._embed([item for clip in clips for item in clip.captions])
+            self.test_set = self._dataset(clips, train=False)
+
+    def _setup_fit(self) -> None:
+        root = self.resolve_root()
+        check_root(root, self.layout, [self.splits["train"], self.splits["val"]])
+        self.data_root = root
+        train = read_split(root, self.layout, self.splits["train"], self.min_frames)
+        val = read_split(root, self.layout, self.splits["val"], self.min_frames)
+        self.normalizer.set_statistics(*self.layout.statistics(root, self.layout, train))
+        captions = [item for clip in train + val for item in clip.captions]
+        self._embed(captions + split_caption_items(root, self.layout, self.splits["test"]))
+        self.train_set, self.val_set = self._dataset(train, train=True), self._dataset(val, train=False)
+        self.feature_abs_max = max(float(np.abs(clip.features).max()) for clip in train)
+        if len(self.train_set) < self.batch_size:
+            log.warning(
+                "only %d training items for dataset.batch_size=%d; batches will be smaller than asked.",
+                len(self.train_set), self.batch_size,
+            )
+
+    def _embed(self, items: list) -> None:
+        """Make the embedding table hold every caption seen so far (the cache encodes only what it lacks)."""
+        self.caption_items += items
+        if self.table is None or any(self.text_encoder.item_key(item) not in self.table for item in items):
+            self.table = cached_table(self.text_encoder, self.caption_items, self.embedding_dir())
+
+    def _dataset(self, clips: list, train: bool) -> TextMotionDataset:
+        """A dataset of `clips` with their features normalised in place."""
+        for clip in clips:
+            clip.features = self.normalizer.normalize(torch.from_numpy(clip.features)).numpy()  # (T, F)
+        keys = [[self.text_encoder.item_key(item) for item in clip.captions] for clip in clips]
+        return TextMotionDataset(clips, keys, self.max_frames, train)
+
+    # ------------------------------------------------------------ description
+
+    @property
+    def info(self) -> dict:
+        """What the model, generation and evaluation need to know about the data (plain types only)."""
+        assert self.train_set is not None, "call setup() first"
+        representation = self.representation
+        return {
+            "kind": "text_motion",
+            "representation": representation.name,
+            "layout": self.layout.name,
+            "features": int(representation.features),
+            "num_joints": int(representation.num_joints),
+            "dims": 3,
+            "max_frames": int(self.max_frames),
+            "min_frames": int(self.min_frames),
+            "fps": float(representation.fps),
+            "joint_names": list(representation.joint_names),
+            "parents": [int(p) for p in representation.parents],
+            "text_dim": int(self.text_encoder.dim),
+            "text_encoder": str(self.text_encoder.name),
+            "feature_abs_max": float(self.feature_abs_max),
+            "source": str(self.data_root),
+            "num_train": len(self.train_set),
+            "num_val": len(self.val_set),
+            "length_distribution": sorted(int(n) for n in self.train_set.lengths()),
+        }
+
+    # ------------------------------------------------------------ batches
+
+    def collate(self, items: list) -> dict:
+        """A batch of dataset items (see the module docstring)."""
+        return TextMotionCollate(self.table)(items)
+
+    def _loader(self, dataset: TextMotionDataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+            collate_fn=TextMotionCollate(self.table),
+        )  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        self.setup("test")
+        return self._loader(self.test_set, shuffle=False)
+
+    def test_items(self) -> list:
+        """Every test item once, as evaluation reads them: first max_frames frames, first caption, plus all captions."""
+        self.setup("test")
+        return [
+            {**self.test_set[index], "captions": [item.text for item in clip.captions]}
+            for index, clip in enumerate(self.test_set.clips)
+        ]
