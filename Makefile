@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help install demo test render-data generate evaluate clean-venv
+.PHONY: help install demo text2motion test render-data generate evaluate clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ install: $(STAMP) ## create .venv and install the pinned requirements and motion
 
 demo: $(STAMP) ## train punet on the embedded dance, then generate samples and videos (under 10 min, 2 CPU cores)
 	$(PY) -m motiondiff.train experiment=dance2d $(ARGS)
+
+text2motion: $(STAMP) ## train the text-to-motion transformer (AdaLN) on the embedded procedural data (about 30 min on 2 CPU cores)
+	$(PY) -m motiondiff.train experiment=text2motion $(ARGS)
 
 test: $(STAMP) ## run the test suite (CPU, a few minutes)
 	$(PY) -m pytest -q $(ARGS)

@@ -17,13 +17,9 @@ from hydra.utils import instantiate
 from conftest import compose_config
 from motiondiff import train
 from motiondiff.diffusion.samplers import DDIMSampler
+from motiondiff.metrics.caption_control import ground_travel, travel_gap
 
 NUM_MOTIONS, FRAMES, STEPS = 300, 120, 600
-
-
-def ground_travel(joints: np.ndarray) -> float:
-    """Horizontal distance (m) between the root's first and last position; joints (T, J, 3)."""
-    return float(np.linalg.norm(joints[-1, 0, [0, 2]] - joints[0, 0, [0, 2]]))
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +52,14 @@ def test_conditional_model_moves_when_the_caption_says_so(trained):
     cond = instantiate(cfg.text_encoder).encode([s["captions"][0] for s in held_out]).as_cond()
     mask = torch.arange(FRAMES)[None] < torch.tensor(lengths)[:, None]  # (K, N)
 
-    def travel_gap(weight: float) -> float:
+    def gap_at(weight: float) -> float:
         generator = torch.Generator().manual_seed(0)
         sampler = DDIMSampler(num_steps=20, progress=False)
         features = module.sample(len(held_out), sampler, generator, FRAMES, cond=cond, mask=mask, guidance_weight=weight)
         joints = module.to_keypoints(features)  # (K, N, 22, 3)
-        generated = np.array([ground_travel(joints[k, :n]) for k, n in enumerate(lengths)])
-        return generated[travels].mean() - generated[~travels].mean()
+        return travel_gap([joints[k, :n] for k, n in enumerate(lengths)], travels)
 
-    conditional, unconditional = travel_gap(2.5), travel_gap(0.0)
+    conditional, unconditional = gap_at(2.5), gap_at(0.0)
     print(f"travel gap (m): conditional {conditional:.2f}, unconditional {unconditional:.2f}")
     assert conditional > 0.8
     assert conditional > unconditional + 0.5
