@@ -19,3 +19,9 @@ def travel_gap(generated: list, travelling: np.ndarray) -> float:
     assert len(generated) == len(travelling) and travelling.any() and not travelling.all()
     distances = np.array([ground_travel(clip) for clip in generated])  # (K,)
     return float(distances[travelling].mean() - distances[~travelling].mean())
+
+
+def raised_side(joints: np.ndarray, left_wrist: int = 20, right_wrist: int = 21) -> str:
+    """'left' or 'right': the wrist that rises higher above the root over the clip; joints (T, J, 3), SMPL22 order."""
+    heights = joints[:, [left_wrist, right_wrist], 1] - joints[:, :1, 1]  # (T, 2)
+    return "left" if heights[:, 0].max() > heights[:, 1].max() else "right"
