@@ -5,14 +5,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help install demo text2motion test render-data generate evaluate clean-venv
+.PHONY: help install demo text2motion eval-demo test render-data generate evaluate clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-test.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . || $(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -24,6 +24,9 @@ demo: $(STAMP) ## train punet on the embedded dance, then generate samples and v
 
 text2motion: $(STAMP) ## train the text-to-motion transformer (AdaLN) on the embedded procedural data (about 30 min on 2 CPU cores)
 	$(PY) -m motiondiff.train experiment=text2motion $(ARGS)
+
+eval-demo: $(STAMP) ## README results: train evaluator, 3 text variants and the dance model, evaluate all (about 70 min, 2 CPU cores)
+	$(PY) -m motiondiff.eval_demo $(ARGS)
 
 test: $(STAMP) ## run the test suite (CPU, a few minutes)
 	$(PY) -m pytest -q $(ARGS)

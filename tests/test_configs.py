@@ -12,26 +12,29 @@ from motiondiff.runs import build_module
 
 GROUP_OPTIONS = {
     group: sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
-    for group in ["network", "schedule", "loss", "sampler", "optimizer", "lr_scheduler", "trainer", "experiment", "text_encoder"]
+    for group in ["module", "network", "schedule", "loss", "sampler", "optimizer", "lr_scheduler", "trainer", "experiment", "text_encoder"]
 }
 DATA_INFO = {"features": 40, "dims": 2, "window": 48, "fps": 30.0, "parents": [-1, 0], "bone_lengths": [1.0],
              "joint_names": ["a", "b"], "feature_abs_max": 2.0, "num_joints": 20, "kind": "keypoints", "source": "test"}
 TEXT_DATA_INFO = {**DATA_INFO, "kind": "text_motion", "representation": "humanml3d", "features": 40, "text_dim": 8,
                   "max_frames": 60, "text_encoder": "fake"}
-TEXT_NETWORKS = ("incontext", "adaln", "cross_attention")
+TEXT_NETWORKS = ("incontext", "adaln", "cross_attention", "tmr")
+# Options that only make sense together: the evaluator module and its network.
+COMPANIONS = {("network", "tmr"): ["module=evaluator"], ("module", "evaluator"): ["network=tmr"]}
 TINY_TRANSFORMER = ["network.latent_dim=16", "network.num_layers=1", "network.num_heads=2"]
 
 
 def _data_info_for(group: str, option: str) -> dict:
     """The text data description for text networks and the text experiment, else the dance one."""
-    text = (group == "network" and option in TEXT_NETWORKS) or (group == "experiment" and option == "text2motion")
+    text = (group == "network" and option in TEXT_NETWORKS) or (group, option) in (
+        ("experiment", "text2motion"), ("experiment", "evaluator"), ("module", "evaluator"))
     return TEXT_DATA_INFO if text else DATA_INFO
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g, opts in GROUP_OPTIONS.items() for o in opts])
 def test_every_option_composes_and_builds(tmp_path, group, option):
     tiny = TINY_TRANSFORMER if _data_info_for(group, option) is TEXT_DATA_INFO else []
-    cfg = compose_config("train", tmp_path, [f"{group}={option}", *tiny])
+    cfg = compose_config("train", tmp_path, [f"{group}={option}", *COMPANIONS.get((group, option), []), *tiny])
     module = build_module(cfg, _data_info_for(group, option))
     assert module.data_info["features"] == 40
     if group == "sampler":
@@ -42,9 +45,11 @@ def test_every_option_composes_and_builds(tmp_path, group, option):
 
 
 @pytest.mark.parametrize("network, data_info, message", [
-    ("punet", TEXT_DATA_INFO, "cannot read text"), ("adaln", DATA_INFO, "needs text")])
+    ("punet", TEXT_DATA_INFO, "cannot read text"), ("adaln", DATA_INFO, "needs text"),
+    ("tmr", TEXT_DATA_INFO, "experiment=evaluator"), ("adaln module=evaluator", TEXT_DATA_INFO, "network=tmr")])
 def test_network_and_data_mismatch_is_one_clear_error(tmp_path, network, data_info, message):
-    cfg = compose_config("train", tmp_path, [f"network={network}"])
+    network, *more = network.split()
+    cfg = compose_config("train", tmp_path, [f"network={network}", *more, *TINY_TRANSFORMER[: 3 * (network != "punet")]])
     with pytest.raises(UserError, match=message):
         build_module(cfg, data_info)
 

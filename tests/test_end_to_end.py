@@ -153,16 +153,26 @@ def test_a_real_bvh_clip_trains_and_generates(tmp_path):
     assert iio.imread(result["run_dir"] / "generations" / "final" / "sample_01.mp4").shape[0] == 48
 
 
-def test_evaluate_writes_finite_metrics(trained_run, tmp_path):
+def test_evaluate_writes_the_single_motion_measures(trained_run, tmp_path):
     from motiondiff import evaluate
+    from motiondiff.metrics.single_motion import REPORT_KEYS
 
     cfg = compose_config(
-        "evaluate", tmp_path / "e", [f"run_dir={trained_run['run_dir']}", "num_samples=4", "sampler=ddim", "sampler.num_steps=3"]
-    )
+        "evaluate", tmp_path / "e",
+        [f"run_dir={trained_run['run_dir']}", "num_samples=4", "replications=2", "sampler=ddim", "sampler.num_steps=3"],
+    )  # fmt: skip
     record = evaluate.run(cfg)
     saved = json.loads((tmp_path / "e" / "metrics.json").read_text())
-    assert saved["metrics"] == record["metrics"]
-    assert set(saved["metrics"]) == {"bone_length_error", "jitter_ratio", "nn_distance_to_training", "val_nn_distance_to_training"}
-    assert all(np.isfinite(v) and v >= 0 for v in saved["metrics"].values())
-    assert saved["metrics"]["val_nn_distance_to_training"] > 0  # held-out windows are not training windows
-    assert saved["sampler"]["num_steps"] == 3
+    assert set(saved["results"]) == {"validation", "generated"}
+    for row in saved["results"].values():
+        assert list(row) == list(REPORT_KEYS)
+        assert all(len(entry["values"]) == 2 and np.isfinite(entry["mean"]) for entry in row.values())
+    assert saved["results"] == json.loads(json.dumps(record["summary"]))
+    # Held-out windows of the dance are close to the training span but not copies of it.
+    validation = saved["results"]["validation"]
+    assert 0 < validation["nn_distance_to_training"]["mean"] and validation["copies_training"]["mean"] == 0
+    assert saved["settings"]["sampler"]["num_steps"] == 3 and saved["settings"]["replications"] == 2
+    for name in ("metrics.csv", "metrics.md"):
+        assert (tmp_path / "e" / name).read_text().count("generated") >= 1
+    with pytest.raises(UserError, match="replications"):
+        evaluate.run(compose_config("evaluate", tmp_path / "f", [f"run_dir={trained_run['run_dir']}", "replications=0"]))

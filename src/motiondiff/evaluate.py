@@ -1,58 +1,52 @@
-"""Evaluate a finished run: `python -m motiondiff.evaluate run_dir=outputs/<run> [sampler=ddim]`.
+"""Evaluate a finished run: `python -m motiondiff.evaluate run_dir=outputs/<run> [evaluator=<evaluator run>] [sampler=ddim]`.
 
-For now (dance runs) it reports physical sanity against the training windows: bone-length
-error, jitter (mean acceleration, generated / training) and how close samples come to
-the training windows (a copy check). The full metric suite comes with the evaluation issue.
+Text runs are measured with a trained motion-text evaluator (motiondiff.evaluation.text); dance
+runs with the single-motion measures against their training sequence (motiondiff.evaluation.dance).
+Every metric is a mean with its 95% interval over `replications`; the real-data row is computed the
+same way. Results go to <run>/evaluations/<time>/metrics.{json,csv,md} and are printed as a table.
 """
 
-import json
 import logging
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from motiondiff.cli import hydra_entry_point
 from motiondiff.errors import UserError
-from motiondiff.metrics.skeleton import bone_length_error, mean_acceleration, nearest_window_distance
-from motiondiff.runs import load_trained_run
+from motiondiff.evaluation.report import summarize, write_report
+from motiondiff.runs import load_trained_run, pick_device
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
-    """Generate `num_samples` windows and compare them with the run's training windows."""
+    """Generate with the run, measure, write and print the table; return {"summary", "settings", "table"}."""
+    if int(cfg.replications) != cfg.replications or cfg.replications < 1:
+        raise UserError(f"replications={cfg.replications} must be a positive whole number (3 or more for an interval).")
     run = load_trained_run(cfg)
-    module, sampler = run.module, run.sampler
-    if module.conditional:
-        raise UserError(
-            f"'{run.run_dir}' is a text-to-motion run; this evaluate.py measures dance runs only "
-            "(the text-motion metrics need a trained motion-text evaluator)."
-        )
-    datamodule = instantiate(run.config.dataset)
-    datamodule.setup("fit")
-    train_windows = torch.stack([item["motion"] for item in datamodule.train_set])  # (W, N, F) normalised
-    generator = torch.Generator(device=module.device).manual_seed(cfg.seed)
-    samples = module.sample(cfg.num_samples, sampler, generator).float().cpu()  # (K, N, F) normalised
-    generated, training = module.to_keypoints(samples), module.to_keypoints(train_windows)
-    info = module.data_info
-    metrics = {
-        "bone_length_error": bone_length_error(generated, info["bone_lengths"], info["parents"]),
-        "jitter_ratio": mean_acceleration(generated) / mean_acceleration(training),
-        "nn_distance_to_training": float(nearest_window_distance(samples.numpy(), train_windows.numpy()).mean()),
-        "val_nn_distance_to_training": float(
-            nearest_window_distance(torch.stack([v["motion"] for v in datamodule.val_set]).numpy(), train_windows.numpy()).mean()
-        ),
-    }
-    record = {"run_dir": str(run.run_dir), "checkpoint": str(run.checkpoint), "num_samples": cfg.num_samples, "seed": cfg.seed,
-              "sampler": {"name": type(sampler).__name__, **vars(sampler)}, "metrics": metrics}
-    out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2))
-    for name, value in metrics.items():
-        print(f"{name:28s} {value:.4f}")
-    return record
+    torch.manual_seed(cfg.seed)
+    if run.module.conditional:
+        from motiondiff.evaluation.evaluator_run import check_compatible, load_evaluator
+        from motiondiff.evaluation.text import evaluate_text
+
+        evaluator = load_evaluator(cfg.evaluator, pick_device(cfg.device))
+        check_compatible(evaluator, run.module.data_info, run.run_dir)
+        rows, details = evaluate_text(run, evaluator, cfg)
+    else:
+        from motiondiff.evaluation.dance import evaluate_dance
+
+        rows, details = evaluate_dance(run, cfg)
+    weight = cfg.guidance_weight if cfg.get("guidance_weight") is not None else getattr(run.module, "guidance_weight", None)
+    settings = {
+        "run_dir": str(run.run_dir), "checkpoint": str(run.checkpoint), "seed": cfg.seed, "replications": cfg.replications,
+        "sampler": {"name": type(run.sampler).__name__, **vars(run.sampler)}, "guidance_weight": weight, **details,
+    }  # fmt: skip
+    summary = summarize(rows)
+    table = write_report(Path(cfg.paths.output_dir), settings, summary)
+    print(table)
+    log.info("Wrote %s", Path(cfg.paths.output_dir) / "metrics.md")
+    return {"summary": summary, "settings": settings, "table": table}
 
 
 main = hydra_entry_point("evaluate", run)

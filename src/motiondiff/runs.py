@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from motiondiff.errors import UserError, require_file
-from motiondiff.training.module import MotionDiffusion
 
 CONFIG_NAME = "config.yaml"
 
@@ -37,19 +37,19 @@ def run_root(run_dir: Optional[str], ckpt_path: Optional[str]) -> str:
     return "outputs/unknown-run"
 
 
-def build_module(cfg: DictConfig, data_info: dict) -> MotionDiffusion:
-    """The LightningModule described by a composed training config, for data described by data_info."""
-    return MotionDiffusion(
-        network=instantiate(cfg.network, **network_sizes(cfg.network, data_info)),
-        schedule=instantiate(cfg.schedule),
-        loss=instantiate(cfg.loss),
-        optimizer=instantiate(cfg.optimizer),
-        lr_scheduler=instantiate(cfg.lr_scheduler),
-        ema=instantiate(cfg.ema),
-        data_info=data_info,
-        val_sampler=instantiate(cfg.val_sampler),
-        **cfg.module,
-    )
+DEFAULT_MODULE = "motiondiff.training.module.MotionDiffusion"  # runs saved before the module config group
+
+
+def build_module(cfg: DictConfig, data_info: dict) -> L.LightningModule:
+    """The LightningModule described by a composed training config (`module` group), for data described by data_info."""
+    network = instantiate(cfg.network, **network_sizes(cfg.network, data_info))
+    module_class = get_class(cfg.module.get("_target_", DEFAULT_MODULE))
+    return module_class.from_config(cfg, network, data_info)
+
+
+def module_options(cfg: DictConfig) -> dict:
+    """The module group's own options (its keys without Hydra's _target_/_partial_)."""
+    return {key: value for key, value in cfg.module.items() if not str(key).startswith("_")}
 
 
 def network_sizes(network_cfg: DictConfig, data_info: dict) -> dict:
@@ -126,7 +126,7 @@ def load_checkpoint(path: Path) -> dict:
         raise UserError(f"'{path}' is not a readable checkpoint ({str(error).splitlines()[0]}).") from None
 
 
-def load_module(train_cfg: DictConfig, ckpt_path: Path, device: str = "cpu") -> MotionDiffusion:
+def load_module(train_cfg: DictConfig, ckpt_path: Path, device: str = "cpu") -> L.LightningModule:
     """Rebuild a trained module from its run config and checkpoint weights, in eval mode."""
     checkpoint = load_checkpoint(ckpt_path)
     try:
@@ -157,7 +157,7 @@ class TrainedRun:
     run_dir: Path
     checkpoint: Path
     config: DictConfig  # the run's saved composed training config
-    module: MotionDiffusion  # in eval mode, on the chosen device
+    module: L.LightningModule  # MotionDiffusion, in eval mode, on the chosen device
     sampler: object  # the sampler asked for, else the run's own
 
 

@@ -39,7 +39,7 @@ def run(cfg: DictConfig) -> dict:
 
     result = {"run_dir": run_dir, "module": module, "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
     result["checkpoint"] = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
-    if cfg.generate_after_training.num_samples > 0 and trainer.is_global_zero:
+    if cfg.generate_after_training.num_samples > 0 and hasattr(module, "sample") and trainer.is_global_zero:
         result["generated"] = _generate_after_training(cfg, module.eval(), run_dir / "generations" / "final")
         log.info("Generated samples in %s", run_dir / "generations" / "final")
     return result

@@ -18,6 +18,7 @@ valid frames; cond {"text_pooled" (B, D), "text_tokens" (B, L, D), "text_mask" (
 caption [B str]; name [B str]; length (B,) long. N is the longest length in the batch.
 """
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from motiondiff.data.humanml3d_layout import HUMANML3D_LAYOUT, check_root, read_split, split_caption_items
+from motiondiff.data.humanml3d_layout import HUMANML3D_LAYOUT, check_root, read_split, read_split_ids, split_caption_items
 from motiondiff.data.lab_layout import LAB_LAYOUT
 from motiondiff.data.representations import get_representation
 from motiondiff.errors import UserError
@@ -41,6 +42,16 @@ log = logging.getLogger(__name__)
 LAYOUTS = {"humanml3d": HUMANML3D_LAYOUT, "lab": LAB_LAYOUT}
 STD_FLOOR = 1e-5  # features whose std is below this (e.g. constant ones) are divided by it instead
 PROCEDURAL_DEFAULTS = {"num_motions": 2000, "seed": 0}
+
+
+def dataset_fingerprint(root: Path, layout, splits: dict) -> str:
+    """A short id of a dataset: its layout and the motion ids of its train/val/test splits (not its path)."""
+    digest = hashlib.sha1(layout.name.encode())
+    for split in ("train", "val", "test"):
+        path = layout.split_path(root, splits[split])
+        ids = read_split_ids(path) if path.is_file() else []
+        digest.update(f"|{split}:".encode() + "\n".join(ids).encode())
+    return f"{layout.name}-{digest.hexdigest()[:12]}"
 
 
 class FeatureNormalizer(nn.Module):
@@ -198,6 +209,7 @@ class TextMotionDataModule(L.LightningDataModule):
         root = self.resolve_root()
         check_root(root, self.layout, [self.splits["train"], self.splits["val"]])
         self.data_root = root
+        self.dataset_id = dataset_fingerprint(root, self.layout, self.splits)
         train = read_split(root, self.layout, self.splits["train"], self.min_frames)
         val = read_split(root, self.layout, self.splits["val"], self.min_frames)
         self.normalizer.set_statistics(*self.layout.statistics(root, self.layout, train))
@@ -247,6 +259,7 @@ class TextMotionDataModule(L.LightningDataModule):
             "text_encoder": str(self.text_encoder.name),
             "feature_abs_max": float(self.feature_abs_max),
             "source": str(self.data_root),
+            "dataset_id": self.dataset_id,
             "num_train": len(self.train_set),
             "num_val": len(self.val_set),
             "length_distribution": sorted(int(n) for n in self.train_set.lengths()),

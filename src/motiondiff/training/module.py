@@ -42,6 +42,9 @@ class MotionDiffusion(L.LightningModule):
         clip_x0: float = 0.0,
         cond_drop_prob: float = 0.1,
         guidance_weight: float = 1.0,
+        val_evaluator: Optional[str] = None,
+        val_metrics_every_n_epochs: int = 10,
+        val_metrics_items: int = 64,
     ):
         super().__init__()
         self.save_hyperparameters({"data_info": data_info})
@@ -58,6 +61,35 @@ class MotionDiffusion(L.LightningModule):
             raise UserError(f"module.cond_drop_prob={cond_drop_prob} must lie in [0, 1) (0.1 is usual for guidance).")
         self.cond_drop_prob = cond_drop_prob
         self.guidance_weight = check_guidance_weight(guidance_weight)
+        # Text runs: FD and R@3 of generations for the first val_metrics_items validation captions, measured
+        # with a trained evaluator every val_metrics_every_n_epochs epochs (None = off).
+        self.val_evaluator_path, self.val_metrics_every = val_evaluator, val_metrics_every_n_epochs
+        self.val_metrics_items = val_metrics_items
+        self._val_evaluator: list = []  # loaded on first use; a list so it is not a submodule (not in checkpoints)
+
+    @classmethod
+    def from_config(cls, cfg, network: nn.Module, data_info: dict) -> "MotionDiffusion":
+        """Build from a composed training config: schedule, loss, optimizer, ... from their groups."""
+        from hydra.utils import instantiate
+
+        from motiondiff.runs import module_options
+
+        if hasattr(network, "encode_motion"):
+            raise UserError(
+                f"network={type(network).__name__} is the motion-text evaluator's network, not a denoiser; "
+                "train it with experiment=evaluator (module=evaluator), or pick a diffusion network."
+            )
+        return cls(
+            network=network,
+            schedule=instantiate(cfg.schedule),
+            loss=instantiate(cfg.loss),
+            optimizer=instantiate(cfg.optimizer),
+            lr_scheduler=instantiate(cfg.lr_scheduler),
+            ema=instantiate(cfg.ema),
+            data_info=data_info,
+            val_sampler=instantiate(cfg.val_sampler),
+            **module_options(cfg),
+        )
 
     @property
     def ema_network(self) -> nn.Module:
@@ -96,7 +128,13 @@ class MotionDiffusion(L.LightningModule):
             self.log(name, loss, prog_bar=name == "val/loss_ema", batch_size=x0.shape[0], sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        if self.val_sampler is None or self.trainer.sanity_checking or self.val_num_samples < 1 or self.conditional:
+        if self.trainer.sanity_checking:
+            return
+        if self.conditional:
+            if self.val_evaluator_path and (self.current_epoch + 1) % self.val_metrics_every == 0:
+                self.log_generation_metrics()
+            return
+        if self.val_sampler is None or self.val_num_samples < 1:
             return
         if (self.current_epoch + 1) % self.sample_every_n_epochs != 0:
             return
@@ -105,6 +143,47 @@ class MotionDiffusion(L.LightningModule):
         keypoints = self.to_keypoints(samples)  # (K, N, J, D)
         error = bone_length_error(keypoints, self.data_info["bone_lengths"], self.data_info["parents"])
         self.log("val/sample_bone_length_error", error, sync_dist=True)
+
+    def evaluator(self):
+        """The trained evaluator named by val_evaluator, loaded once on this module's device."""
+        if not self._val_evaluator:
+            from motiondiff.evaluation.evaluator_run import check_compatible, load_evaluator
+
+            evaluator = load_evaluator(self.val_evaluator_path, str(self.device))
+            check_compatible(evaluator, self.data_info, "this training run")
+            if evaluator.module.description.get("text_encoder") != self.data_info["text_encoder"]:
+                raise UserError(
+                    f"module.val_evaluator '{evaluator.run_dir}' reads {evaluator.module.description.get('text_encoder')} "
+                    f"captions but this run uses {self.data_info['text_encoder']}; give an evaluator trained with the same text_encoder."
+                )
+            self._val_evaluator.append(evaluator.module.eval())
+        return self._val_evaluator[0]
+
+    @torch.no_grad()
+    def log_generation_metrics(self) -> None:
+        """Log val/FD and val/R@3 of one generation per caption for the first val_metrics_items validation items.
+
+        Items are shared out across processes; the torchmetrics states sync, so every process logs the same values.
+        """
+        from motiondiff.metrics.text_motion import FrechetDistance, RetrievalPrecision
+
+        evaluator, datamodule = self.evaluator(), self.trainer.datamodule
+        count = max(min(self.val_metrics_items, len(datamodule.val_set)), self.trainer.world_size)  # every rank gets items
+        indices = list(range(self.global_rank, count, self.trainer.world_size))
+        batch = datamodule.collate([datamodule.val_set[i % len(datamodule.val_set)] for i in indices])
+        mask, cond = batch["mask"].to(self.device), {k: v.to(self.device) for k, v in batch["cond"].items()}
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        samples = self.sample(len(indices), self.val_sampler, generator, mask.shape[1], cond=cond, mask=mask)  # (B, N, F)
+        real = evaluator.embed_motion(self.normalizer.denormalize(batch["motion"].to(self.device)), mask)  # (B, L)
+        fake = evaluator.embed_motion(self.normalizer.denormalize(samples), mask)  # (B, L)
+        text = evaluator.embed_text(cond["text_tokens"], cond["text_mask"])  # (B, L)
+        fd = FrechetDistance(num_features=real.shape[1]).to(self.device)
+        fd.update(real, real=True)
+        fd.update(fake, real=False)
+        retrieval = RetrievalPrecision(batch_size=32, top_k=3).to(self.device)
+        retrieval.update(torch.nn.functional.normalize(text, dim=-1), torch.nn.functional.normalize(fake, dim=-1))
+        self.log("val/FD", fd.compute().float())
+        self.log("val/R@3", retrieval.compute()["R@3"].float())
 
     @torch.no_grad()
     def sample(

@@ -1,0 +1,60 @@
+"""Evaluation tables: mean and 95% interval over replications, written as JSON, CSV and Markdown."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from motiondiff.metrics.intervals import format_interval, mean_and_interval
+
+# Which way is better, for the table headers (metrics not listed carry no arrow).
+BETTER = {
+    "FD": "↓", "precision": "↑", "recall": "↑", "density": "↑", "coverage": "↑", "R@1": "↑", "R@2": "↑", "R@3": "↑",
+    "MM-Dist": "↓", "TM-score": "↑", "bone_length_error": "↓", "local_diversity": "", "global_diversity": "",
+}  # fmt: skip
+
+
+def summarize(rows: dict) -> dict:
+    """{row: [per-replication {metric: value}]} -> {row: {metric: {mean, interval, values}}}."""
+    summary = {}
+    for row, replications in rows.items():
+        metrics = list(replications[0])
+        summary[row] = {}
+        for metric in metrics:
+            values = [float(replication[metric]) for replication in replications]
+            mean, half_width = mean_and_interval(values)
+            summary[row][metric] = {"mean": mean, "interval": None if math.isnan(half_width) else half_width, "values": values}
+    return summary
+
+
+def markdown_table(summary: dict, digits: int = 3) -> str:
+    """A Markdown table: one line per row, one column per metric, `mean ± half width`."""
+    metrics = list(dict.fromkeys(metric for values in summary.values() for metric in values))  # every row's, in order
+    header = "| | " + " | ".join(f"{m} {BETTER.get(m, '')}".strip() for m in metrics) + " |"
+    lines = [header, "|---" * (len(metrics) + 1) + "|"]
+    for row, values in summary.items():
+        cells = [format_interval(values[m]["mean"], _nan(values[m]["interval"]), digits) if m in values else "" for m in metrics]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _nan(value):
+    return float("nan") if value is None else value
+
+
+def write_report(out_dir: Path, settings: dict, summary: dict) -> str:
+    """Write metrics.json (settings + every value), metrics.csv and metrics.md into out_dir; return the table."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.json", "metrics.csv", "metrics.md"):
+        assert not (out_dir / name).exists(), f"{out_dir / name} exists; evaluations never overwrite"
+    table = markdown_table(summary)
+    (out_dir / "metrics.json").write_text(json.dumps({"settings": settings, "results": summary}, indent=2))
+    with open(out_dir / "metrics.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", "metric", "mean", "ci95_half_width", "values"])
+        for row, values in summary.items():
+            for metric, entry in values.items():
+                writer.writerow([row, metric, entry["mean"], entry["interval"], " ".join(f"{v:.6g}" for v in entry["values"])])
+    settings_lines = "\n".join(f"- {key}: {value}" for key, value in settings.items())
+    (out_dir / "metrics.md").write_text(f"{table}\n\nMean ± 95% interval (Student t) over replications.\n\n{settings_lines}\n")
+    return table

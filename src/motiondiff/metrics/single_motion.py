@@ -1,0 +1,313 @@
+"""Measures for a model trained on ONE motion: does it reproduce the dance, vary it, or copy it?
+
+The measures follow the single-motion literature: coverage, local and global diversity from
+GANimator (Li et al., SIGGRAPH 2022) and inter/intra diversity from SinMDM (Raab et al.
+2023, ICLR 2024; the GANimator benchmark of its evaluation). Inputs are feature sequences (frames,
+feats), e.g. the dance's normalised keypoints flattened per frame; `generated` is a list of clips
+(T_k, feats) or an array (K, T, feats).
+
+One distance everywhere: two windows of `w` frames are compared by their RMS difference per
+coordinate, sqrt(mean over frames and feats of the squared difference) — the normalisation of
+`skeleton.nearest_window_distance`, so a threshold means the same for every window length and
+skeleton. (GANimator averages per-frame Euclidean norms of unnormalised rotation features; its
+numbers are therefore not comparable to ours, only the definitions are.) On normalised dance
+features (one shift and one scale fitted on the training span, coordinates with std 1) a distance
+of 0.1 is a tenth of the dance's spread, about 4 cm for the procedural dance.
+
+Default windows are durations, turned into frames with the data's fps (at the default 30 fps:
+coverage 30 frames, local diversity 15, global diversity segments of at least 30, inter/intra
+diversity 15, copy check the training window, 48). `resolve_windows` states the frames used and
+caps each at the shortest generated clip.
+
+SIFID (SinMDM's text-motion benchmark) is left out: it needs a learned motion encoder, and the
+single dance has none.
+"""
+
+from functools import partial
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from motiondiff.data.skeleton import bone_lengths
+from motiondiff.errors import UserError
+from motiondiff.metrics.skeleton import bone_length_error, mean_acceleration, nearest_window_distance
+
+# GANimator: coverage windows of 30 frames at 30 fps (1 s); local diversity windows and SinMDM's
+# inter/intra windows of 15 frames (0.5 s); global-diversity segments of at least 30 frames (1 s).
+COVERAGE_SECONDS = 1.0
+LOCAL_SECONDS = 0.5
+DIVERSITY_SECONDS = 0.5
+MIN_SEGMENT_SECONDS = 1.0
+# A training window counts as reproduced when a generated window lies within 0.1 (RMS, normalised
+# units) of it. Measured on the procedural dance with 30-frame windows: 0.105 is the median distance
+# of a training window to its nearest non-overlapping repeat, 0.12 the median distance of a held-out
+# window to the training span, 0.38 the median distance between two unrelated windows.
+COVERAGE_THRESHOLD = 0.1
+# Generated windows are flagged as copies when their mean nearest-training distance is below half of
+# the training windows' own mean distance to their nearest non-overlapping neighbour.
+COPY_FRACTION = 0.5
+
+Clips = Union[np.ndarray, Sequence[np.ndarray]]  # (K, T, F) or K x (T_k, F)
+
+REPORT_KEYS = (
+    "coverage",  # fraction of training windows reproduced by some generated window (higher: more of the dance)
+    "local_diversity",  # mean distance of generated windows to their nearest training window (0: local copies)
+    "global_diversity",  # mean per-frame cost of rebuilding each clip from training segments (0: a collage of the dance)
+    "inter_diversity",  # mean distance between different clips at the same frames (0: all clips alike); nan for 1 clip
+    "intra_diversity",  # mean distance between non-overlapping windows of one clip (0: frozen or looping); nan: no pairs
+    "bone_length_error",  # mean relative error of mean bone lengths against the training data's
+    "jitter_ratio",  # mean acceleration of the generated keypoints / that of the training keypoints (1: as smooth)
+    "nn_distance_to_training",  # mean distance of generated training-length windows to their nearest training window
+    "training_nn_distance",  # mean distance of training windows to their nearest training window >= window frames away
+    "copies_training",  # nn_distance_to_training < COPY_FRACTION * training_nn_distance
+)
+
+
+def sliding_windows(sequence: np.ndarray, size: int, stride: int = 1) -> np.ndarray:
+    """Every `size`-frame window of a (T, F) sequence taken every `stride` frames: a (W, size, F) view, no copy."""
+    if not 1 <= size <= len(sequence):
+        raise UserError(
+            f"a window of {size} frames does not fit a sequence of {len(sequence)} frames; "
+            f"use a window of 1 to {len(sequence)} frames."
+        )
+    assert stride >= 1
+    windows = np.lib.stride_tricks.sliding_window_view(sequence, size, axis=0)  # (T - size + 1, F, size)
+    return windows.transpose(0, 2, 1)[::stride]  # (W, size, F)
+
+
+def as_clips(generated: Clips) -> list:
+    """A list of float64 (T_k, F) clips from a (K, T, F) array or a list of (T_k, F) arrays."""
+    clips = [np.asarray(clip, dtype=np.float64) for clip in generated]
+    assert clips and all(clip.ndim == 2 for clip in clips), "generated must be (K, T, F) or a list of (T_k, F)"
+    return clips
+
+
+def all_windows(clips: list, size: int) -> np.ndarray:
+    """Every `size`-frame window (stride 1) of every clip, stacked: (W, size, F)."""
+    return np.concatenate([sliding_windows(clip, size) for clip in clips])
+
+
+def coverage(generated: Clips, training: np.ndarray, window: int, threshold: float = COVERAGE_THRESHOLD) -> float:
+    """Fraction of the training windows (stride 1) whose nearest generated window (any clip, stride 1) is closer than `threshold`.
+
+    GANimator's coverage, except that the windows of all clips are pooled (our clips are short windows,
+    GANimator's are twice the training length and scored one by one).
+    """
+    training_windows = sliding_windows(np.asarray(training, dtype=np.float64), window)  # (Wt, w, F)
+    nearest = nearest_window_distance(training_windows, all_windows(as_clips(generated), window))  # (Wt,)
+    return float(np.mean(nearest < threshold))
+
+
+def local_diversity(generated: Clips, training: np.ndarray, window: int = 15) -> float:
+    """GANimator's local diversity: mean over generated windows (stride 1) of the distance to the nearest training window."""
+    training_windows = sliding_windows(np.asarray(training, dtype=np.float64), window)  # (Wt, w, F)
+    return float(nearest_window_distance(all_windows(as_clips(generated), window), training_windows).mean())
+
+
+def frame_distances(a: np.ndarray, b: np.ndarray, chunk_values: int = 4_000_000) -> np.ndarray:
+    """RMS difference per coordinate between every frame of a (A, F) and every frame of b (B, F): (A, B).
+
+    Differences are taken directly (exact zeros for copied frames), a block of rows at a time.
+    """
+    rows = max(1, chunk_values // max(1, b.size))
+    blocks = [np.sqrt(((a[i : i + rows, None] - b[None]) ** 2).mean(-1)) for i in range(0, len(a), rows)]  # (rows, B) each
+    return np.concatenate(blocks)
+
+
+def diagonal_sums(cost: np.ndarray, length: int) -> np.ndarray:
+    """sums[i, j] = cost[i, j] + cost[i+1, j+1] + ... (`length` terms) for a (A, B) matrix: (A - length + 1, B - length + 1)."""
+    rows, cols = cost.shape
+    cumulative = np.zeros((rows + 1, cols + 1))  # cumulative[i, j] = sum of cost along the diagonal ending at (i-1, j-1)
+    for i in range(rows):
+        cumulative[i + 1, 1:] = cumulative[i, :-1] + cost[i]
+    return cumulative[length:, length:] - cumulative[: rows - length + 1, : cols - length + 1]
+
+
+def patched_reconstruction_cost(clip: np.ndarray, training: np.ndarray, min_segment: int) -> float:
+    """Mean per-frame distance of the best rebuild of `clip` (T, F) from contiguous training segments of >= min_segment frames.
+
+    The clip is cut into consecutive segments, each at least `min_segment` frames long (the whole clip if it is
+    shorter), and each segment is replaced by the contiguous training segment of the same length that matches it
+    best; the cost is the sum of per-frame distances (`frame_distances`) over the clip, minimised over all cuts
+    and matches, divided by T. Dynamic programming over (clip frame, training frame) in O(T * T_train):
+    ending[j] is the best cost of the clip so far whose last segment ends on training frame j - 1 and is already
+    `min_segment` long; it either extends by one frame along the diagonal or starts a fresh segment of exactly
+    `min_segment` frames after the best cut `min_segment` frames back (longer segments are such a start plus
+    extensions).
+    """
+    length, train_length = len(clip), len(training)
+    min_segment = min(min_segment, length, train_length)
+    cost = frame_distances(clip, training)  # (T, Tt)
+    fresh = diagonal_sums(cost, min_segment)  # (T - m + 1, Tt - m + 1): a whole segment starting at (i, j)
+    best_cut = np.full(length + 1, np.inf)  # best_cut[i]: the first i clip frames rebuilt, segments complete
+    best_cut[0] = 0.0
+    ending = np.full(train_length + 1, np.inf)  # over training end positions 0..Tt
+    for i in range(min_segment, length + 1):
+        extend = np.full(train_length + 1, np.inf)
+        extend[1:] = ending[:-1] + cost[i - 1]  # (Tt,) one more frame on the diagonal
+        start = np.full(train_length + 1, np.inf)
+        start[min_segment:] = best_cut[i - min_segment] + fresh[i - min_segment]  # (Tt - m + 1,)
+        ending = np.minimum(extend, start)
+        best_cut[i] = ending.min()
+    assert np.isfinite(best_cut[length])
+    return float(best_cut[length] / length)
+
+
+def global_diversity(generated: Clips, training: np.ndarray, min_segment: int = 30) -> float:
+    """GANimator's global diversity: `patched_reconstruction_cost` of each clip against the training sequence, averaged.
+
+    0 when every clip is a collage of training pieces at least `min_segment` frames long; GANimator uses 30 frames
+    (1 s at 30 fps). Clips shorter than `min_segment` are matched as one segment.
+    """
+    training = np.asarray(training, dtype=np.float64)
+    return float(np.mean([patched_reconstruction_cost(clip, training, min_segment) for clip in as_clips(generated)]))
+
+
+def window_rms(a: np.ndarray, b: np.ndarray) -> float:
+    """RMS difference per coordinate of two equal-shape windows."""
+    assert a.shape == b.shape
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
+def tiles(clip: np.ndarray, window: int) -> np.ndarray:
+    """Non-overlapping `window`-frame windows from frame 0 (a leftover tail is dropped): (clip_len // window, window, F)."""
+    count = len(clip) // window
+    return clip[: count * window].reshape(count, window, clip.shape[1])
+
+
+def inter_diversity(generated: Clips, window: int = 15) -> float:
+    """SinMDM's inter diversity: mean distance between different clips at the same frames.
+
+    For every pair of different clips, both are cut into non-overlapping `window`-frame tiles from frame 0
+    and the tiles at the same position (over their common length) are compared (`window_rms`); the mean is
+    over all such tile pairs. SinMDM averages per-frame distances of whole clips of equal length; tiles keep
+    the same meaning for clips of different lengths. nan for a single clip.
+    """
+    clips = as_clips(generated)
+    distances = []
+    for k in range(len(clips)):
+        for other in range(k + 1, len(clips)):
+            a, b = tiles(clips[k], window), tiles(clips[other], window)
+            count = min(len(a), len(b))
+            distances += [window_rms(a[t], b[t]) for t in range(count)]
+    return float(np.mean(distances)) if distances else float("nan")
+
+
+def intra_diversity(generated: Clips, window: int = 15) -> float:
+    """SinMDM's intra diversity: mean distance between non-overlapping windows inside the same clip.
+
+    Each clip is cut into non-overlapping `window`-frame tiles from frame 0; all pairs of different tiles
+    of a clip are compared (`window_rms`) and averaged; the result is the mean over clips with two or more
+    tiles. SinMDM compares one random pair of 15-frame windows per clip; all pairs make it deterministic.
+    nan when no clip holds two tiles.
+    """
+    per_clip = []
+    for clip in as_clips(generated):
+        clip_tiles = tiles(clip, window)
+        count = len(clip_tiles)
+        pairs = [window_rms(clip_tiles[s], clip_tiles[t]) for s in range(count) for t in range(s + 1, count)]
+        if pairs:
+            per_clip.append(np.mean(pairs))
+    return float(np.mean(per_clip)) if per_clip else float("nan")
+
+
+def training_nn_distance(training: np.ndarray, window: int) -> float:
+    """Mean over training windows (stride 1) of the distance to the nearest training window starting >= `window` frames away."""
+    training = np.asarray(training, dtype=np.float64)
+    squared = diagonal_sums(frame_distances(training, training) ** 2, window)  # (W, W) sums of per-frame mean squares
+    starts = np.arange(len(squared))
+    squared[np.abs(starts[:, None] - starts[None, :]) < window] = np.inf  # overlapping neighbours do not count
+    nearest = squared.min(axis=1)  # (W,)
+    nearest = nearest[np.isfinite(nearest)]
+    if len(nearest) == 0:
+        raise UserError(
+            f"the training sequence has {len(training)} frames, too few to compare non-overlapping "
+            f"{window}-frame windows; it needs at least {2 * window}."
+        )
+    return float(np.sqrt(np.maximum(nearest, 0) / window).mean())
+
+
+def resolve_windows(
+    generated: Clips,
+    info: dict,
+    coverage_window: Optional[int] = None,
+    local_window: Optional[int] = None,
+    min_segment: Optional[int] = None,
+    diversity_window: Optional[int] = None,
+    copy_window: Optional[int] = None,
+) -> dict:
+    """The window lengths (frames) the report uses: given ones as they are, the rest from fps; all capped at the shortest clip."""
+    fps, shortest = float(info["fps"]), min(len(clip) for clip in generated)
+
+    def frames(given, seconds):
+        return min(int(given) if given is not None else max(1, int(round(seconds * fps))), shortest)
+
+    return {
+        "coverage_window": frames(coverage_window, COVERAGE_SECONDS),
+        "local_window": frames(local_window, LOCAL_SECONDS),
+        "min_segment": frames(min_segment, MIN_SEGMENT_SECONDS),
+        "diversity_window": frames(diversity_window, DIVERSITY_SECONDS),
+        "copy_window": min(int(copy_window if copy_window is not None else info["window"]), shortest),
+    }
+
+
+def single_motion_report(
+    generated: Clips,
+    training: np.ndarray,
+    info: dict,
+    coverage_window: Optional[int] = None,
+    coverage_threshold: float = COVERAGE_THRESHOLD,
+    local_window: Optional[int] = None,
+    min_segment: Optional[int] = None,
+    diversity_window: Optional[int] = None,
+    copy_window: Optional[int] = None,
+    copy_fraction: float = COPY_FRACTION,
+    to_keypoints: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+) -> dict:
+    """Every measure of REPORT_KEYS (plain floats and one bool) for generated clips against the training sequence (T, F).
+
+    Windows default as `resolve_windows`. Bone lengths and accelerations need keypoints: `to_keypoints` maps a
+    (frames, F) feature array to (frames, joints, dims); by default the features are un-flattened with
+    info["dims"], which suits the dance's normalised features (one shift and one scale leave the relative bone
+    error and the acceleration ratio unchanged). The reference bone lengths are measured on `training` itself,
+    so they are in the same units as the generated keypoints.
+    """
+    clips, training = as_clips(generated), np.asarray(training, dtype=np.float64)
+    windows = resolve_windows(clips, info, coverage_window, local_window, min_segment, diversity_window, copy_window)
+    if to_keypoints is None:
+        to_keypoints = partial(unflatten_keypoints, dims=int(info.get("dims", 2)))
+    generated_keypoints = [np.asarray(to_keypoints(clip), dtype=np.float64) for clip in clips]  # K x (T_k, J, D)
+    training_keypoints = np.asarray(to_keypoints(training), dtype=np.float64)  # (T, J, D)
+    reference_lengths = bone_lengths(training_keypoints, info["parents"]).mean(axis=0)  # (bones,)
+    copy_window = windows["copy_window"]
+    nn_generated = float(
+        nearest_window_distance(all_windows(clips, copy_window), sliding_windows(training, copy_window)).mean()
+    )
+    nn_training = training_nn_distance(training, copy_window)
+    report = {
+        "coverage": coverage(clips, training, windows["coverage_window"], coverage_threshold),
+        "local_diversity": local_diversity(clips, training, windows["local_window"]),
+        "global_diversity": global_diversity(clips, training, windows["min_segment"]),
+        "inter_diversity": inter_diversity(clips, windows["diversity_window"]),
+        "intra_diversity": intra_diversity(clips, windows["diversity_window"]),
+        "bone_length_error": bone_length_error(np.concatenate(generated_keypoints), reference_lengths, info["parents"]),
+        "jitter_ratio": clip_mean_acceleration(generated_keypoints) / mean_acceleration(training_keypoints),
+        "nn_distance_to_training": nn_generated,
+        "training_nn_distance": nn_training,
+        "copies_training": bool(nn_generated < copy_fraction * nn_training),
+    }
+    assert tuple(report) == REPORT_KEYS
+    return report
+
+
+def unflatten_keypoints(features: np.ndarray, dims: int) -> np.ndarray:
+    """(frames, joints * dims) features -> (frames, joints, dims) keypoints."""
+    return features.reshape(len(features), -1, dims)
+
+
+def clip_mean_acceleration(keypoints: list) -> float:
+    """`mean_acceleration` over clips of different lengths K x (T_k, J, D), each weighted by its T_k - 2 accelerations."""
+    weights = np.array([max(len(clip) - 2, 0) for clip in keypoints], dtype=np.float64)
+    assert weights.sum() > 0, "clips need at least 3 frames for an acceleration"
+    values = [mean_acceleration(clip) if weight > 0 else 0.0 for clip, weight in zip(keypoints, weights)]
+    return float(np.dot(weights, values) / weights.sum())
