@@ -25,7 +25,7 @@ demo: $(STAMP) ## train punet on the embedded dance, then generate samples and v
 text2motion: $(STAMP) ## train the text-to-motion transformer (AdaLN) on the embedded procedural data (about 30 min on 2 CPU cores)
 	$(PY) -m motiondiff.train experiment=text2motion $(ARGS)
 
-eval-demo: $(STAMP) ## README results: train evaluator, 3 text variants and the dance model, evaluate all (about 70 min, 2 CPU cores)
+eval-demo: $(STAMP) ## README results: train evaluator, 3 text variants and the dance model, evaluate all (about 50 min, 2 CPU cores)
 	$(PY) -m motiondiff.eval_demo $(ARGS)
 
 test: $(STAMP) ## run the test suite (CPU, a few minutes)

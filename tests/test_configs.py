@@ -54,6 +54,16 @@ def test_network_and_data_mismatch_is_one_clear_error(tmp_path, network, data_in
         build_module(cfg, data_info)
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["network=punet", "+network.base_chanels=64"], "network.base_chanels is not an option of PUNet; its options are: .*base_channels"),
+    (["network=adaln", "+network.ff_size=64", *TINY_TRANSFORMER], "network.ff_size is not an option of AdaLNTransformer; .*mlp_ratio"),
+    (["network=cross_attention", "+network.text_token=true", *TINY_TRANSFORMER], "network.text_token is not .*time_conditioning")])
+def test_unknown_network_option_is_named_with_the_valid_ones(tmp_path, overrides, message):
+    cfg = compose_config("train", tmp_path, overrides)
+    with pytest.raises(UserError, match=message):
+        build_module(cfg, DATA_INFO if "network=punet" in overrides else TEXT_DATA_INFO)
+
+
 def test_train_overrides_reach_the_objects(tmp_path):
     cfg = compose_config("train", tmp_path, ["experiment=dance2d", "network.base_channels=32", "sampler=ddim", "loss=x0"])
     module = build_module(cfg, DATA_INFO)

@@ -113,3 +113,10 @@ def test_training_logs_fd_and_r3_with_an_evaluator(runs, tmp_path):
     metrics = train.run(cfg)["metrics"]
     assert np.isfinite(metrics["val/FD"]) and metrics["val/FD"] > 0
     assert 0 <= metrics["val/R@3"] <= 1
+
+
+def test_an_evaluator_run_cannot_be_generated_from(runs, tmp_path):
+    from motiondiff import generate
+
+    with pytest.raises(UserError, match="does not generate"):
+        generate.run(compose_config("generate", tmp_path / "g", [f"run_dir={runs['evaluator']}", "prompt=a person waves"]))

@@ -179,7 +179,7 @@ def test_experiment_config_builds_the_evaluator(tmp_path):
     cfg = compose_config("train", tmp_path, ["experiment=evaluator", "module.temperature=0.07", "network.vae=true"])
     module = build_module(cfg, DATA_INFO)
     assert isinstance(module, MotionTextEvaluator) and module.temperature == 0.07
-    assert module.network.vae and module.network.latent_dim == 256
+    assert module.network.vae and module.network.latent_dim == cfg.network.latent_dim
     assert module.network.motion_encoder.input_dim == FEATURES and module.network.text_encoder.input_dim == TEXT_DIM
     restored = build_module(cfg, DATA_INFO)
     restored.load_state_dict(module.state_dict())  # the normaliser travels with the weights

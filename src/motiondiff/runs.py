@@ -42,9 +42,34 @@ DEFAULT_MODULE = "motiondiff.training.module.MotionDiffusion"  # runs saved befo
 
 def build_module(cfg: DictConfig, data_info: dict) -> L.LightningModule:
     """The LightningModule described by a composed training config (`module` group), for data described by data_info."""
-    network = instantiate(cfg.network, **network_sizes(cfg.network, data_info))
     module_class = get_class(cfg.module.get("_target_", DEFAULT_MODULE))
+    network_class = get_class(cfg.network._target_)
+    module_class.check_network_class(network_class)
+    check_network_options(cfg.network, network_class)
+    network = instantiate(cfg.network, **network_sizes(cfg.network, data_info))
     return module_class.from_config(cfg, network, data_info)
+
+
+def check_network_options(network_cfg: DictConfig, network_class: type) -> None:
+    """UserError naming any network.<key> the network class does not take (a typo, or a key left by an experiment)."""
+    options = constructor_options(network_class)
+    unknown = [str(key) for key in network_cfg if not str(key).startswith("_") and key not in options]
+    if unknown:
+        valid = ", ".join(name for name in options if name not in ("features", "text_dim"))
+        raise UserError(f"network.{unknown[0]} is not an option of {network_class.__name__}; its options are: {valid}.")
+
+
+def constructor_options(cls: type) -> list:
+    """Keyword names cls(...) accepts, following **kwargs up to the base classes that receive them."""
+    names: list = []
+    for klass in cls.__mro__:
+        if klass is object:
+            break
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        names += [p.name for p in parameters if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in names]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names
 
 
 def module_options(cfg: DictConfig) -> dict:
@@ -166,5 +191,10 @@ def load_trained_run(cfg: DictConfig) -> TrainedRun:
     run_dir, ckpt_path = resolve_checkpoint(cfg.run_dir, cfg.ckpt_path, cfg.checkpoint)
     train_cfg = load_run_config(run_dir)
     module = load_module(train_cfg, ckpt_path, pick_device(cfg.device))
+    if not hasattr(module, "sample"):
+        raise UserError(
+            f"'{run_dir}' is a {type(module).__name__} run, which does not generate; give run_dir=<a diffusion run> "
+            "(an evaluator run goes in evaluator=...)."
+        )
     sampler = instantiate(cfg.sampler if cfg.get("sampler") else train_cfg.sampler)
     return TrainedRun(run_dir, ckpt_path, train_cfg, module, sampler)

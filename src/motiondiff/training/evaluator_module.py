@@ -79,8 +79,7 @@ class MotionTextEvaluator(L.LightningModule):
         val_batch_size: int = 32,
     ):
         super().__init__()
-        if not isinstance(network, MotionTextEncoders):
-            raise UserError(f"module=evaluator trains motion and text encoders, not a {type(network).__name__}; use network=tmr.")
+        self.check_network_class(type(network))
         check_options(temperature, negative_threshold, contrastive_weight, recon_weight, kl_weight, latent_weight, val_batch_size)
         self.save_hyperparameters({"data_info": data_info})
         self.network, self.data_info = network, data_info
@@ -91,6 +90,12 @@ class MotionTextEvaluator(L.LightningModule):
         self.val_batch_size = val_batch_size
         self._val_text: list = []  # (B, D) text mu per validation batch
         self._val_motion: list = []  # (B, D) motion mu per validation batch
+
+    @staticmethod
+    def check_network_class(network_class: type) -> None:
+        """UserError unless network_class is the motion-text encoder pair."""
+        if not issubclass(network_class, MotionTextEncoders):
+            raise UserError(f"module=evaluator trains motion and text encoders, not a {network_class.__name__}; use network=tmr.")
 
     @classmethod
     def from_config(cls, cfg, network: MotionTextEncoders, data_info: dict) -> "MotionTextEvaluator":

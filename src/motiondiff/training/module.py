@@ -67,6 +67,15 @@ class MotionDiffusion(L.LightningModule):
         self.val_metrics_items = val_metrics_items
         self._val_evaluator: list = []  # loaded on first use; a list so it is not a submodule (not in checkpoints)
 
+    @staticmethod
+    def check_network_class(network_class: type) -> None:
+        """UserError unless network_class is a denoiser (the evaluator's encoders are not)."""
+        if hasattr(network_class, "encode_motion"):
+            raise UserError(
+                f"network={network_class.__name__} is the motion-text evaluator's network, not a denoiser; "
+                "train it with experiment=evaluator (module=evaluator), or pick a diffusion network."
+            )
+
     @classmethod
     def from_config(cls, cfg, network: nn.Module, data_info: dict) -> "MotionDiffusion":
         """Build from a composed training config: schedule, loss, optimizer, ... from their groups."""
@@ -74,11 +83,7 @@ class MotionDiffusion(L.LightningModule):
 
         from motiondiff.runs import module_options
 
-        if hasattr(network, "encode_motion"):
-            raise UserError(
-                f"network={type(network).__name__} is the motion-text evaluator's network, not a denoiser; "
-                "train it with experiment=evaluator (module=evaluator), or pick a diffusion network."
-            )
+        cls.check_network_class(type(network))
         return cls(
             network=network,
             schedule=instantiate(cfg.schedule),
