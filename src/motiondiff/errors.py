@@ -45,3 +45,8 @@ def require_file(path, what: str, hint: str = "check the path") -> None:
 
     if not Path(path).is_file():
         raise UserError(f"{what} not found: '{path}' ({hint}).")
+
+
+def first_sentence(error: BaseException) -> str:
+    """The first sentence of an error's message (numpy's load errors go on to advise unpickling, which we never do)."""
+    return str(error).split(". ")[0].rstrip(".")

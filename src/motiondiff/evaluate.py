@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 
 from motiondiff.cli import hydra_entry_point
 from motiondiff.errors import UserError
-from motiondiff.evaluation.report import summarize, write_report
-from motiondiff.runs import load_trained_run, pick_device
+from motiondiff.evaluation.report import refuse_existing_report, summarize, write_report
+from motiondiff.runs import file_sha256, load_trained_run, pick_device, write_provenance
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ def run(cfg: DictConfig) -> dict:
     """Generate with the run, measure, write and print the table; return {"summary", "settings", "table"}."""
     if int(cfg.replications) != cfg.replications or cfg.replications < 1:
         raise UserError(f"replications={cfg.replications} must be a positive whole number (3 or more for an interval).")
+    refuse_existing_report(Path(cfg.paths.output_dir))
     run = load_trained_run(cfg)
     torch.manual_seed(cfg.seed)
     if run.module.conditional:
@@ -39,9 +40,11 @@ def run(cfg: DictConfig) -> dict:
         rows, details = evaluate_dance(run, cfg)
     weight = cfg.guidance_weight if cfg.get("guidance_weight") is not None else getattr(run.module, "guidance_weight", None)
     settings = {
-        "run_dir": str(run.run_dir), "checkpoint": str(run.checkpoint), "seed": cfg.seed, "replications": cfg.replications,
+        "run_dir": str(run.run_dir), "checkpoint": str(run.checkpoint),
+        "checkpoint_sha256": file_sha256(run.checkpoint), "seed": cfg.seed, "replications": cfg.replications,
         "sampler": {"name": type(run.sampler).__name__, **vars(run.sampler)}, "guidance_weight": weight, **details,
     }  # fmt: skip
+    write_provenance(Path(cfg.paths.output_dir), run)
     summary = summarize(rows)
     table = write_report(Path(cfg.paths.output_dir), settings, summary)
     print(table)

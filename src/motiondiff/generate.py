@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from motiondiff.cli import hydra_entry_point
 from motiondiff.errors import UserError
 from motiondiff.generation import generate_and_save
-from motiondiff.runs import load_trained_run
+from motiondiff.runs import load_trained_run, write_provenance
 from motiondiff.text_generation import generate_text_and_save, read_prompts
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def run(cfg: DictConfig) -> dict:
         written = generate_and_save(
             run.module, run.sampler, out_dir, cfg.num_samples, cfg.seed, cfg.chain_windows, cfg.chain_overlap, cfg.render
         )
-    (out_dir / "source.txt").write_text(f"run_dir: {run.run_dir}\ncheckpoint: {run.checkpoint}\n")
+    write_provenance(out_dir, run)
     log.info("Wrote samples to %s", out_dir)
     return written
 

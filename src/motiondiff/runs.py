@@ -5,7 +5,9 @@ A training run directory holds `config.yaml` (the resolved composed config), `.h
 Checkpoints are read with `torch.load(weights_only=True)`: no pickled code is ever run.
 """
 
+import hashlib
 import inspect
+import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from motiondiff.config_checks import check_sampling_config
 from motiondiff.errors import UserError, require_file
 
 CONFIG_NAME = "config.yaml"
@@ -190,6 +193,7 @@ def load_trained_run(cfg: DictConfig) -> TrainedRun:
     """The run named by a generate/evaluate config (run_dir or ckpt_path, checkpoint, device, sampler)."""
     run_dir, ckpt_path = resolve_checkpoint(cfg.run_dir, cfg.ckpt_path, cfg.checkpoint)
     train_cfg = load_run_config(run_dir)
+    check_sampling_config(cfg, train_cfg)
     module = load_module(train_cfg, ckpt_path, pick_device(cfg.device))
     if not hasattr(module, "sample"):
         raise UserError(
@@ -198,3 +202,26 @@ def load_trained_run(cfg: DictConfig) -> TrainedRun:
         )
     sampler = instantiate(cfg.sampler if cfg.get("sampler") else train_cfg.sampler)
     return TrainedRun(run_dir, ckpt_path, train_cfg, module, sampler)
+
+
+PROVENANCE_FILE = "source.json"
+
+
+def write_provenance(out_dir: Path, run: TrainedRun) -> Path:
+    """Record in out_dir where its contents came from: the run, its checkpoint with the file's SHA-256, the run's config."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "run_config.yaml").write_text(OmegaConf.to_yaml(run.config))
+    record = {"run_dir": str(run.run_dir), "checkpoint": str(run.checkpoint), "checkpoint_sha256": file_sha256(run.checkpoint),
+              "run_config": "run_config.yaml", "this_command_config": ".hydra/config.yaml"}  # fmt: skip
+    path = out_dir / PROVENANCE_FILE
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

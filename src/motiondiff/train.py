@@ -7,8 +7,9 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from motiondiff.errors import UserError, require_file
 from motiondiff.cli import hydra_entry_point
+from motiondiff.config_checks import check_training_config
+from motiondiff.errors import UserError, require_file
 from motiondiff.generation import generate_and_save
 from motiondiff.runs import build_module, latest_checkpoint, save_run_config
 from motiondiff.text_generation import generate_text_and_save
@@ -21,6 +22,7 @@ def run(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.paths.output_dir)
     if (run_dir / "checkpoints").exists():
         raise UserError(f"'{run_dir}' already holds checkpoints of another run; runs never share a directory.")
+    check_training_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     ckpt_path = _resume_path(cfg)
     save_run_config(cfg, run_dir)

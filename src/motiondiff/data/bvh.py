@@ -27,6 +27,7 @@ from motiondiff.errors import UserError, require_file
 
 _POSITION_AXES = {"Xposition": 0, "Yposition": 1, "Zposition": 2}
 _ROTATION_AXES = {"Xrotation": "X", "Yrotation": "Y", "Zrotation": "Z"}
+MAX_DEPTH = 256  # deepest joint nesting read (real skeletons are a few dozen deep; bounds the recursion)
 
 # Joints named alike in the Mixamo and CMU skeletons (source name, namespace stripped -> BODY20 name).
 _BODY_MAP = {
@@ -104,38 +105,57 @@ class _HierarchyParser:
         return self.tokens[self.pos - 1][1]
 
     def number(self, convert=float):
-        """The next token as a number."""
+        """The next token as a finite number."""
         word = self.take()
         try:
-            return convert(word)
+            value = convert(word)
         except ValueError:
             raise _bvh_error(self.path, self.line(), f"expected a number but found '{word}'") from None
+        if not math.isfinite(value):
+            raise _bvh_error(self.path, self.line(), f"expected a finite number but found '{word}'")
+        return value
 
-    def channel(self) -> str:
-        """The next token as a channel name."""
+    def channel(self, count: int) -> str:
+        """The next token as a channel name of a `CHANNELS count ...` statement."""
         name = self.take()
+        if name in ("JOINT", "End", "}"):
+            raise _bvh_error(self.path, self.line(), f"'CHANNELS {count}' is followed by fewer than {count} channel names")
         if name not in _POSITION_AXES and name not in _ROTATION_AXES:
             valid = ", ".join([*_POSITION_AXES, *_ROTATION_AXES])
             raise _bvh_error(self.path, self.line(), f"unknown channel name '{name}' (valid: {valid})")
         return name
+
+    def channels(self, joint: str) -> tuple:
+        """A `CHANNELS count name...` statement: at most three rotations, no axis twice in a row."""
+        self.take("CHANNELS")
+        count = self.number(int)
+        if count < 0:
+            raise _bvh_error(self.path, self.line(), f"'CHANNELS {count}' has a negative channel count")
+        channels = tuple(self.channel(count) for _ in range(count))
+        axes = "".join(_ROTATION_AXES[name] for name in channels if name in _ROTATION_AXES)
+        if len(axes) > 3 or any(a == b for a, b in zip(axes, axes[1:])):
+            problem = f"joint '{joint}' has rotation channels {' '.join(axes)}: use at most three, no axis twice in a row"
+            raise _bvh_error(self.path, self.line(), problem)
+        return channels
 
     def offset(self) -> tuple:
         """An `OFFSET x y z` statement."""
         self.take("OFFSET")
         return tuple(self.number() for _ in range(3))
 
-    def joint(self, parent: int) -> None:
+    def joint(self, parent: int, depth: int = 0) -> None:
         """A ROOT/JOINT body (after its keyword), recursing into children."""
+        if depth > MAX_DEPTH:
+            raise _bvh_error(self.path, self.line(), f"the joints nest more than {MAX_DEPTH} levels deep")
         name = self.take().split(":")[-1]
         self.take("{")
         offset = self.offset()
-        self.take("CHANNELS")
-        channels = tuple(self.channel() for _ in range(self.number(int)))
+        channels = self.channels(name)
         index = len(self.joints)
         self.joints.append(_Joint(name, parent, offset, channels))
         while (word := self.take()) != "}":
             if word == "JOINT":
-                self.joint(index)
+                self.joint(index, depth + 1)
             elif word == "End":
                 self.take("Site")
                 self.take("{")
@@ -249,6 +269,8 @@ def load_bvh(path) -> BvhClip:
     if duplicates:
         raise _bvh_error(path, None, f"joint names repeat after stripping namespaces: {', '.join(duplicates)}")
     num_channels = sum(len(joint.channels) for joint in joints)
+    if num_channels == 0:
+        raise _bvh_error(path, None, "no joint has CHANNELS, so the file holds no motion")
     values, fps = _parse_motion(lines[motion_at + 1 :], motion_at + 2, num_channels, path)
     rotations, translations = _local_transforms(joints, values)
     offsets = np.array([joint.offset for joint in joints], dtype=float)  # (J, 3)

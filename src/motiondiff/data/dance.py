@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from motiondiff.data.skeleton import BODY20_NAMES, BODY20_PARENTS, bone_lengths
-from motiondiff.errors import UserError, require_file
+from motiondiff.errors import UserError, first_sentence, require_file
 
 
 @dataclass
@@ -58,9 +58,13 @@ def _load_npy(path: str, fps: float, parents) -> DanceSequence:
     require_file(path, "keypoint file (dataset.source)")
     try:
         keypoints = np.load(path, allow_pickle=False)
-    except ValueError as error:
-        raise UserError(f"'{path}' is not a plain numeric .npy array ({error}); save it with np.save.") from None
-    if keypoints.ndim != 3 or keypoints.shape[-1] != 2 or not np.issubdtype(keypoints.dtype, np.number):
+    except (ValueError, EOFError) as error:  # EOFError: an empty file
+        reason = first_sentence(error)
+        raise UserError(f"'{path}' is not a plain numeric .npy array ({reason}); save it with np.save.") from None
+    if not isinstance(keypoints, np.ndarray):  # an .npz archive under a .npy name
+        keypoints.close()
+        raise UserError(f"'{path}' is an .npz archive, not a .npy array; save the keypoints alone with np.save.")
+    if keypoints.ndim != 3 or keypoints.shape[-1] != 2 or keypoints.dtype.kind not in "iuf":
         raise UserError(
             f"'{path}' holds an array of shape {keypoints.shape} and dtype {keypoints.dtype}; "
             "expected numbers of shape (frames, joints, 2)."
@@ -175,15 +179,18 @@ class DanceDataModule(L.LightningDataModule):
             self.source, self.fps, self.joint_map, self.camera, self.procedural, self.parents
         )
         frames, joints = sequence.keypoints.shape[:2]
+        if joints < 2:
+            raise UserError(
+                f"the sequence from '{self.source}' has only {joints} joint(s); a dance needs a skeleton of at least "
+                "two joints (one bone): use a file with the whole body."
+            )
         if not 0 <= self.root_joint < joints:
             raise UserError(f"dataset.root_joint={self.root_joint} is not a joint index of the {joints} joints.")
-        train_frames = frames - int(round(frames * self.val_fraction))
-        if min(train_frames, frames - train_frames) < self.window:
-            needed = int(np.ceil(self.window / min(self.val_fraction, 1 - self.val_fraction)))
+        train_frames = check_window_fits(frames, self.window, self.val_fraction, self.source)
+        if np.ptp(sequence.keypoints[:train_frames], axis=(0, 1)).max() == 0:
             raise UserError(
-                f"the sequence from '{self.source}' has {frames} frames, too short for windows of "
-                f"{self.window} frames in both the training and the validation span (val_fraction="
-                f"{self.val_fraction}); it needs at least {needed} frames: lower dataset.window or use a longer clip."
+                f"every keypoint of '{self.source}' sits at the same place in all {train_frames} training frames, "
+                "so they cannot be normalised; check that the file holds the motion (not zeros)."
             )
         self.sequence, self.train_frames = sequence, train_frames
         self.normalizer.fit(sequence.keypoints[:train_frames], self.root_joint)
@@ -224,6 +231,19 @@ class DanceDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+
+
+def check_window_fits(frames: int, window: int, val_fraction: float, source: str) -> int:
+    """The training span's frames; UserError unless a window fits in both the training and the validation span."""
+    train_frames = frames - int(round(frames * val_fraction))
+    if min(train_frames, frames - train_frames) < window:
+        needed = int(np.ceil(window / min(val_fraction, 1 - val_fraction)))
+        raise UserError(
+            f"the sequence from '{source}' has {frames} frames, too short for windows of {window} frames in both "
+            f"the training and the validation span (val_fraction={val_fraction}); it needs at least {needed} frames: "
+            "lower dataset.window or use a longer clip."
+        )
+    return train_frames
 
 
 def _check_positive_int(key: str, value) -> None:

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from motiondiff.data.representations import get_representation
-from motiondiff.errors import UserError, require_file
+from motiondiff.errors import UserError, first_sentence, require_file
 from motiondiff.text.encoders import CaptionItem
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,11 @@ def check_root(root: Path, layout: Layout, splits) -> None:
 
 def read_split_ids(path: Path) -> list:
     """The ids listed in a split file, in order, each once."""
-    return list(dict.fromkeys(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"split file '{path}' is not UTF-8 text; it must list one motion id per line.") from None
+    return list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
 
 
 def parse_humanml3d_line(line: str) -> tuple:
@@ -113,6 +117,8 @@ def parse_humanml3d_line(line: str) -> tuple:
     if len(fields) < 4:
         return caption, *WHOLE
     start, end = float(fields[2]), float(fields[3])
+    if math.isinf(start) or math.isinf(end):
+        raise ValueError(f"infinite time in {line!r}")
     return caption, 0.0 if math.isnan(start) else start, 0.0 if math.isnan(end) else end
 
 
@@ -150,7 +156,11 @@ def load_features(root: Path, layout: Layout, motion_id: str, tally: SkipTally):
     except Exception:  # a truncated or foreign file: leave the motion out
         tally.add("feature files could not be read as .npy arrays and were skipped", str(path))
         return None
-    if features.ndim != 2 or features.shape[1] != layout.features or not np.issubdtype(features.dtype, np.number):
+    if not isinstance(features, np.ndarray):  # an .npz archive under a .npy name
+        features.close()
+        tally.add("feature files could not be read as .npy arrays and were skipped", str(path))
+        return None
+    if features.ndim != 2 or features.shape[1] != layout.features or features.dtype.kind not in "iuf":
         raise UserError(
             f"'{path}' holds an array of shape {features.shape} and dtype {features.dtype}; the {layout.name} layout "
             f"expects (frames, {layout.features}) {layout.representation} features: is dataset.layout right?"
@@ -225,9 +235,16 @@ def read_statistics(root: Path, layout: Layout, clips: list) -> tuple:
     for name in layout.required_files:
         path = root / name
         require_file(path, f"{layout.name} statistics file", layout.hint)
-        array = np.load(path, allow_pickle=False)
-        if array.shape != (layout.features,) or not np.isfinite(array).all():
-            raise UserError(f"'{path}' must hold {layout.features} finite numbers, got shape {array.shape}; regenerate it.")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except Exception as error:  # empty, truncated or not a .npy file
+            reason = first_sentence(error)
+            raise UserError(f"'{path}' cannot be read as a .npy array ({reason}); regenerate it.") from None
+        if not isinstance(array, np.ndarray) or array.shape != (layout.features,) or array.dtype.kind not in "iuf":
+            found = f"shape {array.shape} and dtype {array.dtype}" if isinstance(array, np.ndarray) else "an .npz archive"
+            raise UserError(f"'{path}' must hold {layout.features} finite numbers, got {found}; regenerate it.")
+        if not np.isfinite(array).all():
+            raise UserError(f"'{path}' must hold {layout.features} finite numbers, got NaN or infinity; regenerate it.")
         arrays.append(array.astype(np.float32))
     return tuple(arrays)
 

@@ -5,6 +5,7 @@ import json
 import math
 from pathlib import Path
 
+from motiondiff.errors import UserError
 from motiondiff.metrics.intervals import format_interval, mean_and_interval
 
 # Which way is better, for the table headers (metrics not listed carry no arrow).
@@ -42,11 +43,20 @@ def _nan(value):
     return float("nan") if value is None else value
 
 
+REPORT_FILES = ("metrics.json", "metrics.csv", "metrics.md")
+
+
+def refuse_existing_report(out_dir: Path) -> None:
+    """UserError if out_dir already holds an evaluation (evaluations never overwrite)."""
+    existing = [name for name in REPORT_FILES if (out_dir / name).exists()]
+    if existing:
+        raise UserError(f"'{out_dir / existing[0]}' already exists: evaluations never overwrite; give another hydra.run.dir.")
+
+
 def write_report(out_dir: Path, settings: dict, summary: dict) -> str:
     """Write metrics.json (settings + every value), metrics.csv and metrics.md into out_dir; return the table."""
+    refuse_existing_report(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("metrics.json", "metrics.csv", "metrics.md"):
-        assert not (out_dir / name).exists(), f"{out_dir / name} exists; evaluations never overwrite"
     table = markdown_table(summary)
     (out_dir / "metrics.json").write_text(json.dumps({"settings": settings, "results": summary}, indent=2))
     with open(out_dir / "metrics.csv", "w", newline="") as handle:

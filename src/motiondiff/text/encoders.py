@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from motiondiff.errors import UserError
+from motiondiff.errors import UserError, first_sentence
 from motiondiff.types import TextPooled, TextTokens, TokenMask
 
 log = logging.getLogger(__name__)
@@ -322,10 +322,25 @@ class PrecomputedEncoder(TextEncoder):
         first = next(iter(sorted(self.directory.glob("*.npy"))), None)
         if first is None:
             raise UserError(f"text_encoder.directory='{directory}' holds no .npy files (expected <motion_id>.npy per motion).")
-        shape = self._check_shape(first, np.load(first, mmap_mode="r", allow_pickle=False).shape)
+        shape = self._check_shape(first, self._load(first, mmap_mode="r").shape)
         self.dim = int(shape[-1])
         self.max_tokens = int(shape[1]) if len(shape) == 3 else 1
         self.name = f"precomputed-{self.directory.resolve().name}-{self.dim}"
+
+    @staticmethod
+    def _load(path: Path, mmap_mode=None) -> np.ndarray:
+        """One feature file as an array of real numbers, or a UserError naming it."""
+        try:
+            features = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+        except Exception as error:  # empty, truncated, pickled or not a .npy file
+            reason = first_sentence(error)
+            raise UserError(f"caption features '{path}' cannot be read as a .npy array ({reason}); re-extract them.") from None
+        if not isinstance(features, np.ndarray):  # an .npz archive under a .npy name
+            features.close()
+            raise UserError(f"caption features '{path}' are an .npz archive; save one array per motion with np.save.")
+        if features.dtype.kind not in "iuf":
+            raise UserError(f"caption features '{path}' have dtype {features.dtype}; re-extract them as float32 numbers.")
+        return features
 
     def _check_shape(self, path: Path, shape: tuple) -> tuple:
         """Raise a UserError unless `shape` is (C, D) or (C, L, D) as `tokens` demands, with D = dim."""
@@ -361,7 +376,8 @@ class PrecomputedEncoder(TextEncoder):
                 continue
             real = row[np.abs(row).sum(-1) > 0]  # (l, D)
             if not len(real):
-                raise UserError(f"caption features '{self.directory / (item.motion_id + '.npy')}' row {item.line} is all zeros.")
+                path = self.directory / (item.motion_id + ".npy")
+                raise UserError(f"caption features '{path}' row {item.line} is all zeros (no token); re-extract it.")
             pooled.append(real.mean(0))
             sequences.append(real)
         return TextEmbedding.from_sequences(np.stack(pooled) if pooled else np.zeros((0, self.dim)), sequences)
@@ -371,11 +387,10 @@ class PrecomputedEncoder(TextEncoder):
         path = self.directory / f"{motion_id}.npy"
         if not path.is_file():
             raise UserError(f"caption features '{path}' not found; extract one file per motion into text_encoder.directory.")
-        try:
-            features = np.load(path, allow_pickle=False)
-        except Exception as error:
-            raise UserError(f"caption features '{path}' cannot be read as a .npy array ({error}).") from error
+        features = self._load(path)
         self._check_shape(path, features.shape)
+        if not np.isfinite(features).all():
+            raise UserError(f"caption features '{path}' contain NaN or infinite values; re-extract them.")
         return features.astype(np.float32, copy=False)
 
     def item_key(self, item: CaptionItem) -> str:

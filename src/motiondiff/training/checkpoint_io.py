@@ -1,0 +1,39 @@
+"""Checkpoint files that are never half-written and never unpickle code.
+
+`AtomicCheckpointIO` is the Trainer's checkpoint plugin (configs/trainer/cpu.yaml): each checkpoint is
+written to a temporary file in the same folder, flushed to disk, then renamed over the target
+(`os.replace`, atomic on POSIX), so a crash, a kill or a full disk while saving leaves the previous
+`last.ckpt` intact and no partial file. Loading (resume) goes through `runs.load_checkpoint`:
+`torch.load(weights_only=True)`, and a file carrying pickled objects is refused with one sentence.
+"""
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """TorchCheckpointIO with atomic local writes and weights-only loads."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options: Optional[Any] = None) -> None:
+        """Write to `.<name>.tmp-<pid>` beside `path`, fsync, then rename over `path`."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            with open(temporary, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def load_checkpoint(self, path, map_location=None, weights_only: Optional[bool] = None) -> dict:
+        """The checkpoint's plain data and tensors; UserError for anything that would need unpickling code."""
+        from motiondiff.runs import load_checkpoint
+
+        return load_checkpoint(Path(path))
