@@ -46,7 +46,8 @@ def test_every_option_composes_and_builds(tmp_path, group, option):
 
 @pytest.mark.parametrize("network, data_info, message", [
     ("punet", TEXT_DATA_INFO, "cannot read text"), ("adaln", DATA_INFO, "needs text"),
-    ("tmr", TEXT_DATA_INFO, "experiment=evaluator"), ("adaln module=evaluator", TEXT_DATA_INFO, "network=tmr")])
+    ("tmr", TEXT_DATA_INFO, "experiment=evaluator"), ("adaln module=evaluator", TEXT_DATA_INFO, "network=tmr"),
+    ("cross_attention", {**TEXT_DATA_INFO, "text_tokens": 1}, "hold one pooled vector per caption")])
 def test_network_and_data_mismatch_is_one_clear_error(tmp_path, network, data_info, message):
     network, *more = network.split()
     cfg = compose_config("train", tmp_path, [f"network={network}", *more, *TINY_TRANSFORMER[: 3 * (network != "punet")]])

@@ -187,7 +187,7 @@ def test_info_describes_the_data_in_plain_types(hml_root, tmp_path):
     assert json.loads(json.dumps(info)) == info
     assert info["kind"] == "text_motion" and info["representation"] == "humanml3d"
     assert (info["features"], info["num_joints"], info["dims"], info["fps"]) == (263, 22, 3, 20.0)
-    assert (info["text_dim"], info["text_encoder"]) == (DIM, "fake-hash")
+    assert (info["text_dim"], info["text_encoder"], info["text_tokens"]) == (DIM, "fake-hash", encoder.max_tokens)
     assert (info["num_train"], info["num_val"], info["max_frames"], info["min_frames"]) == (4, 2, 64, 40)
     assert info["length_distribution"] == [57, 60, 64, 64]
     assert len(info["parents"]) == len(info["joint_names"]) == 22 and info["source"] == str(hml_root)

@@ -90,6 +90,11 @@ def network_sizes(network_cfg: DictConfig, data_info: dict) -> dict:
         raise UserError(f"network {name} cannot read text, but the dataset is text-conditioned; use network=incontext, adaln or cross_attention.")
     if takes_text and not has_text:
         raise UserError(f"network {name} needs text, but the dataset has no captions; use network=punet, or a text dataset (dataset=text_motion).")
+    if name == "CrossAttentionTransformer" and data_info.get("text_tokens") == 1:
+        raise UserError(
+            "network=cross_attention attends to the caption's token embeddings, but the text features hold one pooled "
+            "vector per caption; use network=adaln or incontext, or extract token features."
+        )
     return {"features": data_info["features"], **({"text_dim": data_info["text_dim"]} if has_text else {})}
 
 

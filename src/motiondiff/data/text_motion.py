@@ -257,6 +257,7 @@ class TextMotionDataModule(L.LightningDataModule):
             "parents": [int(p) for p in representation.parents],
             "text_dim": int(self.text_encoder.dim),
             "text_encoder": str(self.text_encoder.name),
+            "text_tokens": int(self.text_encoder.max_tokens),  # 1: one pooled vector per caption, no token sequence
             "feature_abs_max": float(self.feature_abs_max),
             "source": str(self.data_root),
             "dataset_id": self.dataset_id,
