@@ -62,3 +62,9 @@ def test_same_config_and_seed_train_to_the_same_weights_bit_for_bit(tmp_path, un
     again = train.run(compose_config("train", tmp_path, QUICK))["run_dir"]
     expected, got = weights(uninterrupted), weights(again)
     assert all(torch.equal(got[name], expected[name]) for name in expected)
+
+
+def test_compile_option_compiles_in_place_and_checkpoints_keep_their_keys(tmp_path, uninterrupted):
+    result = train.run(compose_config("train", tmp_path, [*QUICK, "trainer.max_steps=2", "compile.enabled=true", "compile.backend=eager"]))
+    assert result["module"].network._compiled_call_impl is not None and result["module"].ema_network._compiled_call_impl is not None
+    assert weights(result["run_dir"]).keys() == weights(uninterrupted).keys()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from motiondiff.cli import hydra_entry_point
@@ -20,17 +21,20 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict:
     """Train as configured; return the run directory, the checkpoints and the final metrics."""
     run_dir = Path(cfg.paths.output_dir)
-    if (run_dir / "checkpoints").exists():
+    first_process = rank_zero_only.rank == 0  # under DDP Lightning re-runs this command once per other rank
+    if first_process and (run_dir / "checkpoints").exists():
         raise UserError(f"'{run_dir}' already holds checkpoints of another run; runs never share a directory.")
     check_training_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     ckpt_path = _resume_path(cfg)
-    save_run_config(cfg, run_dir)
+    if first_process:
+        save_run_config(cfg, run_dir)
 
     datamodule = instantiate(cfg.dataset)
     datamodule.setup("fit")
     module = build_module(cfg, datamodule.info)
     module.normalizer.load_state_dict(datamodule.normalizer.state_dict())
+    _compile_networks(module, cfg.get("compile"))
     trainer = instantiate(
         cfg.trainer,
         callbacks=[instantiate(c) for c in cfg.callbacks.values()],
@@ -57,6 +61,16 @@ def _generate_after_training(cfg: DictConfig, module, out_dir: Path) -> dict:
     prompts = [(text, None) for text in settings.prompts]
     encoder = instantiate(cfg.text_encoder)
     return generate_text_and_save(module, sampler, encoder, out_dir, prompts, settings.num_samples, seed=cfg.seed)
+
+
+def _compile_networks(module, options) -> None:
+    """torch.compile the network and its EMA copy in place (their state-dict keys stay the same)."""
+    if not options or not options.enabled:
+        return
+    for network in (module.network, getattr(module, "ema_network", None)):
+        if network is not None:
+            network.compile(mode=options.mode, backend=options.backend)
+    log.info("torch.compile: mode=%s backend=%s", options.mode, options.backend)
 
 
 def _resume_path(cfg: DictConfig):
