@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help install demo text2motion eval-demo test render-data generate evaluate clean-venv
+.PHONY: help install demo text2motion eval-demo sweep test bench render-data generate evaluate clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,8 +28,15 @@ text2motion: $(STAMP) ## train the text-to-motion transformer (AdaLN) on the emb
 eval-demo: $(STAMP) ## README results: train evaluator, 3 text variants and the dance model, evaluate all (about 50 min, 2 CPU cores)
 	$(PY) -m motiondiff.eval_demo $(ARGS)
 
+sweep: $(STAMP) ## sweep 3 text variants x 2 seeds (train -m), evaluate the sweep, compare: tables + chart (about 10 min, 2 CPU cores)
+	$(PY) -m motiondiff.sweep_demo $(ARGS)
+
 test: $(STAMP) ## run the test suite (CPU, a few minutes)
 	$(PY) -m pytest -q $(ARGS)
+
+bench: $(STAMP) ## benchmark vs peer implementations (installs benchmarks/requirements.txt; about 15 min, 2 CPU cores)
+	$(PY) -m pip install --quiet --no-deps -r benchmarks/requirements.txt
+	$(PY) benchmarks/bench.py $(ARGS)
 
 render-data: $(STAMP) ## render the training data as videos (outputs/data_preview/)
 	$(PY) -m motiondiff.render_data experiment=dance2d $(ARGS)

@@ -29,6 +29,7 @@ def check_training_config(cfg: DictConfig) -> None:
             "network=cross_attention attends to the caption's token embeddings, but text_encoder.tokens=false gives one "
             "pooled vector per caption; use network=adaln or incontext, or token features (text_encoder.tokens=true)."
         )
+    check_ddp_launch(cfg)
     if cfg.dataset.get("source") == "procedural" and "window" in cfg.dataset:
         from motiondiff.data.dance import check_window_fits
 
@@ -71,3 +72,18 @@ def network_name(network_cfg: DictConfig) -> str:
 def pooled_only(text_encoder_cfg: Optional[DictConfig]) -> bool:
     """A text encoder configured to give one pooled vector per caption and no token sequence."""
     return bool(text_encoder_cfg) and text_encoder_cfg.get("tokens", None) is False
+
+
+def check_ddp_launch(cfg: DictConfig) -> None:
+    """DDP inside a local multirun would re-run the whole sweep per rank (Lightning re-runs the command line)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    strategy = str(cfg.trainer.get("strategy", ""))
+    if not strategy.startswith("ddp") or not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    if "submitit" not in str(HydraConfig.get().launcher.get("_target_", "")):
+        raise UserError(
+            "trainer=ddp in a multirun (-m) on one machine would start the whole sweep again in every process; "
+            "sweep DDP runs with hydra/launcher=slurm (SLURM starts each rank), or run them one at a time."
+        )

@@ -68,12 +68,20 @@ class Denoiser:
         return unconditional + self.guidance_weight * (conditional - unconditional)
 
     def __call__(self, x_t: Motion, t: Timesteps) -> tuple:
+        return self.predict(x_t, t, need_eps=True)
+
+    def predict_x0(self, x_t: Motion, t: Timesteps) -> Motion:
+        """Only the clean-sample prediction (what ancestral DDPM steps use): no epsilon is computed."""
+        return self.predict(x_t, t, need_eps=False)[0]
+
+    def predict(self, x_t: Motion, t: Timesteps, need_eps: bool = True) -> tuple:
+        """(x0, eps), eps None unless need_eps; each tensor is computed once (eps after the x_0 clipping)."""
         output = self.network_output(x_t, t)  # (B, N, F)
         if self.prediction == "epsilon":
-            eps, x0 = output, self.schedule.x0_from_eps(x_t, t, output)
-        else:
-            x0, eps = output, self.schedule.eps_from_x0(x_t, t, output)
-        if self.clip_x0 is not None:
+            x0 = self.schedule.x0_from_eps(x_t, t, output)
+            if self.clip_x0 is None:
+                return x0, output
             x0 = x0.clamp(-self.clip_x0, self.clip_x0)
-            eps = self.schedule.eps_from_x0(x_t, t, x0)
-        return x0, eps
+        else:
+            x0 = output if self.clip_x0 is None else output.clamp(-self.clip_x0, self.clip_x0)
+        return x0, (self.schedule.eps_from_x0(x_t, t, x0) if need_eps else None)

@@ -26,6 +26,7 @@ class Sampler:
 
     def __init__(self, progress: bool = True):
         self.progress = progress
+        self._plan = None  # (schedule, {(t, t_prev): coefficients}) while `sample` runs
 
     def timesteps(self, schedule: NoiseSchedule) -> list:
         """The schedule indices visited, from noisiest to cleanest."""
@@ -34,6 +35,17 @@ class Sampler:
     def step(self, denoise: Denoise, schedule: NoiseSchedule, x: Tensor, t: int, t_prev: int, generator) -> Tensor:
         """One update from step t to step t_prev (t_prev = -1 means the clean sample)."""
         raise NotImplementedError
+
+    def coefficients(self, schedule: NoiseSchedule, t: int, t_prev: int) -> tuple:
+        """The step's scalar coefficients (Python floats, computed from the float32 schedule)."""
+        raise NotImplementedError
+
+    def _step_coefficients(self, schedule: NoiseSchedule, t: int, t_prev: int) -> tuple:
+        """coefficients(), from the table `sample` precomputed for this schedule when there is one."""
+        plan = self._plan
+        if plan is not None and plan[0] is schedule and (t, t_prev) in plan[1]:
+            return plan[1][(t, t_prev)]
+        return self.coefficients(schedule, t, t_prev)
 
     @torch.inference_mode()
     def sample(
@@ -47,19 +59,31 @@ class Sampler:
     ) -> Motion:
         """Run the reverse process from x_T = noise; `known_mask` (B, N) marks frames fixed to `known`."""
         steps = self.timesteps(schedule)
+        pairs = list(zip(steps, steps[1:] + [-1]))
+        # Everything that does not depend on x is computed once per run, not per step: the scalar
+        # coefficients of every step (one device->host read for the whole table) and the keep mask.
+        self._plan = (schedule, self._coefficient_table(schedule, pairs))
+        keep = None if known is None else known_mask.to(noise.dtype).unsqueeze(-1)  # (B, N, 1)
         x = noise
-        for t, t_prev in tqdm(list(zip(steps, steps[1:] + [-1])), desc=self.name, disable=not self.progress, leave=False):
-            x = self.step(denoise, schedule, x, t, t_prev, generator)
-            if known is not None:
-                x = self._impose_known(x, known, known_mask, schedule, t_prev, generator)
+        try:
+            for t, t_prev in tqdm(pairs, desc=self.name, disable=not self.progress, leave=False):
+                x = self.step(denoise, schedule, x, t, t_prev, generator)
+                if known is not None:
+                    x = self._impose_known(x, known, known_mask, schedule, t_prev, generator, keep=keep)
+        finally:
+            self._plan = None
         return x
 
-    def _impose_known(self, x, known, known_mask, schedule, t_prev, generator) -> Tensor:
+    def _coefficient_table(self, schedule: NoiseSchedule, pairs: list) -> dict:
+        return {(t, t_prev): self.coefficients(schedule, t, t_prev) for t, t_prev in pairs}
+
+    def _impose_known(self, x, known, known_mask, schedule, t_prev, generator, keep=None) -> Tensor:
         """Replace the known frames of x by the known clean frames noised to step t_prev."""
         if t_prev >= 0:
             t = torch.full((x.shape[0],), t_prev, device=x.device, dtype=torch.long)
             known = schedule.q_sample(known, t, _randn_like(x, generator))
-        keep = known_mask.to(x.dtype).unsqueeze(-1)  # (B, N, 1)
+        if keep is None:
+            keep = known_mask.to(x.dtype).unsqueeze(-1)  # (B, N, 1)
         return keep * known + (1 - keep) * x
 
 
@@ -71,13 +95,29 @@ class DDPMSampler(Sampler):
     def timesteps(self, schedule: NoiseSchedule) -> list:
         return list(range(schedule.num_steps - 1, -1, -1))
 
+    def coefficients(self, schedule, t, t_prev):
+        """(posterior mean coefficient of x0, of x_t, posterior standard deviation) at step t."""
+        std = (0.5 * schedule.posterior_log_variance[t]).exp()
+        values = torch.stack([schedule.posterior_mean_coef_x0[t], schedule.posterior_mean_coef_xt[t], std])
+        return tuple(values.tolist())
+
+    def _coefficient_table(self, schedule, pairs):
+        index = torch.tensor([t for t, _ in pairs], device=schedule.betas.device)
+        values = torch.stack([
+            schedule.posterior_mean_coef_x0[index], schedule.posterior_mean_coef_xt[index],
+            (0.5 * schedule.posterior_log_variance[index]).exp(),
+        ], dim=1).tolist()  # fmt: skip
+        return {pair: tuple(row) for pair, row in zip(pairs, values)}
+
     def step(self, denoise, schedule, x, t, t_prev, generator):
         t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-        x0, _ = denoise(x, t_batch)  # (B, N, F)
-        mean, log_variance = schedule.q_posterior(x0, x, t_batch)
+        # Ancestral steps need only x0: a Denoiser skips computing epsilon.
+        x0 = denoise.predict_x0(x, t_batch) if hasattr(denoise, "predict_x0") else denoise(x, t_batch)[0]  # (B, N, F)
+        coef_x0, coef_xt, std = self._step_coefficients(schedule, t, t_prev)
+        mean = coef_x0 * x0 + coef_xt * x  # the posterior mean of q(x_{t-1} | x_t, x0)
         if t == 0:
             return mean
-        return mean + (0.5 * log_variance).exp() * _randn_like(x, generator)
+        return mean.add_(_randn_like(x, generator).mul_(std))
 
 
 class DDIMSampler(Sampler):
@@ -105,16 +145,21 @@ class DDIMSampler(Sampler):
         assert len(set(steps)) == len(steps), "DDIM steps must be distinct"
         return steps
 
-    def step(self, denoise, schedule, x, t, t_prev, generator):
-        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-        x0, eps = denoise(x, t_batch)  # (B, N, F)
+    def coefficients(self, schedule, t, t_prev):
+        """(coefficient of x0, of eps, sigma) of the DDIM update from t to t_prev (float32 arithmetic)."""
         alpha_bar = schedule.alphas_cumprod[t]
         alpha_bar_prev = schedule.alphas_cumprod[t_prev] if t_prev >= 0 else torch.ones_like(alpha_bar)
         sigma = self.eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
-        direction = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt() * eps
-        x_prev = alpha_bar_prev.sqrt() * x0 + direction
+        direction = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt()
+        return tuple(torch.stack([alpha_bar_prev.sqrt(), direction, sigma]).tolist())
+
+    def step(self, denoise, schedule, x, t, t_prev, generator):
+        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+        x0, eps = denoise(x, t_batch)  # (B, N, F)
+        coef_x0, coef_eps, sigma = self._step_coefficients(schedule, t, t_prev)
+        x_prev = coef_x0 * x0 + coef_eps * eps
         if self.eta > 0 and t_prev >= 0:
-            x_prev = x_prev + sigma * _randn_like(x, generator)
+            x_prev = x_prev.add_(_randn_like(x, generator).mul_(sigma))
         return x_prev
 
 

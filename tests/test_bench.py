@@ -1,0 +1,47 @@
+"""Smoke run of the benchmark (benchmarks/bench.py --quick): every section lands in the JSON and the Markdown table.
+
+The benchmark-only packages (benchmarks/requirements.txt) are not in the default test environment;
+without them this test is skipped. `make bench` installs them.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = ("denoising_diffusion_pytorch", "diffusers", "accelerate")
+MISSING = [name for name in PEERS if importlib.util.find_spec(name) is None]
+
+
+@pytest.mark.skipif(
+    bool(MISSING),
+    reason=f"benchmark-only packages not installed ({', '.join(MISSING)}): pip install --no-deps -r benchmarks/requirements.txt",
+)
+def test_quick_benchmark_writes_every_section(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--threads", "1", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "torch threads: 1" in result.stdout
+    report = json.loads((tmp_path / "bench.json").read_text())
+    for section in ("punet_training", "sampling", "dit_variants", "throughput", "targets", "machine"):
+        assert section in report, section
+    training = report["punet_training"]
+    assert training["ours_samples_per_s"] > 0 and training["peer_samples_per_s"] > 0
+    assert abs(training["peer_params"] - training["ours_params"]) / training["ours_params"] <= 0.15
+    sampling = report["sampling"]
+    for loop in ("ours_ddpm", "diffusers_ddpm", "ours_ddim", "diffusers_ddim"):
+        assert sampling[loop]["total_s"] > 0 and 0 <= sampling[loop]["overhead"] <= 1
+        assert 0 <= sampling[loop]["coverage_pct"] <= 100
+    variants = {(row["size"], row["variant"]) for row in report["dit_variants"].values()}
+    assert variants == {(size, v) for size in ("reference", "cpu") for v in ("incontext", "adaln", "cross_attention")}
+    assert report["throughput"]["matmul_peak_gflops"] > 0
+    table = (tmp_path / "bench.md").read_text()
+    for heading in ("1. punet training step", "2. Sampling", "DiT variants", "of peak", "Targets"):
+        assert heading in table, heading
+    assert len(report["targets"]) == 11
