@@ -26,26 +26,19 @@ class Sampler:
 
     def __init__(self, progress: bool = True):
         self.progress = progress
-        self._plan = None  # (schedule, {(t, t_prev): coefficients}) while `sample` runs
 
     def timesteps(self, schedule: NoiseSchedule) -> list:
         """The schedule indices visited, from noisiest to cleanest."""
         raise NotImplementedError
 
-    def step(self, denoise: Denoise, schedule: NoiseSchedule, x: Tensor, t: int, t_prev: int, generator) -> Tensor:
-        """One update from step t to step t_prev (t_prev = -1 means the clean sample)."""
+    def coefficient_table(self, schedule: NoiseSchedule, pairs: list) -> list:
+        """Each step's scalar coefficients, for the (t, t_prev) pairs in order: Python floats from the float32
+        schedule, computed once per run with one device->host read (not per step)."""
         raise NotImplementedError
 
-    def coefficients(self, schedule: NoiseSchedule, t: int, t_prev: int) -> tuple:
-        """The step's scalar coefficients (Python floats, computed from the float32 schedule)."""
+    def step(self, denoise: Denoise, schedule: NoiseSchedule, x: Tensor, t: int, t_prev: int, generator, coefficients: tuple) -> Tensor:
+        """One update from step t to step t_prev (t_prev = -1 means the clean sample), with that step's coefficients."""
         raise NotImplementedError
-
-    def _step_coefficients(self, schedule: NoiseSchedule, t: int, t_prev: int) -> tuple:
-        """coefficients(), from the table `sample` precomputed for this schedule when there is one."""
-        plan = self._plan
-        if plan is not None and plan[0] is schedule and (t, t_prev) in plan[1]:
-            return plan[1][(t, t_prev)]
-        return self.coefficients(schedule, t, t_prev)
 
     @torch.inference_mode()
     def sample(
@@ -60,30 +53,20 @@ class Sampler:
         """Run the reverse process from x_T = noise; `known_mask` (B, N) marks frames fixed to `known`."""
         steps = self.timesteps(schedule)
         pairs = list(zip(steps, steps[1:] + [-1]))
-        # Everything that does not depend on x is computed once per run, not per step: the scalar
-        # coefficients of every step (one device->host read for the whole table) and the keep mask.
-        self._plan = (schedule, self._coefficient_table(schedule, pairs))
+        table = self.coefficient_table(schedule, pairs)
         keep = None if known is None else known_mask.to(noise.dtype).unsqueeze(-1)  # (B, N, 1)
         x = noise
-        try:
-            for t, t_prev in tqdm(pairs, desc=self.name, disable=not self.progress, leave=False):
-                x = self.step(denoise, schedule, x, t, t_prev, generator)
-                if known is not None:
-                    x = self._impose_known(x, known, known_mask, schedule, t_prev, generator, keep=keep)
-        finally:
-            self._plan = None
+        for (t, t_prev), coefficients in tqdm(list(zip(pairs, table)), desc=self.name, disable=not self.progress, leave=False):
+            x = self.step(denoise, schedule, x, t, t_prev, generator, coefficients)
+            if known is not None:
+                x = self._impose_known(x, known, keep, schedule, t_prev, generator)
         return x
 
-    def _coefficient_table(self, schedule: NoiseSchedule, pairs: list) -> dict:
-        return {(t, t_prev): self.coefficients(schedule, t, t_prev) for t, t_prev in pairs}
-
-    def _impose_known(self, x, known, known_mask, schedule, t_prev, generator, keep=None) -> Tensor:
-        """Replace the known frames of x by the known clean frames noised to step t_prev."""
+    def _impose_known(self, x, known, keep, schedule, t_prev, generator) -> Tensor:
+        """Replace the known frames of x (keep (B, N, 1) is 1 there) by the known clean frames noised to step t_prev."""
         if t_prev >= 0:
             t = torch.full((x.shape[0],), t_prev, device=x.device, dtype=torch.long)
             known = schedule.q_sample(known, t, _randn_like(x, generator))
-        if keep is None:
-            keep = known_mask.to(x.dtype).unsqueeze(-1)  # (B, N, 1)
         return keep * known + (1 - keep) * x
 
 
@@ -95,25 +78,20 @@ class DDPMSampler(Sampler):
     def timesteps(self, schedule: NoiseSchedule) -> list:
         return list(range(schedule.num_steps - 1, -1, -1))
 
-    def coefficients(self, schedule, t, t_prev):
-        """(posterior mean coefficient of x0, of x_t, posterior standard deviation) at step t."""
-        std = (0.5 * schedule.posterior_log_variance[t]).exp()
-        values = torch.stack([schedule.posterior_mean_coef_x0[t], schedule.posterior_mean_coef_xt[t], std])
-        return tuple(values.tolist())
-
-    def _coefficient_table(self, schedule, pairs):
+    def coefficient_table(self, schedule, pairs):
+        """(posterior mean coefficient of x0, of x_t, posterior standard deviation) of each step."""
         index = torch.tensor([t for t, _ in pairs], device=schedule.betas.device)
         values = torch.stack([
             schedule.posterior_mean_coef_x0[index], schedule.posterior_mean_coef_xt[index],
             (0.5 * schedule.posterior_log_variance[index]).exp(),
         ], dim=1).tolist()  # fmt: skip
-        return {pair: tuple(row) for pair, row in zip(pairs, values)}
+        return [tuple(row) for row in values]
 
-    def step(self, denoise, schedule, x, t, t_prev, generator):
+    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
         t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         # Ancestral steps need only x0: a Denoiser skips computing epsilon.
         x0 = denoise.predict_x0(x, t_batch) if hasattr(denoise, "predict_x0") else denoise(x, t_batch)[0]  # (B, N, F)
-        coef_x0, coef_xt, std = self._step_coefficients(schedule, t, t_prev)
+        coef_x0, coef_xt, std = coefficients
         mean = coef_x0 * x0 + coef_xt * x  # the posterior mean of q(x_{t-1} | x_t, x0)
         if t == 0:
             return mean
@@ -145,18 +123,20 @@ class DDIMSampler(Sampler):
         assert len(set(steps)) == len(steps), "DDIM steps must be distinct"
         return steps
 
-    def coefficients(self, schedule, t, t_prev):
-        """(coefficient of x0, of eps, sigma) of the DDIM update from t to t_prev (float32 arithmetic)."""
+    def coefficient_table(self, schedule, pairs):
+        """(coefficient of x0, of eps, sigma) of each DDIM update from t to t_prev (float32 arithmetic)."""
+        t = torch.tensor([t for t, _ in pairs], device=schedule.alphas_cumprod.device)
+        t_prev = torch.tensor([t_prev for _, t_prev in pairs], device=t.device)
         alpha_bar = schedule.alphas_cumprod[t]
-        alpha_bar_prev = schedule.alphas_cumprod[t_prev] if t_prev >= 0 else torch.ones_like(alpha_bar)
+        alpha_bar_prev = torch.where(t_prev >= 0, schedule.alphas_cumprod[t_prev.clamp(min=0)], torch.ones_like(alpha_bar))
         sigma = self.eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
         direction = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt()
-        return tuple(torch.stack([alpha_bar_prev.sqrt(), direction, sigma]).tolist())
+        return [tuple(row) for row in torch.stack([alpha_bar_prev.sqrt(), direction, sigma], dim=1).tolist()]
 
-    def step(self, denoise, schedule, x, t, t_prev, generator):
+    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
         t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         x0, eps = denoise(x, t_batch)  # (B, N, F)
-        coef_x0, coef_eps, sigma = self._step_coefficients(schedule, t, t_prev)
+        coef_x0, coef_eps, sigma = coefficients
         x_prev = coef_x0 * x0 + coef_eps * eps
         if self.eta > 0 and t_prev >= 0:
             x_prev = x_prev.add_(_randn_like(x, generator).mul_(sigma))
