@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from motiondiff.cli import hydra_entry_point
-from motiondiff.errors import UserError
+from motiondiff.errors import UserError, refuse_existing_outputs
 from motiondiff.evaluation.report import BETTER
 from motiondiff.metrics.intervals import format_interval
 from motiondiff.sweeps import (
@@ -39,7 +39,7 @@ def run(cfg: DictConfig) -> dict:
     """Collect every run's newest evaluation, write comparison.{csv,md,png}; return {"out_dir", "rows", "table"}."""
     sweep_dir = require_sweep_dir(cfg.sweep_dir)
     out_dir = Path(cfg.paths.output_dir)
-    refuse_existing_comparison(out_dir)
+    refuse_existing_outputs(out_dir, OUTPUT_FILES, "comparisons")
     runs = sweep_runs(sweep_dir)
     if not runs:
         raise UserError(f"'{sweep_dir}' holds no runs (sweep_dir); give the sweep directory of a `train -m` command.")
@@ -57,13 +57,6 @@ def run(cfg: DictConfig) -> dict:
     print(table)
     log.info("Wrote %s", out_dir / "comparison.md")
     return {"out_dir": out_dir, "rows": rows, "table": table}
-
-
-def refuse_existing_comparison(out_dir: Path) -> None:
-    """UserError if out_dir already holds a comparison (comparisons never overwrite)."""
-    for name in OUTPUT_FILES:
-        if (out_dir / name).exists():
-            raise UserError(f"'{out_dir / name}' already exists: comparisons never overwrite; give another hydra.run.dir.")
 
 
 def run_row(run_dir: Path, sweep_dir: Path) -> dict:

@@ -24,11 +24,11 @@ def check_training_config(cfg: DictConfig) -> None:
             f"module.guidance_weight={weight} needs a text-conditioned model, but network={network_name(cfg.network)} is "
             "unconditional; drop the override (guidance needs captions: experiment=text2motion)."
         )
-    if network_name(cfg.network) == "CrossAttentionTransformer" and pooled_only(cfg.get("text_encoder")):
-        raise UserError(
-            "network=cross_attention attends to the caption's token embeddings, but text_encoder.tokens=false gives one "
-            "pooled vector per caption; use network=adaln or incontext, or token features (text_encoder.tokens=true)."
-        )
+    if pooled_only(cfg.get("text_encoder")):
+        from motiondiff.runs import refuse_pooled_captions
+
+        refuse_pooled_captions(network_name(cfg.network), "text_encoder.tokens=false gives one pooled vector per caption",
+                               "token features (text_encoder.tokens=true)")  # fmt: skip
     check_ddp_launch(cfg)
     if cfg.dataset.get("source") == "procedural" and "window" in cfg.dataset:
         from motiondiff.data.dance import check_window_fits
@@ -59,10 +59,10 @@ def check_sampler_steps(sampler_cfg: Optional[DictConfig], schedule_steps: int, 
 
 
 def is_text_network(network_cfg: DictConfig) -> bool:
-    """Whether the network takes a caption (its constructor has text_dim)."""
-    from motiondiff.runs import constructor_options
+    """Whether the configured network takes a caption."""
+    from motiondiff.runs import reads_text
 
-    return "text_dim" in constructor_options(get_class(network_cfg._target_))
+    return reads_text(get_class(network_cfg._target_))
 
 
 def network_name(network_cfg: DictConfig) -> str:

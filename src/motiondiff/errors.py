@@ -47,6 +47,15 @@ def require_file(path, what: str, hint: str = "check the path") -> None:
         raise UserError(f"{what} not found: '{path}' ({hint}).")
 
 
+def refuse_existing_outputs(out_dir, names, noun: str) -> None:
+    """Raise a UserError if out_dir already holds one of the files `names` (a command's outputs are never overwritten)."""
+    from pathlib import Path
+
+    existing = [name for name in names if (Path(out_dir) / name).exists()]
+    if existing:
+        raise UserError(f"'{Path(out_dir) / existing[0]}' already exists: {noun} never overwrite; give another hydra.run.dir.")
+
+
 def first_sentence(error: BaseException) -> str:
     """The first sentence of an error's message (numpy's load errors go on to advise unpickling, which we never do)."""
     return str(error).split(". ")[0].rstrip(".")

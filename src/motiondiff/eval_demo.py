@@ -28,14 +28,20 @@ def command(module: str, *overrides: str) -> list:
     return [sys.executable, "-m", f"motiondiff.{module}", *overrides]
 
 
-def execute(argv: list, record: list) -> float:
-    """Run one step, stop the demo with its name if it fails; return its wall time in seconds."""
+def run_step(argv: list) -> tuple:
+    """Run one step in its own process: (the command as shown, wall time in seconds, exit status)."""
     shown = " ".join(["python", *argv[1:]])
     log.info("running: %s", shown)
     start = time.perf_counter()
-    if subprocess.run(argv).returncode != 0:
+    status = subprocess.run(argv).returncode
+    return shown, time.perf_counter() - start, status
+
+
+def execute(argv: list, record: list) -> float:
+    """Run one step, stop the demo with its name if it fails; return its wall time in seconds."""
+    shown, seconds, status = run_step(argv)
+    if status != 0:
         raise UserError(f"the step `{shown}` failed (see its output above); results so far are in its run directory.")
-    seconds = time.perf_counter() - start
     record.append((shown, seconds))
     return seconds
 

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from motiondiff.cli import hydra_entry_point
 from motiondiff.errors import UserError
 from motiondiff.evaluation.report import refuse_existing_report, summarize, write_report
-from motiondiff.runs import file_sha256, load_trained_run, pick_device, write_provenance
+from motiondiff.runs import load_trained_run, pick_device, write_provenance
 from motiondiff.sweeps import COMPLETED, finished_runs, new_timestamped_dir, require_sweep_dir, run_recording_status, write_job_tables
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,12 @@ def run(cfg: DictConfig) -> dict:
 
         rows, details = evaluate_dance(run, cfg)
     weight = cfg.guidance_weight if cfg.get("guidance_weight") is not None else getattr(run.module, "guidance_weight", None)
+    provenance = write_provenance(Path(cfg.paths.output_dir), run)
     settings = {
         "run_dir": str(run.run_dir), "checkpoint": str(run.checkpoint),
-        "checkpoint_sha256": file_sha256(run.checkpoint), "seed": cfg.seed, "replications": cfg.replications,
+        "checkpoint_sha256": provenance["checkpoint_sha256"], "seed": cfg.seed, "replications": cfg.replications,
         "sampler": {"name": type(run.sampler).__name__, **vars(run.sampler)}, "guidance_weight": weight, **details,
     }  # fmt: skip
-    write_provenance(Path(cfg.paths.output_dir), run)
     summary = summarize(rows)
     table = write_report(Path(cfg.paths.output_dir), settings, summary)
     print(table)

@@ -62,6 +62,20 @@ def check_network_options(network_cfg: DictConfig, network_class: type) -> None:
         raise UserError(f"network.{unknown[0]} is not an option of {network_class.__name__}; its options are: {valid}.")
 
 
+def reads_text(network_class: type) -> bool:
+    """Whether a network takes a caption (its constructor has text_dim)."""
+    return "text_dim" in constructor_options(network_class)
+
+
+def refuse_pooled_captions(network_name: str, why: str, fix: str) -> None:
+    """UserError for a cross-attention network given one pooled vector per caption instead of a token sequence."""
+    if network_name == "CrossAttentionTransformer":
+        raise UserError(
+            f"network=cross_attention attends to the caption's token embeddings, but {why}; use network=adaln or incontext, "
+            f"or {fix}."
+        )
+
+
 def constructor_options(cls: type) -> list:
     """Keyword names cls(...) accepts, following **kwargs up to the base classes that receive them."""
     names: list = []
@@ -83,18 +97,15 @@ def module_options(cfg: DictConfig) -> dict:
 def network_sizes(network_cfg: DictConfig, data_info: dict) -> dict:
     """The sizes a network takes from the data (features; text_dim for text); UserError on a data/network mismatch."""
     network_class = get_class(network_cfg._target_)
-    takes_text = "text_dim" in inspect.signature(network_class).parameters
+    takes_text = reads_text(network_class)
     has_text = "text_dim" in data_info
     name = network_class.__name__
     if has_text and not takes_text:
         raise UserError(f"network {name} cannot read text, but the dataset is text-conditioned; use network=incontext, adaln or cross_attention.")
     if takes_text and not has_text:
         raise UserError(f"network {name} needs text, but the dataset has no captions; use network=punet, or a text dataset (dataset=text_motion).")
-    if name == "CrossAttentionTransformer" and data_info.get("text_tokens") == 1:
-        raise UserError(
-            "network=cross_attention attends to the caption's token embeddings, but the text features hold one pooled "
-            "vector per caption; use network=adaln or incontext, or extract token features."
-        )
+    if data_info.get("text_tokens") == 1:
+        refuse_pooled_captions(name, "the text features hold one pooled vector per caption", "extract token features")
     return {"features": data_info["features"], **({"text_dim": data_info["text_dim"]} if has_text else {})}
 
 
@@ -199,12 +210,13 @@ def load_trained_run(cfg: DictConfig) -> TrainedRun:
     run_dir, ckpt_path = resolve_checkpoint(cfg.run_dir, cfg.ckpt_path, cfg.checkpoint)
     train_cfg = load_run_config(run_dir)
     check_sampling_config(cfg, train_cfg)
-    module = load_module(train_cfg, ckpt_path, pick_device(cfg.device))
-    if not hasattr(module, "sample"):
+    module_class = get_class(train_cfg.get("module", {}).get("_target_", DEFAULT_MODULE))
+    if not hasattr(module_class, "sample"):  # refused before its checkpoint is read
         raise UserError(
-            f"'{run_dir}' is a {type(module).__name__} run, which does not generate; give run_dir=<a diffusion run> "
+            f"'{run_dir}' is a {module_class.__name__} run, which does not generate; give run_dir=<a diffusion run> "
             "(an evaluator run goes in evaluator=...)."
         )
+    module = load_module(train_cfg, ckpt_path, pick_device(cfg.device))
     sampler = instantiate(cfg.sampler if cfg.get("sampler") else train_cfg.sampler)
     return TrainedRun(run_dir, ckpt_path, train_cfg, module, sampler)
 
@@ -212,15 +224,14 @@ def load_trained_run(cfg: DictConfig) -> TrainedRun:
 PROVENANCE_FILE = "source.json"
 
 
-def write_provenance(out_dir: Path, run: TrainedRun) -> Path:
-    """Record in out_dir where its contents came from: the run, its checkpoint with the file's SHA-256, the run's config."""
+def write_provenance(out_dir: Path, run: TrainedRun) -> dict:
+    """Record in out_dir where its contents came from: the run, its checkpoint with the file's SHA-256, the run's config; return the record."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "run_config.yaml").write_text(OmegaConf.to_yaml(run.config))
     record = {"run_dir": str(run.run_dir), "checkpoint": str(run.checkpoint), "checkpoint_sha256": file_sha256(run.checkpoint),
               "run_config": "run_config.yaml", "this_command_config": ".hydra/config.yaml"}  # fmt: skip
-    path = out_dir / PROVENANCE_FILE
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
+    (out_dir / PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def file_sha256(path: Path) -> str:

@@ -7,15 +7,13 @@ the sweep summary and the comparison, and the demo exits non-zero at the end.
 """
 
 import logging
-import subprocess
-import time
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from motiondiff.cli import hydra_entry_point
 from motiondiff.errors import UserError
-from motiondiff.eval_demo import command
+from motiondiff.eval_demo import command, run_step
 from motiondiff.sweeps import natural_key
 
 log = logging.getLogger(__name__)
@@ -23,12 +21,8 @@ log = logging.getLogger(__name__)
 
 def execute(argv: list, record: list) -> int:
     """Run one step, note its command, wall time and exit status in record; return the exit status."""
-    shown = " ".join(["python", *argv[1:]])
-    log.info("running: %s", shown)
-    start = time.perf_counter()
-    status = subprocess.run(argv).returncode
-    record.append((shown, time.perf_counter() - start, status))
-    return status
+    record.append(run_step(argv))
+    return record[-1][2]
 
 
 def sweep_command(cfg: DictConfig, sweep_dir: Path) -> list:

@@ -5,7 +5,7 @@ import json
 import math
 from pathlib import Path
 
-from motiondiff.errors import UserError
+from motiondiff.errors import refuse_existing_outputs
 from motiondiff.metrics.intervals import format_interval, mean_and_interval
 
 # Which way is better, for the table headers (metrics not listed carry no arrow).
@@ -48,9 +48,7 @@ REPORT_FILES = ("metrics.json", "metrics.csv", "metrics.md")
 
 def refuse_existing_report(out_dir: Path) -> None:
     """UserError if out_dir already holds an evaluation (evaluations never overwrite)."""
-    existing = [name for name in REPORT_FILES if (out_dir / name).exists()]
-    if existing:
-        raise UserError(f"'{out_dir / existing[0]}' already exists: evaluations never overwrite; give another hydra.run.dir.")
+    refuse_existing_outputs(out_dir, REPORT_FILES, "evaluations")
 
 
 def write_report(out_dir: Path, settings: dict, summary: dict) -> str:
