@@ -211,7 +211,7 @@ def sizes(quick: bool) -> dict:
 
 
 def dance_data(window: int):
-    from motiondiff.data.dance import DanceDataModule
+    from motiondiff.data.dance_windows import DanceDataModule
 
     data = DanceDataModule(source="procedural", window=window, stride=2, batch_size=128,
                            procedural={"num_frames": 900, "seed": 0, "bpm": 120})  # fmt: skip

@@ -7,10 +7,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from motiondiff.runs import register_resolvers
+from motiondiff.cli.app import CONFIG_DIR, register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = ROOT / "configs"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # A punet small enough for CPU tests.

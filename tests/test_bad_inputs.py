@@ -19,10 +19,10 @@ import shutil
 import numpy as np
 import pytest
 
-from motiondiff.data.bvh import load_bvh
-from motiondiff.data.dance import DanceDataModule
+from motiondiff.data.formats.bvh import load_bvh
+from motiondiff.data.dance_windows import DanceDataModule
 from motiondiff.data.text_motion import TextMotionDataModule
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 from motiondiff.text import CaptionItem, PrecomputedEncoder
 from test_bvh import tiny
 from test_text_motion_data import FakeEncoder, line, motion, write_humanml3d
@@ -51,7 +51,7 @@ def npz(array) -> bytes:
     return buffer.getvalue()
 
 
-# ---------------------------------------------------------------- BVH (motiondiff.data.bvh.load_bvh)
+# ---------------------------------------------------------------- BVH (motiondiff.data.formats.bvh.load_bvh)
 # Each case mutates the valid three-joint file of test_bvh.tiny (25 lines: HIERARCHY on line 1, the arm's
 # CHANNELS on line 9, the hand's JOINT on line 10, MOTION on 21, Frames on 22, Frame Time on 23, frames on 24-25).
 

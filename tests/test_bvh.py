@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motiondiff.data.bvh import (
+from motiondiff.data.formats.bvh import (
     JOINT_MAPS,
     load_bvh,
     load_bvh_keypoints,
@@ -14,8 +14,8 @@ from motiondiff.data.bvh import (
     resample,
     select_joints,
 )
-from motiondiff.data.skeleton import BODY20_NAMES, BODY20_PARENTS, bone_lengths
-from motiondiff.errors import UserError
+from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS, bone_lengths
+from motiondiff.core.errors import UserError
 
 BVH_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "bvh"
 # The README table of ../shared/data/bvh: file -> (frames, fps, joints).

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from motiondiff.data.procedural_text_motion import generate_motion
+from motiondiff.data.procedural.text_motion import generate_motion
 from motiondiff.metrics.caption_control import ground_travel, raised_side, travel_gap
 
 MOTIONS = [generate_motion(seed=0, index=i) for i in range(120)]

@@ -1,5 +1,6 @@
 """Every config group composes and instantiates; bad names are refused with the valid options."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -7,17 +8,21 @@ import pytest
 from hydra.utils import instantiate
 
 from conftest import CONFIG_DIR, ROOT, compose_config
-from motiondiff.errors import UserError
-from motiondiff.runs import build_module
+from motiondiff.core.errors import UserError
+from motiondiff.data.info import KeypointData, TextMotionData
+from motiondiff.training.build import build_module
 
 GROUP_OPTIONS = {
     group: sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
     for group in ["module", "network", "schedule", "loss", "sampler", "optimizer", "lr_scheduler", "trainer", "experiment", "text_encoder"]
 }
-DATA_INFO = {"features": 40, "dims": 2, "window": 48, "fps": 30.0, "parents": [-1, 0], "bone_lengths": [1.0],
-             "joint_names": ["a", "b"], "feature_abs_max": 2.0, "num_joints": 20, "kind": "keypoints", "source": "test"}
-TEXT_DATA_INFO = {**DATA_INFO, "kind": "text_motion", "representation": "humanml3d", "features": 40, "text_dim": 8,
-                  "max_frames": 60, "text_encoder": "fake"}
+SKELETON = dict(num_joints=20, joint_names=[f"j{i}" for i in range(20)], parents=[-1, *range(19)], fps=30.0)
+DATA_INFO = KeypointData(features=40, dims=2, window=48, bone_lengths=[1.0] * 19, feature_abs_max=2.0, source="test", **SKELETON)
+TEXT_DATA_INFO = TextMotionData(
+    features=40, dims=3, feature_abs_max=2.0, source="test", representation="humanml3d", layout="humanml3d", max_frames=60,
+    min_frames=10, text_dim=8, text_encoder="fake", text_tokens=8, dataset_id="fake", num_train=4, num_val=2,
+    length_distribution=[60], **SKELETON,
+)
 TEXT_NETWORKS = ("incontext", "adaln", "cross_attention", "tmr")
 # Options that only make sense together: the evaluator module and its network.
 COMPANIONS = {("network", "tmr"): ["module=evaluator"], ("module", "evaluator"): ["network=tmr"]}
@@ -36,7 +41,7 @@ def test_every_option_composes_and_builds(tmp_path, group, option):
     tiny = TINY_TRANSFORMER if _data_info_for(group, option) is TEXT_DATA_INFO else []
     cfg = compose_config("train", tmp_path, [f"{group}={option}", *COMPANIONS.get((group, option), []), *tiny])
     module = build_module(cfg, _data_info_for(group, option))
-    assert module.data_info["features"] == 40
+    assert module.data.features == 40
     if group == "sampler":
         assert type(instantiate(cfg.sampler)).__name__.lower().startswith(option)
     if group == "trainer" and option not in ("gpu", "ddp"):  # these need GPUs
@@ -47,7 +52,7 @@ def test_every_option_composes_and_builds(tmp_path, group, option):
 @pytest.mark.parametrize("network, data_info, message", [
     ("punet", TEXT_DATA_INFO, "cannot read text"), ("adaln", DATA_INFO, "needs text"),
     ("tmr", TEXT_DATA_INFO, "experiment=evaluator"), ("adaln module=evaluator", TEXT_DATA_INFO, "network=tmr"),
-    ("cross_attention", {**TEXT_DATA_INFO, "text_tokens": 1}, "hold one pooled vector per caption")])
+    ("cross_attention", dataclasses.replace(TEXT_DATA_INFO, text_tokens=1), "hold one pooled vector per caption")])
 def test_network_and_data_mismatch_is_one_clear_error(tmp_path, network, data_info, message):
     network, *more = network.split()
     cfg = compose_config("train", tmp_path, [f"network={network}", *more, *TINY_TRANSFORMER[: 3 * (network != "punet")]])

@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 
 from conftest import compose_config, shared_path
-from motiondiff.convert_bvh import run
-from motiondiff.data import humanml3d_features as hml
-from motiondiff.data.bvh_to_humanml3d import (
+from motiondiff.cli.convert_bvh import run
+from motiondiff.data.representations import humanml3d_features as hml
+from motiondiff.data.formats.bvh_to_humanml3d import (
     SMPL22_JOINT_MAPS,
     bvh_to_joints22,
     caption_line,
     convert_bvh_to_humanml3d,
     leg_length,
 )
-from motiondiff.data.skeleton import SMPL22_NAMES, SMPL22_PARENTS, bone_lengths
-from motiondiff.errors import UserError
+from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS, bone_lengths
+from motiondiff.core.errors import UserError
 
 # file: (frames, fps) as the shared README lists them.
 CLIPS = {

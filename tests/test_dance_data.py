@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from motiondiff.data.dance import DanceDataModule, KeypointNormalizer, window_starts
-from motiondiff.data.skeleton import BODY20_PARENTS
-from motiondiff.errors import UserError
+from motiondiff.data.dance_windows import DanceDataModule, window_starts
+from motiondiff.data.normalizers import KeypointNormalizer
+from motiondiff.data.kinematics.skeleton import BODY20_PARENTS
+from motiondiff.core.errors import UserError
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,7 @@ def test_npy_source_windows_and_validation_span(tmp_path):
     last_val = data.normalizer.denormalize(data.val_set[len(data.val_set) - 1]["motion"]).numpy()
     np.testing.assert_allclose(last_val[-1], keypoints[240 + data.val_set.starts[-1] + 31], atol=1e-3)
     info = data.info
-    assert info["features"] == 40 and info["window"] == 32 and info["parents"] == list(BODY20_PARENTS)
+    assert info.features == 40 and info.window == 32 and info.parents == BODY20_PARENTS
     batch = next(iter(data.train_dataloader()))
     assert batch["motion"].shape == (8, 32, 40)
 
@@ -59,7 +60,7 @@ def test_npy_with_custom_skeleton(tmp_path):
     keypoints = np.random.default_rng(2).normal(size=(120, 3, 2)).astype(np.float32)
     data = DanceDataModule(source=_write_npy(tmp_path, keypoints), window=16, parents=[-1, 0, 1])
     data.setup()
-    assert data.info["features"] == 6 and data.info["parents"] == [-1, 0, 1]
+    assert data.info.features == 6 and data.info.parents == (-1, 0, 1)
 
 
 @pytest.mark.parametrize(
@@ -106,5 +107,5 @@ def test_procedural_default_source():
     data = DanceDataModule(source="procedural", window=48, stride=2)
     data.setup()
     assert data.sequence.keypoints.shape == (900, 20, 2)
-    assert data.info["fps"] == 30 and data.info["features"] == 40
+    assert data.info.fps == 30 and data.info.features == 40
     assert len(data.train_set) == len(window_starts(765, 48, 2))

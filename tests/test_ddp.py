@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY_NETWORK
-from motiondiff.runs import load_checkpoint
+from motiondiff.training.checkpoint_io import load_checkpoint
 
 STEPS = 6
 

@@ -7,7 +7,7 @@ from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.loss import DiffusionLoss, masked_mse
 from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler
 from motiondiff.diffusion.schedule import CosineSchedule, LinearSchedule
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 
 SCHEDULES = [LinearSchedule, CosineSchedule]
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, TINY_NETWORK, compose_config
-from motiondiff import generate, train
-from motiondiff.errors import UserError
+from motiondiff.cli import generate, train
+from motiondiff.core.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_generate_reuses_the_run_config(trained_run, tmp_path):
     samples = np.load(out / "samples.npy")
     assert samples.shape == (3, 48, 20, 2)
     assert iio.imread(out / "sample_02.mp4").shape[0] == 48
-    assert json.loads((out / "generation.json").read_text())["num_steps"] == 5
+    assert json.loads((out / "generation.json").read_text())["sampler"]["num_steps"] == 5
     with pytest.raises(UserError, match="never overwritten"):
         generate.run(cfg)
 
@@ -130,7 +130,7 @@ def test_multirun_gives_each_job_its_own_directory(tmp_path):
 
 
 def test_render_data_writes_videos_of_the_training_data(tmp_path):
-    from motiondiff import render_data
+    from motiondiff.cli import render_data
 
     out = render_data.run(compose_config("render_data", tmp_path, ["experiment=dance2d"]))
     assert np.load(out / "sequence.npy").shape == (900, 20, 2)
@@ -154,7 +154,7 @@ def test_a_real_bvh_clip_trains_and_generates(tmp_path):
 
 
 def test_evaluate_writes_the_single_motion_measures(trained_run, tmp_path):
-    from motiondiff import evaluate
+    from motiondiff.cli import evaluate
     from motiondiff.metrics.single_motion import REPORT_KEYS
 
     cfg = compose_config(

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from conftest import compose_config
-from motiondiff.eval_demo import plan, results_markdown
+from motiondiff.demos.eval_demo import plan, results_markdown
 
 
 def test_every_model_is_trained_and_evaluated_with_the_shared_evaluator(tmp_path):

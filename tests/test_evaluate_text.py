@@ -1,6 +1,7 @@
 """evaluate.py on text runs: an evaluator trained by train.py (experiment=evaluator), a text run, the
 metric table with its real-data row, and refusals of evaluators trained for other data."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,9 +9,9 @@ import pytest
 import torch
 
 from conftest import compose_config
-from motiondiff import evaluate, train
-from motiondiff.errors import UserError
-from motiondiff.evaluation.evaluator_run import check_compatible, load_evaluator
+from motiondiff.cli import evaluate, train
+from motiondiff.core.errors import UserError
+from motiondiff.evaluation.trained_evaluator import check_compatible, load_trained_evaluator
 
 NUM_MOTIONS, FRAMES = 800, 120  # 120 test items: halves of 60 for a 32-dim evaluator
 DATA = [f"dataset.procedural.num_motions={NUM_MOTIONS}", f"dataset.max_frames={FRAMES}", "dataset.batch_size=32"]
@@ -84,12 +85,12 @@ def test_same_seed_same_numbers(runs, tmp_path):
 
 
 def test_evaluator_trained_for_other_data_is_refused(runs):
-    evaluator = load_evaluator(str(runs["evaluator"]))
-    info = dict(evaluator.module.description)
+    evaluator = load_trained_evaluator(str(runs["evaluator"]))
+    info = evaluator.module.description
     check_compatible(evaluator, info, "run")  # its own data: accepted
     for change in ({"representation": "smplrifke", "features": 205}, {"dataset_id": "humanml3d-0123456789ab"}):
         with pytest.raises(UserError, match="was not trained for the run"):
-            check_compatible(evaluator, {**info, **change}, "run")
+            check_compatible(evaluator, dataclasses.replace(info, **change), "run")
 
 
 def test_missing_or_wrong_evaluator_is_one_clear_error(runs, tmp_path):
@@ -107,7 +108,8 @@ def test_training_logs_fd_and_r3_with_an_evaluator(runs, tmp_path):
         ["experiment=text2motion", f"paths.data_dir={runs['data_dir']}", *DATA, "network.latent_dim=32", "network.num_layers=1",
          "network.num_heads=2", f"network.max_frames={FRAMES}", "trainer.max_steps=-1", "trainer.max_epochs=1",
          "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "trainer.check_val_every_n_epoch=1",
-         f"module.val_evaluator={runs['evaluator']}", "module.val_metrics_every_n_epochs=1", "module.val_metrics_items=32",
+         f"callbacks.generation_metrics.evaluator={runs['evaluator']}", "callbacks.generation_metrics.every_n_epochs=1",
+         "callbacks.generation_metrics.items=32",
          "val_sampler.num_steps=3", "generate_after_training.num_samples=0"],
     )  # fmt: skip
     metrics = train.run(cfg)["metrics"]
@@ -116,7 +118,7 @@ def test_training_logs_fd_and_r3_with_an_evaluator(runs, tmp_path):
 
 
 def test_an_evaluator_run_cannot_be_generated_from(runs, tmp_path):
-    from motiondiff import generate
+    from motiondiff.cli import generate
 
     with pytest.raises(UserError, match="does not generate"):
         generate.run(compose_config("generate", tmp_path / "g", [f"run_dir={runs['evaluator']}", "prompt=a person waves"]))

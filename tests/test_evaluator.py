@@ -12,15 +12,19 @@ import torch
 import torch.nn.functional as F
 
 from conftest import compose_config
-from motiondiff.errors import UserError
-from motiondiff.networks.evaluator import MotionTextEncoders
-from motiondiff.runs import build_module
-from motiondiff.training.evaluator_module import MotionTextEvaluator, info_nce
+from motiondiff.core.errors import UserError
+from motiondiff.data.info import TextMotionData
+from motiondiff.networks.text_motion_encoders import MotionTextEncoders
+from motiondiff.training.build import build_module
+from motiondiff.training.contrastive_module import MotionTextContrastive, info_nce
 from motiondiff.training.lr_schedules import WarmupCosineLR
 
 FEATURES, TEXT_DIM = 12, 8
-DATA_INFO = {"kind": "text_motion", "representation": "humanml3d", "layout": "humanml3d", "features": FEATURES,
-             "text_dim": TEXT_DIM, "text_encoder": "fake", "max_frames": 40, "source": "/data/fake", "dataset_id": "fake-123"}
+DATA_INFO = TextMotionData(
+    features=FEATURES, num_joints=2, dims=3, fps=20.0, joint_names=("a", "b"), parents=(-1, 0), feature_abs_max=2.0,
+    source="/data/fake", representation="humanml3d", layout="humanml3d", max_frames=40, min_frames=4, text_dim=TEXT_DIM,
+    text_encoder="fake", text_tokens=8, dataset_id="fake-123", num_train=8, num_val=4, length_distribution=(40,),
+)
 
 
 def tiny_network(vae: bool = False) -> MotionTextEncoders:
@@ -28,10 +32,10 @@ def tiny_network(vae: bool = False) -> MotionTextEncoders:
     return MotionTextEncoders(FEATURES, TEXT_DIM, latent_dim=16, num_layers=2, num_heads=2, ff_size=32, vae=vae, max_frames=40)
 
 
-def tiny_module(vae: bool = False, **options) -> MotionTextEvaluator:
+def tiny_module(vae: bool = False, **options) -> MotionTextContrastive:
     optimizer = functools.partial(torch.optim.AdamW, lr=1e-3)
     scheduler = functools.partial(WarmupCosineLR, warmup_steps=10)
-    return MotionTextEvaluator(tiny_network(vae), optimizer, scheduler, DATA_INFO, **options)
+    return MotionTextContrastive(tiny_network(vae), optimizer, scheduler, DATA_INFO, **options)
 
 
 def fake_batch(batch: int = 4, frames: int = 30, tokens: int = 7) -> dict:
@@ -165,8 +169,8 @@ def test_embeddings_normalise_raw_features_and_return_mu():
     text = module.embed_text(batch["cond"]["text_tokens"], batch["cond"]["text_mask"])
     torch.testing.assert_close(text, module.network.encode_text(batch["cond"]["text_tokens"], batch["cond"]["text_mask"])[0])
     description = module.description
-    assert description["dataset_id"] == "fake-123" and description["features"] == FEATURES
-    assert description["text_encoder"] == "fake" and description["representation"] == "humanml3d"
+    assert description.dataset_id == "fake-123" and description.features == FEATURES
+    assert description.text_encoder == "fake" and description.representation == "humanml3d"
 
 
 def test_evaluator_module_refuses_a_diffusion_network(tmp_path):
@@ -178,7 +182,7 @@ def test_evaluator_module_refuses_a_diffusion_network(tmp_path):
 def test_experiment_config_builds_the_evaluator(tmp_path):
     cfg = compose_config("train", tmp_path, ["experiment=evaluator", "module.temperature=0.07", "network.vae=true"])
     module = build_module(cfg, DATA_INFO)
-    assert isinstance(module, MotionTextEvaluator) and module.temperature == 0.07
+    assert isinstance(module, MotionTextContrastive) and module.temperature == 0.07
     assert module.network.vae and module.network.latent_dim == cfg.network.latent_dim
     assert module.network.motion_encoder.input_dim == FEATURES and module.network.text_encoder.input_dim == TEXT_DIM
     restored = build_module(cfg, DATA_INFO)
@@ -203,7 +207,7 @@ def procedural_data(tmp_path_factory):
     return datamodule
 
 
-def held_out_r_precision(module: MotionTextEvaluator, datamodule) -> dict:
+def held_out_r_precision(module: MotionTextContrastive, datamodule) -> dict:
     """Text->motion R@k over the validation and test items, shuffled once, in batches of 32."""
     from motiondiff.metrics.retrieval import r_precision
 
@@ -221,11 +225,11 @@ def test_training_retrieves_motions_from_captions_far_above_chance(procedural_da
     torch.set_num_threads(2)
     L.seed_everything(0, verbose=False)
     info = procedural_data.info
-    network = MotionTextEncoders(info["features"], info["text_dim"], latent_dim=64, num_layers=2, num_heads=4,
+    network = MotionTextEncoders(info.features, info.text_dim, latent_dim=64, num_layers=2, num_heads=4,
                                  ff_size=128, dropout=0.0, max_frames=120)  # fmt: skip
     optimizer = functools.partial(torch.optim.AdamW, lr=1e-3)
     scheduler = functools.partial(WarmupCosineLR, warmup_steps=30)
-    module = MotionTextEvaluator(network, optimizer, scheduler, info)
+    module = MotionTextContrastive(network, optimizer, scheduler, info)
     module.normalizer.load_state_dict(procedural_data.normalizer.state_dict())
     untrained = held_out_r_precision(module, procedural_data)
     quiet = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)

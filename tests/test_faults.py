@@ -10,14 +10,15 @@ import pytest
 import torch
 
 from conftest import TINY_NETWORK, compose_config
-from motiondiff import evaluate, generate, train
-from motiondiff.data.dance import load_dance_sequence
-from motiondiff.errors import UserError
-from motiondiff.runs import file_sha256, load_checkpoint
+from motiondiff.cli import evaluate, generate, train
+from motiondiff.data.dance_windows import load_dance_sequence
+from motiondiff.core.errors import UserError
+from motiondiff.runs.provenance import file_sha256
+from motiondiff.training.checkpoint_io import load_checkpoint
 from motiondiff.text.cache import EmbeddingTable
 from motiondiff.training.checkpoint_io import AtomicCheckpointIO
 from motiondiff.training.faults import SkipNonFiniteSteps
-from motiondiff.training.module import MotionDiffusion
+from motiondiff.training.diffusion_module import MotionDiffusion
 
 QUICK = ["experiment=dance2d", *TINY_NETWORK, "generate_after_training.num_samples=0", "module.sample_every_n_epochs=1000",
          "trainer.check_val_every_n_epoch=1", "trainer.max_epochs=-1", "~callbacks.progress_bar"]  # fmt: skip
@@ -77,9 +78,9 @@ def test_a_checkpoint_carrying_code_is_refused_by_generate_resume_and_evaluate(t
     with pytest.raises(UserError, match="not loaded"):
         AtomicCheckpointIO().load_checkpoint(evil)
     with pytest.raises(UserError, match="not loaded"):
-        from motiondiff.evaluation.evaluator_run import load_evaluator
+        from motiondiff.evaluation.trained_evaluator import load_trained_evaluator
 
-        load_evaluator(str(run))
+        load_trained_evaluator(str(run))
     assert not marker.exists()
 
 

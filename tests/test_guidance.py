@@ -7,7 +7,7 @@ from torch import nn
 from motiondiff.diffusion.denoiser import Denoiser, with_unconditional_copy
 from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler
 from motiondiff.diffusion.schedule import LinearSchedule
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 
 
 class ToyConditional(nn.Module):

@@ -7,10 +7,10 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from conftest import shared_path
-from motiondiff.data import humanml3d_features as hml
-from motiondiff.data.quaternion import cont6d_to_matrix, qbetween, qinv, qmul, qrot, quat_to_cont6d, quat_to_matrix
-from motiondiff.data.skeleton import SMPL22_PARENTS, bone_lengths, forward_kinematics
-from motiondiff.errors import UserError
+from motiondiff.data.representations import humanml3d_features as hml
+from motiondiff.data.kinematics.quaternion import cont6d_to_matrix, qbetween, qinv, qmul, qrot, quat_to_cont6d, quat_to_matrix
+from motiondiff.data.kinematics.skeleton import SMPL22_PARENTS, bone_lengths, forward_kinematics
+from motiondiff.core.errors import UserError
 
 SLICES = hml.feature_slices()
 

@@ -4,7 +4,7 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import compose_config
-from motiondiff.runs import build_module
+from motiondiff.training.build import build_module
 
 
 # Small but not tiny: base 16 learns too slowly to show progress in a few hundred steps.

@@ -1,13 +1,14 @@
 """Single-motion measures (coverage, local/global/inter/intra diversity, copy check) on inputs with known answers."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from motiondiff.data.dance import DanceDataModule
-from motiondiff.errors import UserError
+from motiondiff.data.dance_windows import DanceDataModule
+from motiondiff.core.errors import UserError
 from motiondiff.metrics.single_motion import (
     REPORT_KEYS,
     coverage,
@@ -99,7 +100,7 @@ def test_report_keys_types_and_windows(dance):
     assert resolve_windows([training], info) == {
         "coverage_window": 30, "local_window": 15, "min_segment": 30, "diversity_window": 15, "copy_window": 48,
     }  # fmt: skip
-    assert resolve_windows([training[:20]], {**info, "fps": 60}) == {
+    assert resolve_windows([training[:20]], dataclasses.replace(info, fps=60)) == {
         "coverage_window": 20, "local_window": 20, "min_segment": 20, "diversity_window": 20, "copy_window": 20,
     }  # fmt: skip
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 from motiondiff.metrics.distribution import frechet_distance, frechet_distance_features, gaussian_statistics, prdc
 from motiondiff.metrics.intervals import format_interval, mean_and_interval
 from motiondiff.metrics.retrieval import (

@@ -5,13 +5,13 @@ import time
 import numpy as np
 import pytest
 
-from motiondiff.data.procedural_dance import (
+from motiondiff.data.procedural.dance import (
     BODY20_REST_OFFSETS,
     dance_skeleton,
     make_procedural_dance,
 )
-from motiondiff.data.skeleton import BODY20_NAMES, BODY20_PARENTS, bone_lengths
-from motiondiff.errors import UserError
+from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS, bone_lengths
+from motiondiff.core.errors import UserError
 
 J = {name: i for i, name in enumerate(BODY20_NAMES)}
 FEET = [J[n] for n in ("left_ankle", "right_ankle", "left_foot", "right_foot")]

@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from motiondiff.data import humanml3d_features as hml
-from motiondiff.data import procedural_text_motion as ptm
-from motiondiff.data.procedural_actions import (
+from motiondiff.data.representations import humanml3d_features as hml
+from motiondiff.data.procedural import text_motion as ptm
+from motiondiff.data.procedural.actions import (
     MAX_FRAMES,
     MIN_FRAMES,
     SMPL22_REST_OFFSETS,
@@ -17,9 +17,9 @@ from motiondiff.data.procedural_actions import (
     make_motion,
     sample_spec,
 )
-from motiondiff.data.procedural_captions import captions_for
-from motiondiff.data.skeleton import SMPL22_NAMES, SMPL22_PARENTS, bone_lengths
-from motiondiff.errors import UserError
+from motiondiff.data.procedural.captions import captions_for
+from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS, bone_lengths
+from motiondiff.core.errors import UserError
 
 J = {name: i for i, name in enumerate(SMPL22_NAMES)}
 FEET = [J[n] for n in ("left_ankle", "left_foot", "right_ankle", "right_foot")]

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from motiondiff.data import humanml3d_features as hml
-from motiondiff.data.bvh import load_bvh
-from motiondiff.data.procedural_actions import SMPL22_REST_OFFSETS, make_motion, pose, sample_spec
-from motiondiff.data.quaternion import qbetween, qrot
-from motiondiff.data.skeleton import SMPL22_PARENTS, bone_lengths
-from motiondiff.errors import UserError
+from motiondiff.data.representations import humanml3d_features as hml
+from motiondiff.data.formats.bvh import load_bvh
+from motiondiff.data.procedural.actions import SMPL22_REST_OFFSETS, make_motion, pose, sample_spec
+from motiondiff.data.kinematics.quaternion import qbetween, qrot
+from motiondiff.data.kinematics.skeleton import SMPL22_PARENTS, bone_lengths
+from motiondiff.core.errors import UserError
 
 COMMON = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 from motiondiff.networks.embeddings import TimestepEmbedder, timestep_embedding
 from motiondiff.networks.punet import PUNet
 

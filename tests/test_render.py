@@ -4,9 +4,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from motiondiff.data.procedural_dance import make_procedural_dance
-from motiondiff.data.skeleton import BODY20_NAMES, BODY20_PARENTS
-from motiondiff.errors import UserError
+from motiondiff.data.procedural.dance import make_procedural_dance
+from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS
+from motiondiff.core.errors import UserError
 from motiondiff.render.skeleton_video import (
     BACKGROUND,
     common_bounds,

@@ -4,8 +4,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from motiondiff.data.skeleton import SMPL22_NAMES, SMPL22_PARENTS, forward_kinematics
-from motiondiff.errors import UserError
+from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS, forward_kinematics
+from motiondiff.core.errors import UserError
 from motiondiff.render.skeleton_video import BACKGROUND, BONE_COLOURS
 from motiondiff.render.stick3d import (
     HEAD_ROOM,

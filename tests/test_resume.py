@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import TINY_NETWORK, compose_config
-from motiondiff import train
-from motiondiff.runs import load_checkpoint
+from motiondiff.cli import train
+from motiondiff.training.checkpoint_io import load_checkpoint
 
 STEPS = 18  # three epochs of the procedural dance's 6 batches
 QUICK = ["experiment=dance2d", *TINY_NETWORK, "generate_after_training.num_samples=0", "module.sample_every_n_epochs=2",

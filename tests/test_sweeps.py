@@ -17,9 +17,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import CONFIG_DIR, ROOT, compose_config
-from motiondiff import compare, evaluate
-from motiondiff.errors import UserError
-from motiondiff.sweeps import SweepSummary, register_resolvers
+from motiondiff.cli import compare, evaluate
+from motiondiff.core.errors import UserError
+from motiondiff.cli.app import register_resolvers
+from motiondiff.sweeps.jobs import SweepSummary
 
 TINY_DANCE = ["experiment=dance2d", "+trainer.fast_dev_run=true", "generate_after_training.num_samples=0",
               "network.channel_mults=[1,2]", "network.num_res_blocks=1"]  # fmt: skip

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import compose_config
-from motiondiff import generate, train
-from motiondiff.data.procedural_text_motion import write_procedural_dataset
-from motiondiff.errors import UserError
+from motiondiff.cli import generate, train
+from motiondiff.data.procedural.text_motion import write_procedural_dataset
+from motiondiff.core.errors import UserError
 from test_text_encoders import write_tiny_clip
 
 NUM_MOTIONS = 40

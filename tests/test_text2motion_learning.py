@@ -15,7 +15,7 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import compose_config
-from motiondiff import train
+from motiondiff.cli import train
 from motiondiff.diffusion.samplers import DDIMSampler
 from motiondiff.metrics.caption_control import ground_travel, travel_gap
 
@@ -42,7 +42,7 @@ def trained(tmp_path_factory):
 def test_conditional_model_moves_when_the_caption_says_so(trained):
     cfg, result = trained
     module = result["module"].eval()
-    root = Path(module.data_info["source"])
+    root = Path(module.data.source)
     specs = [json.loads(line) for line in (root / "specs.jsonl").read_text().splitlines()]
     held_out = [s for s in specs if s["split"] != "train"][:60]
     true_travel = np.array([ground_travel(np.load(root / "new_joints" / f"{s['id']}.npy")[:FRAMES]) for s in held_out])

@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from motiondiff.errors import UserError, find_user_error
+from motiondiff.core.errors import UserError, find_user_error
 from motiondiff.text import (
     CaptionItem,
     ClipEncoder,

@@ -13,11 +13,12 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import compose_config, shared_path
-from motiondiff.data import humanml3d_features as hml
-from motiondiff.data import smplrifke
-from motiondiff.data.representations import REPRESENTATIONS, get_representation
-from motiondiff.data.text_motion import STD_FLOOR, FeatureNormalizer, TextMotionDataModule
-from motiondiff.errors import UserError, find_user_error
+from motiondiff.data.representations import humanml3d_features as hml
+from motiondiff.data.representations import smplrifke
+from motiondiff.data.representations.registry import REPRESENTATIONS, get_representation
+from motiondiff.data.normalizers import STD_FLOOR, FeatureNormalizer
+from motiondiff.data.text_motion import TextMotionDataModule
+from motiondiff.core.errors import UserError, find_user_error
 from motiondiff.text.encoders import TextEmbedding, TextEncoder
 
 DIM = 8
@@ -183,7 +184,7 @@ def test_batches_pad_mask_and_carry_the_caption_embeddings(hml_root, tmp_path):
 
 def test_info_describes_the_data_in_plain_types(hml_root, tmp_path):
     encoder = FakeEncoder()
-    info = make_module(hml_root, tmp_path, encoder=encoder, max_frames=64).info
+    info = make_module(hml_root, tmp_path, encoder=encoder, max_frames=64).info.to_dict()
     assert json.loads(json.dumps(info)) == info
     assert info["kind"] == "text_motion" and info["representation"] == "humanml3d"
     assert (info["features"], info["num_joints"], info["dims"], info["fps"]) == (263, 22, 3, 20.0)
@@ -257,19 +258,19 @@ def test_real_humanml3d_sample_loads(tmp_path, caplog):
     assert [(c.name, len(c.features)) for c in module.train_set.clips] == [("012314", 170), ("012314#1#4", 60)]
     np.testing.assert_array_equal(module.normalizer.mean.numpy(), np.load(sample / "Mean.npy"))
     raw = module.normalizer.denormalize(torch.from_numpy(module.val_set.clips[0].features))  # (170, 263)
-    joints = get_representation(module.info["representation"]).to_joints(raw)
+    joints = get_representation(module.info.representation).to_joints(raw)
     expected = hml.features_to_joints(np.load(sample / "new_joint_vecs" / "012314.npy"))
     np.testing.assert_allclose(joints.numpy(), expected, atol=1e-4)
-    assert module.info["length_distribution"] == [60, 170]
+    assert module.info.length_distribution == (60, 170)
 
 
 def test_procedural_root_is_generated_once_and_read_as_humanml3d(tmp_path):
     encoder = FakeEncoder()
     module = make_module("procedural", tmp_path, encoder=encoder, procedural={"num_motions": 20, "seed": 0}, min_frames=20)
     info = module.info
-    assert info["source"] == str(tmp_path / "cache" / "procedural_text_motion-n20-seed0")
-    assert (Path(info["source"]) / "procedural.json").is_file()
-    assert info["num_train"] >= 8 and info["representation"] == "humanml3d"
+    assert info.source == str(tmp_path / "cache" / "procedural_text_motion-n20-seed0")
+    assert (Path(info.source) / "procedural.json").is_file()
+    assert info.num_train >= 8 and info.representation == "humanml3d"
     again = make_module("procedural", tmp_path, encoder=FakeEncoder(), procedural={"num_motions": 20, "seed": 0}, min_frames=20)
     assert again.info == info
 
@@ -286,7 +287,7 @@ def test_hydra_configs_build_the_datamodule(hml_root, tmp_path):
                                                      f"dataset.cache_dir={tmp_path / 'cache'}"])  # fmt: skip
     module = instantiate(cfg.dataset, text_encoder=FakeEncoder())
     module.setup("fit")
-    assert module.info["num_train"] == 4
+    assert module.info.num_train == 4
     assert compose_config("train", tmp_path / "run", ["dataset=lab"]).dataset.layout == "lab"
 
 
@@ -314,8 +315,8 @@ def test_lab_layout_loads_smplrifke_with_training_statistics(tmp_path):
     np.testing.assert_allclose(module.normalizer.mean.numpy(), frames.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(module.normalizer.std.numpy(), np.maximum(frames.std(0), STD_FLOOR), rtol=1e-4)
     info = module.info
-    assert (info["representation"], info["features"], info["num_joints"]) == ("smplrifke", 205, 24)
-    assert info["joint_names"][-2:] == ["left_hand", "right_hand"] and info["parents"][-2:] == [20, 21]
+    assert (info.representation, info.features, info.num_joints) == ("smplrifke", 205, 24)
+    assert info.joint_names[-2:] == ("left_hand", "right_hand") and info.parents[-2:] == (20, 21)
     assert [(c.text, c.line) for c in module.train_set.clips[0].captions] == [("a person walks", 0), ("walking forward", 1)]
     batch = next(iter(module.val_dataloader()))
     assert batch["motion"].shape == (1, 70, 205) and batch["caption"] == ["a person sits"]

@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 from motiondiff.networks.conditioning import (
     AdaLNCrossAttentionBlock,
     AdaLNTransformer,

@@ -1,45 +1,6 @@
-"""Generate from a finished run, reusing its saved config:
-`python -m motiondiff.generate run_dir=outputs/<run> num_samples=8 sampler=ddim sampler.num_steps=50`
-`python -m motiondiff.generate run_dir=outputs/<text run> prompt="a person jumps twice" length=120 guidance_weight=3`."""
+"""`python -m motiondiff.generate`: the same command as `motiondiff-generate` (motiondiff.cli.generate)."""
 
-import logging
-from pathlib import Path
-
-from hydra.utils import instantiate
-from omegaconf import DictConfig
-
-from motiondiff.cli import hydra_entry_point
-from motiondiff.errors import UserError
-from motiondiff.generation import generate_and_save
-from motiondiff.runs import load_trained_run, write_provenance
-from motiondiff.text_generation import generate_text_and_save, read_prompts
-
-log = logging.getLogger(__name__)
-
-
-def run(cfg: DictConfig) -> dict:
-    """Load the run's module (EMA weights) and write samples and videos to this generation's directory."""
-    run = load_trained_run(cfg)
-    out_dir = Path(cfg.paths.output_dir)
-    if run.module.conditional:
-        encoder = instantiate(run.config.text_encoder)
-        prompts = read_prompts(cfg.prompt, cfg.prompts_file)
-        written = generate_text_and_save(
-            run.module, run.sampler, encoder, out_dir, prompts, cfg.num_samples, cfg.length, cfg.guidance_weight,
-            cfg.seed, cfg.render,
-        )  # fmt: skip
-    else:
-        if cfg.prompt is not None or cfg.prompts_file is not None:
-            raise UserError(f"'{run.run_dir}' is an unconditional model (trained without text); drop prompt/prompts_file.")
-        written = generate_and_save(
-            run.module, run.sampler, out_dir, cfg.num_samples, cfg.seed, cfg.chain_windows, cfg.chain_overlap, cfg.render
-        )
-    write_provenance(out_dir, run)
-    log.info("Wrote samples to %s", out_dir)
-    return written
-
-
-main = hydra_entry_point("generate", run)
+from motiondiff.cli.generate import main
 
 if __name__ == "__main__":
     main()

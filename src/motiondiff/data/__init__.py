@@ -1,0 +1,1 @@
+"""Data: typed descriptions, normalisers and DataModules, over formats, representations, kinematics and generators."""

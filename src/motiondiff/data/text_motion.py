@@ -27,20 +27,22 @@ from typing import Optional
 import lightning as L
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from motiondiff.data.humanml3d_layout import HUMANML3D_LAYOUT, check_root, read_split, read_split_ids, split_caption_items
-from motiondiff.data.lab_layout import LAB_LAYOUT
-from motiondiff.data.representations import get_representation
-from motiondiff.errors import UserError
+from motiondiff.core.checks import whole_number
+from motiondiff.core.errors import UserError
+from motiondiff.data.formats.humanml3d_layout import HUMANML3D_LAYOUT, check_root, read_split, read_split_ids, split_caption_items
+from motiondiff.data.formats.lab_layout import LAB_LAYOUT
+from motiondiff.data.info import TextMotionData
+from motiondiff.data.normalizers import FeatureNormalizer
+from motiondiff.data.procedural.text_motion import write_procedural_dataset
+from motiondiff.data.representations.registry import get_representation
 from motiondiff.text.cache import EmbeddingTable, cached_table
 from motiondiff.text.encoders import TextEncoder
 
 log = logging.getLogger(__name__)
 
 LAYOUTS = {"humanml3d": HUMANML3D_LAYOUT, "lab": LAB_LAYOUT}
-STD_FLOOR = 1e-5  # features whose std is below this (e.g. constant ones) are divided by it instead
 PROCEDURAL_DEFAULTS = {"num_motions": 2000, "seed": 0}
 
 
@@ -52,32 +54,6 @@ def dataset_fingerprint(root: Path, layout, splits: dict) -> str:
         ids = read_split_ids(path) if path.is_file() else []
         digest.update(f"|{split}:".encode() + "\n".join(ids).encode())
     return f"{layout.name}-{digest.hexdigest()[:12]}"
-
-
-class FeatureNormalizer(nn.Module):
-    """Per-feature standardisation (x - mean) / std, std floored at STD_FLOOR; buffers mean and std (F,)."""
-
-    def __init__(self, features: int):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(features))
-        self.register_buffer("std", torch.ones(features))
-
-    def set_statistics(self, mean, std) -> "FeatureNormalizer":
-        """Use these statistics (F,) from now on."""
-        mean = torch.as_tensor(np.asarray(mean), dtype=torch.float32)  # (F,)
-        std = torch.as_tensor(np.asarray(std), dtype=torch.float32)  # (F,)
-        assert mean.shape == std.shape == self.mean.shape, (mean.shape, std.shape, self.mean.shape)
-        self.mean.copy_(mean)
-        self.std.copy_(std.clamp_min(STD_FLOOR))
-        return self
-
-    def normalize(self, features: torch.Tensor) -> torch.Tensor:
-        """(..., F) raw -> (..., F) standardised."""
-        return (features - self.mean) / self.std
-
-    def denormalize(self, features: torch.Tensor) -> torch.Tensor:
-        """(..., F) standardised -> (..., F) raw."""
-        return features * self.std + self.mean
 
 
 class TextMotionDataset(Dataset):
@@ -166,9 +142,8 @@ class TextMotionDataModule(L.LightningDataModule):
             raise UserError(
                 f"dataset.root=procedural is written in the humanml3d layout; set dataset.layout=humanml3d, not '{layout}'."
             )
-        for key, value in (("max_frames", max_frames), ("min_frames", min_frames), ("batch_size", batch_size)):
-            if int(value) != value or value < 1:
-                raise UserError(f"dataset.{key}={value} must be a positive integer.")
+        max_frames, min_frames = whole_number("dataset.max_frames", max_frames), whole_number("dataset.min_frames", min_frames)
+        batch_size = whole_number("dataset.batch_size", batch_size)
         self.root, self.text_encoder, self.layout = str(root), text_encoder, LAYOUTS[layout]
         self.max_frames, self.min_frames, self.batch_size, self.num_workers = max_frames, min_frames, batch_size, num_workers
         self.cache_dir, self.procedural = cache_dir, dict(procedural or {})
@@ -186,8 +161,6 @@ class TextMotionDataModule(L.LightningDataModule):
         """The dataset directory: `root`, or the procedural dataset (generated on first use)."""
         if self.root != "procedural":
             return Path(self.root).expanduser()
-        from motiondiff.data.procedural_text_motion import write_procedural_dataset
-
         settings = {**PROCEDURAL_DEFAULTS, **self.procedural}
         name = f"procedural_text_motion-n{settings['num_motions']}-seed{settings['seed']}"
         return write_procedural_dataset(Path(self.cache_dir or "data") / name, **settings)
@@ -239,32 +212,31 @@ class TextMotionDataModule(L.LightningDataModule):
     # ------------------------------------------------------------ description
 
     @property
-    def info(self) -> dict:
-        """What the model, generation and evaluation need to know about the data (plain types only)."""
+    def info(self) -> TextMotionData:
+        """What the model, generation and evaluation need to know about the data."""
         assert self.train_set is not None, "call setup() first"
         representation = self.representation
-        return {
-            "kind": "text_motion",
-            "representation": representation.name,
-            "layout": self.layout.name,
-            "features": int(representation.features),
-            "num_joints": int(representation.num_joints),
-            "dims": 3,
-            "max_frames": int(self.max_frames),
-            "min_frames": int(self.min_frames),
-            "fps": float(representation.fps),
-            "joint_names": list(representation.joint_names),
-            "parents": [int(p) for p in representation.parents],
-            "text_dim": int(self.text_encoder.dim),
-            "text_encoder": str(self.text_encoder.name),
-            "text_tokens": int(self.text_encoder.max_tokens),  # 1: one pooled vector per caption, no token sequence
-            "feature_abs_max": float(self.feature_abs_max),
-            "source": str(self.data_root),
-            "dataset_id": self.dataset_id,
-            "num_train": len(self.train_set),
-            "num_val": len(self.val_set),
-            "length_distribution": sorted(int(n) for n in self.train_set.lengths()),
-        }
+        return TextMotionData(
+            features=int(representation.features),
+            num_joints=int(representation.num_joints),
+            dims=3,
+            fps=float(representation.fps),
+            joint_names=representation.joint_names,
+            parents=representation.parents,
+            feature_abs_max=float(self.feature_abs_max),
+            source=str(self.data_root),
+            representation=representation.name,
+            layout=self.layout.name,
+            max_frames=int(self.max_frames),
+            min_frames=int(self.min_frames),
+            text_dim=int(self.text_encoder.dim),
+            text_encoder=str(self.text_encoder.name),
+            text_tokens=int(self.text_encoder.max_tokens),
+            dataset_id=self.dataset_id,
+            num_train=len(self.train_set),
+            num_val=len(self.val_set),
+            length_distribution=sorted(int(n) for n in self.train_set.lengths()),
+        )
 
     # ------------------------------------------------------------ batches
 

@@ -4,7 +4,7 @@ from typing import Callable
 
 import torch
 
-from motiondiff.types import Motion
+from motiondiff.core.types import Motion
 
 
 def chain_windows(sample: Callable, first: Motion, num_windows: int, overlap: int) -> Motion:

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 
 from motiondiff.diffusion.loss import check_prediction
 from motiondiff.diffusion.schedule import NoiseSchedule
-from motiondiff.errors import UserError
-from motiondiff.types import FrameMask, Motion, Timesteps
+from motiondiff.core.errors import UserError
+from motiondiff.core.types import FrameMask, Motion, Timesteps
 
 
 def check_guidance_weight(weight: float) -> float:

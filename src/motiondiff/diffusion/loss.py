@@ -11,8 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from motiondiff.diffusion.schedule import NoiseSchedule
-from motiondiff.errors import UserError
-from motiondiff.types import FrameMask, Loss, Motion
+from motiondiff.core.errors import UserError
+from motiondiff.core.types import FrameMask, Loss, Motion
 
 PREDICTIONS = ("epsilon", "x0")
 

@@ -13,8 +13,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from motiondiff.diffusion.schedule import NoiseSchedule
-from motiondiff.errors import UserError
-from motiondiff.types import Motion
+from motiondiff.core.errors import UserError
+from motiondiff.core.types import Motion
 
 Denoise = Callable[[Tensor, Tensor], tuple]
 
@@ -26,6 +26,10 @@ class Sampler:
 
     def __init__(self, progress: bool = True):
         self.progress = progress
+
+    def describe(self) -> dict:
+        """The sampler's class name and settings, as generations and evaluations record them."""
+        return {"name": type(self).__name__, **vars(self)}
 
     def timesteps(self, schedule: NoiseSchedule) -> list:
         """The schedule indices visited, from noisiest to cleanest."""

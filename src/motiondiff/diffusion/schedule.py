@@ -10,8 +10,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from motiondiff.errors import UserError
-from motiondiff.types import Motion, Timesteps
+from motiondiff.core.errors import UserError
+from motiondiff.core.types import Motion, Timesteps
 
 
 class NoiseSchedule(nn.Module):

@@ -5,14 +5,15 @@ import json
 import math
 from pathlib import Path
 
-from motiondiff.errors import refuse_existing_outputs
+from motiondiff.core.errors import refuse_existing_outputs
+from motiondiff.core.tables import markdown_table as table_of
 from motiondiff.metrics.intervals import format_interval, mean_and_interval
 
 # Which way is better, for the table headers (metrics not listed carry no arrow).
 BETTER = {
-    "FD": "↓", "precision": "↑", "recall": "↑", "density": "↑", "coverage": "↑", "R@1": "↑", "R@2": "↑", "R@3": "↑",
-    "MM-Dist": "↓", "TM-score": "↑", "bone_length_error": "↓", "local_diversity": "", "global_diversity": "",
-}  # fmt: skip
+    **{metric: "↓" for metric in ("FD", "MM-Dist", "bone_length_error")},
+    **{metric: "↑" for metric in ("precision", "recall", "density", "coverage", "R@1", "R@2", "R@3", "TM-score")},
+}
 
 
 def summarize(rows: dict) -> dict:
@@ -31,16 +32,22 @@ def summarize(rows: dict) -> dict:
 def markdown_table(summary: dict, digits: int = 3) -> str:
     """A Markdown table: one line per row, one column per metric, `mean ± half width`."""
     metrics = list(dict.fromkeys(metric for values in summary.values() for metric in values))  # every row's, in order
-    header = "| | " + " | ".join(f"{m} {BETTER.get(m, '')}".strip() for m in metrics) + " |"
-    lines = [header, "|---" * (len(metrics) + 1) + "|"]
-    for row, values in summary.items():
-        cells = [format_interval(values[m]["mean"], _nan(values[m]["interval"]), digits) if m in values else "" for m in metrics]
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return table_of(["", *metric_header(metrics)], [[row, *metric_cells(values, metrics, digits)] for row, values in summary.items()])
 
 
-def _nan(value):
-    return float("nan") if value is None else value
+def metric_header(metrics: list) -> list:
+    """Each metric's name with the arrow saying which way is better."""
+    return [f"{metric} {BETTER.get(metric, '')}".strip() for metric in metrics]
+
+
+def metric_cells(values: dict, metrics: list, digits: int = 3) -> list:
+    """'mean ± interval' of each metric in `values` ({metric: {mean, interval}}), '' where absent."""
+    return [format_interval(values[m]["mean"], nan_if_none(values[m]["interval"]), digits) if m in values else "" for m in metrics]
+
+
+def nan_if_none(value) -> float:
+    """An interval of None (one replication) as NaN, which format_interval leaves out."""
+    return float("nan") if value is None else float(value)
 
 
 REPORT_FILES = ("metrics.json", "metrics.csv", "metrics.md")

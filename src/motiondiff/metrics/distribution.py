@@ -11,7 +11,7 @@ import numpy as np
 import scipy.linalg
 from scipy.spatial.distance import cdist
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 
 
 def as_float64(values) -> np.ndarray:

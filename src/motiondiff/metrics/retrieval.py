@@ -7,7 +7,7 @@ compute in float64 numpy; inputs may be numpy arrays or torch tensors.
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 from motiondiff.metrics.distribution import as_feature_rows, as_float64
 
 

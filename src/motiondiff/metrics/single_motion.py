@@ -28,8 +28,9 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from motiondiff.data.skeleton import bone_lengths
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
+from motiondiff.data.info import KeypointData
+from motiondiff.data.kinematics.skeleton import bone_lengths
 from motiondiff.metrics.skeleton import bone_length_error, mean_acceleration, nearest_window_distance
 
 # GANimator: coverage windows of 30 frames at 30 fps (1 s); local diversity windows and SinMDM's
@@ -229,7 +230,7 @@ def training_nn_distance(training: np.ndarray, window: int) -> float:
 
 def resolve_windows(
     generated: Clips,
-    info: dict,
+    info: KeypointData,
     coverage_window: Optional[int] = None,
     local_window: Optional[int] = None,
     min_segment: Optional[int] = None,
@@ -237,7 +238,7 @@ def resolve_windows(
     copy_window: Optional[int] = None,
 ) -> dict:
     """The window lengths (frames) the report uses: given ones as they are, the rest from fps; all capped at the shortest clip."""
-    fps, shortest = float(info["fps"]), min(len(clip) for clip in generated)
+    fps, shortest = float(info.fps), min(len(clip) for clip in generated)
 
     def frames(given, seconds):
         return min(int(given) if given is not None else max(1, int(round(seconds * fps))), shortest)
@@ -247,14 +248,14 @@ def resolve_windows(
         "local_window": frames(local_window, LOCAL_SECONDS),
         "min_segment": frames(min_segment, MIN_SEGMENT_SECONDS),
         "diversity_window": frames(diversity_window, DIVERSITY_SECONDS),
-        "copy_window": min(int(copy_window if copy_window is not None else info["window"]), shortest),
+        "copy_window": min(int(copy_window if copy_window is not None else info.window), shortest),
     }
 
 
 def single_motion_report(
     generated: Clips,
     training: np.ndarray,
-    info: dict,
+    info: KeypointData,
     coverage_window: Optional[int] = None,
     coverage_threshold: float = COVERAGE_THRESHOLD,
     local_window: Optional[int] = None,
@@ -268,17 +269,17 @@ def single_motion_report(
 
     Windows default as `resolve_windows`. Bone lengths and accelerations need keypoints: `to_keypoints` maps a
     (frames, F) feature array to (frames, joints, dims); by default the features are un-flattened with
-    info["dims"], which suits the dance's normalised features (one shift and one scale leave the relative bone
+    info.dims, which suits the dance's normalised features (one shift and one scale leave the relative bone
     error and the acceleration ratio unchanged). The reference bone lengths are measured on `training` itself,
     so they are in the same units as the generated keypoints.
     """
     clips, training = as_clips(generated), np.asarray(training, dtype=np.float64)
     windows = resolve_windows(clips, info, coverage_window, local_window, min_segment, diversity_window, copy_window)
     if to_keypoints is None:
-        to_keypoints = partial(unflatten_keypoints, dims=int(info.get("dims", 2)))
+        to_keypoints = partial(unflatten_keypoints, dims=info.dims)
     generated_keypoints = [np.asarray(to_keypoints(clip), dtype=np.float64) for clip in clips]  # K x (T_k, J, D)
     training_keypoints = np.asarray(to_keypoints(training), dtype=np.float64)  # (T, J, D)
-    reference_lengths = bone_lengths(training_keypoints, info["parents"]).mean(axis=0)  # (bones,)
+    reference_lengths = bone_lengths(training_keypoints, info.parents).mean(axis=0)  # (bones,)
     copy_window = windows["copy_window"]
     nn_generated = float(
         nearest_window_distance(all_windows(clips, copy_window), sliding_windows(training, copy_window)).mean()
@@ -290,7 +291,7 @@ def single_motion_report(
         "global_diversity": global_diversity(clips, training, windows["min_segment"]),
         "inter_diversity": inter_diversity(clips, windows["diversity_window"]),
         "intra_diversity": intra_diversity(clips, windows["diversity_window"]),
-        "bone_length_error": bone_length_error(np.concatenate(generated_keypoints), reference_lengths, info["parents"]),
+        "bone_length_error": bone_length_error(np.concatenate(generated_keypoints), reference_lengths, info.parents),
         "jitter_ratio": clip_mean_acceleration(generated_keypoints) / mean_acceleration(training_keypoints),
         "nn_distance_to_training": nn_generated,
         "training_nn_distance": nn_training,

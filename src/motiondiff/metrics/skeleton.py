@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from motiondiff.data.skeleton import bone_lengths
+from motiondiff.data.kinematics.skeleton import bone_lengths
 
 
 def bone_length_error(keypoints: np.ndarray, reference_lengths, parents) -> float:

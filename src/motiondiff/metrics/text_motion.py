@@ -5,7 +5,7 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 from motiondiff.metrics.distribution import frechet_distance, prdc
 from motiondiff.metrics.retrieval import diversity, r_precision, text_motion_score
 

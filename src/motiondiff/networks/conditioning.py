@@ -10,7 +10,7 @@ The shared backbone (frame embedding, output layer, weight init, masks) is in tr
 import torch
 from torch import Tensor, nn
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 from motiondiff.networks.transformer import (
     AdaLNModulation,
     Attention,

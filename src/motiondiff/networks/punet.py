@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 from motiondiff.networks.embeddings import TimestepEmbedder
-from motiondiff.types import FrameMask, Motion, Timesteps
+from motiondiff.core.types import FrameMask, Motion, Timesteps
 
 
 class ResBlock(nn.Module):

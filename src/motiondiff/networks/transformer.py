@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 from motiondiff.networks.embeddings import TimestepEmbedder
-from motiondiff.types import FrameMask, Motion, TextPooled, TextTokens, Timesteps, TokenMask
+from motiondiff.core.types import FrameMask, Motion, TextPooled, TextTokens, Timesteps, TokenMask
 
 NULL_CONDITIONS = ("learned", "zero")
 

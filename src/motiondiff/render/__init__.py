@@ -1,0 +1,1 @@
+"""Rendering: 2D and 3D stick-figure videos of motions, of samples, and of the training data."""

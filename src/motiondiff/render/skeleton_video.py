@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 
 BACKGROUND = (246, 246, 242)
 GROUND = (170, 170, 165)

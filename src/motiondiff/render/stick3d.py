@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 from motiondiff.render.skeleton_video import (
     BACKGROUND, BONE_COLOURS, JOINT_COLOUR, TEXT, check_fps, side_of, write_frames,
 )  # fmt: skip

@@ -21,8 +21,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from motiondiff.errors import UserError, first_sentence
-from motiondiff.types import TextPooled, TextTokens, TokenMask
+from motiondiff.core.errors import UserError, first_sentence
+from motiondiff.core.types import TextPooled, TextTokens, TokenMask
 
 log = logging.getLogger(__name__)
 

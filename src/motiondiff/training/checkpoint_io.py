@@ -3,16 +3,33 @@
 `AtomicCheckpointIO` is the Trainer's checkpoint plugin (configs/trainer/cpu.yaml): each checkpoint is
 written to a temporary file in the same folder, flushed to disk, then renamed over the target
 (`os.replace`, atomic on POSIX), so a crash, a kill or a full disk while saving leaves the previous
-`last.ckpt` intact and no partial file. Loading (resume) goes through `runs.load_checkpoint`:
-`torch.load(weights_only=True)`, and a file carrying pickled objects is refused with one sentence.
+`last.ckpt` intact and no partial file. Every checkpoint this project reads (resume, generate,
+evaluate) goes through `load_checkpoint`: `torch.load(weights_only=True)`, and a file carrying
+pickled objects is refused with one sentence.
 """
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from motiondiff.core.errors import UserError
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint dict read without unpickling arbitrary objects."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UserError(
+            f"'{path}' holds objects other than tensors and plain data, so it was not loaded "
+            f"(a checkpoint can carry code; only weights are accepted): {str(error).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise UserError(f"'{path}' is not a readable checkpoint ({str(error).splitlines()[0]}).") from None
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -34,6 +51,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location=None, weights_only: Optional[bool] = None) -> dict:
         """The checkpoint's plain data and tensors; UserError for anything that would need unpickling code."""
-        from motiondiff.runs import load_checkpoint
-
         return load_checkpoint(Path(path))

@@ -13,7 +13,7 @@ GradScaler already skips overflowing steps, so the callback stands aside there.
 import lightning as L
 import torch
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 
 
 class SkipNonFiniteSteps(L.Callback):

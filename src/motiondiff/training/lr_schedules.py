@@ -5,7 +5,7 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from motiondiff.errors import UserError
+from motiondiff.core.errors import UserError
 
 
 class WarmupCosineLR(LambdaLR):

@@ -1,0 +1,9 @@
+"""`motiondiff-compare` (or `python -m motiondiff.compare`): configs/compare.yaml, then motiondiff.sweeps.compare.run."""
+
+from motiondiff.cli.app import hydra_entry_point
+from motiondiff.sweeps.compare import run
+
+main = hydra_entry_point("compare", run)
+
+if __name__ == "__main__":
+    main()

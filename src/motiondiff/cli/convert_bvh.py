@@ -1,0 +1,9 @@
+"""`motiondiff-convert-bvh` (or `python -m motiondiff.convert_bvh`): configs/convert_bvh.yaml, then motiondiff.data.formats.bvh_to_humanml3d.run."""
+
+from motiondiff.cli.app import hydra_entry_point
+from motiondiff.data.formats.bvh_to_humanml3d import run
+
+main = hydra_entry_point("convert_bvh", run)
+
+if __name__ == "__main__":
+    main()

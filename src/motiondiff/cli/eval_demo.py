@@ -1,0 +1,9 @@
+"""`motiondiff-eval-demo` (or `python -m motiondiff.eval_demo`): configs/eval_demo.yaml, then motiondiff.demos.eval_demo.run."""
+
+from motiondiff.cli.app import hydra_entry_point
+from motiondiff.demos.eval_demo import run
+
+main = hydra_entry_point("eval_demo", run)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Foundations every other room uses: user errors, tensor shape types, argument checks, Markdown tables."""

@@ -1,0 +1,1 @@
+"""Skeletons, forward kinematics and quaternion / rotation helpers (numpy and torch)."""

@@ -1,0 +1,1 @@
+"""Procedural (synthetic) motion: the embedded dance, captioned actions and the text-motion dataset writer."""

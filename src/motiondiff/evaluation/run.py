@@ -1,0 +1,114 @@
+"""Evaluate a finished run: `python -m motiondiff.evaluate run_dir=outputs/<run> [evaluator=<evaluator run>] [sampler=ddim]`.
+
+Text runs are measured with a trained motion-text evaluator (motiondiff.evaluation.text_motion); dance
+runs with the single-motion measures against their training sequence (motiondiff.evaluation.single_dance).
+Every metric is a mean with its 95% interval over `replications`; the real-data row is computed the
+same way. Results go to <run>/evaluations/<time>/metrics.{json,csv,md} and are printed as a table.
+
+A whole sweep: `python -m motiondiff.evaluate sweep_dir=outputs/multirun/<time> [evaluator=...] [options]`
+evaluates every finished training run under sweep_dir (a folder with config.yaml and
+checkpoints/last.ckpt) with the same options, each into its own <run>/evaluations/<time>/ exactly as
+above (plus job_status.json). A run whose evaluation fails is recorded and the others go on; the
+command's own folder, <sweep_dir>/evaluations/<time>/, gets evaluations.{json,md} (one row per run:
+status, evaluation folder, error) and the command exits non-zero when any evaluation failed. Then
+`python -m motiondiff.compare sweep_dir=...` puts the runs side by side.
+"""
+
+import copy
+import logging
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from motiondiff.core.checks import whole_number
+from motiondiff.core.errors import UserError
+from motiondiff.evaluation.report import refuse_existing_report, summarize, write_report
+from motiondiff.evaluation.single_dance import evaluate_dance
+from motiondiff.evaluation.text_motion import evaluate_text
+from motiondiff.evaluation.trained_evaluator import check_compatible, load_trained_evaluator
+from motiondiff.runs.loading import load_trained_run, pick_device
+from motiondiff.runs.provenance import write_provenance
+from motiondiff.sweeps.jobs import (
+    COMPLETED,
+    finished_runs,
+    new_timestamped_dir,
+    require_sweep_dir,
+    run_recording_status,
+    write_job_tables,
+)
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Generate with the run, measure, write and print the table; return {"summary", "settings", "table"} (sweep_dir: see evaluate_sweep)."""
+    if cfg.get("sweep_dir"):
+        return evaluate_sweep(cfg)
+    whole_number("replications", cfg.replications, why="3 or more for an interval")
+    refuse_existing_report(Path(cfg.paths.output_dir))
+    run = load_trained_run(cfg)
+    torch.manual_seed(cfg.seed)
+    if run.module.conditional:
+        evaluator = load_trained_evaluator(cfg.evaluator, pick_device(cfg.device))
+        check_compatible(evaluator, run.module.data, run.run_dir)
+        rows, details = evaluate_text(run, evaluator, cfg)
+    else:
+        rows, details = evaluate_dance(run, cfg)
+    weight = cfg.guidance_weight if cfg.get("guidance_weight") is not None else run.module.guidance_weight
+    provenance = write_provenance(Path(cfg.paths.output_dir), run)
+    settings = {
+        "run_dir": str(run.run_dir),
+        "checkpoint": str(run.checkpoint),
+        "checkpoint_sha256": provenance["checkpoint_sha256"],
+        "seed": cfg.seed,
+        "replications": cfg.replications,
+        "sampler": run.sampler.describe(),
+        "guidance_weight": weight,
+        **details,
+    }
+    summary = summarize(rows)
+    table = write_report(Path(cfg.paths.output_dir), settings, summary)
+    print(table)
+    log.info("Wrote %s", Path(cfg.paths.output_dir) / "metrics.md")
+    return {"summary": summary, "settings": settings, "table": table}
+
+
+def evaluate_sweep(cfg: DictConfig) -> dict:
+    """Evaluate each finished run under sweep_dir into <run>/evaluations/<time>/, recording failures; return {"records", "summary"}."""
+    if cfg.run_dir or cfg.ckpt_path:
+        raise UserError("give either sweep_dir=<sweep> (every run of a sweep) or run_dir/ckpt_path (one run), not both.")
+    sweep_dir = require_sweep_dir(cfg.sweep_dir)
+    runs = finished_runs(sweep_dir)
+    if not runs:
+        raise UserError(f"'{sweep_dir}' holds no finished training run (a folder with config.yaml and checkpoints/last.ckpt); "
+                        "give the sweep directory of a `train -m` command (sweep_dir).")  # fmt: skip
+    out_dir = Path(cfg.paths.output_dir)
+    records = []
+    for number, run_dir in enumerate(runs):
+        log.info("Evaluating run %d of %d: %s", number + 1, len(runs), run_dir)
+        run_cfg, eval_dir, overrides = _config_for_run(cfg, run_dir)
+        records.append(run_recording_status(run, run_cfg, eval_dir, overrides, number, run_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = write_job_tables(out_dir / "evaluations.json", out_dir / "evaluations.md", f"Evaluations of {sweep_dir}", records, sweep_dir, "evaluations")
+    failed = [record for record in records if record["status"] != COMPLETED]
+    if failed:
+        raise UserError(f"{len(failed)} of {len(records)} evaluations failed (the others are written); see '{summary}'.")
+    log.info("Evaluated %d runs; see %s", len(records), summary)
+    return {"records": records, "summary": summary}
+
+
+def _config_for_run(cfg: DictConfig, run_dir: Path) -> tuple:
+    """(this command's config for one run of the sweep, its new evaluation folder, its overrides), the config saved in <folder>/.hydra/."""
+    eval_dir = new_timestamped_dir(run_dir / "evaluations")
+    run_cfg = copy.deepcopy(cfg)
+    with open_dict(run_cfg):
+        run_cfg.sweep_dir, run_cfg.run_dir, run_cfg.paths.output_dir = None, str(run_dir), str(eval_dir)
+    given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    overrides = [o for o in given if not o.startswith("sweep_dir=")] + [f"run_dir={run_dir}"]
+    (eval_dir / ".hydra").mkdir()
+    (eval_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(run_cfg))
+    (eval_dir / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
+    return run_cfg, eval_dir, overrides
+

@@ -1,0 +1,1 @@
+"""Generation from a trained model: dance windows, prompts to motions, samples after training."""

@@ -1,0 +1,38 @@
+"""Run configs saved by earlier versions of motiondiff, brought up to the current layout when a run is loaded.
+
+Classes moved between modules when the package was reorganised; a run's saved `config.yaml` still
+names them where they were. Options that moved from the module to a callback are dropped when the
+module is rebuilt (they only steered training).
+"""
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+MOVED_TARGETS = {
+    "motiondiff.data.dance.DanceDataModule": "motiondiff.data.dance_windows.DanceDataModule",
+    "motiondiff.training.module.MotionDiffusion": "motiondiff.training.diffusion_module.MotionDiffusion",
+    "motiondiff.training.evaluator_module.MotionTextEvaluator": "motiondiff.training.contrastive_module.MotionTextContrastive",
+    "motiondiff.networks.evaluator.MotionTextEncoders": "motiondiff.networks.text_motion_encoders.MotionTextEncoders",
+}
+# module options that became options of the validation-metrics callback (callbacks.generation_metrics)
+MOVED_MODULE_OPTIONS = ("val_evaluator", "val_metrics_every_n_epochs", "val_metrics_items")
+
+
+def upgrade_run_config(cfg: DictConfig) -> DictConfig:
+    """The config with moved `_target_`s renamed and moved module options dropped (a new object)."""
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    upgraded = OmegaConf.create(_renamed(plain))
+    module = upgraded.get("module")
+    if module is not None:
+        with open_dict(module):
+            for key in MOVED_MODULE_OPTIONS:
+                module.pop(key, None)
+    return upgraded
+
+
+def _renamed(node):
+    """A copy of a plain config tree with every moved `_target_` renamed."""
+    if isinstance(node, dict):
+        return {key: MOVED_TARGETS.get(value, value) if key == "_target_" else _renamed(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_renamed(value) for value in node]
+    return node

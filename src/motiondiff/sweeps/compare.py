@@ -1,0 +1,208 @@
+"""Compare the runs of a sweep: `python -m motiondiff.compare sweep_dir=outputs/multirun/<time>`.
+
+Reads each run's newest evaluation (<run>/evaluations/<time>/metrics.json, written by
+`python -m motiondiff.evaluate sweep_dir=...`) and the overrides it was started with
+(<run>/.hydra/overrides.yaml), finds the settings that vary across the runs and writes, into a new
+<sweep_dir>/comparisons/<time>/ (an earlier comparison is never replaced):
+- comparison.csv and comparison.md: one row per run (the varied settings, its status, every metric
+  as mean ± 95% interval), then the real-data reference row of the evaluations when they have one;
+  failed runs and runs with no evaluation are listed with their status;
+- comparison.png: a bar chart per run of FD and R@3 (text runs) or coverage and bone_length_error
+  (dance runs), with the intervals as error bars and the reference as a dashed line.
+"""
+
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from motiondiff.core.errors import UserError, refuse_existing_outputs
+from motiondiff.core.tables import markdown_table
+from motiondiff.evaluation.report import metric_cells, metric_header, nan_if_none
+from motiondiff.sweeps.jobs import (
+    COMPLETED,
+    FAILED,
+    STATUS_FILE,
+    hydra_record,
+    job_record,
+    natural_key,
+    parse_overrides,
+    relative,
+    require_sweep_dir,
+    run_overrides,
+    sweep_runs,
+    varied_settings,
+)
+
+log = logging.getLogger(__name__)
+
+OUTPUT_FILES = ("comparison.csv", "comparison.md", "comparison.png")
+PLOT_CHOICES = (("FD", "R@3"), ("coverage", "bone_length_error"))  # text runs, dance runs
+EVALUATED = "evaluated"
+
+
+def run(cfg: DictConfig) -> dict:
+    """Collect every run's newest evaluation, write comparison.{csv,md,png}; return {"out_dir", "rows", "table"}."""
+    sweep_dir = require_sweep_dir(cfg.sweep_dir)
+    out_dir = Path(cfg.paths.output_dir)
+    refuse_existing_outputs(out_dir, OUTPUT_FILES, "comparisons")
+    runs = sweep_runs(sweep_dir)
+    if not runs:
+        raise UserError(f"'{sweep_dir}' holds no runs (sweep_dir); give the sweep directory of a `train -m` command.")
+    rows = [run_row(run_dir, sweep_dir) for run_dir in runs]
+    varied = varied_settings([row["overrides"] for row in rows])
+    metrics = list(dict.fromkeys(metric for row in rows for metric in row["metrics"]))
+    references = reference_rows(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(out_dir / "comparison.csv", rows, references, varied, metrics)
+    table = markdown_comparison(rows, references, varied, metrics, int(cfg.digits))
+    plotted = plot_metrics(cfg.plot_metrics, metrics)
+    if plotted:
+        plot_comparison(out_dir / "comparison.png", rows, references, varied, plotted)
+    (out_dir / "comparison.md").write_text(comparison_markdown(sweep_dir, table, plotted))
+    print(table)
+    log.info("Wrote %s", out_dir / "comparison.md")
+    return {"out_dir": out_dir, "rows": rows, "table": table}
+
+
+def run_row(run_dir: Path, sweep_dir: Path) -> dict:
+    """One run: its name, overrides, status and its newest evaluation's generated metrics and reference rows."""
+    row = {"run": relative(run_dir, sweep_dir), "run_dir": str(run_dir), "overrides": run_overrides(run_dir), "evaluation": None,
+           "metrics": {}, "references": {}}  # fmt: skip
+    training = training_status(run_dir)
+    evaluation = newest_evaluation(run_dir)
+    if training["status"] != COMPLETED:
+        row["status"] = f"training {training['status']}: {training['error']}"
+    elif evaluation is not None:
+        results = json.loads((evaluation / "metrics.json").read_text())["results"]
+        row.update(status=EVALUATED, evaluation=str(evaluation), metrics=results.get("generated", {}),
+                   references={name: values for name, values in results.items() if name != "generated"})  # fmt: skip
+    else:
+        row["status"] = failed_evaluation(run_dir) or "not evaluated"
+    return row
+
+
+def training_status(run_dir: Path) -> dict:
+    """The job's own status record; for a run without one, completed when it has its last checkpoint."""
+    if (run_dir / STATUS_FILE).is_file():
+        return job_record(run_dir)
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        return {"status": COMPLETED, "error": None}
+    if hydra_record(run_dir).get("mode") == "MULTIRUN":
+        return job_record(run_dir)  # started by a sweep, ended without a status: killed or still running
+    return {"status": "unfinished", "error": "no checkpoints/last.ckpt"}
+
+
+def newest_evaluation(run_dir: Path):
+    """The newest <run>/evaluations/<time>/ holding a metrics.json, or None."""
+    found = sorted((path.parent for path in run_dir.glob("evaluations/*/metrics.json")), key=natural_key)
+    return found[-1] if found else None
+
+
+def failed_evaluation(run_dir: Path):
+    """'evaluation failed: <error>' from the newest failed evaluation's status, or None."""
+    failed = [json.loads(path.read_text()) for path in sorted(run_dir.glob(f"evaluations/*/{STATUS_FILE}"), key=natural_key)]
+    failed = [record for record in failed if record["status"] == FAILED]
+    return f"evaluation failed: {failed[-1]['error']}" if failed else None
+
+
+def reference_rows(rows: list) -> dict:
+    """The first evaluated run's reference rows ("real", "validation"), labelled '<name> data (reference)'."""
+    for row in rows:
+        if row["references"]:
+            return {f"{name} data (reference)": values for name, values in row["references"].items()}
+    return {}
+
+
+def setting_cells(row: dict, varied: list) -> list:
+    """The row's value of each varied setting ('' when it has none)."""
+    settings = parse_overrides(row["overrides"])
+    return [settings.get(key, "") for key in varied]
+
+
+def write_csv(path: Path, rows: list, references: dict, varied: list, metrics: list) -> None:
+    """comparison.csv: run, varied settings, status, then '<metric> mean' and '<metric> interval' per metric."""
+    with open(path, "x", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run", *varied, "status", *[f"{m} {part}" for m in metrics for part in ("mean", "interval")]])
+        for row in rows:
+            writer.writerow([row["run"], *setting_cells(row, varied), row["status"], *metric_numbers(row["metrics"], metrics)])
+        for name, values in references.items():
+            writer.writerow([name, *[""] * len(varied), "reference", *metric_numbers(values, metrics)])
+
+
+def metric_numbers(values: dict, metrics: list) -> list:
+    """mean, interval for each metric ('' where absent or without an interval)."""
+    cells = []
+    for metric in metrics:
+        entry = values.get(metric, {})
+        cells += [entry.get("mean", ""), "" if entry.get("interval") is None else entry["interval"]]
+    return cells
+
+
+def markdown_comparison(rows: list, references: dict, varied: list, metrics: list, digits: int) -> str:
+    """The Markdown table: one line per run (then the reference rows), metrics as mean ± interval."""
+    lines = [[row["run"], *setting_cells(row, varied), row["status"], *metric_cells(row["metrics"], metrics, digits)] for row in rows]
+    lines += [[name, *[""] * len(varied), "reference", *metric_cells(values, metrics, digits)] for name, values in references.items()]
+    return markdown_table(["run", *varied, "status", *metric_header(metrics)], lines)
+
+
+def comparison_markdown(sweep_dir: Path, table: str, plotted: list) -> str:
+    """comparison.md: the table, what it holds and the plot."""
+    plot = f"![{', '.join(plotted)}](comparison.png)\n" if plotted else "No run has an evaluation with metrics to plot.\n"
+    return (f"# Comparison of {sweep_dir}\n\nEach run's newest evaluation; mean ± 95% interval (Student t) over its "
+            f"replications. Columns before the status are the overrides that differ between runs.\n\n{table}\n\n{plot}")  # fmt: skip
+
+
+def plot_metrics(requested, metrics: list) -> list:
+    """The metrics to plot: those asked for (UserError naming the unknown ones), else FD/R@3 or coverage/bone_length_error."""
+    if requested:
+        unknown = [m for m in requested if m not in metrics]
+        if unknown:
+            raise UserError(f"plot_metrics: '{unknown[0]}' is not among the evaluated metrics; choose from: {', '.join(metrics)}.")
+        return list(requested)
+    for choice in PLOT_CHOICES:
+        present = [m for m in choice if m in metrics]
+        if present:
+            return present
+    return metrics[:2]
+
+
+def plot_comparison(path: Path, rows: list, references: dict, varied: list, metrics: list) -> None:
+    """Bars per evaluated run for each metric, the 95% intervals as error bars, the reference as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    evaluated = [row for row in rows if row["status"] == EVALUATED]
+    labels = [" ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(varied, setting_cells(row, varied)) if v) or row["run"] for row in evaluated]
+    colors = variant_colors(evaluated, varied)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(max(6.0, 1.0 + 0.9 * len(evaluated)) * len(metrics), 4.5), squeeze=False)
+    for axis, metric in zip(axes[0], metrics):
+        means = [row["metrics"].get(metric, {}).get("mean", math.nan) for row in evaluated]
+        errors = [nan_if_none(row["metrics"].get(metric, {}).get("interval")) for row in evaluated]
+        axis.bar(range(len(evaluated)), means, yerr=[0.0 if math.isnan(e) else e for e in errors], capsize=4, color=colors)
+        for name, values in references.items():
+            if metric in values:
+                axis.axhline(values[metric]["mean"], color="tab:red", linestyle="--", label=name)
+        axis.set_title(metric_header([metric])[0])
+        axis.set_xticks(range(len(evaluated)), labels, rotation=30, ha="right", fontsize=8)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
+    figure.suptitle("mean ± 95% interval per run")
+    figure.tight_layout()
+    with open(path, "xb") as handle:
+        figure.savefig(handle, format="png", dpi=100)
+    plt.close(figure)
+
+
+def variant_colors(rows: list, varied: list) -> list:
+    """One colour per variant: runs that differ only in their seed share it."""
+    variants = [tuple(cell for key, cell in zip(varied, setting_cells(row, varied)) if key != "seed") for row in rows]
+    palette = {variant: f"C{number % 10}" for number, variant in enumerate(dict.fromkeys(variants))}
+    return [palette[variant] for variant in variants]
+

@@ -1,0 +1,182 @@
+"""The LightningModule: trains a network as a diffusion model, keeps an EMA of its weights.
+
+Network, noise schedule, loss and validation sampler are separate objects built from
+their own config groups; this class only wires them together. Sampling and generation
+always use the EMA weights. Conditional data (batches with a "cond" dict, e.g. text)
+are trained with condition dropout, so that the same network also predicts unconditionally
+and samplers can apply classifier-free guidance. What the data is (its width, skeleton, whether it
+is conditional, how features become positions) comes from its typed description (data.info).
+"""
+
+from typing import Callable, Optional
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from motiondiff.core.errors import UserError
+from motiondiff.core.types import FrameMask, Motion
+from motiondiff.data.info import MotionData
+from motiondiff.diffusion.denoiser import Denoiser, check_guidance_weight
+from motiondiff.diffusion.loss import DiffusionLoss
+from motiondiff.diffusion.samplers import Sampler
+from motiondiff.diffusion.schedule import NoiseSchedule
+from motiondiff.metrics.skeleton import bone_length_error
+from motiondiff.networks.text_motion_encoders import MotionTextEncoders
+
+
+class MotionDiffusion(L.LightningModule):
+    """Diffusion training (with EMA) and sampling for any network mapping (x_t, t) to x's shape."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        schedule: NoiseSchedule,
+        loss: DiffusionLoss,
+        optimizer: Callable,
+        lr_scheduler: Callable,
+        ema: Callable,
+        data: MotionData,
+        val_sampler: Optional[Sampler] = None,
+        val_num_samples: int = 8,
+        sample_every_n_epochs: int = 10,
+        clip_x0: float = 0.0,
+        cond_drop_prob: float = 0.1,
+        guidance_weight: float = 1.0,
+    ):
+        super().__init__()
+        self.save_hyperparameters({"data_info": data.to_dict()})
+        self.network, self.schedule, self.loss = network, schedule, loss
+        self.ema = ema(network, include_online_model=False)
+        self.normalizer = data.make_normalizer()
+        self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
+        self.val_sampler, self.val_num_samples = val_sampler, val_num_samples
+        self.sample_every_n_epochs = sample_every_n_epochs
+        # Clip predicted clean samples to clip_x0 x the largest normalised training value (0 = off).
+        self.x0_bound = clip_x0 * data.feature_abs_max if clip_x0 > 0 else None
+        self.data = data
+        if not 0.0 <= cond_drop_prob < 1.0:
+            raise UserError(f"module.cond_drop_prob={cond_drop_prob} must lie in [0, 1) (0.1 is usual for guidance).")
+        self.cond_drop_prob = cond_drop_prob
+        self.guidance_weight = check_guidance_weight(guidance_weight)
+
+    @staticmethod
+    def check_network_class(network_class: type) -> None:
+        """UserError unless network_class is a denoiser (the evaluator's encoders are not)."""
+        if issubclass(network_class, MotionTextEncoders):
+            raise UserError(
+                f"network={network_class.__name__} is the motion-text evaluator's network, not a denoiser; "
+                "train it with experiment=evaluator (module=evaluator), or pick a diffusion network."
+            )
+
+    @classmethod
+    def from_config(cls, cfg, network: nn.Module, data: MotionData, options: dict) -> "MotionDiffusion":
+        """Build from a composed training config: schedule, loss, optimizer, ... from their groups; `options` from `module`."""
+        cls.check_network_class(type(network))
+        return cls(
+            network=network,
+            schedule=instantiate(cfg.schedule),
+            loss=instantiate(cfg.loss),
+            optimizer=instantiate(cfg.optimizer),
+            lr_scheduler=instantiate(cfg.lr_scheduler),
+            ema=instantiate(cfg.ema),
+            data=data,
+            val_sampler=instantiate(cfg.val_sampler),
+            **options,
+        )
+
+    @property
+    def ema_network(self) -> nn.Module:
+        return self.ema.ema_model
+
+    @property
+    def conditional(self) -> bool:
+        """True when the data carries a condition (text), so sampling needs one."""
+        return self.data.conditional
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        cond = self.drop_conditions(batch.get("cond"))
+        loss = self.loss(self.network, self.schedule, batch["motion"], batch["mask"], cond=cond)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["motion"].shape[0])
+        return loss
+
+    def drop_conditions(self, cond: Optional[dict]) -> Optional[dict]:
+        """The condition with a random `drop` flag per sample (probability cond_drop_prob): the null condition."""
+        if cond is None:
+            return None
+        batch = cond["text_pooled"].shape[0]
+        drop = torch.rand(batch, device=self.device) < self.cond_drop_prob  # (B,)
+        return {**cond, "drop": drop}
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.ema.update()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        x0, mask = batch["motion"], batch["mask"]
+        # The same steps and noise every epoch, so validation losses are comparable.
+        generator = torch.Generator(device=x0.device).manual_seed(batch_idx)
+        t = torch.randint(0, self.schedule.num_steps, (x0.shape[0],), generator=generator, device=x0.device)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        for name, network in (("val/loss", self.network), ("val/loss_ema", self.ema_network)):
+            loss = self.loss(network, self.schedule, x0, mask, cond=batch.get("cond"), t=t, noise=noise)
+            self.log(name, loss, prog_bar=name == "val/loss_ema", batch_size=x0.shape[0], sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        """Dance runs: every sample_every_n_epochs epochs, log the bone-length error of a few EMA samples."""
+        if self.trainer.sanity_checking or self.conditional or self.val_sampler is None or self.val_num_samples < 1:
+            return
+        if (self.current_epoch + 1) % self.sample_every_n_epochs != 0:
+            return
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        samples = self.sample(self.val_num_samples, self.val_sampler, generator)  # (K, N, F)
+        keypoints = self.to_keypoints(samples)  # (K, N, J, D)
+        error = bone_length_error(keypoints, self.data.bone_lengths, self.data.parents)
+        self.log("val/sample_bone_length_error", error, sync_dist=True)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num_samples: int,
+        sampler: Sampler,
+        generator: Optional[torch.Generator] = None,
+        frames: Optional[int] = None,
+        known: Optional[Motion] = None,
+        known_mask: Optional[torch.Tensor] = None,
+        cond: Optional[dict] = None,
+        mask: Optional[FrameMask] = None,
+        guidance_weight: Optional[float] = None,
+    ) -> Motion:
+        """`num_samples` normalised motions (K, frames, feats) from the EMA network.
+
+        Conditional runs take `cond` (the network's condition dict, batch K) and `mask` (K, frames)
+        for motions of different lengths; guidance_weight defaults to the run's module.guidance_weight.
+        """
+        if self.conditional and cond is None:
+            raise UserError("this model is text-conditioned: give a prompt (prompt=... or prompts_file=...).")
+        if not self.conditional and cond is not None:
+            raise UserError("this model is unconditional (trained without text): drop prompt/prompts_file.")
+        shape = (num_samples, frames or self.data.sample_frames, self.data.features)
+        noise = torch.randn(shape, generator=generator, device=self.device)
+        weight = self.guidance_weight if guidance_weight is None else guidance_weight
+        denoiser = Denoiser(
+            self.ema_network, self.schedule, self.loss.prediction, cond=cond, mask=mask, clip_x0=self.x0_bound,
+            guidance_weight=weight,
+        )  # fmt: skip
+        x = sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
+        return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)  # padded frames zeroed
+
+    def to_keypoints(self, features: Motion) -> np.ndarray:
+        """Normalised features (..., frames, feats) -> float32 positions (..., frames, joints, dims), original units.
+
+        Dance runs: 2D keypoints. Text-motion runs: 3D joints recovered from the feature representation.
+        """
+        raw = self.normalizer.denormalize(features.to(self.device).float())
+        return self.data.to_positions(raw).cpu().numpy().astype(np.float32)
+
+    def configure_optimizers(self) -> dict:
+        optimizer = self.optimizer_factory(params=self.network.parameters())
+        scheduler = self.lr_scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
