@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help install demo text2motion eval-demo sweep test bench render-data generate evaluate clean-venv
+.PHONY: help install demo text2motion eval-demo sweep test lint format bench render-data generate evaluate clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,14 @@ sweep: $(STAMP) ## sweep 3 text variants x 2 seeds (train -m), evaluate the swee
 
 test: $(STAMP) ## run the test suite (CPU, a few minutes)
 	$(PY) -m pytest -q $(ARGS)
+
+lint: $(STAMP) ## check formatting and lint (ruff, configured in pyproject.toml)
+	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks
+
+format: $(STAMP) ## format the code and apply ruff's safe fixes
+	$(PY) -m ruff format src tests benchmarks
+	$(PY) -m ruff check --fix src tests benchmarks
 
 bench: $(STAMP) ## benchmark vs peer implementations (installs benchmarks/requirements.txt; about 15 min, 2 CPU cores)
 	$(PY) -m pip install --quiet --no-deps -r benchmarks/requirements.txt

@@ -1,13 +1,31 @@
-"""Shared test helpers: compose the real configs (shrunk by overrides) and find ../shared."""
+"""Shared test helpers: compose the real configs (shrunk by overrides) and find ../shared.
 
+Every annotated function of motiondiff is type-checked while the tests run: typeguard's import hook
+instruments the package before anything imports it, and torchtyping's patch makes it check tensor
+shapes (TensorType dimensions, consistent across the arguments and the result of one call), so a wrong
+shape at a public boundary fails a test. MOTIONDIFF_TYPECHECK=0 turns this off (for timing runs).
+"""
+
+import os
 from pathlib import Path
 
-import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+import torch
+from torchtyping import patch_typeguard
+from typeguard.importhook import install_import_hook
 
-from motiondiff.cli.app import CONFIG_DIR, register_resolvers
+TYPECHECKED = os.environ.get("MOTIONDIFF_TYPECHECK", "1") != "0"
+if TYPECHECKED:
+    if not hasattr(torch.Tensor, "names"):  # torch 2.13 dropped named tensors; torchtyping still counts dims by .names
+        torch.Tensor.names = property(lambda tensor: (None,) * tensor.dim())
+    patch_typeguard()
+    install_import_hook("motiondiff")
+
+import pytest  # noqa: E402  (after the import hook, like every motiondiff import below)
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
+
+from motiondiff.cli.app import CONFIG_DIR, register_resolvers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -1,7 +1,7 @@
-"""`motiondiff-compare` (or `python -m motiondiff.compare`): configs/compare.yaml, then motiondiff.sweeps.compare.run."""
+"""`motiondiff-compare` (or `python -m motiondiff.compare`): configs/compare.yaml, then motiondiff.evaluation.compare.run."""
 
 from motiondiff.cli.app import hydra_entry_point
-from motiondiff.sweeps.compare import run
+from motiondiff.evaluation.compare import run
 
 main = hydra_entry_point("compare", run)
 

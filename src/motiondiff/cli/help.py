@@ -17,11 +17,17 @@ HYDRA_FLAGS = """Hydra flags:
   --hydra-help            Hydra's own help (its groups and flags)"""
 
 
-def first_comment(path: Path) -> str:
-    """The first comment line of a YAML file ('' when it starts without one)."""
-    lines = path.read_text().splitlines()
-    comments = [line for line in lines if line.startswith("# ") and "@package" not in line]
-    return comments[0][2:].strip() if comments and lines.index(comments[0]) < 3 else ""
+def first_comment(path: Path, limit: int = 100) -> str:
+    """The first sentence of the comment block a YAML file starts with ('' when it starts without one)."""
+    block = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if "@package" not in line:
+            block.append(line.lstrip("# ").strip())
+    text = " ".join(block)
+    sentence = text.split(". ")[0].rstrip(".:")
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
 
 
 def defaults_entries(config_dir: Path, config_name: str) -> list:
@@ -65,6 +71,7 @@ def command_help(config_dir: Path, config_name: str, program: str) -> str:
         for group, package, default, comment in entries:
             options = sorted(path.stem for path in (config_dir / group).glob("*.yaml"))
             shown = package if package == group else f"{package} (options of {group})"
+            default = "null" if default is None else default
             parts.append(f"  {shown}: {default}{f'   # {comment}' if comment else ''}")
             for option in options:
                 parts.append(f"      {option:<18} {first_comment(config_dir / group / f'{option}.yaml')}".rstrip())

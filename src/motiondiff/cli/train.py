@@ -1,7 +1,7 @@
-"""`motiondiff-train` (or `python -m motiondiff.train`): configs/train.yaml, then motiondiff.training.run.run."""
+"""`motiondiff-train` (or `python -m motiondiff.train`): configs/train.yaml, then motiondiff.runs.train.run."""
 
 from motiondiff.cli.app import hydra_entry_point
-from motiondiff.training.run import run
+from motiondiff.runs.train import run
 
 main = hydra_entry_point("train", run)
 

@@ -7,7 +7,9 @@ integer indices into the noise schedule; frame masks are True on valid frames.
 from torchtyping import TensorType
 
 Motion = TensorType["batch", "frames", "feats"]
+LongMotion = TensorType["batch", "long_frames", "feats"]  # a longer sequence made of windows of Motion
 Timesteps = TensorType["batch"]
+ScalarTimestep = TensorType[()]  # one step for the whole batch (networks broadcast it)
 FrameMask = TensorType["batch", "frames"]
 Loss = TensorType[()]
 

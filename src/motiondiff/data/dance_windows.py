@@ -11,6 +11,7 @@ checkpoint (`KeypointNormalizer` is part of the LightningModule's state).
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Optional
 
 import lightning as L
@@ -90,8 +91,8 @@ class DanceDataModule(L.LightningDataModule):
         root_joint: int = 0,
         joint_map: str = "auto",
         parents: Optional[list] = None,
-        camera: Optional[dict] = None,
-        procedural: Optional[dict] = None,
+        camera: Optional[Mapping] = None,
+        procedural: Optional[Mapping] = None,
     ):
         super().__init__()
         window, stride = whole_number("dataset.window", window), whole_number("dataset.stride", stride)

@@ -22,6 +22,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Optional
 
 import lightning as L
@@ -125,7 +126,7 @@ class TextMotionDataModule(L.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         cache_dir: Optional[str] = None,
-        procedural: Optional[dict] = None,
+        procedural: Optional[Mapping] = None,
         train_split: str = "train",
         val_split: str = "val",
         test_split: str = "test",

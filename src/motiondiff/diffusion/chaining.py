@@ -4,10 +4,10 @@ from typing import Callable
 
 import torch
 
-from motiondiff.core.types import Motion
+from motiondiff.core.types import LongMotion, Motion
 
 
-def chain_windows(sample: Callable, first: Motion, num_windows: int, overlap: int) -> Motion:
+def chain_windows(sample: Callable, first: Motion, num_windows: int, overlap: int) -> LongMotion:
     """Extend `first` (B, N, F) by `num_windows - 1` windows, each generated with its first
     `overlap` frames fixed to the last `overlap` frames so far. `sample(known, known_mask)`
     returns a window. Result: (B, N + (num_windows - 1) * (N - overlap), F)."""

@@ -4,10 +4,10 @@ Samplers only ever call a denoiser, so they are independent of the network, of i
 parameterisation (noise or clean-sample prediction) and of classifier-free guidance.
 """
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from motiondiff.diffusion.loss import check_prediction
 from motiondiff.diffusion.schedule import NoiseSchedule
@@ -15,7 +15,7 @@ from motiondiff.core.errors import UserError
 from motiondiff.core.types import FrameMask, Motion, Timesteps
 
 
-def check_guidance_weight(weight: float) -> float:
+def check_guidance_weight(weight) -> float:
     """`weight` as a float; UserError unless it is a finite number >= 0."""
     if not isinstance(weight, (int, float)) or not torch.isfinite(torch.tensor(float(weight))) or weight < 0:
         raise UserError(f"guidance_weight={weight!r} must be a number >= 0 (1 = plain conditional, 0 = unconditional).")
@@ -42,13 +42,13 @@ class Denoiser:
 
     def __init__(
         self,
-        network: nn.Module,
+        network: Callable[..., Motion],  # (x_t, t, cond, mask) -> x-shaped output, e.g. an nn.Module
         schedule: NoiseSchedule,
         prediction: str,
         cond: Optional[dict] = None,
         mask: Optional[FrameMask] = None,
         clip_x0: Optional[float] = None,
-        guidance_weight: float = 1.0,
+        guidance_weight=1.0,  # a number >= 0 (checked: config values can be anything)
     ):
         self.network = network
         self.schedule = schedule

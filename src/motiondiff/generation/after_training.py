@@ -1,6 +1,7 @@
 """Samples of the finished model, written when training ends (callbacks.generate_after_training)."""
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -26,7 +27,7 @@ class GenerateAfterTraining(L.Callback):
         out_dir: str,
         num_samples: int = 8,
         chain_windows: int = 4,
-        prompts: Optional[list] = None,
+        prompts: Optional[Sequence[str]] = None,
         seed: int = 0,
     ):
         self.sampler_cfg, self.text_encoder_cfg, self.out_dir = sampler, text_encoder, Path(out_dir)

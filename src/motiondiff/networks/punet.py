@@ -5,7 +5,8 @@ about diffusion: what its output means (noise or clean sample) is the denoiser's
 """
 
 import warnings
-from typing import Optional
+from collections.abc import Sequence
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 
 from motiondiff.core.errors import UserError
 from motiondiff.networks.embeddings import TimestepEmbedder
-from motiondiff.core.types import FrameMask, Motion, Timesteps
+from motiondiff.core.types import FrameMask, Motion, ScalarTimestep, Timesteps
 
 
 class ResBlock(nn.Module):
@@ -84,7 +85,7 @@ class PUNet(nn.Module):
         self,
         features: int,
         base_channels: int = 64,
-        channel_mults: tuple = (1, 2, 4),
+        channel_mults: Sequence[int] = (1, 2, 4),
         num_res_blocks: int = 2,
         attention: bool = True,
         attention_heads: int = 4,
@@ -134,7 +135,7 @@ class PUNet(nn.Module):
         nn.init.zeros_(self.final[-1].weight)  # the untrained network outputs exactly 0
         nn.init.zeros_(self.final[-1].bias)
 
-    def forward(self, x: Motion, t: Timesteps, cond=None, mask: Optional[FrameMask] = None) -> Motion:
+    def forward(self, x: Motion, t: Union[Timesteps, ScalarTimestep], cond=None, mask: Optional[FrameMask] = None) -> Motion:
         """Predict a tensor shaped like x (B, frames, feats); any frame count >= 1 works."""
         if cond is not None:
             raise ValueError(f"PUNet is unconditional: cond must be None, got {type(cond).__name__}.")

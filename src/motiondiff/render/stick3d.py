@@ -299,7 +299,7 @@ class StickFigureView:
         (x, y), depth = self.project(centre)
         r = HEAD_RADIUS * self.focal / max(float(depth), NEAR)
         draw.ellipse([x - r, y - r, x + r, y + r], fill=HEAD_FILL, outline=BONE_COLOURS["centre"],
-                     width=self.thickness(BONE_RADIUS * 0.7, depth))  # fmt: skip
+                     width=self.thickness(BONE_RADIUS * 0.7, float(depth)))  # fmt: skip
 
 
 def render_stick3d_frames(joints, parents, caption: str = "", names=None, camera=None, size=(480, 480),

@@ -1,1 +1,1 @@
-"""Finished runs: their directories, configs and checkpoints, loading them back, and recording provenance."""
+"""Runs: starting a training run, its directory and config, finding its checkpoints, loading it back, provenance."""

@@ -1,1 +1,1 @@
-"""Sweeps: per-job status records, the sweep summary, finding jobs and runs, and comparing them."""
+"""Sweeps: per-job status records, the sweep summary, and finding the jobs and finished runs of a sweep."""

@@ -9,6 +9,7 @@ the features, as in the dataset) and `texts/<id>.txt` under an output root.
 
 import logging
 import re
+from typing import Optional
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def bvh_to_joints22(path, joint_map: str = "auto", scale="auto") -> np.ndarray:
     return joints * metres_per_unit(joints, scale, source)
 
 
-def caption_line(caption: str) -> str:
+def caption_line(caption: Optional[str]) -> str:
     """One HumanML3D annotation line, `caption#word/OTHER ...#0.0#0.0` (the whole clip, no POS tagging)."""
     caption = " ".join(str(caption if caption is not None else "").split())
     if not caption:
@@ -160,7 +161,7 @@ class ConvertedMotion:
 def convert_bvh_to_humanml3d(
     bvh_path,
     out_root,
-    caption: str,
+    caption: Optional[str],
     motion_id=None,
     joint_map: str = "auto",
     scale="auto",

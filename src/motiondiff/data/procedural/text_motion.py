@@ -75,7 +75,7 @@ def split_ids(num_motions: int, seed: int, splits) -> dict:
         raise UserError(f"splits must be three non-negative fractions (train, val, test) summing to 1, got {splits!r}.")
     order = np.random.default_rng([seed, 2**31]).permutation(num_motions)
     cuts = np.round(np.cumsum(fractions)[:2] * num_motions).astype(int)
-    return {name: sorted(motion_id(i) for i in part) for name, part in zip(SPLIT_NAMES, np.split(order, cuts))}
+    return {name: sorted(motion_id(int(i)) for i in part) for name, part in zip(SPLIT_NAMES, np.split(order, cuts))}
 
 
 def feature_statistics(features: list) -> tuple:

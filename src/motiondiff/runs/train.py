@@ -1,4 +1,4 @@
-"""Train as a composed config describes: `motiondiff-train experiment=dance2d [overrides]` calls `run(cfg)`.
+"""A training run from a composed config: `motiondiff-train experiment=dance2d [overrides]` calls `run(cfg)`.
 
 What happens after training (samples and videos of the finished model) and what is measured during
 it (validation FD / R@3 of text runs) are callbacks of the `callbacks` group, not part of this loop.

@@ -1,0 +1,163 @@
+"""The package's shape: no import circles, no function-level imports of motiondiff modules, no upward arrows
+between its rooms, and packaging that lists every room."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+SOURCE = ROOT / "src"
+PACKAGE = SOURCE / "motiondiff"
+# The rooms and the rooms each may import (besides itself): lower layers only.
+FOUNDATIONS = {"core"}
+ALLOWED = {
+    "core": set(),
+    "text": {"core"},
+    "networks": {"core"},
+    "diffusion": {"core"},
+    "data": {"core", "text"},
+    "metrics": {"core", "data"},
+    "render": {"core", "data"},
+    "training": {"core", "text", "networks", "diffusion", "data", "metrics"},
+    "runs": {"core", "data", "diffusion", "training"},
+    "sweeps": {"core", "runs"},
+    "generation": {"core", "data", "diffusion", "render", "text", "training", "runs"},
+    "evaluation": {"core", "data", "metrics", "text", "training", "runs", "sweeps"},
+    "demos": {"core", "evaluation", "sweeps"},
+    "cli": {"core", "data", "training", "runs", "sweeps", "generation", "evaluation", "render", "demos"},
+}
+COMMANDS = ("train", "generate", "evaluate", "compare", "render_data", "convert_bvh", "eval_demo", "sweep_demo")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SOURCE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported(node: ast.AST, importer: str) -> list:
+    """The motiondiff modules an import statement names (a `from package import submodule` names the submodule)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names if alias.name.split(".")[0] == "motiondiff"]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    if node.level:  # relative import: resolve against the importer's package
+        base = importer.split(".")[: -node.level] if not MODULES[importer].name == "__init__.py" else importer.split(".")
+        source = ".".join(base + ([node.module] if node.module else []))
+    else:
+        source = node.module or ""
+    if source.split(".")[0] != "motiondiff":
+        return []
+    return [f"{source}.{alias.name}" if f"{source}.{alias.name}" in MODULES else source for alias in node.names]
+
+
+def import_graph() -> tuple:
+    """({module: {imported modules}}, [(module, line, imported) of imports inside functions or classes])."""
+    graph, nested = {}, []
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        graph[name] = {target for node in tree.body for target in imported(node, name)}
+        for scope in ast.walk(tree):
+            if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                for node in ast.walk(scope):
+                    nested += [(name, node.lineno, target) for target in imported(node, name)]
+    return graph, nested
+
+
+def cycles(graph: dict) -> list:
+    """The strongly connected components with more than one module (Tarjan), each a sorted list."""
+    index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(node):
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in graph.get(node, ()):
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def room(module: str) -> str:
+    """The top-level folder of a motiondiff module ('' for modules at the package top)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()) else ""
+
+
+def test_the_import_graph_has_no_cycles():
+    graph, _ = import_graph()
+    assert len(graph) > 80, "the scan found too few modules"
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    graph, _ = import_graph()
+    planted = {**graph, "motiondiff.core.errors": graph["motiondiff.core.errors"] | {"motiondiff.cli.app"}}
+    assert any("motiondiff.core.errors" in component for component in cycles(planted))
+
+
+def test_no_motiondiff_module_is_imported_inside_a_function():
+    _, nested = import_graph()
+    assert nested == [], f"imports inside functions (a sign of a circle being dodged): {nested}"
+
+
+def test_rooms_only_import_lower_rooms():
+    graph, _ = import_graph()
+    upward = []
+    for module, targets in graph.items():
+        source = room(module)
+        for target in targets:
+            destination = room(target)
+            if source == "":  # `python -m motiondiff.<command>` aliases: the cli only
+                if destination not in ("", "cli"):
+                    upward.append((module, target))
+            elif destination != source and destination not in ALLOWED[source]:
+                upward.append((module, target))
+    assert set(ALLOWED) == {room(m) for m in MODULES} - {""}, "a room was added or removed: list what it may import"
+    assert upward == []
+
+
+def test_the_package_top_holds_only_the_command_aliases():
+    top = sorted(path.stem for path in PACKAGE.glob("*.py"))
+    assert top == sorted(["__init__", *COMMANDS])
+    for command in COMMANDS:
+        text = (PACKAGE / f"{command}.py").read_text()
+        assert f"from motiondiff.cli.{command} import main" in text and len(text.splitlines()) <= 8
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_a_console_script(command):
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[f"motiondiff-{command.replace('_', '-')}"] == f"motiondiff.cli.{command}:main"
+
+
+def test_pyproject_lists_every_package():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {module_name(path) for path in PACKAGE.rglob("__init__.py")} | {"motiondiff.configs"}
+    assert listed == found

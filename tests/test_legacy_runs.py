@@ -1,0 +1,85 @@
+"""Runs written by earlier versions of motiondiff still load: their saved configs name classes where they were
+and their checkpoints carry the data description as a plain dict.
+
+The fixtures were written by the version before the package was reorganised (commit c456e89): each run's
+config.yaml as saved, and its checkpoint's plain contents (hyper-parameters, and the name, shape and dtype of
+every tensor of its state dict). The test rebuilds a checkpoint of that layout with random weights.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import compose_config
+from motiondiff.cli import generate
+from motiondiff.evaluation.trained_evaluator import load_trained_evaluator
+from motiondiff.runs.directories import load_run_config
+from motiondiff.training.contrastive_module import MotionTextContrastive
+
+FIXTURES = Path(__file__).parent / "fixtures" / "legacy_runs"
+
+
+def legacy_run(name: str, where: Path) -> Path:
+    """A run directory as the old version left it: its config.yaml and a checkpoint of the recorded layout."""
+    run_dir = where / name
+    (run_dir / "checkpoints").mkdir(parents=True)
+    shutil.copy(FIXTURES / name / "config.yaml", run_dir / "config.yaml")
+    record = json.loads((FIXTURES / name / "checkpoint.json").read_text())
+    generator = torch.Generator().manual_seed(0)
+    state_dict = {}
+    for key, (shape, dtype) in record["state_dict"].items():
+        dtype = getattr(torch, dtype)
+        if dtype.is_floating_point:
+            state_dict[key] = 0.5 + 0.1 * torch.rand(shape, generator=generator, dtype=dtype)
+        else:
+            state_dict[key] = torch.zeros(shape, dtype=dtype)
+    checkpoint = {key: {} for key in record["top_level_keys"]}
+    checkpoint.update(epoch=0, global_step=1, state_dict=state_dict, hyper_parameters=record["hyper_parameters"])
+    torch.save(checkpoint, run_dir / "checkpoints" / "last.ckpt")
+    return run_dir
+
+
+def test_old_configs_name_the_moved_classes_where_they_are_now(tmp_path):
+    for name in ("dance", "text", "evaluator"):
+        old = (FIXTURES / name / "config.yaml").read_text()
+        assert "motiondiff.training.module." in old or "motiondiff.training.evaluator_module." in old
+        cfg = load_run_config(legacy_run(name, tmp_path))
+        assert cfg.module._target_.startswith(("motiondiff.training.diffusion_module.", "motiondiff.training.contrastive_module."))
+        assert "val_evaluator" not in cfg.module
+
+
+def test_an_old_dance_run_generates(tmp_path):
+    run_dir = legacy_run("dance", tmp_path)
+    overrides = [f"run_dir={run_dir}", "num_samples=2", "sampler=ddim", "sampler.num_steps=3", "chain_windows=0", "render=false"]
+    generate.run(compose_config("generate", tmp_path / "gen", overrides))
+    samples = np.load(tmp_path / "gen" / "samples.npy")
+    assert samples.shape == (2, 48, 20, 2) and np.isfinite(samples).all()
+
+
+def test_an_old_text_run_generates(tmp_path):
+    run_dir = legacy_run("text", tmp_path)
+    overrides = [f"run_dir={run_dir}", "prompt=a person jumps", "length=40", "sampler=ddim", "sampler.num_steps=3", "render=false"]
+    generate.run(compose_config("generate", tmp_path / "gen", overrides))
+    joints = np.load(tmp_path / "gen" / "sample_00.npy")
+    assert joints.shape == (40, 22, 3) and np.isfinite(joints).all()
+
+
+def test_an_old_evaluator_run_loads_and_embeds(tmp_path):
+    evaluator = load_trained_evaluator(str(legacy_run("evaluator", tmp_path)))
+    assert isinstance(evaluator.module, MotionTextContrastive)
+    recorded = json.loads((FIXTURES / "evaluator" / "checkpoint.json").read_text())["hyper_parameters"]["data_info"]
+    assert evaluator.module.description.to_dict() == recorded
+    motion = torch.randn(2, 40, recorded["features"])
+    assert evaluator.module.embed_motion(motion, torch.ones(2, 40, dtype=torch.bool)).shape[0] == 2
+
+
+@pytest.mark.parametrize("name", ["dance", "text", "evaluator"])
+def test_the_data_description_round_trips_through_the_checkpoint(name):
+    from motiondiff.data.info import describe_data
+
+    saved = json.loads((FIXTURES / name / "checkpoint.json").read_text())["hyper_parameters"]["data_info"]
+    assert describe_data(saved).to_dict() == saved
