@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from motiondiff.core.tables import markdown_table
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.loss import DiffusionLoss
 from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler
@@ -113,7 +114,7 @@ def matmul_peak(device, size: int, repeats: int, dtype=torch.float32) -> float:
 
 
 class PeakMemory:
-    """Peak memory above the starting level while the block runs: CUDA allocator stats, or RSS sampled every 10 ms on CPU."""
+    """Peak memory above the starting level in the block: CUDA allocator stats, or RSS sampled every 10 ms on CPU."""
 
     def __init__(self, device):
         self.device, self.peak_bytes = device, 0
@@ -156,7 +157,15 @@ def make_ema(network):
     """The EMA the training module uses (configs/ema/default.yaml)."""
     from ema_pytorch import EMA
 
-    return EMA(network, beta=0.999, update_after_step=100, update_every=1, inv_gamma=1.0, power=0.75, include_online_model=False)
+    return EMA(
+        network,
+        beta=0.999,
+        update_after_step=100,
+        update_every=1,
+        inv_gamma=1.0,
+        power=0.75,
+        include_online_model=False,
+    )
 
 
 def machine_info(device) -> dict:
@@ -190,21 +199,47 @@ def sizes(quick: bool) -> dict:
     if quick:
         tiny = dict(latent_dim=32, num_layers=1, num_heads=4, frames=16, train_batch=2, gen_batch=2, gen_full=True)
         return dict(
-            batch=4, window=48, warmup=1, repeats=2, schedule_steps=20, ddim_steps=4, num_windows=4,
-            train_steps=2, sampling_repeats=1, matmul=128, dit={"reference": tiny, "cpu": tiny},
-            dit_warmup=1, dit_repeats=1, dit_step_repeats=1,
-        )  # fmt: skip
+            batch=4,
+            window=48,
+            warmup=1,
+            repeats=2,
+            schedule_steps=20,
+            ddim_steps=4,
+            num_windows=4,
+            train_steps=2,
+            sampling_repeats=1,
+            matmul=128,
+            dit={"reference": tiny, "cpu": tiny},
+            dit_warmup=1,
+            dit_repeats=1,
+            dit_step_repeats=1,
+        )
     return dict(
-        batch=128, window=48, warmup=3, repeats=10, schedule_steps=1000, ddim_steps=50, num_windows=64,
-        train_steps=400, sampling_repeats=2, matmul=2048,
+        batch=128,
+        window=48,
+        warmup=3,
+        repeats=10,
+        schedule_steps=1000,
+        ddim_steps=50,
+        num_windows=64,
+        train_steps=400,
+        sampling_repeats=2,
+        matmul=2048,
         # The reference size is too slow on 2 CPU cores for a full training batch of 32 or a whole guided
         # DDIM-50 run: its training batch is 8 and its latency is 50 x the median guided step (plus the
         # measured per-step sampler cost of the CPU size); the CPU size runs the whole loop.
-        dit={"reference": dict(latent_dim=512, num_layers=8, num_heads=16, frames=196, train_batch=8, gen_batch=32,
-                               gen_full=False),
-             "cpu": dict(latent_dim=128, num_layers=4, num_heads=4, frames=196, train_batch=64, gen_batch=32, gen_full=True)},
-        dit_warmup=1, dit_repeats=3, dit_step_repeats=2,
-    )  # fmt: skip
+        dit={
+            "reference": dict(
+                latent_dim=512, num_layers=8, num_heads=16, frames=196, train_batch=8, gen_batch=32, gen_full=False
+            ),
+            "cpu": dict(
+                latent_dim=128, num_layers=4, num_heads=4, frames=196, train_batch=64, gen_batch=32, gen_full=True
+            ),
+        },
+        dit_warmup=1,
+        dit_repeats=3,
+        dit_step_repeats=2,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- sections
@@ -213,8 +248,13 @@ def sizes(quick: bool) -> dict:
 def dance_data(window: int):
     from motiondiff.data.dance_windows import DanceDataModule
 
-    data = DanceDataModule(source="procedural", window=window, stride=2, batch_size=128,
-                           procedural={"num_frames": 900, "seed": 0, "bpm": 120})  # fmt: skip
+    data = DanceDataModule(
+        source="procedural",
+        window=window,
+        stride=2,
+        batch_size=128,
+        procedural={"num_frames": 900, "seed": 0, "bpm": 120},
+    )
     data.setup()
     return data
 
@@ -237,9 +277,9 @@ def matched_unet1d(Unet1D, features: int, target: int):
 
 
 def train_dance_model(data, steps: int, batch: int, schedule, device, seed: int = 0):
-    """Our punet trained `steps` steps on the dance (x0 loss, AdamW 2e-3 as in dance2d.yaml); returns the EMA network."""
+    """Our punet trained `steps` steps on the dance (x0 loss, AdamW 2e-3 as dance2d.yaml); returns the EMA network."""
     torch.manual_seed(seed)
-    network = our_punet(data.info["features"]).to(device)
+    network = our_punet(data.info.features).to(device)
     ema = make_ema(network).to(device)
     loss_fn = DiffusionLoss("x0")
     optimizer = torch.optim.AdamW(network.parameters(), lr=2e-3, weight_decay=0.01)
@@ -265,8 +305,9 @@ def section_punet_training(args, size, device, peers, report):
     schedule = LinearSchedule(size["schedule_steps"]).to(device)
     ours = our_punet(features).to(device)
     peer_unet, peer_config = matched_unet1d(Unet1D, features, num_params(ours))
-    peer = GaussianDiffusion1D(peer_unet, seq_length=window, timesteps=size["schedule_steps"], objective="pred_x0",
-                               auto_normalize=False).to(device)  # fmt: skip
+    peer = GaussianDiffusion1D(
+        peer_unet, seq_length=window, timesteps=size["schedule_steps"], objective="pred_x0", auto_normalize=False
+    ).to(device)
     loss_fn = DiffusionLoss("x0")
     x0 = torch.randn(batch, window, features, device=device)
     x0_peer = x0.transpose(1, 2).contiguous()  # Unet1D works on (B, C, N)
@@ -288,16 +329,25 @@ def section_punet_training(args, size, device, peers, report):
 
         setups[name] = step
     seconds = median_times(setups, device, size["warmup"], size["repeats"])
-    flops = {"ours": count_flops(lambda: loss_fn(ours, schedule, x0).backward()),
-             "peer": count_flops(lambda: peer(x0_peer).backward())}  # fmt: skip
+    flops = {
+        "ours": count_flops(lambda: loss_fn(ours, schedule, x0).backward()),
+        "peer": count_flops(lambda: peer(x0_peer).backward()),
+    }
     result = {
-        "batch": batch, "window": window, "features": features,
-        "ours_params": num_params(ours), "peer_params": peer_config["params"], "peer_config": peer_config,
-        "ours_step_s": seconds["ours"], "peer_step_s": seconds["peer"],
-        "ours_samples_per_s": batch / seconds["ours"], "peer_samples_per_s": batch / seconds["peer"],
+        "batch": batch,
+        "window": window,
+        "features": features,
+        "ours_params": num_params(ours),
+        "peer_params": peer_config["params"],
+        "peer_config": peer_config,
+        "ours_step_s": seconds["ours"],
+        "peer_step_s": seconds["peer"],
+        "ours_samples_per_s": batch / seconds["ours"],
+        "peer_samples_per_s": batch / seconds["peer"],
         "ratio": seconds["peer"] / seconds["ours"],
-        "ours_train_flops": flops["ours"], "peer_train_flops": flops["peer"],
-    }  # fmt: skip
+        "ours_train_flops": flops["ours"],
+        "peer_train_flops": flops["peer"],
+    }
     report["punet_training"] = result
 
 
@@ -322,11 +372,18 @@ def section_sampling(args, size, device, peers, report):
     start = time.perf_counter()
     network, final_loss = train_dance_model(data, size["train_steps"], size["batch"], schedule, device)
     train_seconds = time.perf_counter() - start
-    bound = 1.2 * info["feature_abs_max"]  # configs/module: clip_x0 1.2
-    shape = (size["num_windows"], size["window"], info["features"])
+    bound = 1.2 * info.feature_abs_max  # configs/module: clip_x0 1.2
+    shape = (size["num_windows"], size["window"], info.features)
     n_ddpm, n_ddim = size["schedule_steps"], size["ddim_steps"]
-    common = dict(num_train_timesteps=n_ddpm, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
-                  prediction_type="sample", clip_sample=True, clip_sample_range=bound)  # fmt: skip
+    common = dict(
+        num_train_timesteps=n_ddpm,
+        beta_start=1e-4,
+        beta_end=0.02,
+        beta_schedule="linear",
+        prediction_type="sample",
+        clip_sample=True,
+        clip_sample_range=bound,
+    )
     ddpm_sched = DDPMScheduler(variance_type="fixed_small", **common)
     ddim_sched = DDIMScheduler(set_alpha_to_one=True, timestep_spacing="linspace", **common)
     ours_ddpm, ours_ddim = DDPMSampler(progress=False), DDIMSampler(n_ddim, progress=False)
@@ -348,23 +405,41 @@ def section_sampling(args, size, device, peers, report):
         "diffusers_ddim": run("diffusers_ddim", lambda g: diffusers_loop(ddim_sched, network, noise_peer, n_ddim, g)),
     }
     # DDIM loops: one warm-up round; DDPM loops (1000 steps warm themselves up): none. Interleaved round by round.
-    seconds = median_times({k: v for k, v in fns.items() if k.endswith("ddim")}, device, 1, size["sampling_repeats"] + 1)
-    seconds.update(median_times({k: v for k, v in fns.items() if k.endswith("ddpm")}, device, 0, size["sampling_repeats"]))
+    seconds = median_times(
+        {k: v for k, v in fns.items() if k.endswith("ddim")}, device, 1, size["sampling_repeats"] + 1
+    )
+    seconds.update(
+        median_times({k: v for k, v in fns.items() if k.endswith("ddpm")}, device, 0, size["sampling_repeats"])
+    )
     t_batch = torch.full((shape[0],), n_ddpm // 2, device=device, dtype=torch.long)
     with torch.inference_mode():
-        forward = median_times({"f": lambda: network(noise, t_batch)}, device, warmup=3, repeats=max(20, size["repeats"] * 3))["f"]
+        forward = median_times(
+            {"f": lambda: network(noise, t_batch)}, device, warmup=3, repeats=max(20, size["repeats"] * 3)
+        )["f"]
         flops_step = count_flops(lambda: network(noise, t_batch))
     training = data.train_set.features.numpy()  # (T_train, F) normalised
     window = resolve_windows([np.zeros(shape[1:])], info)["coverage_window"]
     cover = {name: 100 * coverage(samples[name].cpu().numpy(), training, window) for name in samples}
-    result = {"num_windows": shape[0], "ddpm_steps": n_ddpm, "ddim_steps": n_ddim, "network_forward_s": forward,
-              "network_flops_per_step": flops_step, "dance_model_train_steps": size["train_steps"],
-              "dance_model_train_s": train_seconds, "dance_model_final_loss": final_loss, "coverage_window": window}  # fmt: skip
+    result = {
+        "num_windows": shape[0],
+        "ddpm_steps": n_ddpm,
+        "ddim_steps": n_ddim,
+        "network_forward_s": forward,
+        "network_flops_per_step": flops_step,
+        "dance_model_train_steps": size["train_steps"],
+        "dance_model_train_s": train_seconds,
+        "dance_model_final_loss": final_loss,
+        "coverage_window": window,
+    }
     for name, total in seconds.items():
         steps = n_ddpm if name.endswith("ddpm") else n_ddim
         network_s = steps * forward
-        result[name] = {"total_s": total, "network_s": network_s, "overhead": max(0.0, (total - network_s) / total),
-                        "coverage_pct": cover[name]}  # fmt: skip
+        result[name] = {
+            "total_s": total,
+            "network_s": network_s,
+            "overhead": max(0.0, (total - network_s) / total),
+            "coverage_pct": cover[name],
+        }
     result["ddim_speedup"] = seconds["ours_ddpm"] / seconds["ours_ddim"]
     result["coverage_gap_points"] = abs(cover["ours_ddpm"] - cover["ours_ddim"])
     report["sampling"] = result
@@ -373,10 +448,21 @@ def section_sampling(args, size, device, peers, report):
 def build_dit(variant: str, cfg: dict, features: int, text_dim: int):
     from motiondiff.networks import conditioning
 
-    cls = {"incontext": conditioning.InContextTransformer, "adaln": conditioning.AdaLNTransformer,
-           "cross_attention": conditioning.CrossAttentionTransformer}[variant]  # fmt: skip
-    return cls(features=features, text_dim=text_dim, latent_dim=cfg["latent_dim"], num_layers=cfg["num_layers"],
-               num_heads=cfg["num_heads"], mlp_ratio=4.0, dropout=0.1, max_frames=max(196, cfg["frames"]))  # fmt: skip
+    cls = {
+        "incontext": conditioning.InContextTransformer,
+        "adaln": conditioning.AdaLNTransformer,
+        "cross_attention": conditioning.CrossAttentionTransformer,
+    }[variant]
+    return cls(
+        features=features,
+        text_dim=text_dim,
+        latent_dim=cfg["latent_dim"],
+        num_layers=cfg["num_layers"],
+        num_heads=cfg["num_heads"],
+        mlp_ratio=4.0,
+        dropout=0.1,
+        max_frames=max(196, cfg["frames"]),
+    )
 
 
 def text_condition(batch: int, tokens: int, text_dim: int, device) -> dict:
@@ -390,66 +476,82 @@ def text_condition(batch: int, tokens: int, text_dim: int, device) -> dict:
 
 
 def section_dit(args, size, device, report, peak_flops):
-    features, text_dim, tokens, guidance = 263, 384, 16, 2.5
     out = {}
     for size_name, cfg in size["dit"].items():
         for variant in VARIANTS:
-            torch.manual_seed(0)
-            network = build_dit(variant, cfg, features, text_dim).to(device)
-            schedule = LinearSchedule(size["schedule_steps"]).to(device)
-            loss_fn = DiffusionLoss("epsilon")
-            optimizer = torch.optim.AdamW(network.parameters(), lr=5e-4, weight_decay=0.01)
-            ema = make_ema(network).to(device)
-            tb, gb, frames = cfg["train_batch"], cfg["gen_batch"], cfg["frames"]
-            x0 = torch.randn(tb, frames, features, device=device)
-            mask = torch.ones(tb, frames, dtype=torch.bool, device=device)
-            mask[tb // 2:, frames * 3 // 4:] = False  # some shorter motions, as in a real batch
-            cond = text_condition(tb, tokens, text_dim, device)
-            drop = torch.rand(tb, generator=torch.Generator().manual_seed(4)) < 0.1
-            cond_train = {**cond, "drop": drop.to(device)}
-
-            def train_step():
-                loss = loss_fn(network, schedule, x0, mask, cond=cond_train)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                ema.update()
-
-            network.train()
-            with PeakMemory(device) as train_memory:
-                train_s = median_times({"t": train_step}, device, size["dit_warmup"], size["dit_repeats"])["t"]
-            train_flops = count_flops(lambda: loss_fn(network, schedule, x0, mask, cond=cond_train).backward())
-            optimizer.zero_grad(set_to_none=True)
-
-            network.eval()
-            gen_cond = text_condition(gb, tokens, text_dim, device)
-            gen_mask = torch.ones(gb, frames, dtype=torch.bool, device=device)
-            denoiser = Denoiser(network, schedule, "epsilon", cond=gen_cond, mask=gen_mask, guidance_weight=guidance)
-            sampler = DDIMSampler(size["ddim_steps"], progress=False)
-            noise = torch.randn(gb, frames, features, generator=torch.Generator().manual_seed(5)).to(device)
-            t_mid = torch.full((gb,), size["schedule_steps"] // 2, device=device, dtype=torch.long)
-            with torch.inference_mode():
-                step_flops = count_flops(lambda: denoiser(noise, t_mid))  # also the warm-up
-            with PeakMemory(device) as gen_memory, torch.inference_mode():
-                step_s = median_times({"s": lambda: denoiser(noise, t_mid)}, device, 0, size["dit_step_repeats"])["s"]
-                if cfg["gen_full"]:
-                    latency = median_times({"g": lambda: sampler.sample(denoiser, schedule, noise)}, device, 0, 1)["g"]
-                else:
-                    latency = None
             out[f"{size_name}/{variant}"] = {
-                "size": size_name, "variant": variant, "params": num_params(network),
-                "latent_dim": cfg["latent_dim"], "num_layers": cfg["num_layers"], "frames": frames,
-                "train_batch": tb, "train_step_s": train_s, "train_samples_per_s": tb / train_s,
-                "train_flops": train_flops, "train_peak_fraction": train_flops / train_s / peak_flops,
-                "train_peak_mem_mb": train_memory.peak_bytes / 2**20,
-                "gen_batch": gb, "guidance_weight": guidance, "guided_step_s": step_s, "guided_step_flops": step_flops,
-                "guided_step_peak_fraction": step_flops / step_s / peak_flops,
-                "ddim_latency_s": latency if latency is not None else size["ddim_steps"] * step_s,
-                "ddim_latency_measured": latency is not None,
-                "gen_peak_mem_mb": gen_memory.peak_bytes / 2**20,
-            }  # fmt: skip
-            del network, optimizer, ema
+                "size": size_name,
+                **bench_dit_variant(variant, cfg, size, device, peak_flops),
+            }
     report["dit_variants"] = out
+
+
+def bench_dit_variant(variant: str, cfg: dict, size: dict, device, peak_flops: float) -> dict:
+    """One DiT variant at one size: a training step and a guided sampling step, timed, counted and their memory."""
+    features, text_dim, tokens, guidance = 263, 384, 16, 2.5
+    torch.manual_seed(0)
+    network = build_dit(variant, cfg, features, text_dim).to(device)
+    schedule = LinearSchedule(size["schedule_steps"]).to(device)
+    loss_fn = DiffusionLoss("epsilon")
+    optimizer = torch.optim.AdamW(network.parameters(), lr=5e-4, weight_decay=0.01)
+    ema = make_ema(network).to(device)
+    tb, gb, frames = cfg["train_batch"], cfg["gen_batch"], cfg["frames"]
+    x0 = torch.randn(tb, frames, features, device=device)
+    mask = torch.ones(tb, frames, dtype=torch.bool, device=device)
+    mask[tb // 2 :, frames * 3 // 4 :] = False  # some shorter motions, as in a real batch
+    cond = text_condition(tb, tokens, text_dim, device)
+    drop = torch.rand(tb, generator=torch.Generator().manual_seed(4)) < 0.1
+    cond_train = {**cond, "drop": drop.to(device)}
+
+    def train_step():
+        loss = loss_fn(network, schedule, x0, mask, cond=cond_train)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ema.update()
+
+    network.train()
+    with PeakMemory(device) as train_memory:
+        train_s = median_times({"t": train_step}, device, size["dit_warmup"], size["dit_repeats"])["t"]
+    train_flops = count_flops(lambda: loss_fn(network, schedule, x0, mask, cond=cond_train).backward())
+    optimizer.zero_grad(set_to_none=True)
+
+    network.eval()
+    gen_cond = text_condition(gb, tokens, text_dim, device)
+    gen_mask = torch.ones(gb, frames, dtype=torch.bool, device=device)
+    denoiser = Denoiser(network, schedule, "epsilon", cond=gen_cond, mask=gen_mask, guidance_weight=guidance)
+    sampler = DDIMSampler(size["ddim_steps"], progress=False)
+    noise = torch.randn(gb, frames, features, generator=torch.Generator().manual_seed(5)).to(device)
+    t_mid = torch.full((gb,), size["schedule_steps"] // 2, device=device, dtype=torch.long)
+    with torch.inference_mode():
+        step_flops = count_flops(lambda: denoiser(noise, t_mid))  # also the warm-up
+    with PeakMemory(device) as gen_memory, torch.inference_mode():
+        step_s = median_times({"s": lambda: denoiser(noise, t_mid)}, device, 0, size["dit_step_repeats"])["s"]
+        if cfg["gen_full"]:
+            latency = median_times({"g": lambda: sampler.sample(denoiser, schedule, noise)}, device, 0, 1)["g"]
+        else:
+            latency = None
+    return {
+        "variant": variant,
+        "params": num_params(network),
+        "latent_dim": cfg["latent_dim"],
+        "num_layers": cfg["num_layers"],
+        "frames": frames,
+        "train_batch": tb,
+        "train_step_s": train_s,
+        "train_samples_per_s": tb / train_s,
+        "train_flops": train_flops,
+        "train_peak_fraction": train_flops / train_s / peak_flops,
+        "train_peak_mem_mb": train_memory.peak_bytes / 2**20,
+        "gen_batch": gb,
+        "guidance_weight": guidance,
+        "guided_step_s": step_s,
+        "guided_step_flops": step_flops,
+        "guided_step_peak_fraction": step_flops / step_s / peak_flops,
+        "ddim_latency_s": latency if latency is not None else size["ddim_steps"] * step_s,
+        "ddim_latency_measured": latency is not None,
+        "gen_peak_mem_mb": gen_memory.peak_bytes / 2**20,
+    }
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -461,81 +563,127 @@ def targets(report: dict) -> list:
     rows.append(("punet training >= 1.3x peer samples/s", f"{tr['ratio']:.2f}x", tr["ratio"] >= TARGET_TRAIN_RATIO))
     s = report["sampling"]
     for name in ("ours_ddpm", "ours_ddim"):
-        label = f"sampler overhead < 5% ({'DDPM' if 'ddpm' in name else 'DDIM'}-{s['ddpm_steps' if 'ddpm' in name else 'ddim_steps']})"
+        kind = "DDPM" if "ddpm" in name else "DDIM"
+        label = f"sampler overhead < 5% ({kind}-{s['ddpm_steps' if kind == 'DDPM' else 'ddim_steps']})"
         rows.append((label, f"{100 * s[name]['overhead']:.1f}%", s[name]["overhead"] < TARGET_OVERHEAD))
-    rows.append((f"DDIM-{s['ddim_steps']} >= 15x faster than DDPM-{s['ddpm_steps']}", f"{s['ddim_speedup']:.1f}x",
-                 s["ddim_speedup"] >= TARGET_DDIM_SPEEDUP))  # fmt: skip
-    rows.append(("dance coverage DDIM within 5 points of DDPM",
-                 f"{s['ours_ddpm']['coverage_pct']:.1f}% vs {s['ours_ddim']['coverage_pct']:.1f}% ({s['coverage_gap_points']:.1f} pts)",
-                 s["coverage_gap_points"] <= TARGET_COVERAGE_POINTS))  # fmt: skip
-    for key, row in report["dit_variants"].items():
+    rows.append(
+        (
+            f"DDIM-{s['ddim_steps']} >= 15x faster than DDPM-{s['ddpm_steps']}",
+            f"{s['ddim_speedup']:.1f}x",
+            s["ddim_speedup"] >= TARGET_DDIM_SPEEDUP,
+        )
+    )
+    rows.append(
+        (
+            "dance coverage DDIM within 5 points of DDPM",
+            f"{s['ours_ddpm']['coverage_pct']:.1f}% vs {s['ours_ddim']['coverage_pct']:.1f}% "
+            f"({s['coverage_gap_points']:.1f} pts)",
+            s["coverage_gap_points"] <= TARGET_COVERAGE_POINTS,
+        )
+    )
+    for row in report["dit_variants"].values():
         if row["size"] != "reference":
             continue
-        for what, fraction in (("training step", row["train_peak_fraction"]), ("guided sampling step", row["guided_step_peak_fraction"])):
-            rows.append((f"{row['variant']} {what} >= 40% of matmul peak", f"{100 * fraction:.0f}%", fraction >= TARGET_PEAK_FRACTION))
+        for what, fraction in (
+            ("training step", row["train_peak_fraction"]),
+            ("guided sampling step", row["guided_step_peak_fraction"]),
+        ):
+            rows.append(
+                (
+                    f"{row['variant']} {what} >= 40% of matmul peak",
+                    f"{100 * fraction:.0f}%",
+                    fraction >= TARGET_PEAK_FRACTION,
+                )
+            )
     return rows
 
 
 def markdown(report: dict) -> str:
     m, tr, s = report["machine"], report["punet_training"], report["sampling"]
-    peak = report["throughput"]["matmul_peak_gflops"]
-    lines = [
-        f"Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}, {m['torch_threads']} threads, device {m.get('gpu', m['device'])}; "
-        f"load average at start {m['load_average'][0]:.2f}; {m['date']}; mode {'quick' if report['quick'] else 'full'}.",
-        "",
-        "**1. punet training step** (forward + backward + AdamW + EMA), batch "
-        f"{tr['batch']} x {tr['window']} frames x {tr['features']} features",
-        "",
-        "| implementation | parameters | step (ms) | samples/s | model GFLOP/step |",
-        "|---|---|---|---|---|",
-        f"| ours: PUNet 64 x [1, 2], 1 block | {tr['ours_params']:,} | {1e3 * tr['ours_step_s']:.1f} | {tr['ours_samples_per_s']:.0f} | {tr['ours_train_flops'] / 1e9:.2f} |",
-        f"| denoising-diffusion-pytorch Unet1D dim {tr['peer_config']['dim']} x {tr['peer_config']['dim_mults']} + GaussianDiffusion1D | "
-        f"{tr['peer_params']:,} | {1e3 * tr['peer_step_s']:.1f} | {tr['peer_samples_per_s']:.0f} | {tr['peer_train_flops'] / 1e9:.2f} |",
-        f"| **ratio ours / peer** | {tr['ours_params'] / tr['peer_params']:.2f} | | **{tr['ratio']:.2f}x** | |",
-        "",
-        f"**2. Sampling** {s['num_windows']} dance windows (network forward {1e3 * s['network_forward_s']:.2f} ms/step, "
-        f"dance model trained {s['dance_model_train_steps']} steps in {s['dance_model_train_s']:.0f} s, final loss {s['dance_model_final_loss']:.3f})",
-        "",
-        "| sampler loop | total (s) | network (s) | overhead | dance coverage |",
-        "|---|---|---|---|---|",
+    peak, tp = report["throughput"]["matmul_peak_gflops"], report["throughput"]
+    device = m.get("gpu", m["device"])
+    peer = f"denoising-diffusion-pytorch Unet1D dim {tr['peer_config']['dim']} x {tr['peer_config']['dim_mults']}"
+    training = [
+        [
+            "ours: PUNet 64 x [1, 2], 1 block",
+            f"{tr['ours_params']:,}",
+            f"{1e3 * tr['ours_step_s']:.1f}",
+            f"{tr['ours_samples_per_s']:.0f}",
+            f"{tr['ours_train_flops'] / 1e9:.2f}",
+        ],
+        [
+            f"{peer} + GaussianDiffusion1D",
+            f"{tr['peer_params']:,}",
+            f"{1e3 * tr['peer_step_s']:.1f}",
+            f"{tr['peer_samples_per_s']:.0f}",
+            f"{tr['peer_train_flops'] / 1e9:.2f}",
+        ],
+        ["**ratio ours / peer**", f"{tr['ours_params'] / tr['peer_params']:.2f}", "", f"**{tr['ratio']:.2f}x**", ""],
     ]
+    sampling = []
     for name in ("ours_ddpm", "diffusers_ddpm", "ours_ddim", "diffusers_ddim"):
         r = s[name]
-        label = ("ours " if name.startswith("ours") else "diffusers ") + (f"DDPM-{s['ddpm_steps']}" if "ddpm" in name else f"DDIM-{s['ddim_steps']}")
-        lines.append(f"| {label} | {r['total_s']:.2f} | {r['network_s']:.2f} | {100 * r['overhead']:.1f}% | {r['coverage_pct']:.1f}% |")
-    lines += [
-        "",
+        steps = f"DDPM-{s['ddpm_steps']}" if "ddpm" in name else f"DDIM-{s['ddim_steps']}"
+        label = ("ours " if name.startswith("ours") else "diffusers ") + steps
+        cells = [
+            f"{r['total_s']:.2f}",
+            f"{r['network_s']:.2f}",
+            f"{100 * r['overhead']:.1f}%",
+            f"{r['coverage_pct']:.1f}%",
+        ]
+        sampling.append([label, *cells])
+    variants = []
+    for r in report["dit_variants"].values():
+        latency = f"{r['ddim_latency_s']:.1f}" + ("" if r["ddim_latency_measured"] else " (50 x step)")
+        variants.append(
+            [
+                f"{r['size']} {r['latent_dim']}x{r['num_layers']} / {r['variant']}",
+                f"{r['params'] / 1e6:.1f}M",
+                r["train_batch"],
+                f"{r['train_samples_per_s']:.1f}",
+                f"{100 * r['train_peak_fraction']:.0f}%",
+                f"{r['train_peak_mem_mb']:.0f}",
+                f"{r['guided_step_s']:.3f}, {r['gen_batch']}",
+                f"{100 * r['guided_step_peak_fraction']:.0f}%",
+                f"{latency}, {r['gen_batch']}",
+                f"{r['gen_peak_mem_mb']:.0f}",
+            ]
+        )
+    variant_header = [
+        "size / variant",
+        "params",
+        "train batch",
+        "train samples/s",
+        "train % of peak",
+        "train peak mem (MB)",
+        "guided step, batch (s)",
+        "guided % of peak",
+        "DDIM latency, batch (s)",
+        "gen peak mem (MB)",
+    ]
+    targets_table = [[name, value, "met" if ok else "missed"] for name, value, ok in report["targets"]]
+    parts = [
+        f"Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}, {m['torch_threads']} threads, "
+        f"device {device}; load average at start {m['load_average'][0]:.2f}; {m['date']}; "
+        f"mode {'quick' if report['quick'] else 'full'}.",
+        "**1. punet training step** (forward + backward + AdamW + EMA), batch "
+        f"{tr['batch']} x {tr['window']} frames x {tr['features']} features",
+        markdown_table(["implementation", "parameters", "step (ms)", "samples/s", "model GFLOP/step"], training),
+        f"**2. Sampling** {s['num_windows']} dance windows (network forward {1e3 * s['network_forward_s']:.2f} "
+        f"ms/step, dance model trained {s['dance_model_train_steps']} steps in {s['dance_model_train_s']:.0f} s, "
+        f"final loss {s['dance_model_final_loss']:.3f})",
+        markdown_table(["sampler loop", "total (s)", "network (s)", "overhead", "dance coverage"], sampling),
         f"DDIM-{s['ddim_steps']} speed-up over DDPM-{s['ddpm_steps']} (ours): {s['ddim_speedup']:.1f}x; coverage gap "
         f"{s['coverage_gap_points']:.1f} points (window {s['coverage_window']} frames).",
-        "",
-        f"**3 + 4. DiT variants**, 263 features, text dim 384, 16 text tokens, guidance weight 2.5; float32 matmul peak "
-        f"{peak:.1f} GFLOP/s (n={report['throughput']['matmul_size']})",
-        "",
-        "| size / variant | params | train batch | train samples/s | train % of peak | train peak mem (MB) | "
-        "guided step, batch (s) | guided % of peak | DDIM latency, batch (s) | gen peak mem (MB) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for key, r in report["dit_variants"].items():
-        latency = f"{r['ddim_latency_s']:.1f}" + ("" if r["ddim_latency_measured"] else " (50 x step)")
-        lines.append(
-            f"| {r['size']} {r['latent_dim']}x{r['num_layers']} / {r['variant']} | {r['params'] / 1e6:.1f}M | {r['train_batch']} | "
-            f"{r['train_samples_per_s']:.1f} | {100 * r['train_peak_fraction']:.0f}% | {r['train_peak_mem_mb']:.0f} | "
-            f"{r['guided_step_s']:.3f}, {r['gen_batch']} | {100 * r['guided_step_peak_fraction']:.0f}% | {latency}, {r['gen_batch']} | "
-            f"{r['gen_peak_mem_mb']:.0f} |"
-        )
-    tp = report["throughput"]
-    lines += [
-        "",
-        f"punet: training step {100 * tp['punet_train_peak_fraction']:.0f}% of peak, sampling step (batch {s['num_windows']}) "
-        f"{100 * tp['punet_sampling_peak_fraction']:.0f}% of peak.",
-        "",
+        "**3 + 4. DiT variants**, 263 features, text dim 384, 16 text tokens, guidance weight 2.5; float32 matmul "
+        f"peak {peak:.1f} GFLOP/s (n={report['throughput']['matmul_size']})",
+        markdown_table(variant_header, variants),
+        f"punet: training step {100 * tp['punet_train_peak_fraction']:.0f}% of peak, sampling step "
+        f"(batch {s['num_windows']}) {100 * tp['punet_sampling_peak_fraction']:.0f}% of peak.",
         "**Targets**",
-        "",
-        "| target | measured | |",
-        "|---|---|---|",
+        markdown_table(["target", "measured", ""], targets_table),
     ]
-    lines += [f"| {name} | {value} | {'met' if ok else 'missed'} |" for name, value, ok in report["targets"]]
-    return "\n".join(lines) + "\n"
+    return "\n\n".join(parts) + "\n"
 
 
 def main(argv=None) -> dict:
@@ -563,12 +711,16 @@ def main(argv=None) -> dict:
     peak_end = matmul_peak(device, size["matmul"], repeats=5 if args.quick else 10)
     tr, s = report["punet_training"], report["sampling"]
     report["throughput"] = {
-        "matmul_size": size["matmul"], "matmul_peak_gflops": peak / 1e9, "matmul_peak_end_gflops": peak_end / 1e9,
+        "matmul_size": size["matmul"],
+        "matmul_peak_gflops": peak / 1e9,
+        "matmul_peak_end_gflops": peak_end / 1e9,
         "punet_train_peak_fraction": tr["ours_train_flops"] / tr["ours_step_s"] / peak,
         "punet_sampling_peak_fraction": s["network_flops_per_step"] / s["network_forward_s"] / peak,
-        "dit": {k: {"train": r["train_peak_fraction"], "guided_step": r["guided_step_peak_fraction"]}
-                for k, r in report["dit_variants"].items()},
-    }  # fmt: skip
+        "dit": {
+            k: {"train": r["train_peak_fraction"], "guided_step": r["guided_step_peak_fraction"]}
+            for k, r in report["dit_variants"].items()
+        },
+    }
     report["targets"] = targets(report)
     report["seconds"] = time.perf_counter() - started
     out = Path(args.out)

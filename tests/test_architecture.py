@@ -46,7 +46,9 @@ def imported(node: ast.AST, importer: str) -> list:
     if not isinstance(node, ast.ImportFrom):
         return []
     if node.level:  # relative import: resolve against the importer's package
-        base = importer.split(".")[: -node.level] if not MODULES[importer].name == "__init__.py" else importer.split(".")
+        base = (
+            importer.split(".")[: -node.level] if not MODULES[importer].name == "__init__.py" else importer.split(".")
+        )
         source = ".".join(base + ([node.module] if node.module else []))
     else:
         source = node.module or ""

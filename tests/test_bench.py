@@ -19,13 +19,19 @@ MISSING = [name for name in PEERS if importlib.util.find_spec(name) is None]
 
 @pytest.mark.skipif(
     bool(MISSING),
-    reason=f"benchmark-only packages not installed ({', '.join(MISSING)}): pip install --no-deps -r benchmarks/requirements.txt",
+    reason=(
+        f"benchmark-only packages not installed ({', '.join(MISSING)}): "
+        "pip install --no-deps -r benchmarks/requirements.txt"
+    ),
 )
 def test_quick_benchmark_writes_every_section(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--threads", "1", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "torch threads: 1" in result.stdout
     report = json.loads((tmp_path / "bench.json").read_text())

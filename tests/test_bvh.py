@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from motiondiff.core.errors import UserError
 from motiondiff.data.formats.bvh import (
     JOINT_MAPS,
     load_bvh,
@@ -15,7 +16,6 @@ from motiondiff.data.formats.bvh import (
     select_joints,
 )
 from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS, bone_lengths
-from motiondiff.core.errors import UserError
 
 BVH_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "bvh"
 # The README table of ../shared/data/bvh: file -> (frames, fps, joints).

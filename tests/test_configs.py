@@ -14,14 +14,40 @@ from motiondiff.training.build import build_module
 
 GROUP_OPTIONS = {
     group: sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
-    for group in ["module", "network", "schedule", "loss", "sampler", "optimizer", "lr_scheduler", "trainer", "experiment", "text_encoder"]
+    for group in [
+        "module",
+        "network",
+        "schedule",
+        "loss",
+        "sampler",
+        "optimizer",
+        "lr_scheduler",
+        "trainer",
+        "experiment",
+        "text_encoder",
+    ]
 }
 SKELETON = dict(num_joints=20, joint_names=[f"j{i}" for i in range(20)], parents=[-1, *range(19)], fps=30.0)
-DATA_INFO = KeypointData(features=40, dims=2, window=48, bone_lengths=[1.0] * 19, feature_abs_max=2.0, source="test", **SKELETON)
+DATA_INFO = KeypointData(
+    features=40, dims=2, window=48, bone_lengths=[1.0] * 19, feature_abs_max=2.0, source="test", **SKELETON
+)
 TEXT_DATA_INFO = TextMotionData(
-    features=40, dims=3, feature_abs_max=2.0, source="test", representation="humanml3d", layout="humanml3d", max_frames=60,
-    min_frames=10, text_dim=8, text_encoder="fake", text_tokens=8, dataset_id="fake", num_train=4, num_val=2,
-    length_distribution=[60], **SKELETON,
+    features=40,
+    dims=3,
+    feature_abs_max=2.0,
+    source="test",
+    representation="humanml3d",
+    layout="humanml3d",
+    max_frames=60,
+    min_frames=10,
+    text_dim=8,
+    text_encoder="fake",
+    text_tokens=8,
+    dataset_id="fake",
+    num_train=4,
+    num_val=2,
+    length_distribution=[60],
+    **SKELETON,
 )
 TEXT_NETWORKS = ("incontext", "adaln", "cross_attention", "tmr")
 # Options that only make sense together: the evaluator module and its network.
@@ -32,7 +58,10 @@ TINY_TRANSFORMER = ["network.latent_dim=16", "network.num_layers=1", "network.nu
 def _data_info_for(group: str, option: str) -> dict:
     """The text data description for text networks and the text experiment, else the dance one."""
     text = (group == "network" and option in TEXT_NETWORKS) or (group, option) in (
-        ("experiment", "text2motion"), ("experiment", "evaluator"), ("module", "evaluator"))
+        ("experiment", "text2motion"),
+        ("experiment", "evaluator"),
+        ("module", "evaluator"),
+    )
     return TEXT_DATA_INFO if text else DATA_INFO
 
 
@@ -49,21 +78,42 @@ def test_every_option_composes_and_builds(tmp_path, group, option):
         assert trainer.max_epochs == cfg.trainer.max_epochs
 
 
-@pytest.mark.parametrize("network, data_info, message", [
-    ("punet", TEXT_DATA_INFO, "cannot read text"), ("adaln", DATA_INFO, "needs text"),
-    ("tmr", TEXT_DATA_INFO, "experiment=evaluator"), ("adaln module=evaluator", TEXT_DATA_INFO, "network=tmr"),
-    ("cross_attention", dataclasses.replace(TEXT_DATA_INFO, text_tokens=1), "hold one pooled vector per caption")])
+@pytest.mark.parametrize(
+    "network, data_info, message",
+    [
+        ("punet", TEXT_DATA_INFO, "cannot read text"),
+        ("adaln", DATA_INFO, "needs text"),
+        ("tmr", TEXT_DATA_INFO, "experiment=evaluator"),
+        ("adaln module=evaluator", TEXT_DATA_INFO, "network=tmr"),
+        ("cross_attention", dataclasses.replace(TEXT_DATA_INFO, text_tokens=1), "hold one pooled vector per caption"),
+    ],
+)
 def test_network_and_data_mismatch_is_one_clear_error(tmp_path, network, data_info, message):
     network, *more = network.split()
-    cfg = compose_config("train", tmp_path, [f"network={network}", *more, *TINY_TRANSFORMER[: 3 * (network != "punet")]])
+    cfg = compose_config(
+        "train", tmp_path, [f"network={network}", *more, *TINY_TRANSFORMER[: 3 * (network != "punet")]]
+    )
     with pytest.raises(UserError, match=message):
         build_module(cfg, data_info)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["network=punet", "+network.base_chanels=64"], "network.base_chanels is not an option of PUNet; its options are: .*base_channels"),
-    (["network=adaln", "+network.ff_size=64", *TINY_TRANSFORMER], "network.ff_size is not an option of AdaLNTransformer; .*mlp_ratio"),
-    (["network=cross_attention", "+network.text_token=true", *TINY_TRANSFORMER], "network.text_token is not .*time_conditioning")])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["network=punet", "+network.base_chanels=64"],
+            "network.base_chanels is not an option of PUNet; its options are: .*base_channels",
+        ),
+        (
+            ["network=adaln", "+network.ff_size=64", *TINY_TRANSFORMER],
+            "network.ff_size is not an option of AdaLNTransformer; .*mlp_ratio",
+        ),
+        (
+            ["network=cross_attention", "+network.text_token=true", *TINY_TRANSFORMER],
+            "network.text_token is not .*time_conditioning",
+        ),
+    ],
+)
 def test_unknown_network_option_is_named_with_the_valid_ones(tmp_path, overrides, message):
     cfg = compose_config("train", tmp_path, overrides)
     with pytest.raises(UserError, match=message):
@@ -71,7 +121,9 @@ def test_unknown_network_option_is_named_with_the_valid_ones(tmp_path, overrides
 
 
 def test_train_overrides_reach_the_objects(tmp_path):
-    cfg = compose_config("train", tmp_path, ["experiment=dance2d", "network.base_channels=32", "sampler=ddim", "loss=x0"])
+    cfg = compose_config(
+        "train", tmp_path, ["experiment=dance2d", "network.base_channels=32", "sampler=ddim", "loss=x0"]
+    )
     module = build_module(cfg, DATA_INFO)
     assert module.network.input.out_channels == 32
     assert module.loss.prediction == "x0"

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import compose_config, shared_path
 from motiondiff.cli.convert_bvh import run
-from motiondiff.data.representations import humanml3d_features as hml
+from motiondiff.core.errors import UserError
 from motiondiff.data.formats.bvh_to_humanml3d import (
     SMPL22_JOINT_MAPS,
     bvh_to_joints22,
@@ -17,12 +17,15 @@ from motiondiff.data.formats.bvh_to_humanml3d import (
     leg_length,
 )
 from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS, bone_lengths
-from motiondiff.core.errors import UserError
+from motiondiff.data.representations import humanml3d_features as hml
 
 # file: (frames, fps) as the shared README lists them.
 CLIPS = {
-    "Walk-In-Circle.bvh": (753, 60), "Gangnam-Style.bvh": (742, 60), "proud.bvh": (326, 120), "normal.bvh": (360, 120),
-}  # fmt: skip
+    "Walk-In-Circle.bvh": (753, 60),
+    "Gangnam-Style.bvh": (742, 60),
+    "proud.bvh": (326, 120),
+    "normal.bvh": (360, 120),
+}
 
 
 @functools.lru_cache(maxsize=None)
@@ -126,8 +129,12 @@ def test_explicit_scale(tmp_path):
 
 def test_cli_run_converts_one_clip(tmp_path):
     out_root = tmp_path / "hml"
-    overrides = [f"bvh={shared_path('bvh', 'Walk-In-Circle.bvh')}", "caption=a person walks in a circle",
-                 f"out_root={out_root}", "motion_id=walk"]  # fmt: skip
+    overrides = [
+        f"bvh={shared_path('bvh', 'Walk-In-Circle.bvh')}",
+        "caption=a person walks in a circle",
+        f"out_root={out_root}",
+        "motion_id=walk",
+    ]
     cfg = compose_config("convert_bvh", tmp_path / "run", overrides)
     motion = run(cfg)
     assert motion.frames == 250 and (out_root / "new_joint_vecs" / "walk.npy").is_file()

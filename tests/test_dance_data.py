@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from motiondiff.data.dance_windows import DanceDataModule, window_starts
-from motiondiff.data.normalizers import KeypointNormalizer
-from motiondiff.data.kinematics.skeleton import BODY20_PARENTS
 from motiondiff.core.errors import UserError
+from motiondiff.data.dance_windows import DanceDataModule, window_starts
+from motiondiff.data.kinematics.skeleton import BODY20_PARENTS
+from motiondiff.data.normalizers import KeypointNormalizer
 
 
 @pytest.mark.parametrize(
@@ -95,8 +95,13 @@ def test_pickled_npy_is_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, key",
-    [({"window": 0}, "dataset.window"), ({"stride": -1}, "dataset.stride"), ({"val_fraction": 1.5}, "dataset.val_fraction"),
-     ({"batch_size": 0}, "dataset.batch_size"), ({"fps": 0}, "dataset.fps")],
+    [
+        ({"window": 0}, "dataset.window"),
+        ({"stride": -1}, "dataset.stride"),
+        ({"val_fraction": 1.5}, "dataset.val_fraction"),
+        ({"batch_size": 0}, "dataset.batch_size"),
+        ({"fps": 0}, "dataset.fps"),
+    ],
 )
 def test_bad_settings_name_the_key(kwargs, key):
     with pytest.raises(UserError, match=key):

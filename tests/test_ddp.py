@@ -24,19 +24,40 @@ class SaveEMAPerRank(L.Callback):
         self.out = Path(out)
 
     def on_train_end(self, trainer, pl_module):
-        state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items() if k.startswith(("network.", "ema."))}
+        state = {
+            k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items() if k.startswith(("network.", "ema."))
+        }
         torch.save(state, self.out / f"rank{trainer.global_rank}.pt")
 
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory):
     run_dir, dumps = tmp_path_factory.mktemp("ddp"), tmp_path_factory.mktemp("dumps")
-    command = [sys.executable, "-m", "motiondiff.train", "experiment=dance2d", "trainer=ddp", "trainer.accelerator=cpu",
-               "trainer.devices=2", "trainer.precision=32-true", *TINY_NETWORK, f"trainer.max_steps={STEPS}",
-               "trainer.max_epochs=-1", "trainer.check_val_every_n_epoch=1", "trainer.log_every_n_steps=1",
-               "generate_after_training.num_samples=0", "~callbacks.progress_bar", "+callbacks.dump._target_=test_ddp.SaveEMAPerRank",
-               f"+callbacks.dump.out={dumps}", f"hydra.run.dir={run_dir}"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "motiondiff.train",
+        "experiment=dance2d",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.precision=32-true",
+        *TINY_NETWORK,
+        f"trainer.max_steps={STEPS}",
+        "trainer.max_epochs=-1",
+        "trainer.check_val_every_n_epoch=1",
+        "trainer.log_every_n_steps=1",
+        "generate_after_training.num_samples=0",
+        "~callbacks.progress_bar",
+        "+callbacks.dump._target_=test_ddp.SaveEMAPerRank",
+        f"+callbacks.dump.out={dumps}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, dumps

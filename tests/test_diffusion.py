@@ -3,11 +3,11 @@
 import pytest
 import torch
 
+from motiondiff.core.errors import UserError
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.loss import DiffusionLoss, masked_mse
 from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler
 from motiondiff.diffusion.schedule import CosineSchedule, LinearSchedule
-from motiondiff.core.errors import UserError
 
 SCHEDULES = [LinearSchedule, CosineSchedule]
 
@@ -77,7 +77,12 @@ GAUSSIAN_STD = torch.tensor([0.5, 1.0, 2.0, 0.1])
 
 @pytest.mark.parametrize("prediction", ["epsilon", "x0"])
 @pytest.mark.parametrize(
-    "sampler", [DDPMSampler(progress=False), DDIMSampler(num_steps=250, progress=False), DDIMSampler(1000, eta=1.0, progress=False)]
+    "sampler",
+    [
+        DDPMSampler(progress=False),
+        DDIMSampler(num_steps=250, progress=False),
+        DDIMSampler(1000, eta=1.0, progress=False),
+    ],
 )
 def test_samplers_reproduce_gaussian_data(sampler, prediction):
     schedule = LinearSchedule()

@@ -17,10 +17,18 @@ from motiondiff.core.errors import UserError
 def trained_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     cfg = compose_config(
-        "train", run_dir,
-        ["experiment=dance2d", "+trainer.fast_dev_run=true", "generate_after_training.num_samples=2",
-         "generate_after_training.chain_windows=2", "sampler=ddim", "sampler.num_steps=4", *TINY_NETWORK],
-    )  # fmt: skip
+        "train",
+        run_dir,
+        [
+            "experiment=dance2d",
+            "+trainer.fast_dev_run=true",
+            "generate_after_training.num_samples=2",
+            "generate_after_training.chain_windows=2",
+            "sampler=ddim",
+            "sampler.num_steps=4",
+            *TINY_NETWORK,
+        ],
+    )
     return train.run(cfg)
 
 
@@ -40,9 +48,16 @@ def test_fast_dev_run_writes_config_checkpoint_samples_and_videos(trained_run):
 def test_generate_reuses_the_run_config(trained_run, tmp_path):
     out = tmp_path / "gen"
     cfg = compose_config(
-        "generate", out,
-        [f"run_dir={trained_run['run_dir']}", "num_samples=3", "sampler=ddim", "sampler.num_steps=5", "chain_windows=0"],
-    )  # fmt: skip
+        "generate",
+        out,
+        [
+            f"run_dir={trained_run['run_dir']}",
+            "num_samples=3",
+            "sampler=ddim",
+            "sampler.num_steps=5",
+            "chain_windows=0",
+        ],
+    )
     generate.run(cfg)
     samples = np.load(out / "samples.npy")
     assert samples.shape == (3, 48, 20, 2)
@@ -55,10 +70,18 @@ def test_generate_reuses_the_run_config(trained_run, tmp_path):
 def test_ddim_generation_is_reproducible_for_a_seed(trained_run, tmp_path):
     def sample(name, seed):
         cfg = compose_config(
-            "generate", tmp_path / name,
-            [f"run_dir={trained_run['run_dir']}", "num_samples=2", "sampler=ddim", "sampler.num_steps=5",
-             "chain_windows=0", "render=false", f"seed={seed}"],
-        )  # fmt: skip
+            "generate",
+            tmp_path / name,
+            [
+                f"run_dir={trained_run['run_dir']}",
+                "num_samples=2",
+                "sampler=ddim",
+                "sampler.num_steps=5",
+                "chain_windows=0",
+                "render=false",
+                f"seed={seed}",
+            ],
+        )
         generate.run(cfg)
         return np.load(tmp_path / name / "samples.npy")
 
@@ -79,11 +102,22 @@ def _cli(*args):
 def test_command_line_train_then_generate(tmp_path):
     run_dir = tmp_path / "cli_run"
     result = _cli(
-        "motiondiff.train", "experiment=dance2d", "+trainer.fast_dev_run=true", "generate_after_training.num_samples=0",
-        *TINY_NETWORK, f"hydra.run.dir={run_dir}",
-    )  # fmt: skip
+        "motiondiff.train",
+        "experiment=dance2d",
+        "+trainer.fast_dev_run=true",
+        "generate_after_training.num_samples=0",
+        *TINY_NETWORK,
+        f"hydra.run.dir={run_dir}",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    result = _cli("motiondiff.generate", f"run_dir={run_dir}", "num_samples=2", "sampler=ddim", "sampler.num_steps=3", "chain_windows=0")
+    result = _cli(
+        "motiondiff.generate",
+        f"run_dir={run_dir}",
+        "num_samples=2",
+        "sampler=ddim",
+        "sampler.num_steps=3",
+        "chain_windows=0",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     generated = list((run_dir / "generations").glob("*/samples.npy"))
     assert len(generated) == 1 and np.load(generated[0]).shape == (2, 48, 20, 2)
@@ -97,8 +131,14 @@ def test_command_line_train_then_generate(tmp_path):
         (["motiondiff.train", "network.base_channels=30"], "network.base_channels=30 must be divisible"),
         (["motiondiff.generate", "run_dir=/no/such/run"], "run directory not found"),
         (["motiondiff.generate"], "say which run to use"),
-        (["motiondiff.generate", "ckpt_path=/no/such/last.ckpt"], "checkpoint (ckpt_path) not found: '/no/such/last.ckpt'"),
-        (["motiondiff.train", "ckpt_path=/no/such/last.ckpt"], "checkpoint (ckpt_path) not found: '/no/such/last.ckpt'"),
+        (
+            ["motiondiff.generate", "ckpt_path=/no/such/last.ckpt"],
+            "checkpoint (ckpt_path) not found: '/no/such/last.ckpt'",
+        ),
+        (
+            ["motiondiff.train", "ckpt_path=/no/such/last.ckpt"],
+            "checkpoint (ckpt_path) not found: '/no/such/last.ckpt'",
+        ),
     ],
 )
 def test_bad_input_gives_one_clear_line(tmp_path, args, message):
@@ -111,7 +151,9 @@ def test_bad_input_gives_one_clear_line(tmp_path, args, message):
 def test_generate_from_a_checkpoint_path(trained_run, tmp_path):
     ckpt = trained_run["run_dir"] / "checkpoints" / "last.ckpt"
     cfg = compose_config(
-        "generate", tmp_path / "g", [f"ckpt_path={ckpt}", "num_samples=1", "sampler=ddim", "sampler.num_steps=3", "render=false"]
+        "generate",
+        tmp_path / "g",
+        [f"ckpt_path={ckpt}", "num_samples=1", "sampler=ddim", "sampler.num_steps=3", "render=false"],
     )
     generate.run(cfg)
     assert np.load(tmp_path / "g" / "samples.npy").shape == (1, 48, 20, 2)
@@ -119,9 +161,16 @@ def test_generate_from_a_checkpoint_path(trained_run, tmp_path):
 
 def test_multirun_gives_each_job_its_own_directory(tmp_path):
     result = _cli(
-        "motiondiff.train", "-m", "experiment=dance2d", "+trainer.fast_dev_run=true", "generate_after_training.num_samples=0",
-        "network.base_channels=8,16", "network.channel_mults=[1,2]", "network.num_res_blocks=1", f"hydra.sweep.dir={tmp_path}",
-    )  # fmt: skip
+        "motiondiff.train",
+        "-m",
+        "experiment=dance2d",
+        "+trainer.fast_dev_run=true",
+        "generate_after_training.num_samples=0",
+        "network.base_channels=8,16",
+        "network.channel_mults=[1,2]",
+        "network.num_res_blocks=1",
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     configs = sorted(tmp_path.glob("*/config.yaml"))
     assert len(configs) == 2
@@ -143,10 +192,19 @@ def test_a_real_bvh_clip_trains_and_generates(tmp_path):
 
     clip = shared_path("bvh", "Gangnam-Style.bvh")
     cfg = compose_config(
-        "train", tmp_path,
-        ["experiment=dance2d", f"dataset.source={clip}", "+trainer.fast_dev_run=true", "generate_after_training.num_samples=2",
-         "generate_after_training.chain_windows=0", "sampler=ddim", "sampler.num_steps=3", *TINY_NETWORK],
-    )  # fmt: skip
+        "train",
+        tmp_path,
+        [
+            "experiment=dance2d",
+            f"dataset.source={clip}",
+            "+trainer.fast_dev_run=true",
+            "generate_after_training.num_samples=2",
+            "generate_after_training.chain_windows=0",
+            "sampler=ddim",
+            "sampler.num_steps=3",
+            *TINY_NETWORK,
+        ],
+    )
     result = train.run(cfg)
     samples = np.load(result["run_dir"] / "generations" / "final" / "samples.npy")
     assert samples.shape == (2, 48, 20, 2)
@@ -158,9 +216,10 @@ def test_evaluate_writes_the_single_motion_measures(trained_run, tmp_path):
     from motiondiff.metrics.single_motion import REPORT_KEYS
 
     cfg = compose_config(
-        "evaluate", tmp_path / "e",
+        "evaluate",
+        tmp_path / "e",
         [f"run_dir={trained_run['run_dir']}", "num_samples=4", "replications=2", "sampler=ddim", "sampler.num_steps=3"],
-    )  # fmt: skip
+    )
     record = evaluate.run(cfg)
     saved = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert set(saved["results"]) == {"validation", "generated"}
@@ -175,4 +234,6 @@ def test_evaluate_writes_the_single_motion_measures(trained_run, tmp_path):
     for name in ("metrics.csv", "metrics.md"):
         assert (tmp_path / "e" / name).read_text().count("generated") >= 1
     with pytest.raises(UserError, match="replications"):
-        evaluate.run(compose_config("evaluate", tmp_path / "f", [f"run_dir={trained_run['run_dir']}", "replications=0"]))
+        evaluate.run(
+            compose_config("evaluate", tmp_path / "f", [f"run_dir={trained_run['run_dir']}", "replications=0"])
+        )

@@ -25,35 +25,71 @@ def runs(tmp_path_factory):
     torch.set_num_threads(2)
     data_dir = tmp_path_factory.mktemp("data")
     evaluator_cfg = compose_config(
-        "train", tmp_path_factory.mktemp("evaluator"),
-        ["experiment=evaluator", f"paths.data_dir={data_dir}", *DATA, "network.latent_dim=32", "network.num_layers=2",
-         "network.ff_size=128", f"network.max_frames={FRAMES}", "network.dropout=0.0", "optimizer.lr=1e-3",
-         "lr_scheduler.warmup_steps=20", "trainer.max_steps=200", *NO_VALIDATION],
-    )  # fmt: skip
+        "train",
+        tmp_path_factory.mktemp("evaluator"),
+        [
+            "experiment=evaluator",
+            f"paths.data_dir={data_dir}",
+            *DATA,
+            "network.latent_dim=32",
+            "network.num_layers=2",
+            "network.ff_size=128",
+            f"network.max_frames={FRAMES}",
+            "network.dropout=0.0",
+            "optimizer.lr=1e-3",
+            "lr_scheduler.warmup_steps=20",
+            "trainer.max_steps=200",
+            *NO_VALIDATION,
+        ],
+    )
     evaluator_run = train.run(evaluator_cfg)["run_dir"]
     text_cfg = compose_config(
-        "train", tmp_path_factory.mktemp("text"),
-        ["experiment=text2motion", f"paths.data_dir={data_dir}", *DATA, "network.latent_dim=32", "network.num_layers=1",
-         "network.num_heads=2", f"network.max_frames={FRAMES}", "trainer.max_steps=2", *NO_VALIDATION,
-         "generate_after_training.num_samples=0"],
-    )  # fmt: skip
+        "train",
+        tmp_path_factory.mktemp("text"),
+        [
+            "experiment=text2motion",
+            f"paths.data_dir={data_dir}",
+            *DATA,
+            "network.latent_dim=32",
+            "network.num_layers=1",
+            "network.num_heads=2",
+            f"network.max_frames={FRAMES}",
+            "trainer.max_steps=2",
+            *NO_VALIDATION,
+            "generate_after_training.num_samples=0",
+        ],
+    )
     text_run = train.run(text_cfg)["run_dir"]
     return {"evaluator": evaluator_run, "text": text_run, "data_dir": data_dir}
 
 
 def evaluate_config(tmp_path, runs, *overrides):
     return compose_config(
-        "evaluate", tmp_path,
-        [f"run_dir={runs['text']}", f"evaluator={runs['evaluator']}", "replications=2", "sampler=ddim",
-         "sampler.num_steps=4", "batch_size=32", *overrides],
-    )  # fmt: skip
+        "evaluate",
+        tmp_path,
+        [
+            f"run_dir={runs['text']}",
+            f"evaluator={runs['evaluator']}",
+            "replications=2",
+            "sampler=ddim",
+            "sampler.num_steps=4",
+            "batch_size=32",
+            *overrides,
+        ],
+    )
 
 
 def test_untrained_model_is_far_from_real_and_the_real_row_is_a_floor(runs, tmp_path):
-    result = evaluate.run(evaluate_config(tmp_path / "e", runs, "multimodality.captions=4", "multimodality.samples=3", "multimodality.pairs=2"))
+    result = evaluate.run(
+        evaluate_config(
+            tmp_path / "e", runs, "multimodality.captions=4", "multimodality.samples=3", "multimodality.pairs=2"
+        )
+    )
     real, generated = result["summary"]["real"], result["summary"]["generated"]
     assert list(real) == METRICS and list(generated) == METRICS + ["multimodality"]
-    assert all(len(entry["values"]) == 2 and np.isfinite(entry["mean"]) for entry in [*real.values(), *generated.values()])
+    assert all(
+        len(entry["values"]) == 2 and np.isfinite(entry["mean"]) for entry in [*real.values(), *generated.values()]
+    )
     # Real motions of one half against the other half: a small FD; an untrained model's samples: a large one.
     assert generated["FD"]["mean"] > 5 * real["FD"]["mean"] > 0
     # The evaluator retrieves real motions from their captions far better than chance (3/32); not the untrained model's.
@@ -104,14 +140,28 @@ def test_missing_or_wrong_evaluator_is_one_clear_error(runs, tmp_path):
 
 def test_training_logs_fd_and_r3_with_an_evaluator(runs, tmp_path):
     cfg = compose_config(
-        "train", tmp_path / "run",
-        ["experiment=text2motion", f"paths.data_dir={runs['data_dir']}", *DATA, "network.latent_dim=32", "network.num_layers=1",
-         "network.num_heads=2", f"network.max_frames={FRAMES}", "trainer.max_steps=-1", "trainer.max_epochs=1",
-         "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "trainer.check_val_every_n_epoch=1",
-         f"callbacks.generation_metrics.evaluator={runs['evaluator']}", "callbacks.generation_metrics.every_n_epochs=1",
-         "callbacks.generation_metrics.items=32",
-         "val_sampler.num_steps=3", "generate_after_training.num_samples=0"],
-    )  # fmt: skip
+        "train",
+        tmp_path / "run",
+        [
+            "experiment=text2motion",
+            f"paths.data_dir={runs['data_dir']}",
+            *DATA,
+            "network.latent_dim=32",
+            "network.num_layers=1",
+            "network.num_heads=2",
+            f"network.max_frames={FRAMES}",
+            "trainer.max_steps=-1",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=2",
+            "+trainer.limit_val_batches=1",
+            "trainer.check_val_every_n_epoch=1",
+            f"callbacks.generation_metrics.evaluator={runs['evaluator']}",
+            "callbacks.generation_metrics.every_n_epochs=1",
+            "callbacks.generation_metrics.items=32",
+            "val_sampler.num_steps=3",
+            "generate_after_training.num_samples=0",
+        ],
+    )
     metrics = train.run(cfg)["metrics"]
     assert np.isfinite(metrics["val/FD"]) and metrics["val/FD"] > 0
     assert 0 <= metrics["val/R@3"] <= 1
@@ -121,4 +171,6 @@ def test_an_evaluator_run_cannot_be_generated_from(runs, tmp_path):
     from motiondiff.cli import generate
 
     with pytest.raises(UserError, match="does not generate"):
-        generate.run(compose_config("generate", tmp_path / "g", [f"run_dir={runs['evaluator']}", "prompt=a person waves"]))
+        generate.run(
+            compose_config("generate", tmp_path / "g", [f"run_dir={runs['evaluator']}", "prompt=a person waves"])
+        )

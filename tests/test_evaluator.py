@@ -21,15 +21,33 @@ from motiondiff.training.lr_schedules import WarmupCosineLR
 
 FEATURES, TEXT_DIM = 12, 8
 DATA_INFO = TextMotionData(
-    features=FEATURES, num_joints=2, dims=3, fps=20.0, joint_names=("a", "b"), parents=(-1, 0), feature_abs_max=2.0,
-    source="/data/fake", representation="humanml3d", layout="humanml3d", max_frames=40, min_frames=4, text_dim=TEXT_DIM,
-    text_encoder="fake", text_tokens=8, dataset_id="fake-123", num_train=8, num_val=4, length_distribution=(40,),
+    features=FEATURES,
+    num_joints=2,
+    dims=3,
+    fps=20.0,
+    joint_names=("a", "b"),
+    parents=(-1, 0),
+    feature_abs_max=2.0,
+    source="/data/fake",
+    representation="humanml3d",
+    layout="humanml3d",
+    max_frames=40,
+    min_frames=4,
+    text_dim=TEXT_DIM,
+    text_encoder="fake",
+    text_tokens=8,
+    dataset_id="fake-123",
+    num_train=8,
+    num_val=4,
+    length_distribution=(40,),
 )
 
 
 def tiny_network(vae: bool = False) -> MotionTextEncoders:
     torch.manual_seed(0)
-    return MotionTextEncoders(FEATURES, TEXT_DIM, latent_dim=16, num_layers=2, num_heads=2, ff_size=32, vae=vae, max_frames=40)
+    return MotionTextEncoders(
+        FEATURES, TEXT_DIM, latent_dim=16, num_layers=2, num_heads=2, ff_size=32, vae=vae, max_frames=40
+    )
 
 
 def tiny_module(vae: bool = False, **options) -> MotionTextContrastive:
@@ -146,8 +164,16 @@ def test_contrastive_only_network_has_no_vae_terms():
     assert torch.equal(losses["loss"], losses["contrastive"])
 
 
-@pytest.mark.parametrize("option, value", [("temperature", 0.0), ("negative_threshold", 0.0), ("negative_threshold", 1.5),
-                                           ("kl_weight", -1.0), ("val_batch_size", 1)])  # fmt: skip
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("temperature", 0.0),
+        ("negative_threshold", 0.0),
+        ("negative_threshold", 1.5),
+        ("kl_weight", -1.0),
+        ("val_batch_size", 1),
+    ],
+)
 def test_bad_module_options_name_the_key(option, value):
     with pytest.raises(UserError, match=f"module.{option}"):
         tiny_module(**{option: value})
@@ -167,7 +193,9 @@ def test_embeddings_normalise_raw_features_and_return_mu():
     torch.testing.assert_close(embedded, expected)
     assert not torch.allclose(embedded.norm(dim=-1), torch.ones(4))  # not unit-normalised
     text = module.embed_text(batch["cond"]["text_tokens"], batch["cond"]["text_mask"])
-    torch.testing.assert_close(text, module.network.encode_text(batch["cond"]["text_tokens"], batch["cond"]["text_mask"])[0])
+    torch.testing.assert_close(
+        text, module.network.encode_text(batch["cond"]["text_tokens"], batch["cond"]["text_mask"])[0]
+    )
     description = module.description
     assert description.dataset_id == "fake-123" and description.features == FEATURES
     assert description.text_encoder == "fake" and description.representation == "humanml3d"
@@ -200,9 +228,13 @@ def procedural_data(tmp_path_factory):
     from motiondiff.text.encoders import MiniLMEncoder
 
     datamodule = TextMotionDataModule(
-        root="procedural", text_encoder=MiniLMEncoder(), cache_dir=str(tmp_path_factory.mktemp("data")),
-        procedural={"num_motions": 300, "seed": 0, "splits": [0.6, 0.2, 0.2]}, max_frames=120, batch_size=BATCH,
-    )  # fmt: skip
+        root="procedural",
+        text_encoder=MiniLMEncoder(),
+        cache_dir=str(tmp_path_factory.mktemp("data")),
+        procedural={"num_motions": 300, "seed": 0, "splits": [0.6, 0.2, 0.2]},
+        max_frames=120,
+        batch_size=BATCH,
+    )
     datamodule.setup(None)
     return datamodule
 
@@ -225,21 +257,32 @@ def test_training_retrieves_motions_from_captions_far_above_chance(procedural_da
     torch.set_num_threads(2)
     L.seed_everything(0, verbose=False)
     info = procedural_data.info
-    network = MotionTextEncoders(info.features, info.text_dim, latent_dim=64, num_layers=2, num_heads=4,
-                                 ff_size=128, dropout=0.0, max_frames=120)  # fmt: skip
+    network = MotionTextEncoders(
+        info.features, info.text_dim, latent_dim=64, num_layers=2, num_heads=4, ff_size=128, dropout=0.0, max_frames=120
+    )
     optimizer = functools.partial(torch.optim.AdamW, lr=1e-3)
     scheduler = functools.partial(WarmupCosineLR, warmup_steps=30)
     module = MotionTextContrastive(network, optimizer, scheduler, info)
     module.normalizer.load_state_dict(procedural_data.normalizer.state_dict())
     untrained = held_out_r_precision(module, procedural_data)
-    quiet = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    quiet = dict(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     start = time.time()
-    L.Trainer(max_steps=STEPS, limit_val_batches=0, **quiet).fit(module, train_dataloaders=procedural_data.train_dataloader())
+    L.Trainer(max_steps=STEPS, limit_val_batches=0, **quiet).fit(
+        module, train_dataloaders=procedural_data.train_dataloader()
+    )
     seconds = time.time() - start
     trained = held_out_r_precision(module, procedural_data)
     validated = L.Trainer(**quiet).validate(module, dataloaders=procedural_data.val_dataloader(), verbose=False)[0]
-    print(f"R@1/R@3 untrained {untrained['R@1']:.3f}/{untrained['R@3']:.3f}, after {STEPS} steps "
-          f"({seconds:.0f} s) {trained['R@1']:.3f}/{trained['R@3']:.3f}; val/R@3 {validated['val/R@3']:.3f}")  # fmt: skip
+    print(
+        f"R@1/R@3 untrained {untrained['R@1']:.3f}/{untrained['R@3']:.3f}, after {STEPS} steps "
+        f"({seconds:.0f} s) {trained['R@1']:.3f}/{trained['R@3']:.3f}; val/R@3 {validated['val/R@3']:.3f}"
+    )
     chance = 3 / 32
     assert untrained["R@3"] < 2 * chance
     assert trained["R@3"] > 0.6 and trained["R@1"] > 0.3

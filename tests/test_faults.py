@@ -11,17 +11,23 @@ import torch
 
 from conftest import TINY_NETWORK, compose_config
 from motiondiff.cli import evaluate, generate, train
-from motiondiff.data.dance_windows import load_dance_sequence
 from motiondiff.core.errors import UserError
+from motiondiff.data.dance_windows import load_dance_sequence
 from motiondiff.runs.provenance import file_sha256
-from motiondiff.training.checkpoint_io import load_checkpoint
 from motiondiff.text.cache import EmbeddingTable
-from motiondiff.training.checkpoint_io import AtomicCheckpointIO
-from motiondiff.training.faults import SkipNonFiniteSteps
+from motiondiff.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
 from motiondiff.training.diffusion_module import MotionDiffusion
+from motiondiff.training.faults import SkipNonFiniteSteps
 
-QUICK = ["experiment=dance2d", *TINY_NETWORK, "generate_after_training.num_samples=0", "module.sample_every_n_epochs=1000",
-         "trainer.check_val_every_n_epoch=1", "trainer.max_epochs=-1", "~callbacks.progress_bar"]  # fmt: skip
+QUICK = [
+    "experiment=dance2d",
+    *TINY_NETWORK,
+    "generate_after_training.num_samples=0",
+    "module.sample_every_n_epochs=1000",
+    "trainer.check_val_every_n_epoch=1",
+    "trainer.max_epochs=-1",
+    "~callbacks.progress_bar",
+]
 
 
 class CreatesFile:
@@ -139,7 +145,10 @@ def test_nonfinite_steps_in_a_row_stop_the_run_and_keep_the_last_good_checkpoint
     seen: dict = {}
     first_bad = 8
     poison_steps(monkeypatch, set(range(first_bad, 1000)), seen)
-    with pytest.raises(UserError, match=r"NaN/infinite for 5 steps in a row .*lower optimizer.lr .*last good checkpoint is '.*last.ckpt'"):
+    with pytest.raises(
+        UserError,
+        match=r"NaN/infinite for 5 steps in a row .*lower optimizer.lr .*last good checkpoint is '.*last.ckpt'",
+    ):
         train.run(compose_config("train", tmp_path, [*QUICK, "trainer.max_steps=40"]))
     for name, value in seen["module"].network.state_dict().items():  # the skipped steps changed no weight
         torch.testing.assert_close(value, seen["weights"][name], rtol=0, atol=0)
@@ -158,29 +167,46 @@ def test_the_skip_limit_is_checked():
 # ------------------------------------------------------------ impossible combinations, refused before data
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["sampler=ddim", "sampler.num_steps=2000"], r"sampler.num_steps=2000 exceeds the 1000 diffusion steps"),
-    (["val_sampler.num_steps=1500"], r"val_sampler.num_steps=1500 exceeds"),
-    (["module.guidance_weight=3"], r"module.guidance_weight=3 needs a text-conditioned model, but network=PUNet"),
-    (["network=cross_attention", "dataset=text_motion", "text_encoder=precomputed", "text_encoder.tokens=false"],
-     r"network=cross_attention attends to the caption's token embeddings, but text_encoder.tokens=false"),
-    (["dataset.source=procedural", "dataset.window=1000"], r"900 frames, too short for windows of 1000 frames"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["sampler=ddim", "sampler.num_steps=2000"], r"sampler.num_steps=2000 exceeds the 1000 diffusion steps"),
+        (["val_sampler.num_steps=1500"], r"val_sampler.num_steps=1500 exceeds"),
+        (["module.guidance_weight=3"], r"module.guidance_weight=3 needs a text-conditioned model, but network=PUNet"),
+        (
+            ["network=cross_attention", "dataset=text_motion", "text_encoder=precomputed", "text_encoder.tokens=false"],
+            r"network=cross_attention attends to the caption's token embeddings, but text_encoder.tokens=false",
+        ),
+        (["dataset.source=procedural", "dataset.window=1000"], r"900 frames, too short for windows of 1000 frames"),
+    ],
+)
 def test_impossible_training_combinations_are_refused_before_the_data_is_read(tmp_path, overrides, message):
-    missing = [] if "dataset.source=procedural" in overrides or "dataset=text_motion" in overrides else ["dataset.source=/no/such.npy"]
+    missing = (
+        []
+        if "dataset.source=procedural" in overrides or "dataset=text_motion" in overrides
+        else ["dataset.source=/no/such.npy"]
+    )
     cfg = compose_config("train", tmp_path, ["experiment=dance2d", *overrides, *missing])
     with pytest.raises(UserError, match=message):
         train.run(cfg)
     assert not (tmp_path / "config.yaml").exists()  # refused before the run started
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["guidance_weight=3"], r"guidance_weight=3 needs a text-conditioned run, but this run's network \(PUNet\) is unconditional"),
-    (["sampler=ddim", "sampler.num_steps=5000"], r"sampler.num_steps=5000 exceeds the 1000 diffusion steps"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["guidance_weight=3"],
+            r"guidance_weight=3 needs a text-conditioned run, but this run's network \(PUNet\) is unconditional",
+        ),
+        (["sampler=ddim", "sampler.num_steps=5000"], r"sampler.num_steps=5000 exceeds the 1000 diffusion steps"),
+    ],
+)
 def test_impossible_generation_options_are_refused(tmp_path, dance_run, overrides, message):
     for task in (generate, evaluate):
-        cfg = compose_config(task.__name__.rsplit(".", 1)[-1], tmp_path / task.__name__, [f"run_dir={dance_run}", *overrides])
+        cfg = compose_config(
+            task.__name__.rsplit(".", 1)[-1], tmp_path / task.__name__, [f"run_dir={dance_run}", *overrides]
+        )
         with pytest.raises(UserError, match=message):
             task.run(cfg)
 
@@ -193,15 +219,34 @@ def test_generations_and_evaluations_record_the_config_and_checkpoint_hash(tmp_p
 
     from omegaconf import OmegaConf
 
-    generate.run(compose_config("generate", tmp_path / "g", [f"run_dir={dance_run}", "num_samples=1", "sampler=ddim",
-                                                              "sampler.num_steps=2", "render=false", "chain_windows=0"]))  # fmt: skip
-    evaluate.run(compose_config("evaluate", tmp_path / "e", [f"run_dir={dance_run}", "num_samples=4", "replications=1",
-                                                              "sampler=ddim", "sampler.num_steps=2"]))  # fmt: skip
+    generate.run(
+        compose_config(
+            "generate",
+            tmp_path / "g",
+            [
+                f"run_dir={dance_run}",
+                "num_samples=1",
+                "sampler=ddim",
+                "sampler.num_steps=2",
+                "render=false",
+                "chain_windows=0",
+            ],
+        )
+    )
+    evaluate.run(
+        compose_config(
+            "evaluate",
+            tmp_path / "e",
+            [f"run_dir={dance_run}", "num_samples=4", "replications=1", "sampler=ddim", "sampler.num_steps=2"],
+        )
+    )
     checkpoint = dance_run / "checkpoints" / "last.ckpt"
     for out in (tmp_path / "g", tmp_path / "e"):
         source = json.loads((out / "source.json").read_text())
         assert source["checkpoint"] == str(checkpoint) and source["checkpoint_sha256"] == file_sha256(checkpoint)
         assert OmegaConf.load(out / "run_config.yaml") == OmegaConf.load(dance_run / "config.yaml")
-    assert json.loads((tmp_path / "e" / "metrics.json").read_text())["settings"]["checkpoint_sha256"] == file_sha256(checkpoint)
+    assert json.loads((tmp_path / "e" / "metrics.json").read_text())["settings"]["checkpoint_sha256"] == file_sha256(
+        checkpoint
+    )
     with pytest.raises(UserError, match="already exists: evaluations never overwrite"):
         evaluate.run(compose_config("evaluate", tmp_path / "e", [f"run_dir={dance_run}", "replications=1"]))

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+from motiondiff.core.errors import UserError
 from motiondiff.diffusion.denoiser import Denoiser, with_unconditional_copy
 from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler
 from motiondiff.diffusion.schedule import LinearSchedule
-from motiondiff.core.errors import UserError
 
 
 class ToyConditional(nn.Module):

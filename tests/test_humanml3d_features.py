@@ -7,10 +7,18 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from conftest import shared_path
-from motiondiff.data.representations import humanml3d_features as hml
-from motiondiff.data.kinematics.quaternion import cont6d_to_matrix, qbetween, qinv, qmul, qrot, quat_to_cont6d, quat_to_matrix
-from motiondiff.data.kinematics.skeleton import SMPL22_PARENTS, bone_lengths, forward_kinematics
 from motiondiff.core.errors import UserError
+from motiondiff.data.kinematics.quaternion import (
+    cont6d_to_matrix,
+    qbetween,
+    qinv,
+    qmul,
+    qrot,
+    quat_to_cont6d,
+    quat_to_matrix,
+)
+from motiondiff.data.kinematics.skeleton import SMPL22_PARENTS, bone_lengths, forward_kinematics
+from motiondiff.data.representations import humanml3d_features as hml
 
 SLICES = hml.feature_slices()
 
@@ -27,11 +35,31 @@ def part_errors(ours: np.ndarray, theirs: np.ndarray) -> dict:
 
 # Rest offsets of a made-up body (metres, facing +z, its left on +x), SMPL22 order.
 REST = np.array(
-    [[0, 0.95, 0], [0.06, -0.09, 0], [-0.06, -0.09, 0], [0, 0.11, -0.01], [0.01, -0.38, 0], [-0.01, -0.38, 0],
-     [0, 0.13, 0.01], [0, -0.42, -0.03], [0, -0.42, -0.03], [0, 0.06, 0], [0.02, -0.05, 0.13], [-0.02, -0.05, 0.13],
-     [0, 0.21, -0.02], [0.07, 0.12, 0], [-0.07, 0.12, 0], [0, 0.1, 0.05], [0.12, -0.02, 0], [-0.12, -0.02, 0],
-     [0.26, 0, 0], [-0.26, 0, 0], [0.26, 0, 0], [-0.26, 0, 0]]
-)  # fmt: skip
+    [
+        [0, 0.95, 0],
+        [0.06, -0.09, 0],
+        [-0.06, -0.09, 0],
+        [0, 0.11, -0.01],
+        [0.01, -0.38, 0],
+        [-0.01, -0.38, 0],
+        [0, 0.13, 0.01],
+        [0, -0.42, -0.03],
+        [0, -0.42, -0.03],
+        [0, 0.06, 0],
+        [0.02, -0.05, 0.13],
+        [-0.02, -0.05, 0.13],
+        [0, 0.21, -0.02],
+        [0.07, 0.12, 0],
+        [-0.07, 0.12, 0],
+        [0, 0.1, 0.05],
+        [0.12, -0.02, 0],
+        [-0.12, -0.02, 0],
+        [0.26, 0, 0],
+        [-0.26, 0, 0],
+        [0.26, 0, 0],
+        [-0.26, 0, 0],
+    ]
+)
 
 
 def synthetic_walk(frames: int = 100, turn_degrees: float = 300.0, seed: int = 0) -> np.ndarray:
@@ -65,8 +93,15 @@ def synthetic_walk(frames: int = 100, turn_degrees: float = 300.0, seed: int = 0
 
 def test_feature_layout():
     widths = {name: part.stop - part.start for name, part in SLICES.items()}
-    assert widths == {"root_rot_velocity": 1, "root_linear_velocity": 2, "root_height": 1, "ric_positions": 63,
-                      "rotations": 126, "local_velocities": 66, "foot_contact": 4}  # fmt: skip
+    assert widths == {
+        "root_rot_velocity": 1,
+        "root_linear_velocity": 2,
+        "root_height": 1,
+        "ric_positions": 63,
+        "rotations": 126,
+        "local_velocities": 66,
+        "foot_contact": 4,
+    }
     assert list(SLICES.values())[-1].stop == hml.FEATURES == 263
     assert hml.feature_slices(10)["foot_contact"].stop == 12 * 10 - 1
 
@@ -117,8 +152,15 @@ def test_joints_to_features_reproduces_the_dataset_features():
     # Measured: yaw 3.0e-4, root velocity 1.4e-4, height 0, positions 6.8e-3, rotations 1.3e-2, velocities 4.1e-4,
     # contacts exact. The bounds are twice those: a yaw change of ~1e-3 rad moves points 1 m from the root by 1e-3
     # and turns the (root-relative) 6D columns by as much.
-    bounds = {"root_rot_velocity": 6e-4, "root_linear_velocity": 3e-4, "root_height": 1e-6, "ric_positions": 1.5e-2,
-              "rotations": 3e-2, "local_velocities": 1e-3, "foot_contact": 0}  # fmt: skip
+    bounds = {
+        "root_rot_velocity": 6e-4,
+        "root_linear_velocity": 3e-4,
+        "root_height": 1e-6,
+        "ric_positions": 1.5e-2,
+        "rotations": 3e-2,
+        "local_velocities": 1e-3,
+        "foot_contact": 0,
+    }
     for name, bound in bounds.items():
         assert tail[name] <= bound, (name, tail[name])
 

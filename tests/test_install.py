@@ -1,6 +1,7 @@
 """The package as a user installs it: `pip install .` (not editable), then the commands from another directory."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,14 +12,15 @@ from conftest import ROOT, TINY_NETWORK
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """motiondiff installed from the repository into a fresh --target folder (its dependencies come from this venv)."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(ROOT)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    """motiondiff built from a copy of what the package is made of (sources, configs, pyproject) and installed into
+    a fresh --target folder; its dependencies come from this venv. The copy keeps the build's files out of the repo."""
+    source, target = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("site")
+    for name in ("src", "configs"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*pip, "--target", str(target), str(source)], check=True, capture_output=True, text=True)
     env = {**os.environ, "PYTHONPATH": str(target), "MPLBACKEND": "Agg"}
     return target, env
 
@@ -29,7 +31,11 @@ def run_in(directory, argv, env, timeout=600):
 
 def test_the_installed_package_holds_its_configs_and_commands(installed, tmp_path):
     target, env = installed
-    found = run_in(tmp_path, [sys.executable, "-c", "import motiondiff.cli.app as app; print(app.__file__); print(app.CONFIG_DIR)"], env)
+    found = run_in(
+        tmp_path,
+        [sys.executable, "-c", "import motiondiff.cli.app as app; print(app.__file__); print(app.CONFIG_DIR)"],
+        env,
+    )
     module_file, config_dir = found.stdout.split()
     assert module_file.startswith(str(target)) and config_dir.startswith(str(target)), found.stdout
     assert (target / "motiondiff" / "configs" / "train.yaml").is_file()
@@ -51,7 +57,11 @@ def test_generate_help_lists_only_its_own_groups(installed, tmp_path):
     target, env = installed
     result = run_in(tmp_path, [str(target / "bin" / "motiondiff-generate"), "--help"], env)
     assert result.returncode == 0, result.stderr
-    assert "sampler: null" in result.stdout and "run_dir: null" in result.stdout and "# a training run directory" in result.stdout
+    assert (
+        "sampler: null" in result.stdout
+        and "run_dir: null" in result.stdout
+        and "# a training run directory" in result.stdout
+    )
     for training_group in ("network:", "dataset:", "optimizer:", "trainer:"):
         assert training_group not in result.stdout
 

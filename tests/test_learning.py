@@ -6,7 +6,6 @@ from hydra.utils import instantiate
 from conftest import compose_config
 from motiondiff.training.build import build_module
 
-
 # Small but not tiny: base 16 learns too slowly to show progress in a few hundred steps.
 SMALL_NETWORK = ["network.base_channels=48", "network.channel_mults=[1,2]", "network.num_res_blocks=1"]
 
@@ -23,11 +22,22 @@ def fixed_noise_loss(module, windows: torch.Tensor, repeats: int = 8) -> float:
 
 def test_short_training_halves_the_validation_loss(tmp_path):
     cfg = compose_config(
-        "train", tmp_path,
-        ["experiment=dance2d", *SMALL_NETWORK, "trainer.max_epochs=-1", "trainer.max_steps=250",
-         "trainer.check_val_every_n_epoch=1000", "optimizer.lr=3e-3", "lr_scheduler.warmup_steps=20",
-         "+trainer.enable_checkpointing=false", "+trainer.logger=false", "callbacks={}", "logger={}"],
-    )  # fmt: skip
+        "train",
+        tmp_path,
+        [
+            "experiment=dance2d",
+            *SMALL_NETWORK,
+            "trainer.max_epochs=-1",
+            "trainer.max_steps=250",
+            "trainer.check_val_every_n_epoch=1000",
+            "optimizer.lr=3e-3",
+            "lr_scheduler.warmup_steps=20",
+            "+trainer.enable_checkpointing=false",
+            "+trainer.logger=false",
+            "callbacks={}",
+            "logger={}",
+        ],
+    )
     torch.manual_seed(0)
     datamodule = instantiate(cfg.dataset)
     datamodule.setup("fit")

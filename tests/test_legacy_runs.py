@@ -48,13 +48,22 @@ def test_old_configs_name_the_moved_classes_where_they_are_now(tmp_path):
         old = (FIXTURES / name / "config.yaml").read_text()
         assert "motiondiff.training.module." in old or "motiondiff.training.evaluator_module." in old
         cfg = load_run_config(legacy_run(name, tmp_path))
-        assert cfg.module._target_.startswith(("motiondiff.training.diffusion_module.", "motiondiff.training.contrastive_module."))
+        assert cfg.module._target_.startswith(
+            ("motiondiff.training.diffusion_module.", "motiondiff.training.contrastive_module.")
+        )
         assert "val_evaluator" not in cfg.module
 
 
 def test_an_old_dance_run_generates(tmp_path):
     run_dir = legacy_run("dance", tmp_path)
-    overrides = [f"run_dir={run_dir}", "num_samples=2", "sampler=ddim", "sampler.num_steps=3", "chain_windows=0", "render=false"]
+    overrides = [
+        f"run_dir={run_dir}",
+        "num_samples=2",
+        "sampler=ddim",
+        "sampler.num_steps=3",
+        "chain_windows=0",
+        "render=false",
+    ]
     generate.run(compose_config("generate", tmp_path / "gen", overrides))
     samples = np.load(tmp_path / "gen" / "samples.npy")
     assert samples.shape == (2, 48, 20, 2) and np.isfinite(samples).all()
@@ -62,7 +71,14 @@ def test_an_old_dance_run_generates(tmp_path):
 
 def test_an_old_text_run_generates(tmp_path):
     run_dir = legacy_run("text", tmp_path)
-    overrides = [f"run_dir={run_dir}", "prompt=a person jumps", "length=40", "sampler=ddim", "sampler.num_steps=3", "render=false"]
+    overrides = [
+        f"run_dir={run_dir}",
+        "prompt=a person jumps",
+        "length=40",
+        "sampler=ddim",
+        "sampler.num_steps=3",
+        "render=false",
+    ]
     generate.run(compose_config("generate", tmp_path / "gen", overrides))
     joints = np.load(tmp_path / "gen" / "sample_00.npy")
     assert joints.shape == (40, 22, 3) and np.isfinite(joints).all()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from motiondiff.data.dance_windows import DanceDataModule
 from motiondiff.core.errors import UserError
+from motiondiff.data.dance_windows import DanceDataModule
 from motiondiff.metrics.single_motion import (
     REPORT_KEYS,
     coverage,
@@ -28,7 +28,7 @@ EXACT = 1e-6  # distances of exact copies come out of a |a|^2 + |b|^2 - 2ab expa
 
 @pytest.fixture(scope="module")
 def dance():
-    """The embedded procedural dance, cut as the dance experiment cuts it: (training features, validation features, info)."""
+    """The embedded procedural dance, cut as in the dance experiment: (training features, validation features, info)."""
     data = DanceDataModule(window=48)
     data.setup("fit")
     return data.train_set.features.numpy(), data.val_set.features.numpy(), data.info, data.normalizer
@@ -98,11 +98,19 @@ def test_report_keys_types_and_windows(dance):
     assert all(type(value) is float for key, value in report.items() if key != "copies_training")
     assert type(report["copies_training"]) is bool
     assert resolve_windows([training], info) == {
-        "coverage_window": 30, "local_window": 15, "min_segment": 30, "diversity_window": 15, "copy_window": 48,
-    }  # fmt: skip
+        "coverage_window": 30,
+        "local_window": 15,
+        "min_segment": 30,
+        "diversity_window": 15,
+        "copy_window": 48,
+    }
     assert resolve_windows([training[:20]], dataclasses.replace(info, fps=60)) == {
-        "coverage_window": 20, "local_window": 20, "min_segment": 20, "diversity_window": 20, "copy_window": 20,
-    }  # fmt: skip
+        "coverage_window": 20,
+        "local_window": 20,
+        "min_segment": 20,
+        "diversity_window": 20,
+        "copy_window": 20,
+    }
 
 
 def test_keypoints_in_original_units_give_the_same_skeleton_measures(dance):
@@ -110,6 +118,7 @@ def test_keypoints_in_original_units_give_the_same_skeleton_measures(dance):
     training, validation, info, normalizer = dance
     generated = sliding_windows(validation, 48, 16) + np.random.default_rng(2).normal(scale=0.02, size=(6, 48, 40))
     default = single_motion_report(generated, training, info)
+
     def to_keypoints(features):
         return normalizer.denormalize(torch.from_numpy(features).float()).double().numpy()  # (T, J, 2)
 
@@ -134,7 +143,7 @@ def test_time_shifted_crop_covers_exactly_the_windows_it_contains(walk, shift):
 
 @pytest.mark.parametrize("offset, covered", [(0.05, 1.0), (0.2, 0.0)])
 def test_spatial_offset_is_measured_exactly(walk, offset, covered):
-    """Every coordinate moved by `offset`: each window's nearest training window is its own, at RMS distance `offset`."""
+    """Each coordinate moved by `offset`: each window's nearest training window is its own, at RMS distance `offset`."""
     moved = walk + offset
     assert coverage([moved], walk, 10, threshold=0.1) == covered
     assert local_diversity([moved], walk, 15) == pytest.approx(offset, rel=1e-6)
@@ -148,7 +157,9 @@ def test_time_reversed_copy(walk):
     assert coverage([reversed_walk], walk, 5, threshold=0.1) == 0.0
     assert local_diversity([reversed_walk], walk, 1) < EXACT
     assert local_diversity([reversed_walk], walk, 15) > 1.0
-    assert global_diversity([reversed_walk], walk, min_segment=1) < EXACT  # any frame order is a collage of 1-frame pieces
+    assert (
+        global_diversity([reversed_walk], walk, min_segment=1) < EXACT
+    )  # any frame order is a collage of 1-frame pieces
     assert global_diversity([reversed_walk], walk, min_segment=10) > 0.5
     # Tiles of the reversed walk (200 = 8 x 25 frames) are the reversed tiles: the same pairwise distances.
     assert intra_diversity([reversed_walk], 25) == pytest.approx(intra_diversity([walk], 25), rel=1e-12)
@@ -226,7 +237,7 @@ def test_intra_diversity_known_answers():
 
 
 def test_training_nn_distance_ignores_overlapping_neighbours():
-    """On a ramp x_t = 0.01 t every window differs from one k frames later by 0.01 k; the nearest allowed is k = window."""
+    """On a ramp x_t = 0.01 t every window differs from one k frames later by 0.01 k; nearest allowed: k = window."""
     ramp = 0.01 * np.arange(100.0)[:, None] * np.ones((1, 5))
     assert training_nn_distance(ramp, 10) == pytest.approx(0.1, rel=1e-6)
     assert training_nn_distance(ramp, 25) == pytest.approx(0.25, rel=1e-6)

@@ -112,7 +112,9 @@ def test_prdc_hand_computed_points():
 
 
 def test_prdc_matches_reference_package():
-    reference = pytest.importorskip("prdc", reason="prdc is a test-only requirement: pip install -r requirements-test.txt")
+    reference = pytest.importorskip(
+        "prdc", reason="prdc is a test-only requirement: pip install -r requirements-test.txt"
+    )
     rng = np.random.default_rng(5)
     real = rng.normal(size=(200, 8))
     fake = rng.normal(loc=0.3, scale=1.2, size=(150, 8))

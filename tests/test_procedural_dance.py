@@ -5,13 +5,13 @@ import time
 import numpy as np
 import pytest
 
+from motiondiff.core.errors import UserError
+from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS, bone_lengths
 from motiondiff.data.procedural.dance import (
     BODY20_REST_OFFSETS,
     dance_skeleton,
     make_procedural_dance,
 )
-from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS, bone_lengths
-from motiondiff.core.errors import UserError
 
 J = {name: i for i, name in enumerate(BODY20_NAMES)}
 FEET = [J[n] for n in ("left_ankle", "right_ankle", "left_foot", "right_foot")]
@@ -68,7 +68,9 @@ def test_motion_is_not_static(dance):
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_arm_waves_and_turns_show_up(seed):
     positions, keypoints = make_procedural_dance(seed=seed)
-    wrists_up = np.maximum(positions[:, J["left_wrist"], 1], positions[:, J["right_wrist"], 1]) > positions[:, J["head"], 1]
+    wrists_up = (
+        np.maximum(positions[:, J["left_wrist"], 1], positions[:, J["right_wrist"], 1]) > positions[:, J["head"], 1]
+    )
     assert wrists_up.mean() > 0.05, "wrists never go above the head"
     shoulder_width = np.abs(keypoints[:, J["left_shoulder"], 0] - keypoints[:, J["right_shoulder"], 0])
     assert shoulder_width.min() < 0.3 * shoulder_width.max(), "the body never turns sideways"

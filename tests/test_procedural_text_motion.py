@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from motiondiff.data.representations import humanml3d_features as hml
+from motiondiff.core.errors import UserError
+from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS, bone_lengths
 from motiondiff.data.procedural import text_motion as ptm
 from motiondiff.data.procedural.actions import (
     MAX_FRAMES,
@@ -18,8 +19,7 @@ from motiondiff.data.procedural.actions import (
     sample_spec,
 )
 from motiondiff.data.procedural.captions import captions_for
-from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS, bone_lengths
-from motiondiff.core.errors import UserError
+from motiondiff.data.representations import humanml3d_features as hml
 
 J = {name: i for i, name in enumerate(SMPL22_NAMES)}
 FEET = [J[n] for n in ("left_ankle", "left_foot", "right_ankle", "right_foot")]
@@ -42,7 +42,12 @@ def motion_of(spec: dict, seed: int = 0) -> np.ndarray:
 
 def heading(joints: np.ndarray) -> np.ndarray:
     """Facing angle (T,) from hips and shoulders, radians, unwrapped; positive is turned to the body's left."""
-    left = joints[:, J["left_hip"]] - joints[:, J["right_hip"]] + joints[:, J["left_shoulder"]] - joints[:, J["right_shoulder"]]
+    left = (
+        joints[:, J["left_hip"]]
+        - joints[:, J["right_hip"]]
+        + joints[:, J["left_shoulder"]]
+        - joints[:, J["right_shoulder"]]
+    )
     forward = np.cross(left, [0.0, 1.0, 0.0])  # (T, 3)
     return np.unwrap(np.arctan2(forward[:, 0], forward[:, 2]))
 
@@ -67,8 +72,12 @@ def measure(joints: np.ndarray, action: dict) -> dict:
         "forward": float(moved @ forward),
         "left": float(moved @ left),
         "turned": float(np.degrees(yaw[end] - yaw[start])),
-        "hand_over_head": {s: float((joints[start : end + 1, J[f"{s}_wrist"], 1] - head).max()) for s in ("left", "right")},
-        "foot_height": {s: float(joints[start : end + 1, J[f"{s}_ankle"], 1].max() - lowest) for s in ("left", "right")},
+        "hand_over_head": {
+            s: float((joints[start : end + 1, J[f"{s}_wrist"], 1] - head).max()) for s in ("left", "right")
+        },
+        "foot_height": {
+            s: float(joints[start : end + 1, J[f"{s}_ankle"], 1].max() - lowest) for s in ("left", "right")
+        },
         "airborne": airborne_phases(joints[start : end + 1], 0.03 if action["action"] == "jumping_jacks" else 0.05),
     }
 

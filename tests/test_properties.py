@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from motiondiff.data.representations import humanml3d_features as hml
+from motiondiff.core.errors import UserError
 from motiondiff.data.formats.bvh import load_bvh
-from motiondiff.data.procedural.actions import SMPL22_REST_OFFSETS, make_motion, pose, sample_spec
 from motiondiff.data.kinematics.quaternion import qbetween, qrot
 from motiondiff.data.kinematics.skeleton import SMPL22_PARENTS, bone_lengths
-from motiondiff.core.errors import UserError
+from motiondiff.data.procedural.actions import make_motion, pose, sample_spec
+from motiondiff.data.representations import humanml3d_features as hml
 
 COMMON = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
 
@@ -31,11 +31,20 @@ def bvh_path(tmp_path_factory):
 # ---------------------------------------------------------------- random BVH files
 
 POSITIONS = ("Xposition", "Yposition", "Zposition")
-FRAME_TIMES = [("0.0333333", 30.0), ("0.016667", 60.0), ("0.008333", 120.0), ("0.05", 20.0), ("0.04", 25.0), ("0.5", 2.0)]
+FRAME_TIMES = [
+    ("0.0333333", 30.0),
+    ("0.016667", 60.0),
+    ("0.008333", 120.0),
+    ("0.05", 20.0),
+    ("0.04", 25.0),
+    ("0.5", 2.0),
+]
 coordinate = st.floats(-100, 100, allow_nan=False, allow_infinity=False)
 angle = st.floats(-720, 720, allow_nan=False, allow_infinity=False)
 # Euler orders: up to three axes, none twice in a row (XYZ, ZYX, YXZ, ..., ZXZ, or fewer).
-rotation_axes = st.lists(st.sampled_from("XYZ"), max_size=3).filter(lambda axes: all(a != b for a, b in zip(axes, axes[1:])))
+rotation_axes = st.lists(st.sampled_from("XYZ"), max_size=3).filter(
+    lambda axes: all(a != b for a, b in zip(axes, axes[1:]))
+)
 
 
 @st.composite
@@ -57,12 +66,14 @@ def bvh_files(draw):
         positions = draw(st.permutations(POSITIONS))[: draw(st.integers(0, 3))] if with_positions else []
         rotations = [f"{axis}rotation" for axis in draw(rotation_axes)]
         channels = positions + rotations if draw(st.booleans()) else rotations + positions
-        joints.append({
-            "name": draw(st.sampled_from(["", "ns:", "mixamorig:"])) + names[j],
-            "offset": draw(st.tuples(coordinate, coordinate, coordinate)),
-            "channels": channels,
-            "end_site": draw(st.none() | st.tuples(coordinate, coordinate, coordinate)),
-        })  # fmt: skip
+        joints.append(
+            {
+                "name": draw(st.sampled_from(["", "ns:", "mixamorig:"])) + names[j],
+                "offset": draw(st.tuples(coordinate, coordinate, coordinate)),
+                "channels": channels,
+                "end_site": draw(st.none() | st.tuples(coordinate, coordinate, coordinate)),
+            }
+        )
     order = []  # depth-first, children in drawn order: the order the file lists the joints in
 
     def visit(j):
@@ -74,7 +85,10 @@ def bvh_files(draw):
     visit(0)
     frames = draw(st.integers(1, 4))
     values = {
-        j: [[draw(angle if c.endswith("rotation") else coordinate) for c in joints[j]["channels"]] for _ in range(frames)]
+        j: [
+            [draw(angle if c.endswith("rotation") else coordinate) for c in joints[j]["channels"]]
+            for _ in range(frames)
+        ]
         for j in range(count)
     }
     frame_time, fps = draw(st.sampled_from(FRAME_TIMES))
@@ -92,7 +106,14 @@ def bvh_files(draw):
                 write(child, depth + 1)
         if joint["end_site"] is not None:
             end_offset = " ".join(map(repr, joint["end_site"]))
-            lines.extend([f"{pad}{indent}End Site", f"{pad}{indent}{{", f"{pad}{indent * 2}OFFSET {end_offset}", f"{pad}{indent}}}"])
+            lines.extend(
+                [
+                    f"{pad}{indent}End Site",
+                    f"{pad}{indent}{{",
+                    f"{pad}{indent * 2}OFFSET {end_offset}",
+                    f"{pad}{indent}}}",
+                ]
+            )
         lines.append(pad + "}")
 
     write(0, 0)
@@ -117,9 +138,11 @@ def elementary(axis: str, degrees: np.ndarray) -> np.ndarray:
     """Rotation matrices (T, 3, 3) about one axis, written out by hand (not scipy)."""
     c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
     one, zero = np.ones_like(c), np.zeros_like(c)
-    rows = {"X": [[one, zero, zero], [zero, c, -s], [zero, s, c]],
-            "Y": [[c, zero, s], [zero, one, zero], [-s, zero, c]],
-            "Z": [[c, -s, zero], [s, c, zero], [zero, zero, one]]}[axis]  # fmt: skip
+    rows = {
+        "X": [[one, zero, zero], [zero, c, -s], [zero, s, c]],
+        "Y": [[c, zero, s], [zero, one, zero], [-s, zero, c]],
+        "Z": [[c, -s, zero], [s, c, zero], [zero, zero, one]],
+    }[axis]
     return np.moveaxis(np.array(rows), -1, 0)
 
 
@@ -158,13 +181,51 @@ def test_random_skeletons_parse_back_as_written(bvh_path, case):
         # Forward kinematics only rotates bones: each bone is as long as its offset (its position channels, if any).
         # Coordinates are below 100 and chains at most 7 deep, so rounding stays far below 1e-9.
         expected_lengths = np.stack(lengths[1:], axis=-1)  # (T, bones)
-        np.testing.assert_allclose(bone_lengths(positions, clip.skeleton.parents), expected_lengths, rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(
+            bone_lengths(positions, clip.skeleton.parents), expected_lengths, rtol=1e-10, atol=1e-9
+        )
 
 
 # Words a corrupted file might hold in place of another: keywords, numbers valid and not, punctuation, noise.
-JUNK = ["HIERARCHY", "ROOT", "JOINT", "End", "Site", "{", "}", "OFFSET", "CHANNELS", "MOTION", "Frames:", "Frame", "Time:",
-        "Xrotation", "Zposition", "Wrotation", "0", "-1", "3", "6", "99999999999", "1e400", "-1e400", "1e-400", "nan", "inf",
-        "0.0", "1e308", "abc", "ns:", ":", "#", "", "\x00", "\u0663", "Frames: 1", "Frame Time: 0"]  # fmt: skip
+JUNK = [
+    "HIERARCHY",
+    "ROOT",
+    "JOINT",
+    "End",
+    "Site",
+    "{",
+    "}",
+    "OFFSET",
+    "CHANNELS",
+    "MOTION",
+    "Frames:",
+    "Frame",
+    "Time:",
+    "Xrotation",
+    "Zposition",
+    "Wrotation",
+    "0",
+    "-1",
+    "3",
+    "6",
+    "99999999999",
+    "1e400",
+    "-1e400",
+    "1e-400",
+    "nan",
+    "inf",
+    "0.0",
+    "1e308",
+    "abc",
+    "ns:",
+    ":",
+    "#",
+    "",
+    "\x00",
+    "\u0663",
+    "Frames: 1",
+    "Frame Time: 0",
+]
 
 
 @st.composite
@@ -217,7 +278,10 @@ def test_corrupted_bvh_parses_or_raises_user_error(bvh_path, data):
 
 
 @settings(max_examples=100, **COMMON)
-@given(st.binary(max_size=200) | st.text(max_size=200).map(lambda t: ("HIERARCHY\nROOT " + t).encode("utf-8", "surrogatepass")))
+@given(
+    st.binary(max_size=200)
+    | st.text(max_size=200).map(lambda t: ("HIERARCHY\nROOT " + t).encode("utf-8", "surrogatepass"))
+)
 def test_arbitrary_bytes_parse_or_raise_user_error(bvh_path, data):
     parses_or_user_error(bvh_path, data)
 
@@ -253,7 +317,9 @@ def carried_rest_poses(draw):
     amplitude = st.floats(-1.0, 1.0)
     frequency = st.floats(0.05, 0.5)  # Hz: slow enough that the yaw rate stays below 2 * pi * 0.5 * 0.45 ~ 1.4 rad/s
     heading = draw(st.floats(-np.pi, np.pi)) + draw(st.floats(-0.45, 0.45)) * np.sin(2 * np.pi * draw(frequency) * t)
-    path = np.stack([draw(amplitude) * np.sin(2 * np.pi * draw(frequency) * t + draw(st.floats(0, 6))) for _ in "xyz"], -1)
+    path = np.stack(
+        [draw(amplitude) * np.sin(2 * np.pi * draw(frequency) * t + draw(st.floats(0, 6))) for _ in "xyz"], -1
+    )
     path[:, 1] *= 0.1  # a little bob
     rest = pose(np.zeros((1, 22, 3)))[0]  # (22, 3), the pelvis at its rest height
     body = np.einsum("tab,jb->tja", yaw(heading), rest - rest[0]) + rest[0]  # (T, 22, 3), turned about the pelvis
@@ -308,4 +374,6 @@ def test_a_body_carried_without_turning(frames, facing, vx, vz):
     across = (body[hml.LEFT_HIP] - body[hml.RIGHT_HIP]) + (body[hml.RIGHT_SHOULDER] - body[hml.LEFT_SHOULDER])
     smoothed_facing = np.cross([0.0, 1.0, 0.0], across)
     expected = qrot(qbetween(smoothed_facing, np.array([0.0, 0.0, 1.0])), step)  # (3,)
-    np.testing.assert_allclose(features[:, part["root_linear_velocity"]], np.tile(expected[[0, 2]], (frames - 1, 1)), atol=1e-6)
+    np.testing.assert_allclose(
+        features[:, part["root_linear_velocity"]], np.tile(expected[[0, 2]], (frames - 1, 1)), atol=1e-6
+    )

@@ -4,9 +4,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from motiondiff.data.procedural.dance import make_procedural_dance
-from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS
 from motiondiff.core.errors import UserError
+from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS
+from motiondiff.data.procedural.dance import make_procedural_dance
 from motiondiff.render.skeleton_video import (
     BACKGROUND,
     common_bounds,
@@ -52,8 +52,9 @@ def test_common_bounds_cover_all_samples():
 
 
 def test_skeleton_video_round_trip(tmp_path, clip):
-    path = write_skeleton_video(tmp_path / "deep" / "dance.mp4", clip, BODY20_PARENTS, fps=30, size=128,
-                                title="seed 0", names=BODY20_NAMES)  # fmt: skip
+    path = write_skeleton_video(
+        tmp_path / "deep" / "dance.mp4", clip, BODY20_PARENTS, fps=30, size=128, title="seed 0", names=BODY20_NAMES
+    )
     video = read_video(path)
     assert video.shape == (24, 128, 128, 3)
     assert not np.array_equal(video[0], video[-1])
@@ -67,8 +68,15 @@ def test_odd_size_is_padded_to_even(tmp_path, clip):
 
 def test_grid_video_round_trip(tmp_path, clip):
     samples = [clip, clip[:, :, ::-1].copy(), clip * 0.5, clip + 0.2, clip]
-    path = write_grid_video(tmp_path / "grid.mp4", samples, BODY20_PARENTS, fps=20, size=64,
-                            titles=[f"s{i}" for i in range(5)], names=BODY20_NAMES)  # fmt: skip
+    path = write_grid_video(
+        tmp_path / "grid.mp4",
+        samples,
+        BODY20_PARENTS,
+        fps=20,
+        size=64,
+        titles=[f"s{i}" for i in range(5)],
+        names=BODY20_NAMES,
+    )
     video = read_video(path)
     assert video.shape == (24, 2 * 64, 3 * 64, 3)  # 5 samples -> 2 rows x 3 columns
     tile = video[:, :64, :64]

@@ -4,8 +4,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS, forward_kinematics
 from motiondiff.core.errors import UserError
+from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS, forward_kinematics
 from motiondiff.render.skeleton_video import BACKGROUND, BONE_COLOURS
 from motiondiff.render.stick3d import (
     HEAD_ROOM,
@@ -21,12 +21,33 @@ from motiondiff.render.stick3d import (
 )
 
 # Rest offsets (metres) of a 1.7 m SMPL-22 figure facing +Z, arms hanging; its left is +X.
-SMPL22_OFFSETS = np.array([
-    [0, 0.93, 0], [0.08, -0.07, 0], [-0.08, -0.07, 0], [0, 0.11, -0.02], [0.01, -0.38, 0], [-0.01, -0.38, 0],
-    [0, 0.13, 0], [0, -0.40, -0.03], [0, -0.40, -0.03], [0, 0.05, 0.01], [0, -0.05, 0.12], [0, -0.05, 0.12],
-    [0, 0.21, -0.01], [0.07, 0.12, 0], [-0.07, 0.12, 0], [0, 0.10, 0.03], [0.11, 0.02, 0], [-0.11, 0.02, 0],
-    [0.03, -0.26, 0], [-0.03, -0.26, 0], [0, -0.25, 0.02], [0, -0.25, 0.02],
-], dtype=float)  # fmt: skip
+SMPL22_OFFSETS = np.array(
+    [
+        [0, 0.93, 0],
+        [0.08, -0.07, 0],
+        [-0.08, -0.07, 0],
+        [0, 0.11, -0.02],
+        [0.01, -0.38, 0],
+        [-0.01, -0.38, 0],
+        [0, 0.13, 0],
+        [0, -0.40, -0.03],
+        [0, -0.40, -0.03],
+        [0, 0.05, 0.01],
+        [0, -0.05, 0.12],
+        [0, -0.05, 0.12],
+        [0, 0.21, -0.01],
+        [0.07, 0.12, 0],
+        [-0.07, 0.12, 0],
+        [0, 0.10, 0.03],
+        [0.11, 0.02, 0],
+        [-0.11, 0.02, 0],
+        [0.03, -0.26, 0],
+        [-0.03, -0.26, 0],
+        [0, -0.25, 0.02],
+        [0, -0.25, 0.02],
+    ],
+    dtype=float,
+)
 JOINT = {name: i for i, name in enumerate(SMPL22_NAMES)}
 
 
@@ -169,7 +190,9 @@ def test_figure_walking_along_x_moves_right_on_screen_over_a_fixed_ground():
     assert centres[-1] - centres[0] > 0.25 * 200
     corner = (slice(185, 200), slice(0, 15))  # ground far from the figure: the camera does not move
     assert np.array_equal(frames[0][corner], frames[-1][corner])
-    assert any(near_colour(frames[0][corner], colour, 4).mean() > 0.2 for colour in TILE_COLOURS), "that corner is ground"
+    assert any(near_colour(frames[0][corner], colour, 4).mean() > 0.2 for colour in TILE_COLOURS), (
+        "that corner is ground"
+    )
 
 
 def test_nearer_bones_draw_over_farther_ones():
@@ -187,8 +210,15 @@ def test_nearer_bones_draw_over_farther_ones():
 
 def test_video_round_trip(tmp_path):
     joints = walking_and_waving(10)
-    path = write_stick3d_video(tmp_path / "deep" / "walk.mp4", joints, SMPL22_PARENTS, fps=20, caption="walk",
-                               names=SMPL22_NAMES, size=(128, 97))  # fmt: skip
+    path = write_stick3d_video(
+        tmp_path / "deep" / "walk.mp4",
+        joints,
+        SMPL22_PARENTS,
+        fps=20,
+        caption="walk",
+        names=SMPL22_NAMES,
+        size=(128, 97),
+    )
     video = read_video(path)
     assert video.shape == (10, 98, 128, 3), "odd heights are padded to even"
     assert iio.immeta(path, plugin="FFMPEG")["fps"] == pytest.approx(20)
@@ -197,8 +227,15 @@ def test_video_round_trip(tmp_path):
 
 def test_grid_runs_to_the_longest_clip_and_holds_finished_ones(tmp_path):
     clips = [walking_and_waving(6), walking_and_waving(10, wave=False), standing(3, step=(0.1, 0, 0))]
-    path = write_stick3d_grid(tmp_path / "grid.mp4", clips, SMPL22_PARENTS, fps=10, captions=["a", "b", "c"],
-                              names=SMPL22_NAMES, cell_size=(96, 96))  # fmt: skip
+    path = write_stick3d_grid(
+        tmp_path / "grid.mp4",
+        clips,
+        SMPL22_PARENTS,
+        fps=10,
+        captions=["a", "b", "c"],
+        names=SMPL22_NAMES,
+        cell_size=(96, 96),
+    )
     video = read_video(path).astype(int)
     assert video.shape == (10, 192, 192, 3)  # 3 clips -> 2 columns, 2 rows; the 10-frame clip sets the length
     assert iio.immeta(path, plugin="FFMPEG")["fps"] == pytest.approx(10)

@@ -35,4 +35,3 @@ def test_a_mask_of_another_length_is_refused():
 def test_plain_python_types_are_checked_too():
     with pytest.raises(TypeError):
         LinearSchedule(num_steps=10).q_sample("not a tensor", torch.zeros(1, dtype=torch.long), torch.randn(1, 2, 3))
-

@@ -18,19 +18,27 @@ from PIL import Image
 
 from conftest import CONFIG_DIR, ROOT, compose_config
 from motiondiff.cli import compare, evaluate
-from motiondiff.core.errors import UserError
 from motiondiff.cli.app import register_resolvers
+from motiondiff.core.errors import UserError
 from motiondiff.sweeps.jobs import SweepSummary
 
-TINY_DANCE = ["experiment=dance2d", "+trainer.fast_dev_run=true", "generate_after_training.num_samples=0",
-              "network.channel_mults=[1,2]", "network.num_res_blocks=1"]  # fmt: skip
+TINY_DANCE = [
+    "experiment=dance2d",
+    "+trainer.fast_dev_run=true",
+    "generate_after_training.num_samples=0",
+    "network.channel_mults=[1,2]",
+    "network.num_res_blocks=1",
+]
 
 
 def _multirun(sweep_dir, *overrides):
     return subprocess.run(
         [sys.executable, "-m", "motiondiff.train", "-m", *TINY_DANCE, *overrides, f"hydra.sweep.dir={sweep_dir}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +52,9 @@ def failing_sweep(tmp_path_factory):
 def joblib_sweep(tmp_path_factory):
     """Two tiny dance runs trained in parallel by the joblib launcher (hydra/launcher=local)."""
     sweep_dir = tmp_path_factory.mktemp("joblib_sweep")
-    return sweep_dir, _multirun(sweep_dir, "hydra/launcher=local", "hydra.launcher.n_jobs=2", "network.base_channels=8,16")
+    return sweep_dir, _multirun(
+        sweep_dir, "hydra/launcher=local", "hydra.launcher.n_jobs=2", "network.base_channels=8,16"
+    )
 
 
 def test_a_failed_job_does_not_stop_the_sweep_and_is_in_the_summary(failing_sweep):
@@ -78,7 +88,9 @@ def test_joblib_launcher_runs_the_jobs_in_parallel_processes(joblib_sweep):
     sweep_dir, result = joblib_sweep
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Joblib.Parallel(n_jobs=2" in result.stdout and "all 2 jobs completed" in result.stdout
-    widths = [int((sweep_dir / job / "config.yaml").read_text().split("base_channels: ")[1].split()[0]) for job in ("0", "1")]
+    widths = [
+        int((sweep_dir / job / "config.yaml").read_text().split("base_channels: ")[1].split()[0]) for job in ("0", "1")
+    ]
     assert widths == [8, 16]
     assert all((sweep_dir / job / "checkpoints" / "last.ckpt").is_file() for job in ("0", "1"))
     summary = json.loads((sweep_dir / "sweep_summary.json").read_text())
@@ -91,8 +103,16 @@ def test_slurm_launcher_config_resolves_and_sizes_a_gpu_job(tmp_path, monkeypatc
 
     register_resolvers()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=gpu", "hydra.launcher.partition=gpu",
-                                          f"hydra.sweep.dir={tmp_path}"], return_hydra_config=True)  # fmt: skip
+        cfg = compose(
+            "train",
+            overrides=[
+                "hydra/launcher=slurm",
+                "trainer=gpu",
+                "hydra.launcher.partition=gpu",
+                f"hydra.sweep.dir={tmp_path}",
+            ],
+            return_hydra_config=True,
+        )
     HydraConfig.instance().set_config(cfg)
     launcher_cfg = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert launcher_cfg["_target_"].endswith("submitit_launcher.SlurmLauncher")
@@ -116,7 +136,14 @@ def test_slurm_launcher_config_resolves_and_sizes_a_gpu_job(tmp_path, monkeypatc
     launcher.config = cfg
     with pytest.raises(StopIteration):
         launcher.launch([["seed=0"], ["seed=1"]], initial_job_idx=0)
-    for option in ("--partition=gpu", "--gpus-per-node=1", "--ntasks-per-node=1", "--cpus-per-task=8", "--mem=32GB", "--time=240"):
+    for option in (
+        "--partition=gpu",
+        "--gpus-per-node=1",
+        "--ntasks-per-node=1",
+        "--cpus-per-task=8",
+        "--mem=32GB",
+        "--time=240",
+    ):
         assert f"#SBATCH {option}\n" in submitted["sbatch"]
 
 
@@ -171,7 +198,11 @@ def test_evaluate_a_sweep_writes_one_evaluation_per_run_and_records_a_failure(jo
     shutil.copytree(sweep_dir / "1", sweep_dir / "broken")
     (sweep_dir / "broken" / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
     out = tmp_path / "evaluate"
-    cfg = compose_config("evaluate", out, [f"sweep_dir={sweep_dir}", "num_samples=4", "replications=2", "sampler=ddim", "sampler.num_steps=3"])
+    cfg = compose_config(
+        "evaluate",
+        out,
+        [f"sweep_dir={sweep_dir}", "num_samples=4", "replications=2", "sampler=ddim", "sampler.num_steps=3"],
+    )
     with pytest.raises(UserError, match="1 of 3 evaluations failed"):
         evaluate.run(cfg)
     for run in ("0", "1"):
@@ -182,7 +213,10 @@ def test_evaluate_a_sweep_writes_one_evaluation_per_run_and_records_a_failure(jo
     assert json.loads(status.read_text())["status"] == "failed" and "so it was not loaded" in status.read_text()
     rows = json.loads((out / "evaluations.json").read_text())["rows"]
     assert [(row["run_dir"], row["status"]) for row in rows] == [
-        (str(sweep_dir / "0"), "completed"), (str(sweep_dir / "1"), "completed"), (str(sweep_dir / "broken"), "failed")]
+        (str(sweep_dir / "0"), "completed"),
+        (str(sweep_dir / "1"), "completed"),
+        (str(sweep_dir / "broken"), "failed"),
+    ]
 
 
 def test_sweep_commands_write_their_own_folders_under_the_sweep(tmp_path):

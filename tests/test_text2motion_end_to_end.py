@@ -9,8 +9,8 @@ import pytest
 
 from conftest import compose_config
 from motiondiff.cli import generate, train
-from motiondiff.data.procedural.text_motion import write_procedural_dataset
 from motiondiff.core.errors import UserError
+from motiondiff.data.procedural.text_motion import write_procedural_dataset
 from test_text_encoders import write_tiny_clip
 
 NUM_MOTIONS = 40
@@ -22,17 +22,26 @@ FAST = ["+trainer.fast_dev_run=true", "sampler.num_steps=3", "generate_after_tra
 def data_dir(tmp_path_factory) -> Path:
     """A shared data directory holding one small procedural dataset (and the embedding caches)."""
     directory = tmp_path_factory.mktemp("data")
-    write_procedural_dataset(directory / f"procedural_text_motion-n{NUM_MOTIONS}-seed0", num_motions=NUM_MOTIONS, seed=0)
+    write_procedural_dataset(
+        directory / f"procedural_text_motion-n{NUM_MOTIONS}-seed0", num_motions=NUM_MOTIONS, seed=0
+    )
     return directory
 
 
 def train_text_run(run_dir: Path, data_dir: Path, *overrides) -> dict:
     """A fast_dev_run of experiment=text2motion on the small procedural dataset."""
     cfg = compose_config(
-        "train", run_dir,
-        ["experiment=text2motion", f"paths.data_dir={data_dir}", f"dataset.procedural.num_motions={NUM_MOTIONS}",
-         *TINY, *FAST, *overrides],
-    )  # fmt: skip
+        "train",
+        run_dir,
+        [
+            "experiment=text2motion",
+            f"paths.data_dir={data_dir}",
+            f"dataset.procedural.num_motions={NUM_MOTIONS}",
+            *TINY,
+            *FAST,
+            *overrides,
+        ],
+    )
     return train.run(cfg)
 
 
@@ -54,10 +63,18 @@ def test_train_writes_checkpoint_and_prompt_videos(adaln_run):
 def test_generate_with_prompt_length_and_guidance(adaln_run, tmp_path):
     out = tmp_path / "gen"
     cfg = compose_config(
-        "generate", out,
-        [f"run_dir={adaln_run['run_dir']}", "prompt=a person jumps twice", "length=60", "num_samples=2",
-         "guidance_weight=3", "sampler=ddim", "sampler.num_steps=3"],
-    )  # fmt: skip
+        "generate",
+        out,
+        [
+            f"run_dir={adaln_run['run_dir']}",
+            "prompt=a person jumps twice",
+            "length=60",
+            "num_samples=2",
+            "guidance_weight=3",
+            "sampler=ddim",
+            "sampler.num_steps=3",
+        ],
+    )
     generate.run(cfg)
     summary = json.loads((out / "generation.json").read_text())
     assert summary["guidance_weight"] == 3 and [s["length"] for s in summary["samples"]] == [60, 60]
@@ -72,10 +89,17 @@ def test_generate_from_a_prompts_file_draws_lengths_when_not_given(adaln_run, tm
     prompts.write_text("a person kicks with the left leg#50\n\na person squats\n")
     out = tmp_path / "gen"
     cfg = compose_config(
-        "generate", out,
-        [f"run_dir={adaln_run['run_dir']}", f"prompts_file={prompts}", "num_samples=1", "render=false",
-         "sampler=ddim", "sampler.num_steps=2"],
-    )  # fmt: skip
+        "generate",
+        out,
+        [
+            f"run_dir={adaln_run['run_dir']}",
+            f"prompts_file={prompts}",
+            "num_samples=1",
+            "render=false",
+            "sampler=ddim",
+            "sampler.num_steps=2",
+        ],
+    )
     generate.run(cfg)
     samples = json.loads((out / "generation.json").read_text())["samples"]
     assert [s["prompt"] for s in samples] == ["a person kicks with the left leg", "a person squats"]
@@ -84,10 +108,14 @@ def test_generate_from_a_prompts_file_draws_lengths_when_not_given(adaln_run, tm
 
 @pytest.mark.parametrize(
     "overrides, message",
-    [(["prompt= "], "empty"), (["prompt=a person jumps", "length=500"], "length=500"),
-     (["prompt=a person jumps", "guidance_weight=-1"], "guidance_weight"), ([], "no prompt"),
-     (["prompt=" + "jump " * 300], "tokens")],
-)  # fmt: skip
+    [
+        (["prompt= "], "empty"),
+        (["prompt=a person jumps", "length=500"], "length=500"),
+        (["prompt=a person jumps", "guidance_weight=-1"], "guidance_weight"),
+        ([], "no prompt"),
+        (["prompt=" + "jump " * 300], "tokens"),
+    ],
+)
 def test_bad_generation_requests_are_clear_errors(adaln_run, tmp_path, overrides, message):
     cfg = compose_config("generate", tmp_path / "gen", [f"run_dir={adaln_run['run_dir']}", "render=false", *overrides])
     with pytest.raises(UserError, match=message):
@@ -103,8 +131,14 @@ def test_other_variants_train_and_generate(tmp_path, data_dir, network):
 
 def test_clip_text_encoder_trains_and_generates(tmp_path, data_dir):
     clip = write_tiny_clip(tmp_path / "clip")
-    result = train_text_run(tmp_path / "run", data_dir, "network=cross_attention", "text_encoder=clip",
-                            f"text_encoder.model={clip}", "generate_after_training.prompts=[jumps]")  # tiny vocabulary, 24 tokens
+    result = train_text_run(
+        tmp_path / "run",
+        data_dir,
+        "network=cross_attention",
+        "text_encoder=clip",
+        f"text_encoder.model={clip}",
+        "generate_after_training.prompts=[jumps]",
+    )  # tiny vocabulary, 24 tokens
     assert (result["run_dir"] / "generations" / "final" / "sample_00.npy").is_file()
 
 
@@ -116,7 +150,11 @@ def test_precomputed_text_features_train_and_refuse_new_prompts(tmp_path, data_d
     for text_file in (root / "texts").glob("*.txt"):
         lines = [line for line in text_file.read_text().splitlines() if line.strip()]
         np.save(features / f"{text_file.stem}.npy", rng.normal(size=(len(lines), 16)).astype(np.float32))
-    overrides = ["text_encoder=precomputed", f"text_encoder.directory={features}", "generate_after_training.num_samples=0"]
+    overrides = [
+        "text_encoder=precomputed",
+        f"text_encoder.directory={features}",
+        "generate_after_training.num_samples=0",
+    ]
     result = train_text_run(tmp_path / "run", data_dir, *overrides)
     assert (result["run_dir"] / "checkpoints" / "last.ckpt").is_file()
     cfg = compose_config("generate", tmp_path / "gen", [f"run_dir={result['run_dir']}", "prompt=a person jumps"])

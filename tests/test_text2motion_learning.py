@@ -26,14 +26,29 @@ NUM_MOTIONS, FRAMES, STEPS = 300, 120, 600
 def trained(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("data")
     cfg = compose_config(
-        "train", tmp_path_factory.mktemp("run"),
-        ["experiment=text2motion", "network=adaln", f"paths.data_dir={data_dir}",
-         f"dataset.procedural.num_motions={NUM_MOTIONS}", f"dataset.max_frames={FRAMES}", "dataset.batch_size=32",
-         "network.latent_dim=96", "network.num_layers=3", "network.num_heads=4", "network.dropout=0.0",
-         f"network.max_frames={FRAMES}", "optimizer.lr=1e-3", "lr_scheduler.warmup_steps=50",
-         f"trainer.max_steps={STEPS}", "trainer.check_val_every_n_epoch=1000", "module.val_num_samples=0",
-         "generate_after_training.num_samples=0", "callbacks.checkpoint.save_top_k=0"],
-    )  # fmt: skip
+        "train",
+        tmp_path_factory.mktemp("run"),
+        [
+            "experiment=text2motion",
+            "network=adaln",
+            f"paths.data_dir={data_dir}",
+            f"dataset.procedural.num_motions={NUM_MOTIONS}",
+            f"dataset.max_frames={FRAMES}",
+            "dataset.batch_size=32",
+            "network.latent_dim=96",
+            "network.num_layers=3",
+            "network.num_heads=4",
+            "network.dropout=0.0",
+            f"network.max_frames={FRAMES}",
+            "optimizer.lr=1e-3",
+            "lr_scheduler.warmup_steps=50",
+            f"trainer.max_steps={STEPS}",
+            "trainer.check_val_every_n_epoch=1000",
+            "module.val_num_samples=0",
+            "generate_after_training.num_samples=0",
+            "callbacks.checkpoint.save_top_k=0",
+        ],
+    )
     torch.set_num_threads(2)
     result = train.run(cfg)
     return cfg, result
@@ -55,7 +70,9 @@ def test_conditional_model_moves_when_the_caption_says_so(trained):
     def gap_at(weight: float) -> float:
         generator = torch.Generator().manual_seed(0)
         sampler = DDIMSampler(num_steps=20, progress=False)
-        features = module.sample(len(held_out), sampler, generator, FRAMES, cond=cond, mask=mask, guidance_weight=weight)
+        features = module.sample(
+            len(held_out), sampler, generator, FRAMES, cond=cond, mask=mask, guidance_weight=weight
+        )
         joints = module.to_keypoints(features)  # (K, N, 22, 3)
         return travel_gap([joints[k, :n] for k, n in enumerate(lengths)], travels)
 

@@ -68,7 +68,9 @@ def test_minilm_rejects_empty_and_overlong_prompts_but_truncates_dataset_caption
     with pytest.raises(UserError, match=r"302 tokens .* at most 256"):
         minilm.encode([long])
     with caplog.at_level(logging.WARNING):
-        embedding = minilm.encode_items([CaptionItem("m", 0, long), CaptionItem("m", 1, long), CaptionItem("m", 2, "a jump")])
+        embedding = minilm.encode_items(
+            [CaptionItem("m", 0, long), CaptionItem("m", 1, long), CaptionItem("m", 2, "a jump")]
+        )
     warnings = [record.message for record in caplog.records if "truncated" in record.message]
     assert len(warnings) == 1 and warnings[0].startswith("2 of 3")
     assert embedding.token_mask.sum(1).tolist() == [256, 256, 4]
@@ -88,7 +90,11 @@ def test_text_embedding_select_trims_padding_and_cat_pads():
     both = TextEmbedding.cat([picked, embedding[[1]]])
     assert both.tokens.shape == (3, 4, 2) and both.token_mask.sum(1).tolist() == [2, 1, 4]
     assert set(both.as_cond()) == {"text_pooled", "text_tokens", "text_mask"}
-    assert embedding[torch.tensor([False, True, False])].tokens.shape == (1, 4, 2) and embedding[:1].tokens.shape == (1, 1, 2)
+    assert embedding[torch.tensor([False, True, False])].tokens.shape == (1, 4, 2) and embedding[:1].tokens.shape == (
+        1,
+        1,
+        2,
+    )
 
 
 # ---------------------------------------------------------------- CLIP
@@ -99,13 +105,24 @@ def write_tiny_clip(directory: Path) -> Path:
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
     letters = list(string.ascii_lowercase)
-    vocab = {token: i for i, token in enumerate(["<|startoftext|>", "<|endoftext|>", *letters, *[c + "</w>" for c in letters]])}
+    vocab = {
+        token: i
+        for i, token in enumerate(["<|startoftext|>", "<|endoftext|>", *letters, *[c + "</w>" for c in letters]])
+    }
     directory.mkdir()
     (directory / "vocab.json").write_text(json.dumps(vocab))
     (directory / "merges.txt").write_text("#version: 0.2\n")
     config = CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=24, projection_dim=16, bos_token_id=0, eos_token_id=1, pad_token_id=1,
+        vocab_size=len(vocab),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=24,
+        projection_dim=16,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
     )
     torch.manual_seed(0)
     CLIPTextModelWithProjection(config).save_pretrained(directory)
@@ -125,7 +142,9 @@ def test_clip_encodes_with_projection_and_mask(tiny_clip):
     assert embedding.token_mask.sum(1).tolist() == [14, 4, 4]
     assert embedding.pooled.shape == (3, 16) and embedding.tokens.shape == (3, 14, 16)
     assert embedding.tokens[~embedding.token_mask].abs().max() == 0
-    assert torch.allclose(embedding.pooled[1], embedding.pooled[2]) and not torch.allclose(embedding.pooled[0], embedding.pooled[1])
+    assert torch.allclose(embedding.pooled[1], embedding.pooled[2]) and not torch.allclose(
+        embedding.pooled[0], embedding.pooled[1]
+    )
     # pooled = projection of the hidden state at the end token
     hidden = encoder._model.text_model(input_ids=torch.tensor([[0, 9, 36, 1]])).last_hidden_state[0, -1]  # "hi"
     assert torch.allclose(encoder._model.text_projection(hidden), embedding.pooled[1], atol=1e-5)
@@ -159,9 +178,14 @@ def test_precomputed_pooled_and_token_files(tmp_path):
     items = [CaptionItem("m1", 2, "x"), CaptionItem("m1", 0, "y")]
     assert encoder.item_key(items[0]) == "m1#2"
     embedding = encoder.encode_items(items)
-    assert np.array_equal(embedding.pooled.numpy(), vectors[[2, 0]]) and embedding.token_mask.tolist() == [[True], [True]]
+    assert np.array_equal(embedding.pooled.numpy(), vectors[[2, 0]]) and embedding.token_mask.tolist() == [
+        [True],
+        [True],
+    ]
 
-    embedding = PrecomputedEncoder(str(token_dir), tokens=True).encode_items([CaptionItem("m1", 0, "x"), CaptionItem("m1", 1, "y")])
+    embedding = PrecomputedEncoder(str(token_dir), tokens=True).encode_items(
+        [CaptionItem("m1", 0, "x"), CaptionItem("m1", 1, "y")]
+    )
     assert embedding.token_mask.sum(1).tolist() == [2, 3] and embedding.tokens.shape == (2, 3, 5)
     assert embedding.pooled[:, 0].tolist() == [2.0, 2.0]
 
@@ -226,7 +250,9 @@ def test_cache_computes_only_missing_keys(tmp_path):
     direct = CountingEncoder().encode_items(items)
     assert embedding.token_mask.tolist() == direct.token_mask.tolist()
     assert torch.allclose(embedding.tokens, direct.tokens, atol=1e-3) and torch.equal(embedding.pooled, direct.pooled)
-    assert embedding.tokens[0, 2, 2] != 0.1234567 and abs(float(embedding.tokens[0, 2, 2]) - 0.1234567) < 1e-4  # float16
+    assert (
+        embedding.tokens[0, 2, 2] != 0.1234567 and abs(float(embedding.tokens[0, 2, 2]) - 0.1234567) < 1e-4
+    )  # float16
 
     more = caption_items("a person walks", "someone sits", "a person jumps high now")
     table = cached_table(fresh, more, tmp_path)

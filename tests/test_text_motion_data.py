@@ -13,12 +13,12 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import compose_config, shared_path
+from motiondiff.core.errors import UserError, find_user_error
+from motiondiff.data.normalizers import STD_FLOOR, FeatureNormalizer
 from motiondiff.data.representations import humanml3d_features as hml
 from motiondiff.data.representations import smplrifke
 from motiondiff.data.representations.registry import REPRESENTATIONS, get_representation
-from motiondiff.data.normalizers import STD_FLOOR, FeatureNormalizer
 from motiondiff.data.text_motion import TextMotionDataModule
-from motiondiff.core.errors import UserError, find_user_error
 from motiondiff.text.encoders import TextEmbedding, TextEncoder
 
 DIM = 8
@@ -87,7 +87,10 @@ def hml_root(tmp_path) -> Path:
     nan = motion(60, seed=4)
     nan[10, 3] = np.nan
     motions = {
-        "000001": (motion(100, seed=1), [line("a person walks"), line("someone strolls"), line("a person waves", *SUBCLIP)]),
+        "000001": (
+            motion(100, seed=1),
+            [line("a person walks"), line("someone strolls"), line("a person waves", *SUBCLIP)],
+        ),
         "000002": (motion(60, seed=2), [line("a person jumps")]),
         "000003": (motion(30, seed=3), [line("too short")]),
         "000004": (nan, [line("broken numbers")]),
@@ -97,8 +100,11 @@ def hml_root(tmp_path) -> Path:
         "000011": (motion(50, seed=11), [line("a person claps")]),
         "000020": (motion(80, seed=20), [line("a person kicks"), line("kicking")]),
     }
-    splits = {"train": ["000001", "000002", "000003", "000004", "000005", "000006", "000007"],
-              "val": ["000010", "000011"], "test": ["000020"]}  # fmt: skip
+    splits = {
+        "train": ["000001", "000002", "000003", "000004", "000005", "000006", "000007"],
+        "val": ["000010", "000011"],
+        "test": ["000020"],
+    }
     return write_humanml3d(tmp_path / "hml", motions, splits)
 
 
@@ -128,8 +134,13 @@ def test_humanml3d_items_subclips_and_skips(hml_root, tmp_path, caplog):
     assert [(c.text, c.line) for c in train.clips[0].captions] == [("a person walks", 0), ("someone strolls", 1)]
     assert [(c.text, c.line) for c in train.clips[3].captions] == [("a person sits", 1)]  # blank lines not numbered
     messages = warnings_of(caplog)
-    for expected in ["1 motions or sub-clips are shorter than min_frames=40", "1 ids have no feature file",
-                     "1 motions contain NaN", "3 caption lines are empty", "1 motions have no usable caption"]:  # fmt: skip
+    for expected in [
+        "1 motions or sub-clips are shorter than min_frames=40",
+        "1 ids have no feature file",
+        "1 motions contain NaN",
+        "3 caption lines are empty",
+        "1 motions have no usable caption",
+    ]:
         assert sum(expected in m for m in messages) == 1, (expected, messages)
 
 
@@ -266,12 +277,16 @@ def test_real_humanml3d_sample_loads(tmp_path, caplog):
 
 def test_procedural_root_is_generated_once_and_read_as_humanml3d(tmp_path):
     encoder = FakeEncoder()
-    module = make_module("procedural", tmp_path, encoder=encoder, procedural={"num_motions": 20, "seed": 0}, min_frames=20)
+    module = make_module(
+        "procedural", tmp_path, encoder=encoder, procedural={"num_motions": 20, "seed": 0}, min_frames=20
+    )
     info = module.info
     assert info.source == str(tmp_path / "cache" / "procedural_text_motion-n20-seed0")
     assert (Path(info.source) / "procedural.json").is_file()
     assert info.num_train >= 8 and info.representation == "humanml3d"
-    again = make_module("procedural", tmp_path, encoder=FakeEncoder(), procedural={"num_motions": 20, "seed": 0}, min_frames=20)
+    again = make_module(
+        "procedural", tmp_path, encoder=FakeEncoder(), procedural={"num_motions": 20, "seed": 0}, min_frames=20
+    )
     assert again.info == info
 
 
@@ -283,8 +298,11 @@ def test_hydra_configs_build_the_datamodule(hml_root, tmp_path):
     with pytest.raises(Exception) as error:
         instantiate(cfg.dataset, text_encoder=FakeEncoder())
     assert "dataset.root is not set" in str(find_user_error(error.value))
-    cfg = compose_config("train", tmp_path / "run", ["dataset=humanml3d", f"dataset.root={hml_root}",
-                                                     f"dataset.cache_dir={tmp_path / 'cache'}"])  # fmt: skip
+    cfg = compose_config(
+        "train",
+        tmp_path / "run",
+        ["dataset=humanml3d", f"dataset.root={hml_root}", f"dataset.cache_dir={tmp_path / 'cache'}"],
+    )
     module = instantiate(cfg.dataset, text_encoder=FakeEncoder())
     module.setup("fit")
     assert module.info.num_train == 4
@@ -298,8 +316,12 @@ def write_lab(root: Path) -> Path:
     """A lab-layout directory of four motions (plain captions, 205 features)."""
     for folder in ("smpl_rifke", "caption_raw"):
         (root / folder).mkdir(parents=True)
-    captions = {"M01": ["a person walks", "walking forward"], "M02": ["a person jumps"], "M03": ["a person sits"],
-                "M04": ["a person bows"]}  # fmt: skip
+    captions = {
+        "M01": ["a person walks", "walking forward"],
+        "M02": ["a person jumps"],
+        "M03": ["a person sits"],
+        "M04": ["a person bows"],
+    }
     for index, (motion_id, lines) in enumerate(captions.items()):
         np.save(root / "smpl_rifke" / f"{motion_id}.npy", motion(50 + 10 * index, features=205, seed=index))
         (root / "caption_raw" / f"{motion_id}.txt").write_text("\n".join(lines) + "\n")
@@ -317,7 +339,10 @@ def test_lab_layout_loads_smplrifke_with_training_statistics(tmp_path):
     info = module.info
     assert (info.representation, info.features, info.num_joints) == ("smplrifke", 205, 24)
     assert info.joint_names[-2:] == ("left_hand", "right_hand") and info.parents[-2:] == (20, 21)
-    assert [(c.text, c.line) for c in module.train_set.clips[0].captions] == [("a person walks", 0), ("walking forward", 1)]
+    assert [(c.text, c.line) for c in module.train_set.clips[0].captions] == [
+        ("a person walks", 0),
+        ("walking forward", 1),
+    ]
     batch = next(iter(module.val_dataloader()))
     assert batch["motion"].shape == (1, 70, 205) and batch["caption"] == ["a person sits"]
     assert module.test_items()[0]["name"] == "M04"
@@ -375,7 +400,9 @@ def test_smplrifke_conventions_and_batches():
     np.testing.assert_allclose(features[:, part["root_velocity"]], [[0.0, -0.05]] * 30, atol=1e-6)  # AMASS: faces -y
     np.testing.assert_allclose(features[:, part["heading_velocity"]], 0.0, atol=1e-6)
     np.testing.assert_allclose(features[:, part["rotations"]][:, :6], [smplrifke.IDENTITY_6D] * 30)
-    batch = torch.from_numpy(np.stack([features, features * 0.5])).float()[:, None].repeat(1, 3, 1, 1)  # (2, 3, 30, 205)
+    batch = (
+        torch.from_numpy(np.stack([features, features * 0.5])).float()[:, None].repeat(1, 3, 1, 1)
+    )  # (2, 3, 30, 205)
     joints = smplrifke.features_to_joints(batch)
     assert isinstance(joints, torch.Tensor) and joints.shape == (2, 3, 30, 24, 3)
     np.testing.assert_allclose(joints[0, 2].numpy(), straight - [0, straight[..., 1].min(), 0], atol=1e-5)

@@ -1,4 +1,4 @@
-"""MotionTransformer variants: shapes, padding, zero/identity init, the condition and its null, gradients, batching, configs."""
+"""MotionTransformer variants: shapes, padding, zero/identity init, condition and null, gradients, batching, configs."""
 
 from pathlib import Path
 
@@ -61,7 +61,9 @@ def make_cond(batch: int, tokens: int = 5, seed: int = 1, lengths=None) -> dict:
 def inputs(batch: int = 3, frames: int = 12, seed: int = 2):
     """Random motion and timesteps."""
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, frames, FEATURES, generator=generator), torch.randint(0, 1000, (batch,), generator=generator)
+    return torch.randn(batch, frames, FEATURES, generator=generator), torch.randint(
+        0, 1000, (batch,), generator=generator
+    )
 
 
 def select(cond: dict, index) -> dict:
@@ -93,7 +95,12 @@ def test_padded_frames_and_padded_tokens_change_nothing(name):
     # Other values, even NaN, on padded frames and padded text tokens.
     x2 = torch.where(mask[:, :, None], x, 100 * torch.randn_like(x))
     x2[1, -1] = float("nan")
-    cond2 = {**cond, "text_tokens": torch.where(cond["text_mask"][:, :, None], cond["text_tokens"], 50 * torch.randn_like(cond["text_tokens"]))}
+    cond2 = {
+        **cond,
+        "text_tokens": torch.where(
+            cond["text_mask"][:, :, None], cond["text_tokens"], 50 * torch.randn_like(cond["text_tokens"])
+        ),
+    }
     cond2["text_tokens"][2, 0] = float("nan")
     out2 = net(x2, t, cond2, mask)
     torch.testing.assert_close(out2, out, atol=1e-5, rtol=0)
@@ -134,7 +141,9 @@ def test_the_condition_matters_and_drop_equals_no_condition(name):
     assert (out - net(x, t)).abs().amax(dim=(1, 2)).min() > 1e-3
     all_dropped = net(x, t, {**cond, "drop": torch.ones(3, dtype=torch.bool)})
     torch.testing.assert_close(all_dropped, net(x, t, None), atol=1e-6, rtol=0)
-    torch.testing.assert_close(all_dropped, net(x, t, {**other, "drop": torch.ones(3, dtype=torch.bool)}), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        all_dropped, net(x, t, {**other, "drop": torch.ones(3, dtype=torch.bool)}), atol=1e-6, rtol=0
+    )
     some = net(x, t, {**cond, "drop": torch.tensor([False, True, False])})
     torch.testing.assert_close(some[1], all_dropped[1], atol=1e-6, rtol=0)
     torch.testing.assert_close(some[[0, 2]], out[[0, 2]], atol=1e-6, rtol=0)
@@ -210,7 +219,11 @@ def test_hydra_config_instantiates(variant):
     assert "features" not in cfg and "text_dim" not in cfg
     net = instantiate(cfg, features=263, text_dim=384, latent_dim=32, num_layers=2, num_heads=4)
     x = torch.randn(2, 40, 263)
-    cond = {"text_pooled": torch.randn(2, 384), "text_tokens": torch.randn(2, 3, 384), "text_mask": torch.ones(2, 3, dtype=torch.bool)}
+    cond = {
+        "text_pooled": torch.randn(2, 384),
+        "text_tokens": torch.randn(2, 3, 384),
+        "text_mask": torch.ones(2, 3, dtype=torch.bool),
+    }
     assert net(x, torch.tensor([3, 500]), cond, torch.ones(2, 40, dtype=torch.bool)).shape == x.shape
     reference = instantiate(cfg, features=263, text_dim=384)
     n_params = sum(p.numel() for p in reference.parameters())

@@ -1,4 +1,4 @@
-"""`motiondiff-compare` (or `python -m motiondiff.compare`): configs/compare.yaml, then motiondiff.evaluation.compare.run."""
+"""`motiondiff-compare` / `-m motiondiff.compare`: compare.yaml, then evaluation.compare.run."""
 
 from motiondiff.cli.app import hydra_entry_point
 from motiondiff.evaluation.compare import run

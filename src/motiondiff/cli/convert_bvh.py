@@ -1,4 +1,4 @@
-"""`motiondiff-convert-bvh` (or `python -m motiondiff.convert_bvh`): configs/convert_bvh.yaml, then motiondiff.data.formats.bvh_to_humanml3d.run."""
+"""`motiondiff-convert-bvh` / `-m motiondiff.convert_bvh`: convert_bvh.yaml, then data.formats.bvh_to_humanml3d.run."""
 
 from motiondiff.cli.app import hydra_entry_point
 from motiondiff.data.formats.bvh_to_humanml3d import run

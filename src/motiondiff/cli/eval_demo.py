@@ -1,4 +1,4 @@
-"""`motiondiff-eval-demo` (or `python -m motiondiff.eval_demo`): configs/eval_demo.yaml, then motiondiff.demos.eval_demo.run."""
+"""`motiondiff-eval-demo` / `-m motiondiff.eval_demo`: eval_demo.yaml, then demos.eval_demo.run."""
 
 from motiondiff.cli.app import hydra_entry_point
 from motiondiff.demos.eval_demo import run

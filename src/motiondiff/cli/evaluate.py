@@ -1,4 +1,4 @@
-"""`motiondiff-evaluate` (or `python -m motiondiff.evaluate`): configs/evaluate.yaml, then motiondiff.evaluation.run.run."""
+"""`motiondiff-evaluate` / `-m motiondiff.evaluate`: evaluate.yaml, then evaluation.run.run."""
 
 from motiondiff.cli.app import hydra_entry_point
 from motiondiff.evaluation.run import run

@@ -1,4 +1,4 @@
-"""`motiondiff-generate` (or `python -m motiondiff.generate`): configs/generate.yaml, then motiondiff.generation.run.run."""
+"""`motiondiff-generate` / `-m motiondiff.generate`: generate.yaml, then generation.run.run."""
 
 from motiondiff.cli.app import hydra_entry_point
 from motiondiff.generation.run import run

@@ -34,14 +34,16 @@ def defaults_entries(config_dir: Path, config_name: str) -> list:
     """(group, package, default option, comment) for each group the config's defaults list names, parents followed."""
     text = (config_dir / f"{config_name}.yaml").read_text()
     defaults = (yaml.safe_load(text) or {}).get("defaults", [])
-    comments = {line.split(":")[0].strip(" -"): line.partition("#")[2].strip() for line in text.splitlines() if "#" in line}
+    comments = {
+        line.split(":")[0].strip(" -"): line.partition("#")[2].strip() for line in text.splitlines() if "#" in line
+    }
     entries = []
     for entry in defaults:
         if isinstance(entry, str):
             if entry != "_self_":
                 entries += defaults_entries(config_dir, entry)
             continue
-        (key, option), = entry.items()
+        ((key, option),) = entry.items()
         group, _, package = key.partition("@")
         if group in ("hydra", "override hydra"):
             continue
@@ -63,8 +65,12 @@ def own_options(config_dir: Path, config_name: str) -> str:
 
 def command_help(config_dir: Path, config_name: str, program: str) -> str:
     """The help text of the command composing `config_name`."""
-    parts = [f"{program}: {first_comment(config_dir / f'{config_name}.yaml')}", "",
-             f"Usage: {program} [group=option ...] [key=value ...]", ""]
+    parts = [
+        f"{program}: {first_comment(config_dir / f'{config_name}.yaml')}",
+        "",
+        f"Usage: {program} [group=option ...] [key=value ...]",
+        "",
+    ]
     entries = defaults_entries(config_dir, config_name)
     if entries:
         parts.append("Config groups (group=option; default first):")
@@ -76,5 +82,11 @@ def command_help(config_dir: Path, config_name: str, program: str) -> str:
             for option in options:
                 parts.append(f"      {option:<18} {first_comment(config_dir / group / f'{option}.yaml')}".rstrip())
         parts.append("")
-    parts += ["Options (key=value, as the config file writes them):", "", own_options(config_dir, config_name), "", HYDRA_FLAGS]
+    parts += [
+        "Options (key=value, as the config file writes them):",
+        "",
+        own_options(config_dir, config_name),
+        "",
+        HYDRA_FLAGS,
+    ]
     return "\n".join(parts) + "\n"

@@ -1,4 +1,4 @@
-"""`motiondiff-render-data` (or `python -m motiondiff.render_data`): configs/render_data.yaml, then motiondiff.render.data_preview.run."""
+"""`motiondiff-render-data` / `-m motiondiff.render_data`: render_data.yaml, then render.data_preview.run."""
 
 from motiondiff.cli.app import hydra_entry_point
 from motiondiff.render.data_preview import run

@@ -1,4 +1,4 @@
-"""`motiondiff-sweep-demo` (or `python -m motiondiff.sweep_demo`): configs/sweep_demo.yaml, then motiondiff.demos.sweep_demo.run."""
+"""`motiondiff-sweep-demo` / `-m motiondiff.sweep_demo`: sweep_demo.yaml, then demos.sweep_demo.run."""
 
 from motiondiff.cli.app import hydra_entry_point
 from motiondiff.demos.sweep_demo import run

@@ -1,4 +1,4 @@
-"""`motiondiff-train` (or `python -m motiondiff.train`): configs/train.yaml, then motiondiff.runs.train.run."""
+"""`motiondiff-train` / `-m motiondiff.train`: train.yaml, then runs.train.run."""
 
 from motiondiff.cli.app import hydra_entry_point
 from motiondiff.runs.train import run

@@ -47,10 +47,12 @@ def require_file(path, what: str, hint: str = "check the path") -> None:
 
 
 def refuse_existing_outputs(out_dir, names, noun: str) -> None:
-    """Raise a UserError if out_dir already holds one of the files `names` (a command's outputs are never overwritten)."""
+    """Raise a UserError if out_dir already holds any file of `names` (a command's outputs are never overwritten)."""
     existing = [name for name in names if (Path(out_dir) / name).exists()]
     if existing:
-        raise UserError(f"'{Path(out_dir) / existing[0]}' already exists: {noun} never overwrite; give another hydra.run.dir.")
+        raise UserError(
+            f"'{Path(out_dir) / existing[0]}' already exists: {noun} never overwrite; give another hydra.run.dir."
+        )
 
 
 def first_sentence(error: BaseException) -> str:

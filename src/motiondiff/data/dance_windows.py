@@ -9,9 +9,9 @@ checkpoint (`KeypointNormalizer` is part of the LightningModule's state).
 """
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Optional
 
 import lightning as L
@@ -132,7 +132,9 @@ class DanceDataModule(L.LightningDataModule):
         self.sequence, self.train_frames = sequence, train_frames
         self.normalizer.fit(sequence.keypoints[:train_frames], self.root_joint)
         features = self.normalizer.normalize(torch.from_numpy(sequence.keypoints))  # (T, J*2)
-        self.train_set = WindowDataset(features[:train_frames], window_starts(train_frames, self.window, self.stride), self.window)
+        self.train_set = WindowDataset(
+            features[:train_frames], window_starts(train_frames, self.window, self.stride), self.window
+        )
         val_starts = window_starts(frames - train_frames, self.window, self.stride)
         self.val_set = WindowDataset(features[train_frames:], val_starts, self.window)
         if len(self.train_set) < self.batch_size:
@@ -162,13 +164,20 @@ class DanceDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
-            self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers, drop_last=False,
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            drop_last=False,
             pin_memory=torch.cuda.is_available(),  # faster host-to-GPU copies; nothing to gain on CPU
         )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(
-            self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+            self.val_set,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
         )
 
@@ -184,4 +193,3 @@ def check_window_fits(frames: int, window: int, val_fraction: float, source: str
             "lower dataset.window or use a longer clip."
         )
     return train_frames
-

@@ -112,9 +112,13 @@ def describe_data(saved: dict) -> MotionData:
     """The data description saved in a checkpoint (`to_dict`), also one written by older versions of motiondiff."""
     kind = KINDS.get(saved.get("kind"))
     if kind is None:
-        raise UserError(f"the checkpoint describes data of kind {saved.get('kind')!r}; known kinds: {', '.join(KINDS)}.")
+        raise UserError(
+            f"the checkpoint describes data of kind {saved.get('kind')!r}; known kinds: {', '.join(KINDS)}."
+        )
     names = {field.name for field in fields(kind)}
     missing = sorted(names - set(saved))
     if missing:
-        raise UserError(f"the checkpoint's data description lacks {', '.join(missing)}; it was not written by motiondiff.")
+        raise UserError(
+            f"the checkpoint's data description lacks {', '.join(missing)}; it was not written by motiondiff."
+        )
     return kind(**{key: value for key, value in saved.items() if key in names})

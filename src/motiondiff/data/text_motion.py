@@ -20,9 +20,9 @@ caption [B str]; name [B str]; length (B,) long. N is the longest length in the 
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Optional
 
 import lightning as L
@@ -32,7 +32,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
-from motiondiff.data.formats.humanml3d_layout import HUMANML3D_LAYOUT, check_root, read_split, read_split_ids, split_caption_items
+from motiondiff.data.formats.humanml3d_layout import (
+    HUMANML3D_LAYOUT,
+    check_root,
+    read_split,
+    read_split_ids,
+    split_caption_items,
+)
 from motiondiff.data.formats.lab_layout import LAB_LAYOUT
 from motiondiff.data.info import TextMotionData
 from motiondiff.data.normalizers import FeatureNormalizer
@@ -141,12 +147,21 @@ class TextMotionDataModule(L.LightningDataModule):
             raise UserError(f"dataset.layout='{layout}' is not one of: {', '.join(LAYOUTS)}.")
         if str(root) == "procedural" and layout != "humanml3d":
             raise UserError(
-                f"dataset.root=procedural is written in the humanml3d layout; set dataset.layout=humanml3d, not '{layout}'."
+                f"dataset.root=procedural is written in the humanml3d layout; set dataset.layout=humanml3d, "
+                f"not '{layout}'."
             )
-        max_frames, min_frames = whole_number("dataset.max_frames", max_frames), whole_number("dataset.min_frames", min_frames)
+        max_frames, min_frames = (
+            whole_number("dataset.max_frames", max_frames),
+            whole_number("dataset.min_frames", min_frames),
+        )
         batch_size = whole_number("dataset.batch_size", batch_size)
         self.root, self.text_encoder, self.layout = str(root), text_encoder, LAYOUTS[layout]
-        self.max_frames, self.min_frames, self.batch_size, self.num_workers = max_frames, min_frames, batch_size, num_workers
+        self.max_frames, self.min_frames, self.batch_size, self.num_workers = (
+            max_frames,
+            min_frames,
+            batch_size,
+            num_workers,
+        )
         self.cache_dir, self.procedural = cache_dir, dict(procedural or {})
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self.representation = get_representation(self.layout.representation)
@@ -194,7 +209,8 @@ class TextMotionDataModule(L.LightningDataModule):
         if len(self.train_set) < self.batch_size:
             log.warning(
                 "only %d training items for dataset.batch_size=%d; batches will be smaller than asked.",
-                len(self.train_set), self.batch_size,
+                len(self.train_set),
+                self.batch_size,
             )
 
     def _embed(self, items: list) -> None:
@@ -247,11 +263,15 @@ class TextMotionDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: TextMotionDataset, shuffle: bool) -> DataLoader:
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
             collate_fn=TextMotionCollate(self.table),
             # Pinned host memory speeds the copy to a GPU (nothing to gain on CPU); workers stay alive between epochs.
-            pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
-        )  # fmt: skip
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

@@ -33,13 +33,38 @@ def plan(cfg: DictConfig, root: Path) -> list:
     """(name, train command, evaluate command) for every model of the demo."""
     evaluate = [f"replications={cfg.replications}", *cfg.evaluate_overrides]
     steps = [
-        (v, command("train", "experiment=text2motion", f"network={v}", f"trainer.max_steps={cfg.text_steps}", f"hydra.run.dir={root / v}"),
-         command("evaluate", f"run_dir={root / v}", f"evaluator={root / 'evaluator'}", *evaluate, f"hydra.run.dir={root / v / 'evaluation'}"))
+        (
+            v,
+            command(
+                "train",
+                "experiment=text2motion",
+                f"network={v}",
+                f"trainer.max_steps={cfg.text_steps}",
+                f"hydra.run.dir={root / v}",
+            ),
+            command(
+                "evaluate",
+                f"run_dir={root / v}",
+                f"evaluator={root / 'evaluator'}",
+                *evaluate,
+                f"hydra.run.dir={root / v / 'evaluation'}",
+            ),
+        )
         for v in cfg.variants
-    ]  # fmt: skip
+    ]
     if cfg.dance:
-        steps.append(("dance (punet)", command("train", "experiment=dance2d", f"hydra.run.dir={root / 'dance'}"),
-                      command("evaluate", f"run_dir={root / 'dance'}", f"replications={cfg.replications}", f"hydra.run.dir={root / 'dance' / 'evaluation'}")))  # fmt: skip
+        steps.append(
+            (
+                "dance (punet)",
+                command("train", "experiment=dance2d", f"hydra.run.dir={root / 'dance'}"),
+                command(
+                    "evaluate",
+                    f"run_dir={root / 'dance'}",
+                    f"replications={cfg.replications}",
+                    f"hydra.run.dir={root / 'dance' / 'evaluation'}",
+                ),
+            )
+        )
     return steps
 
 
@@ -47,8 +72,16 @@ def run(cfg: DictConfig) -> Path:
     """Train and evaluate every model; write <out>/results.md; return its path."""
     root = Path(cfg.paths.output_dir)
     record: list = []
-    execute(command("train", "experiment=evaluator", f"trainer.max_steps={cfg.evaluator_steps}", f"hydra.run.dir={root / 'evaluator'}"), record)
-    for name, train, evaluate in plan(cfg, root):
+    execute(
+        command(
+            "train",
+            "experiment=evaluator",
+            f"trainer.max_steps={cfg.evaluator_steps}",
+            f"hydra.run.dir={root / 'evaluator'}",
+        ),
+        record,
+    )
+    for _, train, evaluate in plan(cfg, root):
         execute(train, record)
         execute(evaluate, record)
     text_rows, dance_rows = {}, {}
@@ -67,14 +100,21 @@ def run(cfg: DictConfig) -> Path:
 def results_markdown(cfg, text_rows: dict, dance_rows: dict, record: list) -> str:
     """The results file: tables, then the machine and every command with its wall time."""
     cpu = f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
-    parts = [f"# eval-demo results\n\nMeasured on {cpu}, {'CUDA' if torch.cuda.is_available() else 'no GPU'}; "
-             f"text variants trained {cfg.text_steps} steps, evaluator {cfg.evaluator_steps} steps. "
-             f"Mean ± 95% interval (Student t) over {cfg.replications} replications.\n"]  # fmt: skip
+    parts = [
+        f"# eval-demo results\n\nMeasured on {cpu}, {'CUDA' if torch.cuda.is_available() else 'no GPU'}; "
+        f"text variants trained {cfg.text_steps} steps, evaluator {cfg.evaluator_steps} steps. "
+        f"Mean ± 95% interval (Student t) over {cfg.replications} replications.\n"
+    ]
     if text_rows:
-        parts.append("## Text-to-motion (procedural test split)\n\nThe `real data` row is the evaluator on real test "
-                     "pairs: its R@k is the evaluator's own retrieval quality, its FD the real-vs-real floor.\n\n" + markdown_table(text_rows) + "\n")
+        parts.append(
+            "## Text-to-motion (procedural test split)\n\nThe `real data` row is the evaluator on real test "
+            "pairs: its R@k is the evaluator's own retrieval quality, its FD the real-vs-real floor.\n\n"
+            + markdown_table(text_rows)
+            + "\n"
+        )
     if dance_rows:
         parts.append("## Single dance\n\n" + markdown_table(dance_rows) + "\n")
-    parts.append("## Commands\n\n" + "\n".join(f"- `{shown}` ({seconds / 60:.1f} min)" for shown, seconds in record) + "\n")
+    parts.append(
+        "## Commands\n\n" + "\n".join(f"- `{shown}` ({seconds / 60:.1f} min)" for shown, seconds in record) + "\n"
+    )
     return "\n".join(parts)
-

@@ -27,8 +27,16 @@ def execute(argv: list, record: list) -> int:
 def sweep_command(cfg: DictConfig, sweep_dir: Path) -> list:
     """The training multirun: every variant x seed, shrunk to the demo's budget."""
     launcher = [] if cfg.launcher == "basic" else [f"hydra/launcher={cfg.launcher}"]
-    return command("train", "-m", *launcher, "experiment=text2motion", f"network={','.join(cfg.variants)}",
-                   f"seed={','.join(str(s) for s in cfg.seeds)}", *cfg.train_overrides, f"hydra.sweep.dir={sweep_dir}")  # fmt: skip
+    return command(
+        "train",
+        "-m",
+        *launcher,
+        "experiment=text2motion",
+        f"network={','.join(cfg.variants)}",
+        f"seed={','.join(str(s) for s in cfg.seeds)}",
+        *cfg.train_overrides,
+        f"hydra.sweep.dir={sweep_dir}",
+    )
 
 
 def run(cfg: DictConfig) -> Path:
@@ -36,7 +44,12 @@ def run(cfg: DictConfig) -> Path:
     root = Path(cfg.paths.output_dir)
     evaluator, sweep_dir = root / "evaluator", root / "sweep"
     record: list = []
-    if execute(command("train", "experiment=evaluator", *cfg.evaluator_overrides, f"hydra.run.dir={evaluator}"), record) != 0:
+    if (
+        execute(
+            command("train", "experiment=evaluator", *cfg.evaluator_overrides, f"hydra.run.dir={evaluator}"), record
+        )
+        != 0
+    ):
         raise UserError(f"training the evaluator failed (see its output above and '{evaluator}').")
     execute(sweep_command(cfg, sweep_dir), record)  # failed jobs are in sweep_summary.md; the others go on
     execute(command("evaluate", f"sweep_dir={sweep_dir}", f"evaluator={evaluator}", *cfg.evaluate_overrides), record)
@@ -49,6 +62,7 @@ def run(cfg: DictConfig) -> Path:
     print(f"\n{steps}\n\nSweep summary: {sweep_dir / 'sweep_summary.md'}\nComparison: {comparisons[-1]}")
     failed = [shown for shown, _, status in record if status != 0]
     if failed:
-        raise UserError(f"{len(failed)} step(s) reported failures (listed in the sweep summary and the comparison): {failed[0]}")
+        raise UserError(
+            f"{len(failed)} step(s) reported failures (listed in the sweep summary and the comparison): {failed[0]}"
+        )
     return comparisons[-1]
-

@@ -9,10 +9,10 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from motiondiff.diffusion.loss import check_prediction
-from motiondiff.diffusion.schedule import NoiseSchedule
 from motiondiff.core.errors import UserError
 from motiondiff.core.types import FrameMask, Motion, Timesteps
+from motiondiff.diffusion.loss import check_prediction
+from motiondiff.diffusion.schedule import NoiseSchedule
 
 
 def check_guidance_weight(weight) -> float:
@@ -63,7 +63,9 @@ class Denoiser:
         if self.cond is None or self.guidance_weight == 1.0:
             return self.network(x_t, t, cond=self.cond, mask=self.mask)  # (B, N, F)
         mask = None if self.mask is None else torch.cat([self.mask, self.mask])  # (2B, N)
-        both = self.network(torch.cat([x_t, x_t]), torch.cat([t, t]), cond=with_unconditional_copy(self.cond), mask=mask)
+        both = self.network(
+            torch.cat([x_t, x_t]), torch.cat([t, t]), cond=with_unconditional_copy(self.cond), mask=mask
+        )
         conditional, unconditional = both.chunk(2)  # (B, N, F) each
         return unconditional + self.guidance_weight * (conditional - unconditional)
 

@@ -10,9 +10,9 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
-from motiondiff.diffusion.schedule import NoiseSchedule
 from motiondiff.core.errors import UserError
 from motiondiff.core.types import FrameMask, Loss, Motion
+from motiondiff.diffusion.schedule import NoiseSchedule
 
 PREDICTIONS = ("epsilon", "x0")
 

@@ -12,9 +12,10 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from motiondiff.diffusion.schedule import NoiseSchedule
+from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.core.types import Motion
+from motiondiff.diffusion.schedule import NoiseSchedule
 
 Denoise = Callable[[Tensor, Tensor], tuple]
 
@@ -40,7 +41,9 @@ class Sampler:
         schedule, computed once per run with one device->host read (not per step)."""
         raise NotImplementedError
 
-    def step(self, denoise: Denoise, schedule: NoiseSchedule, x: Tensor, t: int, t_prev: int, generator, coefficients: tuple) -> Tensor:
+    def step(
+        self, denoise: Denoise, schedule: NoiseSchedule, x: Tensor, t: int, t_prev: int, generator, coefficients: tuple
+    ) -> Tensor:
         """One update from step t to step t_prev (t_prev = -1 means the clean sample), with that step's coefficients."""
         raise NotImplementedError
 
@@ -60,7 +63,9 @@ class Sampler:
         table = self.coefficient_table(schedule, pairs)
         keep = None if known is None else known_mask.to(noise.dtype).unsqueeze(-1)  # (B, N, 1)
         x = noise
-        for (t, t_prev), coefficients in tqdm(list(zip(pairs, table)), desc=self.name, disable=not self.progress, leave=False):
+        for (t, t_prev), coefficients in tqdm(
+            list(zip(pairs, table)), desc=self.name, disable=not self.progress, leave=False
+        ):
             x = self.step(denoise, schedule, x, t, t_prev, generator, coefficients)
             if known is not None:
                 x = self._impose_known(x, known, keep, schedule, t_prev, generator)
@@ -85,10 +90,14 @@ class DDPMSampler(Sampler):
     def coefficient_table(self, schedule, pairs):
         """(posterior mean coefficient of x0, of x_t, posterior standard deviation) of each step."""
         index = torch.tensor([t for t, _ in pairs], device=schedule.betas.device)
-        values = torch.stack([
-            schedule.posterior_mean_coef_x0[index], schedule.posterior_mean_coef_xt[index],
-            (0.5 * schedule.posterior_log_variance[index]).exp(),
-        ], dim=1).tolist()  # fmt: skip
+        values = torch.stack(
+            [
+                schedule.posterior_mean_coef_x0[index],
+                schedule.posterior_mean_coef_xt[index],
+                (0.5 * schedule.posterior_log_variance[index]).exp(),
+            ],
+            dim=1,
+        ).tolist()
         return [tuple(row) for row in values]
 
     def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
@@ -109,8 +118,7 @@ class DDIMSampler(Sampler):
 
     def __init__(self, num_steps: int = 50, eta: float = 0.0, progress: bool = True):
         super().__init__(progress)
-        if int(num_steps) != num_steps or num_steps < 1:
-            raise UserError(f"sampler.num_steps={num_steps} must be a positive integer.")
+        num_steps = whole_number("sampler.num_steps", num_steps)
         if eta < 0:
             raise UserError(f"sampler.eta={eta} must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like noise).")
         self.num_steps = int(num_steps)
@@ -132,7 +140,9 @@ class DDIMSampler(Sampler):
         t = torch.tensor([t for t, _ in pairs], device=schedule.alphas_cumprod.device)
         t_prev = torch.tensor([t_prev for _, t_prev in pairs], device=t.device)
         alpha_bar = schedule.alphas_cumprod[t]
-        alpha_bar_prev = torch.where(t_prev >= 0, schedule.alphas_cumprod[t_prev.clamp(min=0)], torch.ones_like(alpha_bar))
+        alpha_bar_prev = torch.where(
+            t_prev >= 0, schedule.alphas_cumprod[t_prev.clamp(min=0)], torch.ones_like(alpha_bar)
+        )
         sigma = self.eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
         direction = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt()
         return [tuple(row) for row in torch.stack([alpha_bar_prev.sqrt(), direction, sigma], dim=1).tolist()]

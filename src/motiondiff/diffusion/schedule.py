@@ -10,6 +10,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.core.types import Motion, Timesteps
 
@@ -87,8 +88,7 @@ class CosineSchedule(NoiseSchedule):
 
 
 def _check_steps(num_steps: int) -> None:
-    if int(num_steps) != num_steps or num_steps < 1:
-        raise UserError(f"schedule.num_steps={num_steps} must be a positive integer.")
+    whole_number("schedule.num_steps", num_steps)
 
 
 def _at(values: Tensor, t: Timesteps, like: Tensor) -> Tensor:

@@ -1,1 +1,1 @@
-"""Evaluation of finished runs: text-to-motion metrics with an evaluator, single-dance measures, reports, comparisons."""
+"""Evaluating finished runs: text-to-motion metrics with an evaluator, single-dance measures, reports, comparisons."""

@@ -70,16 +70,26 @@ def run(cfg: DictConfig) -> dict:
 
 def run_row(run_dir: Path, sweep_dir: Path) -> dict:
     """One run: its name, overrides, status and its newest evaluation's generated metrics and reference rows."""
-    row = {"run": relative(run_dir, sweep_dir), "run_dir": str(run_dir), "overrides": run_overrides(run_dir), "evaluation": None,
-           "metrics": {}, "references": {}}  # fmt: skip
+    row = {
+        "run": relative(run_dir, sweep_dir),
+        "run_dir": str(run_dir),
+        "overrides": run_overrides(run_dir),
+        "evaluation": None,
+        "metrics": {},
+        "references": {},
+    }
     training = training_status(run_dir)
     evaluation = newest_evaluation(run_dir)
     if training["status"] != COMPLETED:
         row["status"] = f"training {training['status']}: {training['error']}"
     elif evaluation is not None:
         results = json.loads((evaluation / "metrics.json").read_text())["results"]
-        row.update(status=EVALUATED, evaluation=str(evaluation), metrics=results.get("generated", {}),
-                   references={name: values for name, values in results.items() if name != "generated"})  # fmt: skip
+        row.update(
+            status=EVALUATED,
+            evaluation=str(evaluation),
+            metrics=results.get("generated", {}),
+            references={name: values for name, values in results.items() if name != "generated"},
+        )
     else:
         row["status"] = failed_evaluation(run_dir) or "not evaluated"
     return row
@@ -104,7 +114,9 @@ def newest_evaluation(run_dir: Path):
 
 def failed_evaluation(run_dir: Path):
     """'evaluation failed: <error>' from the newest failed evaluation's status, or None."""
-    failed = [json.loads(path.read_text()) for path in sorted(run_dir.glob(f"evaluations/*/{STATUS_FILE}"), key=natural_key)]
+    failed = [
+        json.loads(path.read_text()) for path in sorted(run_dir.glob(f"evaluations/*/{STATUS_FILE}"), key=natural_key)
+    ]
     failed = [record for record in failed if record["status"] == FAILED]
     return f"evaluation failed: {failed[-1]['error']}" if failed else None
 
@@ -129,7 +141,9 @@ def write_csv(path: Path, rows: list, references: dict, varied: list, metrics: l
         writer = csv.writer(handle)
         writer.writerow(["run", *varied, "status", *[f"{m} {part}" for m in metrics for part in ("mean", "interval")]])
         for row in rows:
-            writer.writerow([row["run"], *setting_cells(row, varied), row["status"], *metric_numbers(row["metrics"], metrics)])
+            writer.writerow(
+                [row["run"], *setting_cells(row, varied), row["status"], *metric_numbers(row["metrics"], metrics)]
+            )
         for name, values in references.items():
             writer.writerow([name, *[""] * len(varied), "reference", *metric_numbers(values, metrics)])
 
@@ -145,24 +159,36 @@ def metric_numbers(values: dict, metrics: list) -> list:
 
 def markdown_comparison(rows: list, references: dict, varied: list, metrics: list, digits: int) -> str:
     """The Markdown table: one line per run (then the reference rows), metrics as mean ± interval."""
-    lines = [[row["run"], *setting_cells(row, varied), row["status"], *metric_cells(row["metrics"], metrics, digits)] for row in rows]
-    lines += [[name, *[""] * len(varied), "reference", *metric_cells(values, metrics, digits)] for name, values in references.items()]
+    lines = [
+        [row["run"], *setting_cells(row, varied), row["status"], *metric_cells(row["metrics"], metrics, digits)]
+        for row in rows
+    ]
+    lines += [
+        [name, *[""] * len(varied), "reference", *metric_cells(values, metrics, digits)]
+        for name, values in references.items()
+    ]
     return markdown_table(["run", *varied, "status", *metric_header(metrics)], lines)
 
 
 def comparison_markdown(sweep_dir: Path, table: str, plotted: list) -> str:
     """comparison.md: the table, what it holds and the plot."""
-    plot = f"![{', '.join(plotted)}](comparison.png)\n" if plotted else "No run has an evaluation with metrics to plot.\n"
-    return (f"# Comparison of {sweep_dir}\n\nEach run's newest evaluation; mean ± 95% interval (Student t) over its "
-            f"replications. Columns before the status are the overrides that differ between runs.\n\n{table}\n\n{plot}")  # fmt: skip
+    plot = (
+        f"![{', '.join(plotted)}](comparison.png)\n" if plotted else "No run has an evaluation with metrics to plot.\n"
+    )
+    return (
+        f"# Comparison of {sweep_dir}\n\nEach run's newest evaluation; mean ± 95% interval (Student t) over its "
+        f"replications. Columns before the status are the overrides that differ between runs.\n\n{table}\n\n{plot}"
+    )
 
 
 def plot_metrics(requested, metrics: list) -> list:
-    """The metrics to plot: those asked for (UserError naming the unknown ones), else FD/R@3 or coverage/bone_length_error."""
+    """Metrics to plot: those asked for (UserError naming unknown ones), else FD/R@3 or coverage/bone_length_error."""
     if requested:
         unknown = [m for m in requested if m not in metrics]
         if unknown:
-            raise UserError(f"plot_metrics: '{unknown[0]}' is not among the evaluated metrics; choose from: {', '.join(metrics)}.")
+            raise UserError(
+                f"plot_metrics: '{unknown[0]}' is not among the evaluated metrics; choose from: {', '.join(metrics)}."
+            )
         return list(requested)
     for choice in PLOT_CHOICES:
         present = [m for m in choice if m in metrics]
@@ -179,13 +205,20 @@ def plot_comparison(path: Path, rows: list, references: dict, varied: list, metr
     import matplotlib.pyplot as plt
 
     evaluated = [row for row in rows if row["status"] == EVALUATED]
-    labels = [" ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(varied, setting_cells(row, varied)) if v) or row["run"] for row in evaluated]
+    labels = [
+        " ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(varied, setting_cells(row, varied)) if v) or row["run"]
+        for row in evaluated
+    ]
     colors = variant_colors(evaluated, varied)
-    figure, axes = plt.subplots(1, len(metrics), figsize=(max(6.0, 1.0 + 0.9 * len(evaluated)) * len(metrics), 4.5), squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(metrics), figsize=(max(6.0, 1.0 + 0.9 * len(evaluated)) * len(metrics), 4.5), squeeze=False
+    )
     for axis, metric in zip(axes[0], metrics):
         means = [row["metrics"].get(metric, {}).get("mean", math.nan) for row in evaluated]
         errors = [nan_if_none(row["metrics"].get(metric, {}).get("interval")) for row in evaluated]
-        axis.bar(range(len(evaluated)), means, yerr=[0.0 if math.isnan(e) else e for e in errors], capsize=4, color=colors)
+        axis.bar(
+            range(len(evaluated)), means, yerr=[0.0 if math.isnan(e) else e for e in errors], capsize=4, color=colors
+        )
         for name, values in references.items():
             if metric in values:
                 axis.axhline(values[metric]["mean"], color="tab:red", linestyle="--", label=name)
@@ -205,4 +238,3 @@ def variant_colors(rows: list, varied: list) -> list:
     variants = [tuple(cell for key, cell in zip(varied, setting_cells(row, varied)) if key != "seed") for row in rows]
     palette = {variant: f"C{number % 10}" for number, variant in enumerate(dict.fromkeys(variants))}
     return [palette[variant] for variant in variants]
-

@@ -25,14 +25,21 @@ def summarize(rows: dict) -> dict:
         for metric in metrics:
             values = [float(replication[metric]) for replication in replications]
             mean, half_width = mean_and_interval(values)
-            summary[row][metric] = {"mean": mean, "interval": None if math.isnan(half_width) else half_width, "values": values}
+            summary[row][metric] = {
+                "mean": mean,
+                "interval": None if math.isnan(half_width) else half_width,
+                "values": values,
+            }
     return summary
 
 
 def markdown_table(summary: dict, digits: int = 3) -> str:
     """A Markdown table: one line per row, one column per metric, `mean ± half width`."""
     metrics = list(dict.fromkeys(metric for values in summary.values() for metric in values))  # every row's, in order
-    return table_of(["", *metric_header(metrics)], [[row, *metric_cells(values, metrics, digits)] for row, values in summary.items()])
+    return table_of(
+        ["", *metric_header(metrics)],
+        [[row, *metric_cells(values, metrics, digits)] for row, values in summary.items()],
+    )
 
 
 def metric_header(metrics: list) -> list:
@@ -42,7 +49,10 @@ def metric_header(metrics: list) -> list:
 
 def metric_cells(values: dict, metrics: list, digits: int = 3) -> list:
     """'mean ± interval' of each metric in `values` ({metric: {mean, interval}}), '' where absent."""
-    return [format_interval(values[m]["mean"], nan_if_none(values[m]["interval"]), digits) if m in values else "" for m in metrics]
+    return [
+        format_interval(values[m]["mean"], nan_if_none(values[m]["interval"]), digits) if m in values else ""
+        for m in metrics
+    ]
 
 
 def nan_if_none(value) -> float:
@@ -69,7 +79,11 @@ def write_report(out_dir: Path, settings: dict, summary: dict) -> str:
         writer.writerow(["row", "metric", "mean", "ci95_half_width", "values"])
         for row, values in summary.items():
             for metric, entry in values.items():
-                writer.writerow([row, metric, entry["mean"], entry["interval"], " ".join(f"{v:.6g}" for v in entry["values"])])
+                writer.writerow(
+                    [row, metric, entry["mean"], entry["interval"], " ".join(f"{v:.6g}" for v in entry["values"])]
+                )
     settings_lines = "\n".join(f"- {key}: {value}" for key, value in settings.items())
-    (out_dir / "metrics.md").write_text(f"{table}\n\nMean ± 95% interval (Student t) over replications.\n\n{settings_lines}\n")
+    (out_dir / "metrics.md").write_text(
+        f"{table}\n\nMean ± 95% interval (Student t) over replications.\n\n{settings_lines}\n"
+    )
     return table

@@ -1,4 +1,5 @@
-"""Evaluate a finished run: `python -m motiondiff.evaluate run_dir=outputs/<run> [evaluator=<evaluator run>] [sampler=ddim]`.
+"""Evaluate a finished run:
+`python -m motiondiff.evaluate run_dir=outputs/<run> [evaluator=<evaluator run>] [sampler=ddim]`.
 
 Text runs are measured with a trained motion-text evaluator (motiondiff.evaluation.text_motion); dance
 runs with the single-motion measures against their training sequence (motiondiff.evaluation.single_dance).
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
-    """Generate with the run, measure, write and print the table; return {"summary", "settings", "table"} (sweep_dir: see evaluate_sweep)."""
+    """Generate, measure, write and print the table -> {"summary", "settings", "table"} (sweep_dir: evaluate_sweep)."""
     if cfg.get("sweep_dir"):
         return evaluate_sweep(cfg)
     whole_number("replications", cfg.replications, why="3 or more for an interval")
@@ -76,14 +77,18 @@ def run(cfg: DictConfig) -> dict:
 
 
 def evaluate_sweep(cfg: DictConfig) -> dict:
-    """Evaluate each finished run under sweep_dir into <run>/evaluations/<time>/, recording failures; return {"records", "summary"}."""
+    """Evaluate sweep_dir's finished runs into <run>/evaluations/<time>/, noting failures -> {"records", "summary"}."""
     if cfg.run_dir or cfg.ckpt_path:
-        raise UserError("give either sweep_dir=<sweep> (every run of a sweep) or run_dir/ckpt_path (one run), not both.")
+        raise UserError(
+            "give either sweep_dir=<sweep> (every run of a sweep) or run_dir/ckpt_path (one run), not both."
+        )
     sweep_dir = require_sweep_dir(cfg.sweep_dir)
     runs = finished_runs(sweep_dir)
     if not runs:
-        raise UserError(f"'{sweep_dir}' holds no finished training run (a folder with config.yaml and checkpoints/last.ckpt); "
-                        "give the sweep directory of a `train -m` command (sweep_dir).")  # fmt: skip
+        raise UserError(
+            f"'{sweep_dir}' holds no finished training run (a folder with config.yaml and checkpoints/last.ckpt); "
+            "give the sweep directory of a `train -m` command (sweep_dir)."
+        )
     out_dir = Path(cfg.paths.output_dir)
     records = []
     for number, run_dir in enumerate(runs):
@@ -91,16 +96,25 @@ def evaluate_sweep(cfg: DictConfig) -> dict:
         run_cfg, eval_dir, overrides = _config_for_run(cfg, run_dir)
         records.append(run_recording_status(run, run_cfg, eval_dir, overrides, number, run_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = write_job_tables(out_dir / "evaluations.json", out_dir / "evaluations.md", f"Evaluations of {sweep_dir}", records, sweep_dir, "evaluations")
+    summary = write_job_tables(
+        out_dir / "evaluations.json",
+        out_dir / "evaluations.md",
+        f"Evaluations of {sweep_dir}",
+        records,
+        sweep_dir,
+        "evaluations",
+    )
     failed = [record for record in records if record["status"] != COMPLETED]
     if failed:
-        raise UserError(f"{len(failed)} of {len(records)} evaluations failed (the others are written); see '{summary}'.")
+        raise UserError(
+            f"{len(failed)} of {len(records)} evaluations failed (the others are written); see '{summary}'."
+        )
     log.info("Evaluated %d runs; see %s", len(records), summary)
     return {"records": records, "summary": summary}
 
 
 def _config_for_run(cfg: DictConfig, run_dir: Path) -> tuple:
-    """(this command's config for one run of the sweep, its new evaluation folder, its overrides), the config saved in <folder>/.hydra/."""
+    """(config for one sweep run, its new evaluation folder, its overrides); the config is saved in <folder>/.hydra/."""
     eval_dir = new_timestamped_dir(run_dir / "evaluations")
     run_cfg = copy.deepcopy(cfg)
     with open_dict(run_cfg):
@@ -111,4 +125,3 @@ def _config_for_run(cfg: DictConfig, run_dir: Path) -> tuple:
     (eval_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(run_cfg))
     (eval_dir / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
     return run_cfg, eval_dir, overrides
-

@@ -77,22 +77,33 @@ def load_test_set(run, evaluator: TrainedEvaluator, num_test, batch_size: int) -
     if evaluator_encoder.name == datamodule.text_encoder.name:
         evaluator_text = cond
     else:
-        evaluator_text = lookup_items(cached_table(evaluator_encoder, captions, datamodule.embedding_dir()), evaluator_encoder, captions)
+        evaluator_text = lookup_items(
+            cached_table(evaluator_encoder, captions, datamodule.embedding_dir()), evaluator_encoder, captions
+        )
     model, features = evaluator.module, run.module.data.features
     text_latent, real_latent = [], []
     for start in range(0, len(items), batch_size):
         chunk = evaluator_text[list(range(start, min(start + batch_size, len(items))))].to(model.device)
         text_latent.append(model.embed_text(chunk.tokens, chunk.token_mask).cpu())
-        motions = [run.module.normalizer.denormalize(item["motion"].to(run.module.device)).cpu() for item in items[start : start + batch_size]]
+        motions = [
+            run.module.normalizer.denormalize(item["motion"].to(run.module.device)).cpu()
+            for item in items[start : start + batch_size]
+        ]
         raw, mask = padded(motions, features)
         real_latent.append(model.embed_motion(raw.to(model.device), mask.to(model.device)).cpu())
     return TestSet(
-        [item["name"] for item in items], [item["caption"] for item in items], [item["length"] for item in items],
-        cond, torch.cat(text_latent), torch.cat(real_latent),
-    )  # fmt: skip
+        [item["name"] for item in items],
+        [item["caption"] for item in items],
+        [item["length"] for item in items],
+        cond,
+        torch.cat(text_latent),
+        torch.cat(real_latent),
+    )
 
 
-def generate_latents(run, evaluator: TrainedEvaluator, test: TestSet, indices: list, cfg: DictConfig, generator) -> torch.Tensor:
+def generate_latents(
+    run, evaluator: TrainedEvaluator, test: TestSet, indices: list, cfg: DictConfig, generator
+) -> torch.Tensor:
     """Evaluator embeddings (len(indices), L) of one generated motion per test caption, at its real length."""
     module, model = run.module, evaluator.module
     order = sorted(range(len(indices)), key=lambda k: test.lengths[indices[k]])  # similar lengths batch together
@@ -104,7 +115,9 @@ def generate_latents(run, evaluator: TrainedEvaluator, test: TestSet, indices: l
         frames = int(lengths.max())
         mask = (torch.arange(frames)[None] < lengths[:, None]).to(module.device)  # (B, N)
         cond = test.cond[chosen].to(module.device).as_cond()
-        samples = module.sample(len(chosen), run.sampler, generator, frames, cond=cond, mask=mask, guidance_weight=cfg.guidance_weight)
+        samples = module.sample(
+            len(chosen), run.sampler, generator, frames, cond=cond, mask=mask, guidance_weight=cfg.guidance_weight
+        )
         raw = module.normalizer.denormalize(samples.float())  # (B, N, F)
         latents[rows] = model.embed_motion(raw.to(model.device), mask.to(model.device)).cpu()
     return latents
@@ -124,7 +137,13 @@ def measure(reference: torch.Tensor, motion: torch.Tensor, text: torch.Tensor, c
     score.update(text, motion)
     diversity = Diversity(num_pairs=cfg.diversity_pairs, seed=cfg.seed)
     diversity.update(motion)
-    values = {"FD": fd.compute(), **prdc.compute(), **retrieval.compute(), "TM-score": score.compute(), "diversity": diversity.compute()}
+    values = {
+        "FD": fd.compute(),
+        **prdc.compute(),
+        **retrieval.compute(),
+        "TM-score": score.compute(),
+        "diversity": diversity.compute(),
+    }
     return {name: float(value) for name, value in values.items()}
 
 
@@ -134,14 +153,20 @@ def multimodality_of(run, evaluator, test: TestSet, cfg: DictConfig, generator) 
     captions = min(int(settings.captions), len(test.names))
     indices = [i for i in range(captions) for _ in range(int(settings.samples))]
     latents = generate_latents(run, evaluator, test, indices, cfg, generator)  # (C * S, L)
-    return multimodality(latents.reshape(captions, int(settings.samples), -1), num_pairs=int(settings.pairs), seed=cfg.seed)
+    return multimodality(
+        latents.reshape(captions, int(settings.samples), -1), num_pairs=int(settings.pairs), seed=cfg.seed
+    )
 
 
 def evaluate_text(run, evaluator: TrainedEvaluator, cfg: DictConfig) -> tuple:
     """Rows {"real": [...], "generated": [...]} of per-replication metrics, and the settings used."""
     test = load_test_set(run, evaluator, cfg.num_test, cfg.batch_size)
     if len(test.names) < 2 * cfg.r_precision_batch:
-        log.warning("only %d test items: halves smaller than one R-precision batch of %d", len(test.names), cfg.r_precision_batch)
+        log.warning(
+            "only %d test items: halves smaller than one R-precision batch of %d",
+            len(test.names),
+            cfg.r_precision_batch,
+        )
     rows = {"real": [], "generated": []}
     for replication in range(cfg.replications):
         seed = cfg.seed + replication

@@ -29,11 +29,14 @@ def load_trained_evaluator(spec: Optional[str], device: str = "cpu") -> TrainedE
     """The evaluator at `spec`: an evaluator run directory (its last.ckpt) or a checkpoint file."""
     if not spec:
         raise UserError(
-            f"text runs are measured with a trained motion-text evaluator: give evaluator=<its run directory>; {TRAIN_HINT}."
+            f"text runs are measured with a trained motion-text evaluator: give evaluator=<its run directory>; "
+            f"{TRAIN_HINT}."
         )
     path = Path(str(spec))
     checkpoint_given = path.suffix == ".ckpt"
-    run_dir, checkpoint = resolve_checkpoint(None if checkpoint_given else str(path), str(path) if checkpoint_given else None)
+    run_dir, checkpoint = resolve_checkpoint(
+        None if checkpoint_given else str(path), str(path) if checkpoint_given else None
+    )
     config = load_run_config(run_dir)
     module = load_module(config, checkpoint, device)
     if not isinstance(module, MotionTextContrastive):

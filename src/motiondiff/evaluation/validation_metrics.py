@@ -42,7 +42,8 @@ class GenerationMetrics(L.Callback):
             if evaluator.module.description.text_encoder != pl_module.data.text_encoder:
                 raise UserError(
                     f"callbacks.generation_metrics.evaluator '{evaluator.run_dir}' reads "
-                    f"{evaluator.module.description.text_encoder} captions but this run uses {pl_module.data.text_encoder}; "
+                    f"{evaluator.module.description.text_encoder} captions but this run uses "
+                    f"{pl_module.data.text_encoder}; "
                     "give an evaluator trained with the same text_encoder."
                 )
             self.evaluator = evaluator.module.eval()
@@ -57,7 +58,9 @@ class GenerationMetrics(L.Callback):
         batch = datamodule.collate([datamodule.val_set[i % len(datamodule.val_set)] for i in indices])
         mask, cond = batch["mask"].to(device), {key: value.to(device) for key, value in batch["cond"].items()}
         generator = torch.Generator(device=device).manual_seed(0)
-        samples = module.sample(len(indices), module.val_sampler, generator, mask.shape[1], cond=cond, mask=mask)  # (B, N, F)
+        samples = module.sample(
+            len(indices), module.val_sampler, generator, mask.shape[1], cond=cond, mask=mask
+        )  # (B, N, F)
         real = evaluator.embed_motion(module.normalizer.denormalize(batch["motion"].to(device)), mask)  # (B, L)
         fake = evaluator.embed_motion(module.normalizer.denormalize(samples), mask)  # (B, L)
         text = evaluator.embed_text(cond["text_tokens"], cond["text_mask"])  # (B, L)

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class GenerateAfterTraining(L.Callback):
-    """At the end of training, the first process samples with the run's sampler into out_dir: dance windows or prompts."""
+    """After training, the first process samples with the run's sampler into out_dir: dance windows or prompts."""
 
     def __init__(
         self,
@@ -41,7 +41,9 @@ class GenerateAfterTraining(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Refuse a text run without prompts before it trains."""
         if self.wanted(pl_module) and pl_module.conditional and not self.prompts:
-            raise UserError("generate_after_training.prompts is empty: list prompts for a text run, or set num_samples=0.")
+            raise UserError(
+                "generate_after_training.prompts is empty: list prompts for a text run, or set num_samples=0."
+            )
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.wanted(pl_module) or not trainer.is_global_zero:
@@ -50,7 +52,11 @@ class GenerateAfterTraining(L.Callback):
         if module.conditional:
             prompts = [(text, None) for text in self.prompts]
             encoder = instantiate(self.text_encoder_cfg)
-            self.written = generate_text_and_save(module, sampler, encoder, self.out_dir, prompts, self.num_samples, seed=self.seed)
+            self.written = generate_text_and_save(
+                module, sampler, encoder, self.out_dir, prompts, self.num_samples, seed=self.seed
+            )
         else:
-            self.written = generate_and_save(module, sampler, self.out_dir, self.num_samples, self.seed, self.chain_windows)
+            self.written = generate_and_save(
+                module, sampler, self.out_dir, self.num_samples, self.seed, self.chain_windows
+            )
         log.info("Generated samples in %s", self.out_dir)

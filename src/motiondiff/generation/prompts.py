@@ -32,20 +32,26 @@ def read_prompts(prompt: Optional[str], prompts_file: Optional[str]) -> list:
                 continue
             text, _, frames = line.partition("#")
             if frames.strip() and not frames.strip().isdigit():
-                raise UserError(f"{prompts_file}:{number}: '{frames}' after '#' must be a frame count, e.g. 'a person jumps#120'.")
+                raise UserError(
+                    f"{prompts_file}:{number}: '{frames}' after '#' must be a frame count, e.g. 'a person jumps#120'."
+                )
             prompts.append((text.strip(), int(frames) if frames.strip() else None))
     if not prompts:
-        raise UserError("no prompt given: use prompt=\"a person jumps twice\" or prompts_file=<file, one prompt per line>.")
+        raise UserError(
+            'no prompt given: use prompt="a person jumps twice" or prompts_file=<file, one prompt per line>.'
+        )
     for text, _ in prompts:
         if not text.strip():
-            raise UserError("a prompt is empty; write what the person should do, e.g. prompt=\"a person waves\".")
+            raise UserError('a prompt is empty; write what the person should do, e.g. prompt="a person waves".')
     return prompts
 
 
 def check_length(length: int, info: TextMotionData) -> int:
     """`length` if it lies in [1, max_frames], else a UserError naming the limits."""
     if isinstance(length, bool) or int(length) != length or not 1 <= length <= info.max_frames:
-        raise UserError(f"length={length} must be a whole number of frames from 1 to {info.max_frames} (the model's limit).")
+        raise UserError(
+            f"length={length} must be a whole number of frames from 1 to {info.max_frames} (the model's limit)."
+        )
     return int(length)
 
 
@@ -79,15 +85,21 @@ def generate_text_and_save(
         raise UserError(f"'{out_dir}' already holds generated samples; generations are never overwritten.")
     info = module.data
     if encoder.name != info.text_encoder:
-        raise UserError(f"text encoder '{encoder.name}' differs from the one the run was trained with ('{info.text_encoder}').")
+        raise UserError(
+            f"text encoder '{encoder.name}' differs from the one the run was trained with ('{info.text_encoder}')."
+        )
     requests = [(text, own) for text, own in prompts for _ in range(num_samples)]
     generator = torch.Generator(device=module.device).manual_seed(seed)
     lengths = pick_lengths([own for _, own in requests], length, info, torch.Generator().manual_seed(seed))
     texts = [text for text, _ in requests]
     cond = encoder.encode(texts).to(module.device).as_cond()
     frames = max(lengths)
-    mask = torch.arange(frames, device=module.device)[None] < torch.tensor(lengths, device=module.device)[:, None]  # (K, N)
-    features = module.sample(len(requests), sampler, generator, frames=frames, cond=cond, mask=mask, guidance_weight=guidance_weight)
+    mask = (
+        torch.arange(frames, device=module.device)[None] < torch.tensor(lengths, device=module.device)[:, None]
+    )  # (K, N)
+    features = module.sample(
+        len(requests), sampler, generator, frames=frames, cond=cond, mask=mask, guidance_weight=guidance_weight
+    )
     joints = module.to_keypoints(features)  # (K, N, J, 3)
     out_dir.mkdir(parents=True, exist_ok=True)
     clips = [joints[k, :n] for k, n in enumerate(lengths)]
@@ -98,7 +110,10 @@ def generate_text_and_save(
     if render:
         written.update(render_text_samples(out_dir, clips, texts, info))
     weight = module.guidance_weight if guidance_weight is None else guidance_weight
-    samples = [{"prompt": text, "length": n, "joints": f"sample_{i:02d}.npy"} for i, (text, n) in enumerate(zip(texts, lengths))]
+    samples = [
+        {"prompt": text, "length": n, "joints": f"sample_{i:02d}.npy"}
+        for i, (text, n) in enumerate(zip(texts, lengths))
+    ]
     summary = {
         "seed": seed,
         "guidance_weight": weight,

@@ -41,7 +41,9 @@ def generate_and_save(
     long = None
     if chain_windows_count > 1:
         if not 0 < chain_overlap < info.window:
-            raise UserError(f"chain_overlap={chain_overlap} must lie between 1 and the window length {info.window} - 1.")
+            raise UserError(
+                f"chain_overlap={chain_overlap} must lie between 1 and the window length {info.window} - 1."
+            )
 
         def continue_window(known, known_mask):
             return module.sample(known.shape[0], sampler, generator, known=known, known_mask=known_mask)
@@ -51,6 +53,11 @@ def generate_and_save(
         np.save(written["long"], long)  # (L, J, D)
     if render:
         written.update(render_samples(out_dir, keypoints, info, long))
-    summary = {"num_samples": num_samples, "seed": seed, "sampler": sampler.describe(), "files": {k: str(v) for k, v in written.items()}}
+    summary = {
+        "num_samples": num_samples,
+        "seed": seed,
+        "sampler": sampler.describe(),
+        "files": {k: str(v) for k, v in written.items()},
+    }
     (out_dir / "generation.json").write_text(json.dumps(summary, indent=2, default=str))
     return written

@@ -50,12 +50,15 @@ def product_sqrtm(cov1: np.ndarray, cov2: np.ndarray) -> np.ndarray | None:
 
 
 def frechet_distance(mean1, cov1, mean2, cov2, eps: float = 1e-6) -> float:
-    """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 sqrtm(C1 C2)); eps * I is added to both covariances when the product is singular."""
+    """||mu1 - mu2||^2 + Tr(C1 + C2 - 2 sqrtm(C1 C2)); both covariances get eps * I when the product is singular."""
     mean1, mean2 = as_float64(mean1), as_float64(mean2)  # (D,)
     cov1, cov2 = np.atleast_2d(as_float64(cov1)), np.atleast_2d(as_float64(cov2))  # (D, D)
     assert mean1.shape == mean2.shape and cov1.shape == cov2.shape == (mean1.size, mean1.size), (
-        mean1.shape, mean2.shape, cov1.shape, cov2.shape,
-    )  # fmt: skip
+        mean1.shape,
+        mean2.shape,
+        cov1.shape,
+        cov2.shape,
+    )
     root = product_sqrtm(cov1, cov2)
     if root is None:
         offset = eps * np.eye(len(cov1))  # (D, D)

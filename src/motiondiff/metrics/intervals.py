@@ -7,7 +7,7 @@ import scipy.stats
 
 
 def mean_and_interval(values, confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and Student-t half width (t not 1.96: with few replications the normal interval is too narrow); nan width for n == 1."""
+    """Mean and Student-t half width (the normal 1.96 is too narrow for few replications); nan width for n == 1."""
     values = np.asarray(values, dtype=np.float64).ravel()  # (n,)
     assert len(values) >= 1 and 0 < confidence < 1, (len(values), confidence)
     mean = float(values.mean())

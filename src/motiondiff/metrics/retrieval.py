@@ -16,7 +16,9 @@ def matched_pairs(text_embeddings, motion_embeddings) -> tuple[np.ndarray, np.nd
     texts = as_feature_rows(text_embeddings, "text embeddings")  # (N, D)
     motions = as_feature_rows(motion_embeddings, "motion embeddings")  # (N, D)
     if texts.shape != motions.shape:
-        raise UserError(f"text embeddings {texts.shape} and motion embeddings {motions.shape} must have the same shape.")
+        raise UserError(
+            f"text embeddings {texts.shape} and motion embeddings {motions.shape} must have the same shape."
+        )
     if len(texts) == 0:
         raise UserError("retrieval metrics need at least one text-motion pair, got none.")
     return texts, motions

@@ -53,9 +53,9 @@ Clips = Union[np.ndarray, Sequence[np.ndarray]]  # (K, T, F) or K x (T_k, F)
 REPORT_KEYS = (
     "coverage",  # fraction of training windows reproduced by some generated window (higher: more of the dance)
     "local_diversity",  # mean distance of generated windows to their nearest training window (0: local copies)
-    "global_diversity",  # mean per-frame cost of rebuilding each clip from training segments (0: a collage of the dance)
+    "global_diversity",  # mean per-frame cost of rebuilding a clip from training segments (0: a collage of the dance)
     "inter_diversity",  # mean distance between different clips at the same frames (0: all clips alike); nan for 1 clip
-    "intra_diversity",  # mean distance between non-overlapping windows of one clip (0: frozen or looping); nan: no pairs
+    "intra_diversity",  # mean distance between non-overlapping windows of one clip (0: frozen/looping); nan: no pairs
     "bone_length_error",  # mean relative error of mean bone lengths against the training data's
     "jitter_ratio",  # mean acceleration of the generated keypoints / that of the training keypoints (1: as smooth)
     "nn_distance_to_training",  # mean distance of generated training-length windows to their nearest training window
@@ -89,7 +89,7 @@ def all_windows(clips: list, size: int) -> np.ndarray:
 
 
 def coverage(generated: Clips, training: np.ndarray, window: int, threshold: float = COVERAGE_THRESHOLD) -> float:
-    """Fraction of the training windows (stride 1) whose nearest generated window (any clip, stride 1) is closer than `threshold`.
+    """Fraction of training windows (stride 1) with a generated window (any clip, stride 1) closer than `threshold`.
 
     GANimator's coverage, except that the windows of all clips are pooled (our clips are short windows,
     GANimator's are twice the training length and scored one by one).
@@ -100,7 +100,7 @@ def coverage(generated: Clips, training: np.ndarray, window: int, threshold: flo
 
 
 def local_diversity(generated: Clips, training: np.ndarray, window: int = 15) -> float:
-    """GANimator's local diversity: mean over generated windows (stride 1) of the distance to the nearest training window."""
+    """GANimator's local diversity: mean distance of each generated window (stride 1) to its nearest training window."""
     training_windows = sliding_windows(np.asarray(training, dtype=np.float64), window)  # (Wt, w, F)
     return float(nearest_window_distance(all_windows(as_clips(generated), window), training_windows).mean())
 
@@ -111,21 +111,25 @@ def frame_distances(a: np.ndarray, b: np.ndarray, chunk_values: int = 4_000_000)
     Differences are taken directly (exact zeros for copied frames), a block of rows at a time.
     """
     rows = max(1, chunk_values // max(1, b.size))
-    blocks = [np.sqrt(((a[i : i + rows, None] - b[None]) ** 2).mean(-1)) for i in range(0, len(a), rows)]  # (rows, B) each
+    blocks = [
+        np.sqrt(((a[i : i + rows, None] - b[None]) ** 2).mean(-1)) for i in range(0, len(a), rows)
+    ]  # (rows, B) each
     return np.concatenate(blocks)
 
 
 def diagonal_sums(cost: np.ndarray, length: int) -> np.ndarray:
-    """sums[i, j] = cost[i, j] + cost[i+1, j+1] + ... (`length` terms) for a (A, B) matrix: (A - length + 1, B - length + 1)."""
+    """sums[i, j] = cost[i, j] + cost[i+1, j+1] + ... (`length` terms); (A, B) -> (A - length + 1, B - length + 1)."""
     rows, cols = cost.shape
-    cumulative = np.zeros((rows + 1, cols + 1))  # cumulative[i, j] = sum of cost along the diagonal ending at (i-1, j-1)
+    cumulative = np.zeros(
+        (rows + 1, cols + 1)
+    )  # cumulative[i, j] = sum of cost along the diagonal ending at (i-1, j-1)
     for i in range(rows):
         cumulative[i + 1, 1:] = cumulative[i, :-1] + cost[i]
     return cumulative[length:, length:] - cumulative[: rows - length + 1, : cols - length + 1]
 
 
 def patched_reconstruction_cost(clip: np.ndarray, training: np.ndarray, min_segment: int) -> float:
-    """Mean per-frame distance of the best rebuild of `clip` (T, F) from contiguous training segments of >= min_segment frames.
+    """Mean per-frame distance of `clip` (T, F) to the best collage of contiguous training segments >= min_segment long.
 
     The clip is cut into consecutive segments, each at least `min_segment` frames long (the whole clip if it is
     shorter), and each segment is replaced by the contiguous training segment of the same length that matches it
@@ -171,7 +175,7 @@ def window_rms(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def tiles(clip: np.ndarray, window: int) -> np.ndarray:
-    """Non-overlapping `window`-frame windows from frame 0 (a leftover tail is dropped): (clip_len // window, window, F)."""
+    """Non-overlapping `window`-frame windows from frame 0 (leftover tail dropped): (clip_len // window, window, F)."""
     count = len(clip) // window
     return clip[: count * window].reshape(count, window, clip.shape[1])
 
@@ -213,7 +217,7 @@ def intra_diversity(generated: Clips, window: int = 15) -> float:
 
 
 def training_nn_distance(training: np.ndarray, window: int) -> float:
-    """Mean over training windows (stride 1) of the distance to the nearest training window starting >= `window` frames away."""
+    """Mean over training windows (stride 1) of the distance to the nearest one starting >= `window` frames away."""
     training = np.asarray(training, dtype=np.float64)
     squared = diagonal_sums(frame_distances(training, training) ** 2, window)  # (W, W) sums of per-frame mean squares
     starts = np.arange(len(squared))
@@ -237,7 +241,7 @@ def resolve_windows(
     diversity_window: Optional[int] = None,
     copy_window: Optional[int] = None,
 ) -> dict:
-    """The window lengths (frames) the report uses: given ones as they are, the rest from fps; all capped at the shortest clip."""
+    """Window lengths (frames) for the report: given ones kept, the rest from fps; all capped at the shortest clip."""
     fps, shortest = float(info.fps), min(len(clip) for clip in generated)
 
     def frames(given, seconds):
@@ -265,7 +269,7 @@ def single_motion_report(
     copy_fraction: float = COPY_FRACTION,
     to_keypoints: Optional[Callable[[np.ndarray], np.ndarray]] = None,
 ) -> dict:
-    """Every measure of REPORT_KEYS (plain floats and one bool) for generated clips against the training sequence (T, F).
+    """Each measure of REPORT_KEYS (plain floats and one bool) for generated clips against the training sequence (T, F).
 
     Windows default as `resolve_windows`. Bone lengths and accelerations need keypoints: `to_keypoints` maps a
     (frames, F) feature array to (frames, joints, dims); by default the features are un-flattened with
@@ -307,7 +311,7 @@ def unflatten_keypoints(features: np.ndarray, dims: int) -> np.ndarray:
 
 
 def clip_mean_acceleration(keypoints: list) -> float:
-    """`mean_acceleration` over clips of different lengths K x (T_k, J, D), each weighted by its T_k - 2 accelerations."""
+    """`mean_acceleration` over clips of varying lengths K x (T_k, J, D), each weighted by its T_k - 2 accelerations."""
     weights = np.array([max(len(clip) - 2, 0) for clip in keypoints], dtype=np.float64)
     assert weights.sum() > 0, "clips need at least 3 frames for an acceleration"
     values = [mean_acceleration(clip) if weight > 0 else 0.0 for clip, weight in zip(keypoints, weights)]

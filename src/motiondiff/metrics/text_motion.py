@@ -50,7 +50,9 @@ class FrechetDistance(Metric):
     def update(self, features: torch.Tensor, real: bool) -> None:
         """Add (B, D) real or fake features."""
         if features.ndim != 2 or features.shape[1] != self.num_features:
-            raise UserError(f"FrechetDistance expects (batch, {self.num_features}) features, got {tuple(features.shape)}.")
+            raise UserError(
+                f"FrechetDistance expects (batch, {self.num_features}) features, got {tuple(features.shape)}."
+            )
         side = "real" if real else "fake"
         rows = features.detach().to(torch.float64)  # (B, D)
         setattr(self, f"{side}_count", getattr(self, f"{side}_count") + len(rows))
@@ -143,7 +145,9 @@ class TextMotionScore(Metric):
     def compute(self) -> torch.Tensor:
         """The mean cosine as a scalar tensor."""
         if self.count == 0:
-            raise UserError("no text and motion embeddings were given to TextMotionScore before compute(); call update() first.")
+            raise UserError(
+                "no text and motion embeddings were given to TextMotionScore before compute(); call update() first."
+            )
         return (self.cosine_sum / self.count).cpu()
 
 

@@ -100,7 +100,9 @@ class AdaLNCrossAttentionBlock(nn.Module):
         shift1, scale1, gate1, shift2, scale2, gate2, shift3, scale3, gate3 = self.modulation(c)  # (B, 1, D) each
         a = modulate(self.norm1(h), shift1, scale1)  # (B, N, D)
         h = h + gate1 * self.dropout(self.attention(a, a, key_mask))  # (B, N, D)
-        h = h + gate2 * self.dropout(self.cross_attention(modulate(self.norm2(h), shift2, scale2), context, context_mask))
+        h = h + gate2 * self.dropout(
+            self.cross_attention(modulate(self.norm2(h), shift2, scale2), context, context_mask)
+        )
         return h + gate3 * self.dropout(self.mlp(modulate(self.norm3(h), shift3, scale3)))  # (B, N, D)
 
 
@@ -143,7 +145,7 @@ class InContextTransformer(MotionTransformer):
         keys = torch.cat([prefix_mask, key_mask], dim=1)  # (B, P+N)
         for block in self.blocks:
             tokens = block(tokens, keys)  # (B, P+N, D)
-        return self.final_norm(tokens[:, prefix.shape[1]:])  # (B, N, D)
+        return self.final_norm(tokens[:, prefix.shape[1] :])  # (B, N, D)
 
 
 class AdaLNTransformer(MotionTransformer):
@@ -187,12 +189,14 @@ TIME_CONDITIONING = {
 
 
 class CrossAttentionTransformer(MotionTransformer):
-    """Frames self-attend, then cross-attend to the caption tokens (null token where none); time by addition or adaLN."""
+    """Frames self-attend, then cross-attend to caption tokens (null token where none); time by addition or adaLN."""
 
     def __init__(self, features: int, text_dim: int, time_conditioning: str = "add", **backbone):
         super().__init__(features, text_dim, **backbone)
         if time_conditioning not in TIME_CONDITIONING:
-            raise UserError(f"network.time_conditioning={time_conditioning!r} must be one of {list(TIME_CONDITIONING)}.")
+            raise UserError(
+                f"network.time_conditioning={time_conditioning!r} must be one of {list(TIME_CONDITIONING)}."
+            )
         time_entry, block, final_norm = TIME_CONDITIONING[time_conditioning]
         self.time_entry = time_entry()
         self.token_text = TokenTextEmbedder(text_dim, self.width, self.null_condition)

@@ -13,7 +13,9 @@ from torch import Tensor, nn
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000) -> Tensor:
     """Sinusoidal embedding (B,) -> (B, dim): [cos(t w_i), sin(t w_i)], w_i from 1 to 1/max_period."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)  # (half,)
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half
+    )  # (half,)
     args = t.float()[:, None] * freqs[None]  # (B, half)
     embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2*half)
     if dim % 2:

@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
-from motiondiff.networks.embeddings import TimestepEmbedder
 from motiondiff.core.types import FrameMask, Motion, ScalarTimestep, Timesteps
+from motiondiff.networks.embeddings import TimestepEmbedder
 
 
 class ResBlock(nn.Module):
@@ -96,7 +97,17 @@ class PUNet(nn.Module):
         super().__init__()
         channel_mults = tuple(channel_mults)  # Hydra passes a ListConfig
         time_dim = 4 * base_channels if time_dim is None else time_dim
-        _check_config(features, base_channels, channel_mults, num_res_blocks, attention, attention_heads, groups, dropout, time_dim)
+        _check_config(
+            features,
+            base_channels,
+            channel_mults,
+            num_res_blocks,
+            attention,
+            attention_heads,
+            groups,
+            dropout,
+            time_dim,
+        )
         self.features = features
         self.factor = 2 ** (len(channel_mults) - 1)  # frames are padded to a multiple of this
         widths = [base_channels * mult for mult in channel_mults]
@@ -106,9 +117,12 @@ class PUNet(nn.Module):
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         channels = widths[0]
         for level, width in enumerate(widths):
-            self.down.append(nn.ModuleList(
-                ResBlock(channels if i == 0 else width, width, time_dim, groups, dropout) for i in range(num_res_blocks)
-            ))
+            self.down.append(
+                nn.ModuleList(
+                    ResBlock(channels if i == 0 else width, width, time_dim, groups, dropout)
+                    for i in range(num_res_blocks)
+                )
+            )
             channels = width
             self.downsample.append(Downsample(width) if level < len(widths) - 1 else nn.Identity())
         self.mid1 = ResBlock(channels, channels, time_dim, groups, dropout)
@@ -116,12 +130,17 @@ class PUNet(nn.Module):
         self.mid2 = ResBlock(channels, channels, time_dim, groups, dropout)
         self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
         for level, width in reversed(list(enumerate(widths))):
-            self.up.append(nn.ModuleList(
-                ResBlock(channels + width if i == 0 else width, width, time_dim, groups, dropout) for i in range(num_res_blocks)
-            ))
+            self.up.append(
+                nn.ModuleList(
+                    ResBlock(channels + width if i == 0 else width, width, time_dim, groups, dropout)
+                    for i in range(num_res_blocks)
+                )
+            )
             channels = width
             self.upsample.append(Upsample(width) if level > 0 else nn.Identity())
-        self.final = nn.Sequential(nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv1d(channels, features, 3, padding=1))
+        self.final = nn.Sequential(
+            nn.GroupNorm(groups, channels), nn.SiLU(), nn.Conv1d(channels, features, 3, padding=1)
+        )
         self._init_weights()
 
     def _init_weights(self):
@@ -135,7 +154,9 @@ class PUNet(nn.Module):
         nn.init.zeros_(self.final[-1].weight)  # the untrained network outputs exactly 0
         nn.init.zeros_(self.final[-1].bias)
 
-    def forward(self, x: Motion, t: Union[Timesteps, ScalarTimestep], cond=None, mask: Optional[FrameMask] = None) -> Motion:
+    def forward(
+        self, x: Motion, t: Union[Timesteps, ScalarTimestep], cond=None, mask: Optional[FrameMask] = None
+    ) -> Motion:
         """Predict a tensor shaped like x (B, frames, feats); any frame count >= 1 works."""
         if cond is not None:
             raise ValueError(f"PUNet is unconditional: cond must be None, got {type(cond).__name__}.")
@@ -166,12 +187,13 @@ class PUNet(nn.Module):
 
 def _check_config(features, base_channels, channel_mults, num_res_blocks, attention, heads, groups, dropout, time_dim):
     """Raise a UserError naming the config key of the first invalid PUNet setting."""
-    positive = dict(features=features, base_channels=base_channels, num_res_blocks=num_res_blocks, groups=groups, time_dim=time_dim)
+    positive = dict(
+        features=features, base_channels=base_channels, num_res_blocks=num_res_blocks, groups=groups, time_dim=time_dim
+    )
     if attention:
         positive["attention_heads"] = heads
     for key, value in positive.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UserError(f"network.{key}={value!r} must be a positive integer.")
+        whole_number(f"network.{key}", value)
     if not channel_mults or not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in channel_mults):
         raise UserError(f"network.channel_mults={list(channel_mults)} must be a non-empty list of positive integers.")
     if base_channels % groups:

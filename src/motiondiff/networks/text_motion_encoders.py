@@ -15,14 +15,17 @@ NaN cannot leak), masked as attention keys, and the decoder's padded frames are 
 import torch
 from torch import Tensor, nn
 
+from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
-from motiondiff.networks.transformer import SinusoidalPositions
 from motiondiff.core.types import FrameMask, Motion, TextTokens, TokenMask
+from motiondiff.networks.transformer import SinusoidalPositions
 
 TEXT_MAX_TOKENS = 512  # longest caption the text encoder's positions cover (MiniLM: 256, CLIP: 77)
 
 
-def transformer_encoder(width: int, num_layers: int, num_heads: int, ff_size: int, dropout: float) -> nn.TransformerEncoder:
+def transformer_encoder(
+    width: int, num_layers: int, num_heads: int, ff_size: int, dropout: float
+) -> nn.TransformerEncoder:
     """A post-LN GELU nn.TransformerEncoder over (B, M, D) sequences (TMR's layers)."""
     layer = nn.TransformerEncoderLayer(width, num_heads, ff_size, dropout, activation="gelu", batch_first=True)
     return nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
@@ -49,7 +52,9 @@ class DistributionEncoder(nn.Module):
         h = self.projection(x) + self.positions(length)  # (B, M, D)
         tokens = self.tokens.to(h.dtype).expand(batch, -1, -1)  # (B, K, D)
         sequence = torch.cat([tokens, h], dim=1)  # (B, K+M, D)
-        keep = torch.cat([torch.ones(batch, tokens.shape[1], dtype=torch.bool, device=mask.device), mask], dim=1)  # (B, K+M)
+        keep = torch.cat(
+            [torch.ones(batch, tokens.shape[1], dtype=torch.bool, device=mask.device), mask], dim=1
+        )  # (B, K+M)
         out = self.encoder(sequence, src_key_padding_mask=~keep)  # (B, K+M, D)
         return list(out[:, : tokens.shape[1]].unbind(dim=1))  # K x (B, D)
 
@@ -57,7 +62,9 @@ class DistributionEncoder(nn.Module):
 class MotionDecoder(nn.Module):
     """Latent (B, D) + frame mask (B, N) -> motion (B, N, F): position queries cross-attend to the latent."""
 
-    def __init__(self, features: int, width: int, max_frames: int, num_layers: int, num_heads: int, ff_size: int, dropout: float):
+    def __init__(
+        self, features: int, width: int, max_frames: int, num_layers: int, num_heads: int, ff_size: int, dropout: float
+    ):
         super().__init__()
         self.positions = SinusoidalPositions(max_frames, width)
         layer = nn.TransformerDecoderLayer(width, num_heads, ff_size, dropout, activation="gelu", batch_first=True)
@@ -69,7 +76,9 @@ class MotionDecoder(nn.Module):
         mask = mask.bool()  # (B, N)
         queries = self.positions(frames).to(latent.dtype).expand(batch, -1, -1)  # (B, N, D)
         memory = latent[:, None]  # (B, 1, D)
-        key_mask = mask | ~mask.any(dim=1, keepdim=True)  # (B, N); a motion without valid frames attends to all (zeroed)
+        key_mask = mask | ~mask.any(
+            dim=1, keepdim=True
+        )  # (B, N); a motion without valid frames attends to all (zeroed)
         h = self.decoder(queries, memory, tgt_key_padding_mask=~key_mask)  # (B, N, D)
         return self.output(h).masked_fill(~mask[:, :, None], 0.0)  # (B, N, F), padded frames zeroed
 
@@ -110,7 +119,8 @@ class MotionTextEncoders(nn.Module):
         """Caption token embeddings (B, L, Dt) with their mask (B, L) -> (mu (B, D), logvar (B, D) or None)."""
         if tokens.shape[1] > TEXT_MAX_TOKENS:
             raise UserError(
-                f"a caption of {tokens.shape[1]} tokens is longer than the evaluator takes ({TEXT_MAX_TOKENS}); shorten it."
+                f"a caption of {tokens.shape[1]} tokens is longer than the evaluator takes ({TEXT_MAX_TOKENS}); "
+                "shorten it."
             )
         return self._distribution(self.text_encoder(tokens, token_mask))
 
@@ -125,12 +135,16 @@ class MotionTextEncoders(nn.Module):
 def check_config(features, text_dim, latent_dim, num_layers, num_heads, ff_size, dropout, max_frames) -> None:
     """Raise a UserError naming the config key of the first invalid MotionTextEncoders setting."""
     positive = dict(
-        features=features, text_dim=text_dim, latent_dim=latent_dim, num_layers=num_layers, num_heads=num_heads,
-        ff_size=ff_size, max_frames=max_frames,
-    )  # fmt: skip
+        features=features,
+        text_dim=text_dim,
+        latent_dim=latent_dim,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        ff_size=ff_size,
+        max_frames=max_frames,
+    )
     for key, value in positive.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UserError(f"network.{key}={value!r} must be a positive integer.")
+        whole_number(f"network.{key}", value)
     if latent_dim % num_heads:
         raise UserError(f"network.num_heads={num_heads} must divide network.latent_dim={latent_dim}.")
     if not 0.0 <= dropout < 1.0:

@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
-from motiondiff.networks.embeddings import TimestepEmbedder
 from motiondiff.core.types import FrameMask, Motion, TextPooled, TextTokens, Timesteps, TokenMask
+from motiondiff.networks.embeddings import TimestepEmbedder
 
 NULL_CONDITIONS = ("learned", "zero")
 
@@ -53,7 +54,9 @@ class Attention(nn.Module):
         # Every row of key_mask must hold a True (the callers guarantee it): a query with no
         # attendable key would give NaN.
         q = rearrange(self.to_q(x), "b n (h d) -> b h n d", h=self.heads)  # (B, H, N, D/H)
-        k, v = rearrange(self.to_kv(context), "b m (two h d) -> two b h m d", two=2, h=self.heads)  # (B, H, M, D/H) each
+        k, v = rearrange(
+            self.to_kv(context), "b m (two h d) -> two b h m d", two=2, h=self.heads
+        )  # (B, H, M, D/H) each
         h = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])  # (B, H, N, D/H)
         return self.out(rearrange(h, "b h n d -> b n (h d)"))  # (B, N, D)
 
@@ -64,14 +67,16 @@ class Mlp(nn.Module):
     def __init__(self, width: int, mlp_ratio: float, dropout: float):
         super().__init__()
         hidden = int(width * mlp_ratio)
-        self.net = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(hidden, width))
+        self.net = nn.Sequential(
+            nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(hidden, width)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)  # (B, N, D)
 
 
 class AdaLNModulation(nn.Module):
-    """SiLU -> Linear from a conditioning vector c (B, D) to `chunks` vectors (B, 1, D); zero-initialised (adaLN-Zero)."""
+    """SiLU -> Linear from the condition c (B, D) to `chunks` vectors (B, 1, D); zero-initialised (adaLN-Zero)."""
 
     def __init__(self, width: int, chunks: int):
         super().__init__()
@@ -158,7 +163,9 @@ class PooledTextEmbedder(nn.Module):
     def forward(self, cond: dict) -> Tensor:
         drop = cond["drop"]  # (B,)
         pooled: TextPooled = condition_entry(cond, "text_pooled", (drop.shape[0], self.text_dim))
-        pooled = pooled.to(self.mlp[0].weight.dtype).masked_fill(drop[:, None], 0.0)  # (B, Dt), dropped never reach the MLP
+        pooled = pooled.to(self.mlp[0].weight.dtype).masked_fill(
+            drop[:, None], 0.0
+        )  # (B, Dt), dropped never reach the MLP
         return self.null(self.mlp(pooled), drop)  # (B, D)
 
 
@@ -182,7 +189,9 @@ class TokenTextEmbedder(nn.Module):
         tokens: TextTokens = condition_entry(cond, "text_tokens", (batch, None, self.text_dim))
         text_mask: TokenMask = condition_entry(cond, "text_mask", (batch, tokens.shape[1]))
         valid = text_mask.bool() & ~drop[:, None]  # (B, L) attendable text tokens
-        tokens = tokens.to(self.proj.weight.dtype).masked_fill(~valid[:, :, None], 0.0)  # (B, L, Dt), padding never reaches the net
+        tokens = tokens.to(self.proj.weight.dtype).masked_fill(
+            ~valid[:, :, None], 0.0
+        )  # (B, L, Dt), padding never reaches the net
         null = self.null.embedding.to(tokens.dtype).expand(batch, 1, -1)  # (B, 1, D)
         context = torch.cat([null, self.proj(tokens)], dim=1)  # (B, 1+L, D)
         context_mask = torch.cat([~valid.any(dim=1, keepdim=True), valid], dim=1)  # (B, 1+L), one True per row at least
@@ -190,7 +199,7 @@ class TokenTextEmbedder(nn.Module):
 
 
 class MotionTransformer(nn.Module):
-    """Frames -> tokens (projection + positions) -> the variant's conditioned blocks -> zero-initialised projection back.
+    """Frames -> tokens (projection + positions) -> variant's conditioned blocks -> zero-initialised projection back.
 
     Subclasses (conditioning.py) build their blocks after calling this __init__, implement
     `encode`, and call `initialize_weights()` last.
@@ -209,7 +218,9 @@ class MotionTransformer(nn.Module):
         null_condition: str = "learned",
     ):
         super().__init__()
-        check_config(features, text_dim, latent_dim, num_layers, num_heads, mlp_ratio, dropout, max_frames, null_condition)
+        check_config(
+            features, text_dim, latent_dim, num_layers, num_heads, mlp_ratio, dropout, max_frames, null_condition
+        )
         self.features, self.text_dim = features, text_dim
         self.width, self.num_layers, self.num_heads = latent_dim, num_layers, num_heads
         self.mlp_ratio, self.dropout, self.null_condition = mlp_ratio, dropout, null_condition
@@ -242,12 +253,16 @@ class MotionTransformer(nn.Module):
     def forward(self, x: Motion, t: Timesteps, cond: Optional[dict] = None, mask: Optional[FrameMask] = None) -> Motion:
         """Predict a tensor shaped like x (B, frames <= max_frames, features) from x, step t and the condition."""
         if x.ndim != 3 or x.shape[-1] != self.features or x.shape[1] < 1:
-            raise ValueError(f"{type(self).__name__} expects x of shape (batch, frames>=1, {self.features}), got {tuple(x.shape)}.")
+            raise ValueError(
+                f"{type(self).__name__} expects x of shape (batch, frames>=1, {self.features}), got {tuple(x.shape)}."
+            )
         batch, frames, _ = x.shape
         positions = self.positions(frames)  # (N, D); UserError beyond max_frames
         mask = torch.ones(batch, frames, dtype=torch.bool, device=x.device) if mask is None else mask.bool()  # (B, N)
         assert mask.shape == (batch, frames), f"mask must be ({batch}, {frames}), got {tuple(mask.shape)}"
-        key_mask = mask | ~mask.any(dim=1, keepdim=True)  # (B, N); a sample without valid frames attends to all (output discarded)
+        key_mask = mask | ~mask.any(
+            dim=1, keepdim=True
+        )  # (B, N); a sample without valid frames attends to all (output discarded)
         h = self.input(x.masked_fill(~mask[:, :, None], 0.0)) + positions  # (B, N, D), padded frames zeroed first
         t_emb = self.time_embedder(t.reshape(-1).expand(batch))  # (B, D)
         cond = complete_condition(cond, batch, self.text_dim, x.device)
@@ -258,11 +273,15 @@ class MotionTransformer(nn.Module):
 def check_config(features, text_dim, latent_dim, num_layers, num_heads, mlp_ratio, dropout, max_frames, null_condition):
     """Raise a UserError naming the config key of the first invalid MotionTransformer setting."""
     positive = dict(
-        features=features, text_dim=text_dim, latent_dim=latent_dim, num_layers=num_layers, num_heads=num_heads, max_frames=max_frames
+        features=features,
+        text_dim=text_dim,
+        latent_dim=latent_dim,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        max_frames=max_frames,
     )
     for key, value in positive.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UserError(f"network.{key}={value!r} must be a positive integer.")
+        whole_number(f"network.{key}", value)
     if latent_dim % num_heads:
         raise UserError(f"network.num_heads={num_heads} must divide network.latent_dim={latent_dim}.")
     if not isinstance(mlp_ratio, (int, float)) or int(latent_dim * mlp_ratio) < 1:

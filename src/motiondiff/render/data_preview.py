@@ -28,4 +28,3 @@ def run(cfg: DictConfig) -> Path:
     render_samples(out_dir, windows, datamodule.info, sequence, long_name="sequence", long_title="training sequence")
     log.info("Rendered the training data to %s", out_dir)
     return out_dir
-

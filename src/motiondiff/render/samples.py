@@ -10,7 +10,12 @@ from motiondiff.render.stick3d import write_stick3d_grid, write_stick3d_video
 
 
 def render_samples(
-    out_dir: Path, keypoints: np.ndarray, info: MotionData, long=None, long_name: str = "long_dance", long_title="chained windows"
+    out_dir: Path,
+    keypoints: np.ndarray,
+    info: MotionData,
+    long=None,
+    long_name: str = "long_dance",
+    long_title="chained windows",
 ) -> dict:
     """One video per sample (K, N, J, D), a grid of all, and <long_name>.mp4 of a long sequence (L, J, D) if given."""
     parents, names, fps = info.parents, info.joint_names, info.fps
@@ -21,7 +26,9 @@ def render_samples(
         write_skeleton_video(path, sample, parents, fps, bounds=bounds, title=f"sample {index}", names=names)
         written[f"video_{index:02d}"] = path
     written["grid"] = out_dir / "grid.mp4"
-    write_grid_video(written["grid"], list(keypoints), parents, fps, titles=[str(i) for i in range(len(keypoints))], names=names)
+    write_grid_video(
+        written["grid"], list(keypoints), parents, fps, titles=[str(i) for i in range(len(keypoints))], names=names
+    )
     if long is not None:
         written["long_video"] = out_dir / f"{long_name}.mp4"
         write_skeleton_video(written["long_video"], long, parents, fps, title=long_title, names=names)

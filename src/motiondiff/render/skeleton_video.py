@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 
 BACKGROUND = (246, 246, 242)
@@ -24,12 +25,15 @@ def check_keypoints(keypoints, parents=None) -> np.ndarray:
     """Keypoints as a float array (T, J, 2); UserError on a wrong shape, NaNs or a parents list of the wrong length."""
     keypoints = np.asarray(keypoints, dtype=np.float64)
     if keypoints.ndim != 3 or keypoints.shape[-1] != 2 or keypoints.shape[0] < 1:
-        raise UserError(f"keypoints must have shape (frames, joints, 2), got {keypoints.shape}; pass 2D keypoints per frame.")
+        raise UserError(
+            f"keypoints must have shape (frames, joints, 2), got {keypoints.shape}; pass 2D keypoints per frame."
+        )
     if not np.isfinite(keypoints).all():
         raise UserError("keypoints contain NaN or infinite values; clean or interpolate them before rendering.")
     if parents is not None and len(parents) != keypoints.shape[1]:
         raise UserError(
-            f"parents has {len(parents)} entries but keypoints have {keypoints.shape[1]} joints; pass the matching skeleton."
+            f"parents has {len(parents)} entries but keypoints have {keypoints.shape[1]} joints; "
+            "pass the matching skeleton."
         )
     return keypoints
 
@@ -101,11 +105,11 @@ def draw_frame(pixels: np.ndarray, parents, colours, size: int, ground_y, title,
 def render_frames(keypoints, parents, bounds=None, size: int = 256, title=None, names=None) -> np.ndarray:
     """Frames (T, size, size, 3) uint8 of a skeleton, fixed axes; left/right bones coloured when `names` is given."""
     keypoints = check_keypoints(keypoints, parents)  # (T, J, 2)
-    if int(size) != size or size < 16:
-        raise UserError(f"size must be a whole number of pixels, at least 16, got {size!r}; pass e.g. size=256.")
-    size = int(size)
+    size = whole_number("size", size, minimum=16, why="pixels, e.g. size=256")
     if names is not None and len(names) != len(parents):
-        raise UserError(f"names has {len(names)} entries but the skeleton has {len(parents)} joints; pass matching names.")
+        raise UserError(
+            f"names has {len(names)} entries but the skeleton has {len(parents)} joints; pass matching names."
+        )
     bounds = common_bounds([keypoints]) if bounds is None else bounds
     pixels = to_pixels(keypoints, bounds, size)  # (T, J, 2)
     ground_y = float(to_pixels(np.zeros(2), bounds, size)[1]) if bounds[2] <= 0 <= bounds[3] else None
@@ -116,7 +120,7 @@ def render_frames(keypoints, parents, bounds=None, size: int = 256, title=None, 
 
 
 def head_ring(pixels: np.ndarray, parents, names):
-    """(head index, radius) for a ring around a joint named 'head' (radius from its longest bone to its parent), else None."""
+    """(head index, radius) for a ring around joint 'head' (radius from its longest bone to its parent), else None."""
     if names is None or "head" not in names or parents[list(names).index("head")] < 0:
         return None
     j = list(names).index("head")
@@ -139,7 +143,9 @@ def write_video(path, frames, fps, overwrite: bool = False) -> Path:
     """Write frames (T, H, W, 3) uint8 to an mp4 (libx264, yuv420p); refuses to replace a file unless overwrite."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise UserError(f"frames must be a non-empty uint8 array (frames, height, width, 3), got {frames.dtype} {frames.shape}.")
+        raise UserError(
+            f"frames must be a non-empty uint8 array (frames, height, width, 3), got {frames.dtype} {frames.shape}."
+        )
     return write_frames(path, lambda i: frames[i], len(frames), fps, overwrite)
 
 
@@ -198,7 +204,9 @@ def render_grid(keypoint_list, parents, size: int = 192, titles=None, names=None
         raise UserError("write_grid_video got no samples; pass a non-empty list of (frames, joints, 2) arrays.")
     arrays = [check_keypoints(k, parents) for k in keypoint_list]
     if len({len(a) for a in arrays}) != 1:
-        raise UserError(f"grid samples differ in length {sorted({len(a) for a in arrays})}; pass samples of equal frame count.")
+        raise UserError(
+            f"grid samples differ in length {sorted({len(a) for a in arrays})}; pass samples of equal frame count."
+        )
     if titles is not None and len(titles) != len(arrays):
         raise UserError(f"titles has {len(titles)} entries for {len(arrays)} samples; pass one title per sample.")
     bounds = common_bounds(arrays)

@@ -14,10 +14,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.render.skeleton_video import (
-    BACKGROUND, BONE_COLOURS, JOINT_COLOUR, TEXT, check_fps, side_of, write_frames,
-)  # fmt: skip
+    BACKGROUND,
+    BONE_COLOURS,
+    JOINT_COLOUR,
+    TEXT,
+    check_fps,
+    side_of,
+    write_frames,
+)
 
 TILE_COLOURS = ((226, 226, 219), (206, 206, 197))  # the ground's checker
 TRAJECTORY = (150, 150, 190)
@@ -72,9 +79,13 @@ class Camera:
 
 
 def fit_camera(
-    joints: np.ndarray, aspect: float = 1.0, azimuth_deg: float = 35.0, elevation_deg: float = 18.0,
-    fov_deg: float = 40.0, fill: float = 0.85,
-) -> Camera:  # fmt: skip
+    joints: np.ndarray,
+    aspect: float = 1.0,
+    azimuth_deg: float = 35.0,
+    elevation_deg: float = 18.0,
+    fov_deg: float = 40.0,
+    fill: float = 0.85,
+) -> Camera:
     """The fixed camera for a clip (T, J, 3): front-right of the person and above, nearest that keeps all in view.
 
     With the viewing direction fixed, a point (x, y, z) relative to the camera's axes stays in view when
@@ -130,7 +141,9 @@ def check_size(size, what: str = "size") -> tuple:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise UserError(f"{what} must be (width, height) in whole pixels, each >= 32, got {size!r}; pass e.g. (480, 480).")
+        raise UserError(
+            f"{what} must be (width, height) in whole pixels, each >= 32, got {size!r}; pass e.g. (480, 480)."
+        )
     return int(width), int(height)
 
 
@@ -298,27 +311,34 @@ class StickFigureView:
         centre = joints[head] + 0.04 * direction  # (3,)
         (x, y), depth = self.project(centre)
         r = HEAD_RADIUS * self.focal / max(float(depth), NEAR)
-        draw.ellipse([x - r, y - r, x + r, y + r], fill=HEAD_FILL, outline=BONE_COLOURS["centre"],
-                     width=self.thickness(BONE_RADIUS * 0.7, float(depth)))  # fmt: skip
+        draw.ellipse(
+            [x - r, y - r, x + r, y + r],
+            fill=HEAD_FILL,
+            outline=BONE_COLOURS["centre"],
+            width=self.thickness(BONE_RADIUS * 0.7, float(depth)),
+        )
 
 
-def render_stick3d_frames(joints, parents, caption: str = "", names=None, camera=None, size=(480, 480),
-                          show_counter: bool = True) -> list:  # fmt: skip
+def render_stick3d_frames(
+    joints, parents, caption: str = "", names=None, camera=None, size=(480, 480), show_counter: bool = True
+) -> list:
     """Every frame of a clip (T, J, 3) as a list of (H, W, 3) uint8 arrays."""
     view = StickFigureView(joints, parents, caption, names, camera, size, show_counter)
     return [view.frame(i) for i in range(len(view))]
 
 
-def write_stick3d_video(path, joints, parents, fps, caption: str = "", names=None, camera=None, size=(480, 480),
-                        overwrite: bool = False) -> Path:  # fmt: skip
+def write_stick3d_video(
+    path, joints, parents, fps, caption: str = "", names=None, camera=None, size=(480, 480), overwrite: bool = False
+) -> Path:
     """Render a clip (T, J, 3) with a fixed camera and write it as an mp4."""
     check_fps(fps)
     view = StickFigureView(joints, parents, caption, names, camera, size)
     return write_frames(path, view.frame, len(view), fps, overwrite)
 
 
-def write_stick3d_grid(path, joints_list, parents, fps, captions, names=None, columns=None, cell_size=(320, 320),
-                       overwrite: bool = False) -> Path:  # fmt: skip
+def write_stick3d_grid(
+    path, joints_list, parents, fps, captions, names=None, columns=None, cell_size=(320, 320), overwrite: bool = False
+) -> Path:
     """One mp4 tiling clips (each (T_i, J, 3), own fixed camera) row by row; finished clips hold their last frame."""
     check_fps(fps)
     if len(joints_list) == 0:
@@ -328,9 +348,7 @@ def write_stick3d_grid(path, joints_list, parents, fps, captions, names=None, co
         raise UserError(f"captions has {count} entries for {len(joints_list)} clips; pass one caption per clip.")
     if columns is None:
         columns = math.ceil(math.sqrt(len(joints_list)))
-    if int(columns) != columns or columns < 1:
-        raise UserError(f"columns must be a positive whole number, got {columns!r}; pass e.g. columns=3 or None.")
-    columns = min(int(columns), len(joints_list))
+    columns = min(whole_number("columns", columns, why="e.g. columns=3, or None"), len(joints_list))
     width, height = check_size(cell_size, "cell_size")
     views = [StickFigureView(j, parents, c, names, None, (width, height)) for j, c in zip(joints_list, captions)]
     rows = math.ceil(len(views) / columns)

@@ -61,7 +61,9 @@ def resolve_checkpoint(run_dir: Optional[str], ckpt_path: Optional[str], which: 
     else:
         raise UserError(f"checkpoint={which} is unknown; use last or best.")
     if not candidates or not candidates[0].is_file():
-        raise UserError(f"'{run}' has no {which} checkpoint in checkpoints/ (was training interrupted before one was saved?).")
+        raise UserError(
+            f"'{run}' has no {which} checkpoint in checkpoints/ (was training interrupted before one was saved?)."
+        )
     return run, candidates[0]
 
 
@@ -69,5 +71,7 @@ def latest_checkpoint(output_root: str, run_name: str) -> Path:
     """The newest last.ckpt of runs named run_name (for ckpt_path=last)."""
     found = sorted(Path(output_root, run_name).glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
-        raise UserError(f"ckpt_path=last found no checkpoint under '{Path(output_root, run_name)}'; give a path instead.")
+        raise UserError(
+            f"ckpt_path=last found no checkpoint under '{Path(output_root, run_name)}'; give a path instead."
+        )
     return found[-1]

@@ -10,7 +10,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 MOVED_TARGETS = {
     "motiondiff.data.dance.DanceDataModule": "motiondiff.data.dance_windows.DanceDataModule",
     "motiondiff.training.module.MotionDiffusion": "motiondiff.training.diffusion_module.MotionDiffusion",
-    "motiondiff.training.evaluator_module.MotionTextEvaluator": "motiondiff.training.contrastive_module.MotionTextContrastive",
+    "motiondiff.training.evaluator_module.MotionTextEvaluator": (
+        "motiondiff.training.contrastive_module.MotionTextContrastive"
+    ),
     "motiondiff.networks.evaluator.MotionTextEncoders": "motiondiff.networks.text_motion_encoders.MotionTextEncoders",
 }
 # module options that became options of the validation-metrics callback (callbacks.generation_metrics)
@@ -32,7 +34,10 @@ def upgrade_run_config(cfg: DictConfig) -> DictConfig:
 def _renamed(node):
     """A copy of a plain config tree with every moved `_target_` renamed."""
     if isinstance(node, dict):
-        return {key: MOVED_TARGETS.get(value, value) if key == "_target_" else _renamed(value) for key, value in node.items()}
+        return {
+            key: MOVED_TARGETS.get(value, value) if key == "_target_" else _renamed(value)
+            for key, value in node.items()
+        }
     if isinstance(node, list):
         return [_renamed(value) for value in node]
     return node

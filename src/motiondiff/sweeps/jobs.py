@@ -44,21 +44,33 @@ def run_sweep_job(run: Callable[[DictConfig], object], cfg: DictConfig) -> dict:
     """The task of a multirun job: run(cfg) with its outcome recorded in the job's output directory."""
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
-    return run_recording_status(run, cfg, output_dir, list(hydra_cfg.overrides.task), hydra_cfg.job.num, cfg.get("run_dir") or output_dir)
+    return run_recording_status(
+        run, cfg, output_dir, list(hydra_cfg.overrides.task), hydra_cfg.job.num, cfg.get("run_dir") or output_dir
+    )
 
 
 def run_recording_status(run: Callable, cfg: DictConfig, output_dir: Path, overrides: list, job: int, run_dir) -> dict:
     """run(cfg) without raising: log a failure, write job_status.json into output_dir, return the record."""
     start = time.perf_counter()
-    record = {"job": job, "status": COMPLETED, "overrides": [str(o) for o in overrides], "error": None,
-              "run_dir": str(run_dir), "output_dir": str(output_dir)}  # fmt: skip
+    record = {
+        "job": job,
+        "status": COMPLETED,
+        "overrides": [str(o) for o in overrides],
+        "error": None,
+        "run_dir": str(run_dir),
+        "output_dir": str(output_dir),
+    }
     try:
         run(cfg)
     except Exception as error:
         record.update(status=FAILED, error=describe_failure(error))
         log_failure(job, error)
-    record.update(wall_time_s=round(time.perf_counter() - start, 3), finished=datetime.now().isoformat(timespec="seconds"),
-                  host=socket.gethostname(), pid=os.getpid())  # fmt: skip
+    record.update(
+        wall_time_s=round(time.perf_counter() - start, 3),
+        finished=datetime.now().isoformat(timespec="seconds"),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
     write_new_json(Path(output_dir) / STATUS_FILE, record)
     return record
 
@@ -99,8 +111,11 @@ class SweepSummary(Callback):
         """Stop (exit status 2) before any job when hydra.sweep.dir already holds a sweep."""
         sweep_dir = Path(config.hydra.sweep.dir)
         if (sweep_dir / "multirun.yaml").exists() or (sweep_dir / SUMMARY_JSON).exists():
-            print(f"error: hydra.sweep.dir='{sweep_dir}' already holds a sweep; sweeps never share a directory: "
-                  "give another hydra.sweep.dir.", file=sys.stderr)  # fmt: skip
+            print(
+                f"error: hydra.sweep.dir='{sweep_dir}' already holds a sweep; sweeps never share a directory: "
+                "give another hydra.sweep.dir.",
+                file=sys.stderr,
+            )
             raise SystemExit(2)  # Hydra turns a callback's Exception into a warning, but lets SystemExit through
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
@@ -117,23 +132,31 @@ class SweepSummary(Callback):
 
 
 def sweep_jobs(sweep_dir: Path) -> list:
-    """The job directories of a sweep (Hydra started them in multirun mode, or they hold a job status), by job number."""
+    """Job directories of a sweep (Hydra started them in multirun mode, or they hold a job status), by job number."""
     found = {path.parent for path in sweep_dir.rglob(STATUS_FILE)}
-    found |= {path.parent.parent for path in sweep_dir.rglob(".hydra/hydra.yaml") if hydra_record(path.parent.parent).get("mode") == "MULTIRUN"}
+    found |= {
+        path.parent.parent
+        for path in sweep_dir.rglob(".hydra/hydra.yaml")
+        if hydra_record(path.parent.parent).get("mode") == "MULTIRUN"
+    }
     numbers = {job_dir: job_record(job_dir)["job"] for job_dir in outermost(found)}
     return sorted(numbers, key=lambda job_dir: (numbers[job_dir] is None, numbers[job_dir] or 0, natural_key(job_dir)))
 
 
 def finished_runs(sweep_dir: Path) -> list:
-    """The finished training runs under a directory (a folder with config.yaml and checkpoints/last.ckpt), in natural order."""
-    found = {path.parent for path in sweep_dir.rglob(CONFIG_NAME) if (path.parent / "checkpoints" / "last.ckpt").is_file()}
+    """Finished training runs under a directory (folders with config.yaml, checkpoints/last.ckpt), in natural order."""
+    found = {
+        path.parent for path in sweep_dir.rglob(CONFIG_NAME) if (path.parent / "checkpoints" / "last.ckpt").is_file()
+    }
     return sorted(outermost(found), key=natural_key)
 
 
 def sweep_runs(sweep_dir: Path) -> list:
     """Every job and finished run of a sweep directory, once each, jobs first in job order."""
     jobs = sweep_jobs(sweep_dir)
-    return jobs + [run for run in finished_runs(sweep_dir) if run not in jobs and not any(job in run.parents for job in jobs)]
+    return jobs + [
+        run for run in finished_runs(sweep_dir) if run not in jobs and not any(job in run.parents for job in jobs)
+    ]
 
 
 def outermost(directories: Iterable[Path]) -> list:
@@ -153,9 +176,17 @@ def job_record(job_dir: Path) -> dict:
     if path.is_file():
         return json.loads(path.read_text())
     hydra = hydra_record(job_dir)
-    return {"job": hydra.get("job", {}).get("num"), "status": NO_STATUS, "overrides": run_overrides(job_dir),
-            "error": "the job wrote no job_status.json: it was killed (time or memory limit?) or is still running; see its log",
-            "run_dir": str(job_dir), "output_dir": str(job_dir), "wall_time_s": None}  # fmt: skip
+    return {
+        "job": hydra.get("job", {}).get("num"),
+        "status": NO_STATUS,
+        "overrides": run_overrides(job_dir),
+        "error": (
+            "the job wrote no job_status.json: it was killed (time or memory limit?) or is still running; see its log"
+        ),
+        "run_dir": str(job_dir),
+        "output_dir": str(job_dir),
+        "wall_time_s": None,
+    }
 
 
 def hydra_record(job_dir: Path) -> dict:
@@ -200,10 +231,22 @@ def write_job_tables(json_path: Path, md_path: Path, title: str, rows: list, bas
         settings = parse_overrides(row["overrides"])
         shown = " ".join(f"{key}={settings[key]}" for key in varied if key in settings)
         seconds = "" if row.get("wall_time_s") is None else f"{row['wall_time_s']:.1f} s"
-        lines.append([row["job"], f"`{shown}`" if shown else "", row["status"], relative(row["run_dir"], base), seconds, row["error"] or ""])
+        lines.append(
+            [
+                row["job"],
+                f"`{shown}`" if shown else "",
+                row["status"],
+                relative(row["run_dir"], base),
+                seconds,
+                row["error"] or "",
+            ]
+        )
     table = markdown_table(["job", "overrides", "status", "run dir", "wall time", "error"], lines)
     with open(md_path, "x") as handle:
-        handle.write(f"# {title}\n\n{len(rows)} {noun}, {failed} failed. Common overrides: `{' '.join(common) or '(none)'}`\n\n{table}\n")
+        handle.write(
+            f"# {title}\n\n{len(rows)} {noun}, {failed} failed. "
+            f"Common overrides: `{' '.join(common) or '(none)'}`\n\n{table}\n"
+        )
     return md_path
 
 
@@ -227,7 +270,11 @@ def new_timestamped_dir(parent: Path) -> Path:
 def require_sweep_dir(sweep_dir) -> Path:
     """sweep_dir as a Path; UserError when it is not given or not a directory."""
     if not sweep_dir:
-        raise UserError("say which sweep: sweep_dir=<the sweep directory of a `train -m` run, e.g. outputs/multirun/<time>>.")
+        raise UserError(
+            "say which sweep: sweep_dir=<the sweep directory of a `train -m` run, e.g. outputs/multirun/<time>>."
+        )
     if not Path(sweep_dir).is_dir():
-        raise UserError(f"sweep directory not found: '{sweep_dir}' (sweep_dir); list your sweeps with: ls outputs/multirun/")
+        raise UserError(
+            f"sweep directory not found: '{sweep_dir}' (sweep_dir); list your sweeps with: ls outputs/multirun/"
+        )
     return Path(sweep_dir)

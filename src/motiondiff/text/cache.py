@@ -88,7 +88,14 @@ class EmbeddingTable:
         handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(handle, "wb") as file:
-                np.savez(file, name=np.array(self.name), keys=self.keys, pooled=self.pooled, tokens=self.tokens, lengths=self.lengths)
+                np.savez(
+                    file,
+                    name=np.array(self.name),
+                    keys=self.keys,
+                    pooled=self.pooled,
+                    tokens=self.tokens,
+                    lengths=self.lengths,
+                )
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -114,10 +121,18 @@ def _load_or_empty(encoder: TextEncoder, path: Path) -> EmbeddingTable:
     try:
         table = EmbeddingTable.load(path)
     except Exception as error:  # a truncated or foreign file: rebuild it
-        log.warning("text embedding cache %s is unreadable (%s: %s); recomputing it.", path, type(error).__name__, error)
+        log.warning(
+            "text embedding cache %s is unreadable (%s: %s); recomputing it.", path, type(error).__name__, error
+        )
         return EmbeddingTable.empty(encoder.name, encoder.dim)
     if table.name != encoder.name or table.dim != encoder.dim:
-        log.warning("text embedding cache %s belongs to '%s' (dim %d), not '%s'; recomputing it.", path, table.name, table.dim, encoder.name)
+        log.warning(
+            "text embedding cache %s belongs to '%s' (dim %d), not '%s'; recomputing it.",
+            path,
+            table.name,
+            table.dim,
+            encoder.name,
+        )
         return EmbeddingTable.empty(encoder.name, encoder.dim)
     return table
 

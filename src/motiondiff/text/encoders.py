@@ -110,10 +110,10 @@ class TextEncoder(abc.ABC):
     def encode(self, captions: list) -> TextEmbedding:
         """Encode live prompts; an empty or over-long prompt is a UserError."""
         if not captions:
-            raise UserError("no prompt to encode; give at least one, e.g. prompt=\"a person waves\".")
+            raise UserError('no prompt to encode; give at least one, e.g. prompt="a person waves".')
         for caption in captions:
             if not caption.strip():
-                raise UserError("a prompt is empty; write what the person should do, e.g. prompt=\"a person waves\".")
+                raise UserError('a prompt is empty; write what the person should do, e.g. prompt="a person waves".')
         for caption, count in zip(captions, self.count_tokens(captions)):
             if count > self.max_tokens:
                 raise UserError(
@@ -133,7 +133,10 @@ class TextEncoder(abc.ABC):
         if too_long:
             log.warning(
                 "%d of %d captions are longer than the %s limit of %d tokens and were truncated.",
-                too_long, len(texts), self.name, self.max_tokens,
+                too_long,
+                len(texts),
+                self.name,
+                self.max_tokens,
             )
         return self._embed(texts)
 
@@ -192,7 +195,9 @@ class MiniLMEncoder(TextEncoder):
         return [len(ids) for ids in self.model.tokenizer(list(captions), truncation=False)["input_ids"]]
 
     def _embed(self, captions: list) -> TextEmbedding:
-        outputs = self.model.encode(list(captions), batch_size=self.batch_size, output_value=None, show_progress_bar=False)
+        outputs = self.model.encode(
+            list(captions), batch_size=self.batch_size, output_value=None, show_progress_bar=False
+        )
         pooled = torch.stack([output["sentence_embedding"].float().cpu() for output in outputs])  # (B, D)
         sequences = [output["token_embeddings"][output["attention_mask"].bool()].float().cpu() for output in outputs]
         return TextEmbedding.from_sequences(pooled, sequences)
@@ -213,7 +218,7 @@ def _clip_load_error(model, error: Exception) -> UserError:
 
 
 class ClipEncoder(TextEncoder):
-    """A CLIP text model: pooled = the EOS output (projected when the checkpoint has the projection), tokens = last hidden states.
+    """A CLIP text model: pooled = the EOS output (projected if the checkpoint has one), tokens = last hidden states.
 
     CLIPTokenizer reads either tokenizer file layout (tokenizer.json, or vocab.json +
     merges.txt, which AutoTokenizer cannot place without a tokenizer_config.json);
@@ -226,7 +231,8 @@ class ClipEncoder(TextEncoder):
         if not model:
             raise UserError(
                 "text_encoder.model is not set: give a local CLIP directory or a model name in the local "
-                "Hugging Face cache (e.g. text_encoder.model=/models/clip-vit-base-patch32), or use text_encoder=minilm."
+                "Hugging Face cache (e.g. text_encoder.model=/models/clip-vit-base-patch32), "
+                "or use text_encoder=minilm."
             )
         self.model_name = str(model)
         self.device = device
@@ -270,7 +276,9 @@ class ClipEncoder(TextEncoder):
             raise _clip_load_error(self.model_name, error) from error
         missing = [key for key in info["missing_keys"] if self.projected or not key.startswith("text_projection")]
         if missing:
-            raise UserError(f"text_encoder.model='{self.model_name}' lacks weights {missing[:3]}; is it a CLIP text checkpoint?")
+            raise UserError(
+                f"text_encoder.model='{self.model_name}' lacks weights {missing[:3]}; is it a CLIP text checkpoint?"
+            )
         self._tokenizer, self._model = tokenizer, model.to(self.device).eval()
 
     def count_tokens(self, captions: list) -> list:
@@ -316,12 +324,16 @@ class PrecomputedEncoder(TextEncoder):
             )
         self.directory = Path(directory)
         if not self.directory.is_dir():
-            raise UserError(f"text_encoder.directory='{directory}' is not a directory of <motion_id>.npy caption features.")
+            raise UserError(
+                f"text_encoder.directory='{directory}' is not a directory of <motion_id>.npy caption features."
+            )
         self.tokens = tokens
         self.dim = None
         first = next(iter(sorted(self.directory.glob("*.npy"))), None)
         if first is None:
-            raise UserError(f"text_encoder.directory='{directory}' holds no .npy files (expected <motion_id>.npy per motion).")
+            raise UserError(
+                f"text_encoder.directory='{directory}' holds no .npy files (expected <motion_id>.npy per motion)."
+            )
         shape = self._check_shape(first, self._load(first, mmap_mode="r").shape)
         self.dim = int(shape[-1])
         self.max_tokens = int(shape[1]) if len(shape) == 3 else 1
@@ -334,12 +346,16 @@ class PrecomputedEncoder(TextEncoder):
             features = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
         except Exception as error:  # empty, truncated, pickled or not a .npy file
             reason = first_sentence(error)
-            raise UserError(f"caption features '{path}' cannot be read as a .npy array ({reason}); re-extract them.") from None
+            raise UserError(
+                f"caption features '{path}' cannot be read as a .npy array ({reason}); re-extract them."
+            ) from None
         if not isinstance(features, np.ndarray):  # an .npz archive under a .npy name
             features.close()
             raise UserError(f"caption features '{path}' are an .npz archive; save one array per motion with np.save.")
         if features.dtype.kind not in "iuf":
-            raise UserError(f"caption features '{path}' have dtype {features.dtype}; re-extract them as float32 numbers.")
+            raise UserError(
+                f"caption features '{path}' have dtype {features.dtype}; re-extract them as float32 numbers."
+            )
         return features
 
     def _check_shape(self, path: Path, shape: tuple) -> tuple:
@@ -347,9 +363,14 @@ class PrecomputedEncoder(TextEncoder):
         allowed = {None: (2, 3), True: (3,), False: (2,)}[self.tokens]
         if len(shape) not in allowed:
             expected = " or ".join({2: "(captions, dim)", 3: "(captions, tokens, dim)"}[n] for n in allowed)
-            raise UserError(f"caption features '{path}' have shape {shape}; expected {expected} (text_encoder.tokens={self.tokens}).")
+            raise UserError(
+                f"caption features '{path}' have shape {shape}; expected {expected} "
+                f"(text_encoder.tokens={self.tokens})."
+            )
         if self.dim is not None and shape[-1] != self.dim:
-            raise UserError(f"caption features '{path}' have dim {shape[-1]} but the others in {self.directory} have {self.dim}.")
+            raise UserError(
+                f"caption features '{path}' have dim {shape[-1]} but the others in {self.directory} have {self.dim}."
+            )
         return shape
 
     def encode(self, captions: list) -> TextEmbedding:
@@ -386,7 +407,9 @@ class PrecomputedEncoder(TextEncoder):
         """The float32 features of one motion, shape-checked."""
         path = self.directory / f"{motion_id}.npy"
         if not path.is_file():
-            raise UserError(f"caption features '{path}' not found; extract one file per motion into text_encoder.directory.")
+            raise UserError(
+                f"caption features '{path}' not found; extract one file per motion into text_encoder.directory."
+            )
         features = self._load(path)
         self._check_shape(path, features.shape)
         if not np.isfinite(features).all():

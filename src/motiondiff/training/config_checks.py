@@ -25,8 +25,8 @@ def check_training_config(cfg: DictConfig) -> None:
     weight = cfg.module.get("guidance_weight", 1.0)
     if not conditional and weight != 1.0:
         raise UserError(
-            f"module.guidance_weight={weight} needs a text-conditioned model, but network={network_name(cfg.network)} is "
-            "unconditional; drop the override (guidance needs captions: experiment=text2motion)."
+            f"module.guidance_weight={weight} needs a text-conditioned model, but network={network_name(cfg.network)} "
+            "is unconditional; drop the override (guidance needs captions: experiment=text2motion)."
         )
     if pooled_only(cfg.get("text_encoder")):
         refuse_pooled_captions(
@@ -56,8 +56,8 @@ def check_sampler_steps(sampler_cfg: Optional[DictConfig], schedule_steps: int, 
     steps = (sampler_cfg or {}).get("num_steps")
     if steps is not None and steps > schedule_steps:
         raise UserError(
-            f"{key}.num_steps={steps} exceeds the {schedule_steps} diffusion steps of the schedule (schedule.num_steps); "
-            f"use at most {schedule_steps}."
+            f"{key}.num_steps={steps} exceeds the {schedule_steps} diffusion steps of the schedule "
+            f"(schedule.num_steps); use at most {schedule_steps}."
         )
 
 

@@ -19,9 +19,8 @@ from typing import Callable, Optional
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
 from hydra.utils import instantiate
+from torch import Tensor
 
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
@@ -38,7 +37,9 @@ def info_nce(
 ) -> Tensor:
     """Symmetric InfoNCE of paired latents (B, D); negatives whose captions' pooled cosine > threshold are dropped."""
     assert text.shape == motion.shape and text.ndim == 2, (tuple(text.shape), tuple(motion.shape))
-    logits = F.normalize(text, dim=-1) @ F.normalize(motion, dim=-1).T / temperature  # (B, B), text rows, motion columns
+    logits = (
+        F.normalize(text, dim=-1) @ F.normalize(motion, dim=-1).T / temperature
+    )  # (B, B), text rows, motion columns
     if pooled is not None and threshold < 1.0:
         unit = F.normalize(pooled.to(logits.dtype), dim=-1)  # (B, Dt)
         duplicate = (unit @ unit.T) > threshold  # (B, B) near-identical captions
@@ -84,13 +85,20 @@ class MotionTextContrastive(L.LightningModule):
     ):
         super().__init__()
         self.check_network_class(type(network))
-        check_options(temperature, negative_threshold, contrastive_weight, recon_weight, kl_weight, latent_weight, val_batch_size)
+        check_options(
+            temperature, negative_threshold, contrastive_weight, recon_weight, kl_weight, latent_weight, val_batch_size
+        )
         self.save_hyperparameters({"data_info": data.to_dict()})
         self.network, self.data = network, data
         self.normalizer = data.make_normalizer()
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
         self.temperature, self.negative_threshold = temperature, negative_threshold
-        self.weights = {"contrastive": contrastive_weight, "recon": recon_weight, "kl": kl_weight, "latent": latent_weight}
+        self.weights = {
+            "contrastive": contrastive_weight,
+            "recon": recon_weight,
+            "kl": kl_weight,
+            "latent": latent_weight,
+        }
         self.val_batch_size = val_batch_size
         self._val_text: list = []  # (B, D) text mu per validation batch
         self._val_motion: list = []  # (B, D) motion mu per validation batch
@@ -99,11 +107,15 @@ class MotionTextContrastive(L.LightningModule):
     def check_network_class(network_class: type) -> None:
         """UserError unless network_class is the motion-text encoder pair."""
         if not issubclass(network_class, MotionTextEncoders):
-            raise UserError(f"module=evaluator trains motion and text encoders, not a {network_class.__name__}; use network=tmr.")
+            raise UserError(
+                f"module=evaluator trains motion and text encoders, not a {network_class.__name__}; use network=tmr."
+            )
 
     @classmethod
-    def from_config(cls, cfg, network: MotionTextEncoders, data: TextMotionData, options: dict) -> "MotionTextContrastive":
-        """Build from a composed training config: optimizer and lr_scheduler from their groups, `options` from `module`."""
+    def from_config(
+        cls, cfg, network: MotionTextEncoders, data: TextMotionData, options: dict
+    ) -> "MotionTextContrastive":
+        """Build from a composed training config: optimizer, lr_scheduler from their groups, `options` from `module`."""
         return cls(
             network=network,
             optimizer=instantiate(cfg.optimizer),
@@ -165,9 +177,13 @@ class MotionTextContrastive(L.LightningModule):
         if self.trainer.world_size > 1:
             text = self.all_gather(text).flatten(0, 1)  # (world * N, D)
             motion = self.all_gather(motion).flatten(0, 1)  # (world * N, D)
-        order = torch.randperm(len(text), generator=torch.Generator().manual_seed(VAL_SHUFFLE_SEED)).to(text.device)  # (N,)
+        order = torch.randperm(len(text), generator=torch.Generator().manual_seed(VAL_SHUFFLE_SEED)).to(
+            text.device
+        )  # (N,)
         text, motion = F.normalize(text[order], dim=-1), F.normalize(motion[order], dim=-1)  # (N, D) unit rows
-        scores = r_precision(text, motion, batch_size=self.val_batch_size, top_k=3)  # fewer than a batch: one batch of all
+        scores = r_precision(
+            text, motion, batch_size=self.val_batch_size, top_k=3
+        )  # fewer than a batch: one batch of all
         self.log("val/R@1", float(scores["R@1"]), sync_dist=True)
         self.log("val/R@3", float(scores["R@3"]), prog_bar=True, sync_dist=True)
         self._val_text, self._val_motion = [], []
@@ -181,7 +197,7 @@ class MotionTextContrastive(L.LightningModule):
 
     @torch.no_grad()
     def embed_motion(self, raw_features: Motion, mask: FrameMask) -> Tensor:
-        """Un-normalised motions (B, N, F) with their frame mask (B, N) -> motion latents mu (B, D), not unit-normalised."""
+        """Un-normalised motions (B, N, F) and frame mask (B, N) -> motion latents mu (B, D), not unit-normalised."""
         features = self.normalizer.normalize(raw_features.to(self.device, torch.float32))  # (B, N, F)
         with evaluation_mode(self.network):
             return self.network.encode_motion(features, mask.to(self.device))[0]  # (B, D)
@@ -190,7 +206,9 @@ class MotionTextContrastive(L.LightningModule):
     def embed_text(self, tokens: TextTokens, token_mask: TokenMask) -> Tensor:
         """Caption token embeddings (B, L, Dt) with their mask (B, L) -> text latents mu (B, D), not unit-normalised."""
         with evaluation_mode(self.network):
-            return self.network.encode_text(tokens.to(self.device, torch.float32), token_mask.to(self.device))[0]  # (B, D)
+            return self.network.encode_text(tokens.to(self.device, torch.float32), token_mask.to(self.device))[
+                0
+            ]  # (B, D)
 
     @property
     def description(self) -> TextMotionData:
@@ -209,13 +227,22 @@ def evaluation_mode(module: torch.nn.Module):
         module.train(was_training)
 
 
-def check_options(temperature, negative_threshold, contrastive_weight, recon_weight, kl_weight, latent_weight, val_batch_size) -> None:
+def check_options(
+    temperature, negative_threshold, contrastive_weight, recon_weight, kl_weight, latent_weight, val_batch_size
+) -> None:
     """Raise a UserError naming the first invalid module option."""
     if not temperature > 0:
         raise UserError(f"module.temperature={temperature} must be > 0 (0.1 is usual).")
     if not 0 < negative_threshold <= 1:
-        raise UserError(f"module.negative_threshold={negative_threshold} must lie in (0, 1] (0.8 is usual; 1 = no filtering).")
-    weights = dict(contrastive_weight=contrastive_weight, recon_weight=recon_weight, kl_weight=kl_weight, latent_weight=latent_weight)
+        raise UserError(
+            f"module.negative_threshold={negative_threshold} must lie in (0, 1] (0.8 is usual; 1 = no filtering)."
+        )
+    weights = dict(
+        contrastive_weight=contrastive_weight,
+        recon_weight=recon_weight,
+        kl_weight=kl_weight,
+        latent_weight=latent_weight,
+    )
     for key, value in weights.items():
         if not value >= 0:
             raise UserError(f"module.{key}={value} must be >= 0.")

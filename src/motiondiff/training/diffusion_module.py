@@ -73,7 +73,7 @@ class MotionDiffusion(L.LightningModule):
 
     @classmethod
     def from_config(cls, cfg, network: nn.Module, data: MotionData, options: dict) -> "MotionDiffusion":
-        """Build from a composed training config: schedule, loss, optimizer, ... from their groups; `options` from `module`."""
+        """Build from a composed training config: schedule, loss, optimizer... from groups; `options` from `module`."""
         cls.check_network_class(type(network))
         return cls(
             network=network,
@@ -161,9 +161,14 @@ class MotionDiffusion(L.LightningModule):
         noise = torch.randn(shape, generator=generator, device=self.device)
         weight = self.guidance_weight if guidance_weight is None else guidance_weight
         denoiser = Denoiser(
-            self.ema_network, self.schedule, self.loss.prediction, cond=cond, mask=mask, clip_x0=self.x0_bound,
+            self.ema_network,
+            self.schedule,
+            self.loss.prediction,
+            cond=cond,
+            mask=mask,
+            clip_x0=self.x0_bound,
             guidance_weight=weight,
-        )  # fmt: skip
+        )
         x = sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
         return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)  # padded frames zeroed
 
@@ -179,4 +184,3 @@ class MotionDiffusion(L.LightningModule):
         optimizer = self.optimizer_factory(params=self.network.parameters())
         scheduler = self.lr_scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-

@@ -13,6 +13,7 @@ GradScaler already skips overflowing steps, so the callback stands aside there.
 import lightning as L
 import torch
 
+from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 
 
@@ -20,9 +21,7 @@ class SkipNonFiniteSteps(L.Callback):
     """Skip optimizer steps with non-finite gradients; stop after max_in_a_row of them in a row."""
 
     def __init__(self, max_in_a_row: int = 5):
-        if int(max_in_a_row) != max_in_a_row or max_in_a_row < 1:
-            raise UserError(f"callbacks.nonfinite.max_in_a_row={max_in_a_row} must be a positive integer (5 is usual).")
-        self.max_in_a_row = int(max_in_a_row)
+        self.max_in_a_row = whole_number("callbacks.nonfinite.max_in_a_row", max_in_a_row, why="5 is usual")
         self.skipped = 0  # skipped steps in this run (kept in checkpoints)
         self.in_a_row = 0
 
@@ -30,7 +29,9 @@ class SkipNonFiniteSteps(L.Callback):
         if str(trainer.precision) == "16-mixed":
             return
         gradients = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        finite = not gradients or bool(torch.stack([torch.isfinite(g).all() for g in gradients]).all())  # one device sync
+        finite = not gradients or bool(
+            torch.stack([torch.isfinite(g).all() for g in gradients]).all()
+        )  # one device sync
         if finite:
             self.in_a_row = 0
         else:

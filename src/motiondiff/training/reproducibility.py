@@ -36,11 +36,16 @@ class RandomStreams(L.Callback):
         kind, keys, position, has_gauss, cached = np.random.get_state()
         return {
             "torch": self.torch_states(),  # (world_size, state bytes): every rank's stream
-            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                      "has_gauss": int(has_gauss), "cached": float(cached)},  # plain types: loads with weights_only
+            "numpy": {
+                "kind": kind,
+                "keys": torch.from_numpy(keys.astype(np.int64)),
+                "position": int(position),
+                "has_gauss": int(has_gauss),
+                "cached": float(cached),
+            },  # plain types: loads with weights_only
             "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
-        }  # fmt: skip
+        }
 
     def torch_states(self) -> torch.Tensor:
         """This process's torch generator state, gathered from every rank under DDP: (world_size, N) uint8."""
@@ -48,7 +53,9 @@ class RandomStreams(L.Callback):
         trainer = getattr(self, "trainer", None)
         if trainer is None or trainer.world_size == 1:
             return state[None]
-        gathered = trainer.strategy.all_gather(state.to(trainer.strategy.root_device, torch.int32))  # gloo/nccl-safe dtype
+        gathered = trainer.strategy.all_gather(
+            state.to(trainer.strategy.root_device, torch.int32)
+        )  # gloo/nccl-safe dtype
         return gathered.cpu().to(torch.uint8).reshape(trainer.world_size, -1)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

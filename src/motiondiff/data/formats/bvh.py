@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS, Skeleton, forward_kinematics
 from motiondiff.core.errors import UserError, require_file
+from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS, Skeleton, forward_kinematics
 
 _POSITION_AXES = {"Xposition": 0, "Yposition": 1, "Zposition": 2}
 _ROTATION_AXES = {"Xrotation": "X", "Yrotation": "Y", "Zrotation": "Z"}
@@ -31,13 +31,25 @@ MAX_DEPTH = 256  # deepest joint nesting read (real skeletons are a few dozen de
 
 # Joints named alike in the Mixamo and CMU skeletons (source name, namespace stripped -> BODY20 name).
 _BODY_MAP = {
-    "Hips": "pelvis", "LeftUpLeg": "left_hip", "RightUpLeg": "right_hip", "LeftLeg": "left_knee",
-    "RightLeg": "right_knee", "LeftFoot": "left_ankle", "RightFoot": "right_ankle",
-    "LeftToeBase": "left_foot", "RightToeBase": "right_foot", "Head": "head",
-    "LeftShoulder": "left_collar", "RightShoulder": "right_collar", "LeftArm": "left_shoulder",
-    "RightArm": "right_shoulder", "LeftForeArm": "left_elbow", "RightForeArm": "right_elbow",
-    "LeftHand": "left_wrist", "RightHand": "right_wrist",
-}  # fmt: skip
+    "Hips": "pelvis",
+    "LeftUpLeg": "left_hip",
+    "RightUpLeg": "right_hip",
+    "LeftLeg": "left_knee",
+    "RightLeg": "right_knee",
+    "LeftFoot": "left_ankle",
+    "RightFoot": "right_ankle",
+    "LeftToeBase": "left_foot",
+    "RightToeBase": "right_foot",
+    "Head": "head",
+    "LeftShoulder": "left_collar",
+    "RightShoulder": "right_collar",
+    "LeftArm": "left_shoulder",
+    "RightArm": "right_shoulder",
+    "LeftForeArm": "left_elbow",
+    "RightForeArm": "right_elbow",
+    "LeftHand": "left_wrist",
+    "RightHand": "right_wrist",
+}
 # Joint maps onto BODY20, each with all 20 joints; joint_map="auto" tries them in this order.
 JOINT_MAPS = {
     "mixamo": {**_BODY_MAP, "Spine2": "spine3", "Neck": "neck"},  # Spine2 carries the neck and the collars
@@ -119,7 +131,9 @@ class _HierarchyParser:
         """The next token as a channel name of a `CHANNELS count ...` statement."""
         name = self.take()
         if name in ("JOINT", "End", "}"):
-            raise _bvh_error(self.path, self.line(), f"'CHANNELS {count}' is followed by fewer than {count} channel names")
+            raise _bvh_error(
+                self.path, self.line(), f"'CHANNELS {count}' is followed by fewer than {count} channel names"
+            )
         if name not in _POSITION_AXES and name not in _ROTATION_AXES:
             valid = ", ".join([*_POSITION_AXES, *_ROTATION_AXES])
             raise _bvh_error(self.path, self.line(), f"unknown channel name '{name}' (valid: {valid})")
@@ -134,7 +148,9 @@ class _HierarchyParser:
         channels = tuple(self.channel(count) for _ in range(count))
         axes = "".join(_ROTATION_AXES[name] for name in channels if name in _ROTATION_AXES)
         if len(axes) > 3 or any(a == b for a, b in zip(axes, axes[1:])):
-            problem = f"joint '{joint}' has rotation channels {' '.join(axes)}: use at most three, no axis twice in a row"
+            problem = (
+                f"joint '{joint}' has rotation channels {' '.join(axes)}: use at most three, no axis twice in a row"
+            )
             raise _bvh_error(self.path, self.line(), problem)
         return channels
 
@@ -288,10 +304,12 @@ def resample(clip: BvhClip, fps: float) -> BvhClip:
     num_out = int(math.floor(times[-1] * fps + 1e-9)) + 1
     new_times = np.minimum(np.arange(num_out) / fps, times[-1])  # (T',)
     rotations = np.stack(
-        [Slerp(times, Rotation.from_matrix(clip.local_rotations[:, j]))(new_times).as_matrix()
-         for j in range(clip.skeleton.num_joints)],
+        [
+            Slerp(times, Rotation.from_matrix(clip.local_rotations[:, j]))(new_times).as_matrix()
+            for j in range(clip.skeleton.num_joints)
+        ],
         axis=1,
-    )  # fmt: skip  # (T', J, 3, 3)
+    )  # (T', J, 3, 3)
     source = new_times * clip.fps  # fractional input frame of each output frame
     lower = np.minimum(np.floor(source).astype(int), clip.num_frames - 2)
     weight = (source - lower)[:, None, None]

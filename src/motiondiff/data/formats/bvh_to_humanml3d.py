@@ -9,17 +9,17 @@ the features, as in the dataset) and `texts/<id>.txt` under an output root.
 
 import logging
 import re
-from typing import Optional
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from omegaconf import DictConfig
 
-from motiondiff.data.representations import humanml3d_features as hml
+from motiondiff.core.errors import UserError
 from motiondiff.data.formats.bvh import JOINT_MAPS, load_bvh, resample
 from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS
-from motiondiff.core.errors import UserError
+from motiondiff.data.representations import humanml3d_features as hml
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def caption_line(caption: Optional[str]) -> str:
     """One HumanML3D annotation line, `caption#word/OTHER ...#0.0#0.0` (the whole clip, no POS tagging)."""
     caption = " ".join(str(caption if caption is not None else "").split())
     if not caption:
-        raise UserError("The caption is empty; give the motion a caption, e.g. caption=\"a person walks in a circle\".")
+        raise UserError('The caption is empty; give the motion a caption, e.g. caption="a person walks in a circle".')
     if "#" in caption:
         raise UserError(
             f"The caption '{caption}' contains '#', which separates the fields of a HumanML3D caption line; remove it."
@@ -203,7 +203,7 @@ def convert_bvh_to_humanml3d(
 
 
 def run(cfg: DictConfig) -> ConvertedMotion:
-    """`motiondiff-convert-bvh`: write new_joint_vecs/, new_joints/ and texts/ entries for `cfg.bvh` under `cfg.out_root`."""
+    """`motiondiff-convert-bvh`: write new_joint_vecs/, new_joints/, texts/ files of `cfg.bvh` under `cfg.out_root`."""
     if not cfg.bvh:
         raise UserError("No BVH file given; set bvh=path/to/clip.bvh.")
     motion = convert_bvh_to_humanml3d(

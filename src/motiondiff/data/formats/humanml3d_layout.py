@@ -27,8 +27,8 @@ from typing import Callable
 
 import numpy as np
 
-from motiondiff.data.representations.registry import get_representation
 from motiondiff.core.errors import UserError, first_sentence, require_file
+from motiondiff.data.representations.registry import get_representation
 from motiondiff.text.encoders import CaptionItem
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,9 @@ def check_root(root: Path, layout: Layout, splits) -> None:
     if not root.is_dir():
         raise UserError(f"dataset root '{root}' is not a directory ({layout.hint}).")
     if not (root / layout.features_dir).is_dir():
-        raise UserError(f"'{root / layout.features_dir}' not found: '{root}' is not a {layout.name} dataset ({layout.hint}).")
+        raise UserError(
+            f"'{root / layout.features_dir}' not found: '{root}' is not a {layout.name} dataset ({layout.hint})."
+        )
     for split in splits:
         require_file(layout.split_path(root, split), f"{split} split file", layout.hint)
     for name in layout.required_files:
@@ -177,7 +179,9 @@ def frame_index(seconds: float, fps: float) -> int:
     return int(seconds * fps)
 
 
-def clips_of(motion_id: str, features: np.ndarray, captions: list, layout: Layout, min_frames: int, tally: SkipTally) -> list:
+def clips_of(
+    motion_id: str, features: np.ndarray, captions: list, layout: Layout, min_frames: int, tally: SkipTally
+) -> list:
     """The items of one motion: the whole motion and each captioned sub-clip, at least min_frames long."""
     groups = {}
     for item, start, end in captions:
@@ -241,7 +245,9 @@ def read_statistics(root: Path, layout: Layout, clips: list) -> tuple:
             reason = first_sentence(error)
             raise UserError(f"'{path}' cannot be read as a .npy array ({reason}); regenerate it.") from None
         if not isinstance(array, np.ndarray) or array.shape != (layout.features,) or array.dtype.kind not in "iuf":
-            found = f"shape {array.shape} and dtype {array.dtype}" if isinstance(array, np.ndarray) else "an .npz archive"
+            found = (
+                f"shape {array.shape} and dtype {array.dtype}" if isinstance(array, np.ndarray) else "an .npz archive"
+            )
             raise UserError(f"'{path}' must hold {layout.features} finite numbers, got {found}; regenerate it.")
         if not np.isfinite(array).all():
             raise UserError(f"'{path}' must hold {layout.features} finite numbers, got NaN or infinity; regenerate it.")

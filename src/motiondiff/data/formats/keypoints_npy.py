@@ -7,7 +7,7 @@ from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS
 
 
 def load_keypoints_npy(path: str, parents=None) -> tuple:
-    """(keypoints (frames, joints, 2) float32, joint names, parents) from a .npy file; the skeleton is `parents` or BODY20."""
+    """(keypoints (frames, joints, 2) float32, joint names, parents) from a .npy file; skeleton: `parents` or BODY20."""
     require_file(path, "keypoint file (dataset.source)")
     try:
         keypoints = np.load(path, allow_pickle=False)

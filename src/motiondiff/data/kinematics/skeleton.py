@@ -11,11 +11,29 @@ import numpy as np
 
 # The 22-joint SMPL / HumanML3D tree (names and parents, in the dataset's order).
 SMPL22_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
-    "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-)  # fmt: skip
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "spine1",
+    "left_knee",
+    "right_knee",
+    "spine2",
+    "left_ankle",
+    "right_ankle",
+    "spine3",
+    "left_foot",
+    "right_foot",
+    "neck",
+    "left_collar",
+    "right_collar",
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+)
 SMPL22_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
 
 # The 20-joint body set: SMPL22 without spine1 and spine2 (the chest, spine3, hangs off the pelvis).
@@ -77,7 +95,9 @@ def forward_kinematics(
             positions[:, j] = local_translations[:, j]
         else:
             global_rotations[:, j] = global_rotations[:, p] @ local_rotations[:, j]
-            positions[:, j] = positions[:, p] + np.einsum("tab,tb->ta", global_rotations[:, p], local_translations[:, j])
+            positions[:, j] = positions[:, p] + np.einsum(
+                "tab,tb->ta", global_rotations[:, p], local_translations[:, j]
+            )
     return positions
 
 

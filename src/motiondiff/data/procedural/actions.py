@@ -32,30 +32,32 @@ GRAVITY = 9.81
 
 # Rest directions of each bone (T-pose, facing +z, left at +x), scaled below to the bone lengths
 # of the HumanML3D reference skeleton, so the motions need no retargeting.
-_REST_DIRECTIONS = np.array([
-    [0.0, 0.0, 0.0],     # pelvis (its rest position is set below)
-    [0.70, -0.70, 0.0],  # left_hip
-    [-0.70, -0.70, 0.0], # right_hip
-    [0.0, 1.0, -0.12],   # spine1
-    [0.02, -1.0, 0.0],   # left_knee
-    [-0.02, -1.0, 0.0],  # right_knee
-    [0.0, 1.0, 0.06],    # spine2
-    [0.0, -1.0, -0.04],  # left_ankle
-    [0.0, -1.0, -0.04],  # right_ankle
-    [0.0, 1.0, 0.0],     # spine3
-    [0.0, -0.36, 1.0],   # left_foot (ball of the foot)
-    [0.0, -0.36, 1.0],   # right_foot
-    [0.0, 1.0, -0.08],   # neck
-    [0.55, 0.85, -0.05], # left_collar
-    [-0.55, 0.85, -0.05],# right_collar
-    [0.0, 0.85, 0.5],    # head
-    [1.0, 0.15, -0.05],  # left_shoulder
-    [-1.0, 0.15, -0.05], # right_shoulder
-    [1.0, 0.0, 0.0],     # left_elbow
-    [-1.0, 0.0, 0.0],    # right_elbow
-    [1.0, 0.0, 0.0],     # left_wrist
-    [-1.0, 0.0, 0.0],    # right_wrist
-])  # fmt: skip
+_REST_DIRECTIONS = np.array(
+    [
+        [0.0, 0.0, 0.0],  # pelvis (its rest position is set below)
+        [0.70, -0.70, 0.0],  # left_hip
+        [-0.70, -0.70, 0.0],  # right_hip
+        [0.0, 1.0, -0.12],  # spine1
+        [0.02, -1.0, 0.0],  # left_knee
+        [-0.02, -1.0, 0.0],  # right_knee
+        [0.0, 1.0, 0.06],  # spine2
+        [0.0, -1.0, -0.04],  # left_ankle
+        [0.0, -1.0, -0.04],  # right_ankle
+        [0.0, 1.0, 0.0],  # spine3
+        [0.0, -0.36, 1.0],  # left_foot (ball of the foot)
+        [0.0, -0.36, 1.0],  # right_foot
+        [0.0, 1.0, -0.08],  # neck
+        [0.55, 0.85, -0.05],  # left_collar
+        [-0.55, 0.85, -0.05],  # right_collar
+        [0.0, 0.85, 0.5],  # head
+        [1.0, 0.15, -0.05],  # left_shoulder
+        [-1.0, 0.15, -0.05],  # right_shoulder
+        [1.0, 0.0, 0.0],  # left_elbow
+        [-1.0, 0.0, 0.0],  # right_elbow
+        [1.0, 0.0, 0.0],  # left_wrist
+        [-1.0, 0.0, 0.0],  # right_wrist
+    ]
+)
 SMPL22_REST_OFFSETS = _REST_DIRECTIONS / np.maximum(np.linalg.norm(_REST_DIRECTIONS, axis=-1, keepdims=True), 1e-12)
 SMPL22_REST_OFFSETS[1:] *= REFERENCE_BONE_LENGTHS[:, None]
 ANKLE_REST_HEIGHT = 0.075  # ankle above the floor in the rest pose
@@ -87,9 +89,17 @@ def sample_style(rng: np.random.Generator) -> Style:
     """A random but natural standing pose and movement style."""
     u = lambda low, high: float(rng.uniform(low, high))  # noqa: E731
     return Style(
-        arm_hang=u(-80, -70), elbow=u(8, 25), knee=u(3, 12), stance=u(0, 4), toe_out=u(0, 10),
-        lean=u(-2, 5), head=u(-6, 6), amp=u(0.85, 1.15), step=u(0.88, 1.12), tempo=u(0.92, 1.08),
-    )  # fmt: skip
+        arm_hang=u(-80, -70),
+        elbow=u(8, 25),
+        knee=u(3, 12),
+        stance=u(0, 4),
+        toe_out=u(0, 10),
+        lean=u(-2, 5),
+        head=u(-6, 6),
+        amp=u(0.85, 1.15),
+        step=u(0.88, 1.12),
+        tempo=u(0.92, 1.08),
+    )
 
 
 @dataclass
@@ -197,8 +207,9 @@ def walk(n, spec, style, rng):
     cadence = {"slow": 1.45, "normal": 1.8, "fast": 2.2}[spec["speed"]]  # steps per second
     hip_amp = {"slow": 17.0, "normal": 21.0, "fast": 25.0}[spec["speed"]]
     backward = spec["direction"] == "backward"
-    return gait(n, style, rng, cadence, hip_amp * (0.8 if backward else 1.0), 58.0, 10.0, 0.6, backward,
-                22.0, 12.0, 2.0)  # fmt: skip
+    return gait(
+        n, style, rng, cadence, hip_amp * (0.8 if backward else 1.0), 58.0, 10.0, 0.6, backward, 22.0, 12.0, 2.0
+    )
 
 
 def run(n, spec, style, rng):
@@ -306,8 +317,19 @@ def jumping_jacks(n, spec, style, rng):
     hop_len = min(0.24, round(float(rng.uniform(0.2, 0.24)) * FPS) / period)  # at least 4 frames in the air
     out_at, in_at = 0.2, 0.64
     opened = keys(u, [(0, 0), (out_at, 0), (out_at + hop_len, 1), (in_at, 1), (in_at + hop_len, 0)])
-    dip = keys(u, [(0, 0), (out_at - 0.12, 1), (out_at, 0), (out_at + hop_len + 0.06, 0.6), (in_at - 0.08, 0.8),
-                   (in_at, 0), (in_at + hop_len + 0.06, 0.6), (0.999, 0)])  # fmt: skip
+    dip = keys(
+        u,
+        [
+            (0, 0),
+            (out_at - 0.12, 1),
+            (out_at, 0),
+            (out_at + hop_len + 0.06, 0.6),
+            (in_at - 0.08, 0.8),
+            (in_at, 0),
+            (in_at + hop_len + 0.06, 0.6),
+            (0.999, 0),
+        ],
+    )
     for side in SIDES:
         leg(a, side, abduct=15.0 * style.amp * opened, flex=14.0 * dip, knee=28.0 * dip)
         arm(a, side, raise_=(160.0 - style.arm_hang) * opened, elbow=-style.elbow * opened)
@@ -328,8 +350,13 @@ def wave(n, spec, style, rng):
     sides = SIDES if spec["side"] == "both" else (spec["side"],)
     for k, side in enumerate(sides):
         swing = np.sin(phase + np.pi * k)  # both hands mirror each other
-        arm(a, side, raise_=(float(rng.uniform(35, 50)) - style.arm_hang) * up, elbow=-style.elbow * up,
-            elbow_up=up * (55.0 + 28.0 * style.amp * swing))  # fmt: skip
+        arm(
+            a,
+            side,
+            raise_=(float(rng.uniform(35, 50)) - style.arm_hang) * up,
+            elbow=-style.elbow * up,
+            elbow_up=up * (55.0 + 28.0 * style.amp * swing),
+        )
     torso(a, tilt=-2.0 * up * np.sin(phase) if len(sides) == 1 else 0.0)
     return Part(a, np.ones((n, 2)), np.zeros((n, 2)))
 
@@ -368,8 +395,14 @@ def punch(n, spec, style, rng):
     hit = keys(u, [(0, 0), (0.3, 1), (0.45, 1), (0.85, 0)])
     for side in SIDES:
         strike = hit if side == spec["side"] else 0.0
-        arm(a, side, raise_=20.0 * guard, forward=guard * (40.0 + 45.0 * strike), across=10.0 * strike,
-            elbow=guard * (110.0 - 105.0 * strike) - style.elbow * strike)  # fmt: skip
+        arm(
+            a,
+            side,
+            raise_=20.0 * guard,
+            forward=guard * (40.0 + 45.0 * strike),
+            across=10.0 * strike,
+            elbow=guard * (110.0 - 105.0 * strike) - style.elbow * strike,
+        )
     torso(a, twist=-SIDE_SIGN[spec["side"]] * 15.0 * hit * style.amp)
     return Part(a, np.ones((n, 2)), np.zeros((n, 2)))
 
@@ -418,10 +451,21 @@ def bow(n, spec, style, rng):
 
 
 ACTIONS = {
-    "walk": walk, "run": run, "jump": jump, "wave": wave, "raise_arms": raise_arms, "kick": kick,
-    "squat": squat, "turn": turn, "sidestep": sidestep, "clap": clap, "punch": punch,
-    "jumping_jacks": jumping_jacks, "hop": hop, "bow": bow,
-}  # fmt: skip
+    "walk": walk,
+    "run": run,
+    "jump": jump,
+    "wave": wave,
+    "raise_arms": raise_arms,
+    "kick": kick,
+    "squat": squat,
+    "turn": turn,
+    "sidestep": sidestep,
+    "clap": clap,
+    "punch": punch,
+    "jumping_jacks": jumping_jacks,
+    "hop": hop,
+    "bow": bow,
+}
 
 
 # ---------------------------------------------------------------- specs: which actions, with which parameters, when
@@ -446,9 +490,17 @@ PARAMETERS = {
 ACTION_WEIGHTS = {"walk": 2.5, "run": 1.0, "jump": 1.5, "turn": 1.5, "wave": 1.3, "sidestep": 1.2}  # others 1
 SPEEDS, SPEED_WEIGHTS = ("slow", "normal", "fast"), (0.2, 0.6, 0.2)
 PER_REP_SECONDS = {
-    "jump": 1.3, "raise_arms": 1.6, "kick": 1.3, "squat": 2.0, "sidestep": 0.9, "clap": 0.45,
-    "punch": 0.8, "jumping_jacks": 1.1, "hop": 0.65, "bow": 2.2,
-}  # fmt: skip
+    "jump": 1.3,
+    "raise_arms": 1.6,
+    "kick": 1.3,
+    "squat": 2.0,
+    "sidestep": 0.9,
+    "clap": 0.45,
+    "punch": 0.8,
+    "jumping_jacks": 1.1,
+    "hop": 0.65,
+    "bow": 2.2,
+}
 MIN_REP_SECONDS = {"hop": 0.65, "jumping_jacks": 0.9, "jump": 1.0}  # room for the flights
 EXTRA_SECONDS = {"hop": 0.8, "clap": 1.2, "punch": 0.5, "raise_arms": 0.3, "bow": 0.3}  # default 0.4
 FREE_SECONDS = {"walk": (2.5, 5.5), "run": (2.0, 4.0), "wave": (2.0, 3.5)}  # actions without repetitions
@@ -543,8 +595,13 @@ def place(local: np.ndarray, contact: np.ndarray, travel: np.ndarray, heading: n
     velocity = -(planted[..., None] * step).sum(1) / np.maximum(planted.sum(1), 1e-9)[:, None]  # (T, 2)
     last_anchored = np.maximum.accumulate(np.where(anchored, frames, 0))  # (T,)
     yaw = np.radians(heading)  # (T,)
-    air = np.stack([travel[:, 0] * np.cos(yaw) + travel[:, 1] * np.sin(yaw),
-                    -travel[:, 0] * np.sin(yaw) + travel[:, 1] * np.cos(yaw)], -1)  # fmt: skip  # (T, 2) world xz
+    air = np.stack(
+        [
+            travel[:, 0] * np.cos(yaw) + travel[:, 1] * np.sin(yaw),
+            -travel[:, 0] * np.sin(yaw) + travel[:, 1] * np.cos(yaw),
+        ],
+        -1,
+    )  # (T, 2) world xz
     velocity = np.where(anchored[:, None], velocity, velocity[last_anchored] + air)  # keep the take-off velocity
     root_xz = np.cumsum(velocity, axis=0)  # (T, 2)
     shift = np.stack([root_xz[:, 0], height, root_xz[:, 1]], -1)  # (T, 3)

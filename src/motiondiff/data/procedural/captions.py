@@ -40,82 +40,198 @@ def phrases(action: dict) -> tuple:
     """Verb-phrase templates (third person, present) that describe one action exactly."""
     name, reps = action["action"], action["reps"]
     if name == "walk" and action["direction"] == "forward":
-        return ("walks forward", "walks straight ahead", "walks ahead", "moves forward", "walks forwards",
-                "takes several steps forward", "goes forward at a walk")  # fmt: skip
+        return (
+            "walks forward",
+            "walks straight ahead",
+            "walks ahead",
+            "moves forward",
+            "walks forwards",
+            "takes several steps forward",
+            "goes forward at a walk",
+        )
     if name == "walk":
-        return ("walks backward", "walks backwards", "steps backward", "moves backwards", "backs up",
-                "takes several steps back", "walks in reverse")  # fmt: skip
+        return (
+            "walks backward",
+            "walks backwards",
+            "steps backward",
+            "moves backwards",
+            "backs up",
+            "takes several steps back",
+            "walks in reverse",
+        )
     if name == "run":
         return ("runs forward", "runs ahead", "jogs forward", "runs straight ahead", "runs forwards")
     if name == "jump" and action["direction"] == "in_place":
         once = ("jumps", "jumps up", "jumps once", "does a jump", "jumps in place", "jumps up in the air")
-        many = ("jumps {times}", "jumps up {times}", "does {n} jumps", "jumps in place {times}",
-                "jumps up and down {times}", "jumps {n} times in place")  # fmt: skip
+        many = (
+            "jumps {times}",
+            "jumps up {times}",
+            "does {n} jumps",
+            "jumps in place {times}",
+            "jumps up and down {times}",
+            "jumps {n} times in place",
+        )
         return with_count(once, many, reps)
     if name == "jump":
         once = ("jumps forward", "leaps forward", "jumps ahead", "does a jump forward", "jumps forward once")
-        many = ("jumps forward {times}", "does {n} jumps forward", "leaps forward {times}",
-                "jumps ahead {times}", "does {n} forward jumps")  # fmt: skip
+        many = (
+            "jumps forward {times}",
+            "does {n} jumps forward",
+            "leaps forward {times}",
+            "jumps ahead {times}",
+            "does {n} forward jumps",
+        )
         return with_count(once, many, reps)
     if name == "wave" and action["side"] == "both":
-        return ("waves with both hands", "waves both hands above {poss} head", "waves both arms in the air",
-                "raises both hands and waves", "waves with both arms over {poss} head")  # fmt: skip
+        return (
+            "waves with both hands",
+            "waves both hands above {poss} head",
+            "waves both arms in the air",
+            "raises both hands and waves",
+            "waves with both arms over {poss} head",
+        )
     if name == "wave":
-        return ("waves with {poss} {side} hand", "waves {poss} {side} hand", "waves {poss} {side} arm above {poss} head",
-                "raises {poss} {side} hand and waves", "waves hello with {poss} {side} hand",
-                "waves {poss} {side} hand over {poss} head")  # fmt: skip
+        return (
+            "waves with {poss} {side} hand",
+            "waves {poss} {side} hand",
+            "waves {poss} {side} arm above {poss} head",
+            "raises {poss} {side} hand and waves",
+            "waves hello with {poss} {side} hand",
+            "waves {poss} {side} hand over {poss} head",
+        )
     if name == "raise_arms" and action["side"] == "both":
-        once = ("raises both arms", "raises {poss} arms above {poss} head", "lifts both arms up",
-                "puts both hands up in the air", "raises both hands over {poss} head")  # fmt: skip
-        many = ("raises both arms {times}", "raises and lowers both arms {times}", "lifts both arms up {times}",
-                "puts both hands up in the air {times}", "raises {poss} arms above {poss} head {times}")  # fmt: skip
+        once = (
+            "raises both arms",
+            "raises {poss} arms above {poss} head",
+            "lifts both arms up",
+            "puts both hands up in the air",
+            "raises both hands over {poss} head",
+        )
+        many = (
+            "raises both arms {times}",
+            "raises and lowers both arms {times}",
+            "lifts both arms up {times}",
+            "puts both hands up in the air {times}",
+            "raises {poss} arms above {poss} head {times}",
+        )
         return with_count(once, many, reps)
     if name == "raise_arms":
-        once = ("raises {poss} {side} arm", "lifts {poss} {side} arm up", "raises {poss} {side} hand above {poss} head",
-                "raises {poss} {side} arm over {poss} head", "lifts {poss} {side} hand into the air")  # fmt: skip
-        many = ("raises {poss} {side} arm {times}", "raises and lowers {poss} {side} arm {times}",
-                "lifts {poss} {side} arm up {times}", "raises {poss} {side} hand above {poss} head {times}")  # fmt: skip
+        once = (
+            "raises {poss} {side} arm",
+            "lifts {poss} {side} arm up",
+            "raises {poss} {side} hand above {poss} head",
+            "raises {poss} {side} arm over {poss} head",
+            "lifts {poss} {side} hand into the air",
+        )
+        many = (
+            "raises {poss} {side} arm {times}",
+            "raises and lowers {poss} {side} arm {times}",
+            "lifts {poss} {side} arm up {times}",
+            "raises {poss} {side} hand above {poss} head {times}",
+        )
         return with_count(once, many, reps)
     if name == "kick":
-        once = ("kicks with {poss} {side} leg", "kicks {poss} {side} leg forward", "kicks forward with {poss} {side} foot",
-                "does a front kick with {poss} {side} leg", "kicks out with {poss} {side} foot")  # fmt: skip
-        many = ("kicks {times} with {poss} {side} leg", "kicks with {poss} {side} leg {times}",
-                "does {n} kicks with {poss} {side} leg", "kicks {poss} {side} foot forward {times}")  # fmt: skip
+        once = (
+            "kicks with {poss} {side} leg",
+            "kicks {poss} {side} leg forward",
+            "kicks forward with {poss} {side} foot",
+            "does a front kick with {poss} {side} leg",
+            "kicks out with {poss} {side} foot",
+        )
+        many = (
+            "kicks {times} with {poss} {side} leg",
+            "kicks with {poss} {side} leg {times}",
+            "does {n} kicks with {poss} {side} leg",
+            "kicks {poss} {side} foot forward {times}",
+        )
         return with_count(once, many, reps)
     if name == "squat":
-        once = ("squats", "squats down", "does a squat", "squats down and stands back up", "bends {poss} knees into a squat")
+        once = (
+            "squats",
+            "squats down",
+            "does a squat",
+            "squats down and stands back up",
+            "bends {poss} knees into a squat",
+        )
         many = ("squats {times}", "does {n} squats", "squats down and up {times}", "does {n} squats in a row")
         return with_count(once, many, reps)
     if name == "turn":
         return {
-            90: ("turns {dir}", "turns to the {dir}", "turns to {poss} {dir}", "turns 90 degrees to the {dir}",
-                 "makes a quarter turn to the {dir}", "turns {dir} by ninety degrees"),
-            180: ("turns around to the {dir}", "turns 180 degrees to the {dir}", "makes a half turn to the {dir}",
-                  "turns around over {poss} {dir} shoulder", "turns around", "turns {dir} to face the other way"),
-            360: ("turns in a full circle to the {dir}", "spins all the way around to the {dir}",
-                  "does a full turn to the {dir}", "turns 360 degrees to the {dir}", "turns a full circle {dir}"),
-        }[action["angle"]]  # fmt: skip
+            90: (
+                "turns {dir}",
+                "turns to the {dir}",
+                "turns to {poss} {dir}",
+                "turns 90 degrees to the {dir}",
+                "makes a quarter turn to the {dir}",
+                "turns {dir} by ninety degrees",
+            ),
+            180: (
+                "turns around to the {dir}",
+                "turns 180 degrees to the {dir}",
+                "makes a half turn to the {dir}",
+                "turns around over {poss} {dir} shoulder",
+                "turns around",
+                "turns {dir} to face the other way",
+            ),
+            360: (
+                "turns in a full circle to the {dir}",
+                "spins all the way around to the {dir}",
+                "does a full turn to the {dir}",
+                "turns 360 degrees to the {dir}",
+                "turns a full circle {dir}",
+            ),
+        }[action["angle"]]
     if name == "sidestep":
-        return ("sidesteps to the {dir}", "steps sideways to the {dir}", "side steps to {poss} {dir}",
-                "shuffles sideways to the {dir}", "takes {n} steps to the {dir}", "takes {n} side steps to the {dir}",
-                "moves sideways to the {dir}")  # fmt: skip
+        return (
+            "sidesteps to the {dir}",
+            "steps sideways to the {dir}",
+            "side steps to {poss} {dir}",
+            "shuffles sideways to the {dir}",
+            "takes {n} steps to the {dir}",
+            "takes {n} side steps to the {dir}",
+            "moves sideways to the {dir}",
+        )
     if name == "clap":
-        return ("claps {times}", "claps {poss} hands {times}", "claps", "claps {poss} hands",
-                "claps {poss} hands together {times}", "applauds")  # fmt: skip
+        return (
+            "claps {times}",
+            "claps {poss} hands {times}",
+            "claps",
+            "claps {poss} hands",
+            "claps {poss} hands together {times}",
+            "applauds",
+        )
     if name == "punch":
-        once = ("punches with {poss} {side} hand", "throws a punch with {poss} {side} arm",
-                "punches forward with {poss} {side} fist", "throws a {side} punch",
-                "punches straight ahead with {poss} {side} hand")  # fmt: skip
-        many = ("punches {times} with {poss} {side} hand", "throws {n} punches with {poss} {side} arm",
-                "punches forward with {poss} {side} fist {times}", "throws {n} {side} punches")  # fmt: skip
+        once = (
+            "punches with {poss} {side} hand",
+            "throws a punch with {poss} {side} arm",
+            "punches forward with {poss} {side} fist",
+            "throws a {side} punch",
+            "punches straight ahead with {poss} {side} hand",
+        )
+        many = (
+            "punches {times} with {poss} {side} hand",
+            "throws {n} punches with {poss} {side} arm",
+            "punches forward with {poss} {side} fist {times}",
+            "throws {n} {side} punches",
+        )
         return with_count(once, many, reps)
     if name == "jumping_jacks":
-        return ("does {n} jumping jacks", "performs {n} jumping jacks", "does jumping jacks", "does {n} star jumps",
-                "does some jumping jacks")  # fmt: skip
+        return (
+            "does {n} jumping jacks",
+            "performs {n} jumping jacks",
+            "does jumping jacks",
+            "does {n} star jumps",
+            "does some jumping jacks",
+        )
     if name == "hop":
-        return ("hops on {poss} {side} leg", "hops on {poss} {side} foot {times}", "hops {times} on {poss} {side} leg",
-                "hops in place on {poss} {side} foot", "stands on {poss} {side} leg and hops {times}",
-                "hops {n} times on one leg, the {side} one")  # fmt: skip
+        return (
+            "hops on {poss} {side} leg",
+            "hops on {poss} {side} foot {times}",
+            "hops {times} on {poss} {side} leg",
+            "hops in place on {poss} {side} foot",
+            "stands on {poss} {side} leg and hops {times}",
+            "hops {n} times on one leg, the {side} one",
+        )
     if name == "bow":
         once = ("bows", "bows forward", "takes a bow", "bends forward at the waist and straightens up", "bows down")
         many = ("bows {times}", "bows forward {times}", "takes {n} bows")
@@ -142,9 +258,12 @@ def verb_phrase(action: dict, poss: str, rng: np.random.Generator) -> str:
             template = template + " " + pick(rng, SUFFIX_ADVERBS[speed])
     reps = action["reps"]
     return template.format(
-        poss=poss, side=action["side"], dir=action["direction"],
-        n=NUMBER.get(reps, ""), times=TIMES.get(reps, ""),
-    )  # fmt: skip
+        poss=poss,
+        side=action["side"],
+        dir=action["direction"],
+        n=NUMBER.get(reps, ""),
+        times=TIMES.get(reps, ""),
+    )
 
 
 def caption(spec: dict, rng: np.random.Generator) -> str:
@@ -157,8 +276,15 @@ def caption(spec: dict, rng: np.random.Generator) -> str:
         text = f"{subject} {parts[0]}"
     else:
         assert len(parts) == 2, "captions join at most two actions"
-        joins = ("{s} {a} then {b}", "{s} {a}, then {b}", "{s} {a} and then {b}", "{s} first {a} and then {b}",
-                 "{s} {a}, and then {b}", "{s} {a}. then {p} {b}", "{s} {a}, after that {p} {b}")  # fmt: skip
+        joins = (
+            "{s} {a} then {b}",
+            "{s} {a}, then {b}",
+            "{s} {a} and then {b}",
+            "{s} first {a} and then {b}",
+            "{s} {a}, and then {b}",
+            "{s} {a}. then {p} {b}",
+            "{s} {a}, after that {p} {b}",
+        )
         text = pick(rng, joins).format(s=subject, a=parts[0], b=parts[1], p=pronoun)
     if rng.random() < 0.4:
         text = text[0].upper() + text[1:]

@@ -16,6 +16,7 @@ conventions below are written for the left side; the right side is their mirror 
 import numpy as np
 from scipy.signal import lfilter
 
+from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS, Skeleton
 from motiondiff.data.procedural.posing import PITCH, ROLL, SIDE_SIGN, YAW, Body, smoothstep
@@ -24,28 +25,30 @@ NUM_JOINTS = len(BODY20_NAMES)
 J = {name: i for i, name in enumerate(BODY20_NAMES)}
 
 # Rest offsets of each joint from its parent (T-pose, metres), BODY20 order; the pelvis entry is its rest position.
-BODY20_REST_OFFSETS = np.array([
-    [0.00, 0.95, 0.00],    # pelvis
-    [0.08, -0.08, 0.00],   # left_hip
-    [-0.08, -0.08, 0.00],  # right_hip
-    [0.00, -0.40, 0.00],   # left_knee
-    [0.00, -0.40, 0.00],   # right_knee
-    [0.00, -0.40, -0.02],  # left_ankle
-    [0.00, -0.40, -0.02],  # right_ankle
-    [0.00, 0.29, -0.01],   # spine3 (chest)
-    [0.00, -0.05, 0.13],   # left_foot (ball of the foot)
-    [0.00, -0.05, 0.13],   # right_foot
-    [0.00, 0.21, -0.01],   # neck
-    [0.07, 0.12, -0.01],   # left_collar
-    [-0.07, 0.12, -0.01],  # right_collar
-    [0.00, 0.10, 0.04],    # head
-    [0.12, 0.02, 0.00],    # left_shoulder
-    [-0.12, 0.02, 0.00],   # right_shoulder
-    [0.26, 0.00, 0.00],    # left_elbow
-    [-0.26, 0.00, 0.00],   # right_elbow
-    [0.25, 0.00, 0.00],    # left_wrist
-    [-0.25, 0.00, 0.00],   # right_wrist
-])  # fmt: skip
+BODY20_REST_OFFSETS = np.array(
+    [
+        [0.00, 0.95, 0.00],  # pelvis
+        [0.08, -0.08, 0.00],  # left_hip
+        [-0.08, -0.08, 0.00],  # right_hip
+        [0.00, -0.40, 0.00],  # left_knee
+        [0.00, -0.40, 0.00],  # right_knee
+        [0.00, -0.40, -0.02],  # left_ankle
+        [0.00, -0.40, -0.02],  # right_ankle
+        [0.00, 0.29, -0.01],  # spine3 (chest)
+        [0.00, -0.05, 0.13],  # left_foot (ball of the foot)
+        [0.00, -0.05, 0.13],  # right_foot
+        [0.00, 0.21, -0.01],  # neck
+        [0.07, 0.12, -0.01],  # left_collar
+        [-0.07, 0.12, -0.01],  # right_collar
+        [0.00, 0.10, 0.04],  # head
+        [0.12, 0.02, 0.00],  # left_shoulder
+        [-0.12, 0.02, 0.00],  # right_shoulder
+        [0.26, 0.00, 0.00],  # left_elbow
+        [-0.26, 0.00, 0.00],  # right_elbow
+        [0.25, 0.00, 0.00],  # left_wrist
+        [-0.25, 0.00, 0.00],  # right_wrist
+    ]
+)
 
 LEG_LENGTH = 0.80  # hip to ankle
 ANKLE_REST_HEIGHT = 0.07  # ankle above the floor in the rest pose
@@ -109,7 +112,7 @@ def bounce(angles, b, depth=1.0):
 
 
 def sway(angles, s, degrees):
-    """Shift the hips toward +x (s > 0) or -x (s < 0) over planted feet: legs tilt, pelvis rolls, chest counter-leans."""
+    """Shift the hips to +x (s > 0) or -x (s < 0) over planted feet: legs tilt, pelvis rolls, chest counter-leans."""
     a = degrees * np.asarray(s)
     leg(angles, "left", abduct=-a)
     leg(angles, "right", abduct=a)
@@ -145,10 +148,24 @@ def side_steps(b, amp):
     # a swinging foot lifts first, travels while in the air and comes down last, so the standing foot stays put
     # beats 0-1 right foot out, 1-1.4 weight onto it, 1.4-2 left foot closes; beats 2-4 the same to the left
     d_right = periodic_keys(
-        b, [(0, 0), (0.15, 0), (0.85, -width), (1.0, -width), (1.4, 0), (3.0, 0), (3.4, -width), (3.55, -width), (3.85, 0)], 4
+        b,
+        [
+            (0, 0),
+            (0.15, 0),
+            (0.85, -width),
+            (1.0, -width),
+            (1.4, 0),
+            (3.0, 0),
+            (3.4, -width),
+            (3.55, -width),
+            (3.85, 0),
+        ],
+        4,
     )
     d_left = periodic_keys(
-        b, [(0, 0), (1.0, 0), (1.4, width), (1.55, width), (1.85, 0), (2.15, 0), (2.85, width), (3.0, width), (3.4, 0)], 4
+        b,
+        [(0, 0), (1.0, 0), (1.4, width), (1.55, width), (1.85, 0), (2.15, 0), (2.85, width), (3.0, width), (3.4, 0)],
+        4,
     )
     lift_right = periodic_keys(b, [(0, 0), (0.5, 1), (1.0, 0), (3.4, 0), (3.7, 1)], 4)
     lift_left = periodic_keys(b, [(0, 0), (1.4, 0), (1.7, 1), (2.0, 0), (2.5, 1), (3.0, 0)], 4)
@@ -227,7 +244,9 @@ def claps(b, amp):
     high = smoothstep((b - 3.5) / 0.5)
     for side in SIDE_SIGN:
         chest = dict(raise_=0.0, forward=70.0, across=-10.0 + 44.0 * close, elbow=15.0)
-        over = dict(raise_=160.0 + 24.0 * close, forward=-15.0, across=0.0, elbow=-15.0)  # past vertical: forward tips back
+        over = dict(
+            raise_=160.0 + 24.0 * close, forward=-15.0, across=0.0, elbow=-15.0
+        )  # past vertical: forward tips back
         arm(angles, side, **{k: (1.0 - high) * chest[k] + high * over[k] for k in chest})
     for side, at in (("left", 1.0), ("right", 3.0)):  # the foot swings out, touches the floor on the beat, swings back
         out = periodic_keys(b, [(0, 0), (at - 0.4, 0), (at - 0.15, 1), (at + 0.15, 1), (at + 0.4, 0)], 4.0)
@@ -303,8 +322,7 @@ def make_procedural_dance(
     num_frames: int = 900, fps: float = 30.0, seed: int = 0, bpm: float = 120.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic dance: (positions3d (T, 20, 3) metres, y up, facing +z; keypoints2d (T, 20, 2) front view), float32."""
-    if int(num_frames) != num_frames or num_frames < 1:
-        raise UserError(f"num_frames must be a positive integer, got {num_frames!r}; pass e.g. 900.")
+    num_frames = whole_number("num_frames", num_frames, why="e.g. 900")
     if not (fps > 0 and bpm > 0):
         raise UserError(f"fps and bpm must be positive, got fps={fps!r}, bpm={bpm!r}; pass e.g. fps=30, bpm=120.")
     beats = np.arange(int(num_frames)) / fps * bpm / 60.0  # (T,)

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from motiondiff.data.representations import humanml3d_features as hml
+from motiondiff.core.errors import UserError
 from motiondiff.data.formats.bvh_to_humanml3d import caption_line
 from motiondiff.data.procedural.actions import FPS, MIN_FRAMES, make_motion, sample_spec
 from motiondiff.data.procedural.captions import captions_for
-from motiondiff.core.errors import UserError
+from motiondiff.data.representations import humanml3d_features as hml
 
 __all__ = ["write_procedural_dataset", "make_motion", "sample_spec", "captions_for", "generate_motion"]
 
@@ -164,7 +164,9 @@ def fill(folder: Path, num_motions: int, seed: int, splits) -> None:
         ids = sorted(i for i, s in split_of.items() if s == name)
         (folder / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
     if not train_features:
-        raise UserError(f"The training split of {num_motions} motions is empty; use more motions or a larger train split.")
+        raise UserError(
+            f"The training split of {num_motions} motions is empty; use more motions or a larger train split."
+        )
     mean, std = feature_statistics(train_features)
     np.save(folder / "Mean.npy", mean)
     np.save(folder / "Std.npy", std)

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 
+from motiondiff.core.errors import UserError
 from motiondiff.data.kinematics.quaternion import (
     cross,
     normalize,
@@ -44,7 +45,6 @@ from motiondiff.data.kinematics.quaternion import (
     quat_to_cont6d,
 )
 from motiondiff.data.kinematics.skeleton import SMPL22_PARENTS
-from motiondiff.core.errors import UserError
 
 FEATURES = 263
 NUM_JOINTS = 22
@@ -54,11 +54,32 @@ KINEMATIC_CHAINS = ((0, 2, 5, 8, 11), (0, 1, 4, 7, 10), (0, 3, 6, 9, 12, 15), (9
 # Rest direction of the bone into each joint (facing +z, the body's left on +x); IK measures
 # each joint's rotation from it. Index 0 (the root) has no bone.
 RAW_OFFSETS = np.array(
-    [[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, -1, 0], [0, 1, 0], [0, -1, 0],
-     [0, -1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [0, 1, 0], [1, 0, 0], [-1, 0, 0], [0, 0, 1],
-     [0, -1, 0], [0, -1, 0], [0, -1, 0], [0, -1, 0], [0, -1, 0], [0, -1, 0]],
+    [
+        [0, 0, 0],
+        [1, 0, 0],
+        [-1, 0, 0],
+        [0, 1, 0],
+        [0, -1, 0],
+        [0, -1, 0],
+        [0, 1, 0],
+        [0, -1, 0],
+        [0, -1, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+        [0, 0, 1],
+        [0, 1, 0],
+        [1, 0, 0],
+        [-1, 0, 0],
+        [0, 0, 1],
+        [0, -1, 0],
+        [0, -1, 0],
+        [0, -1, 0],
+        [0, -1, 0],
+        [0, -1, 0],
+        [0, -1, 0],
+    ],
     dtype=np.float64,
-)  # fmt: skip  # (22, 3)
+)  # (22, 3)
 RIGHT_HIP, LEFT_HIP, RIGHT_SHOULDER, LEFT_SHOULDER = 2, 1, 17, 16
 # The foot joints in the order of the contact features: left ankle, left foot, right ankle, right foot.
 FOOT_JOINTS = (7, 10, 8, 11)
@@ -69,10 +90,30 @@ FACING_SMOOTHING = 20
 # Bone lengths (metres) of the one skeleton the dataset retargets every motion to, bone into joints
 # 1..21; measured on the sample motion 012314 (constant over its frames to 2e-6 m).
 REFERENCE_BONE_LENGTHS = np.array(
-    [0.103074, 0.109883, 0.131568, 0.393623, 0.390188, 0.143190, 0.432433, 0.425643, 0.057365, 0.143382,
-     0.149419, 0.219360, 0.137487, 0.143383, 0.103039, 0.131614, 0.122984, 0.256840, 0.263092, 0.266012,
-     0.269876]
-)  # fmt: skip  # (21,)
+    [
+        0.103074,
+        0.109883,
+        0.131568,
+        0.393623,
+        0.390188,
+        0.143190,
+        0.432433,
+        0.425643,
+        0.057365,
+        0.143382,
+        0.149419,
+        0.219360,
+        0.137487,
+        0.143383,
+        0.103039,
+        0.131614,
+        0.122984,
+        0.256840,
+        0.263092,
+        0.266012,
+        0.269876,
+    ]
+)  # (21,)
 # The dataset's target offsets: each bone's rest direction scaled to its reference length.
 REFERENCE_OFFSETS = RAW_OFFSETS * np.concatenate([[0.0], REFERENCE_BONE_LENGTHS])[:, None]  # (22, 3)
 
@@ -258,4 +299,3 @@ def features_to_joints(features):
     positions = qrot(qinv(root_quat)[..., None, :], ric)  # (..., T, 21, 3): back to world orientation
     positions = positions + (root_pos * root_pos.new_tensor([1.0, 0.0, 1.0]))[..., None, :]
     return torch.cat([root_pos[..., None, :], positions], -2)  # (..., T, 22, 3)
-

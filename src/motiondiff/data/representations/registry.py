@@ -8,9 +8,9 @@ facing +z — numpy in, numpy out; torch in, torch out.
 from dataclasses import dataclass
 from typing import Callable
 
-from motiondiff.data.representations import humanml3d_features, smplrifke
-from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS
 from motiondiff.core.errors import UserError
+from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS
+from motiondiff.data.representations import humanml3d_features, smplrifke
 
 
 @dataclass(frozen=True)
@@ -31,14 +31,24 @@ class Representation:
 
 REPRESENTATIONS = {
     "humanml3d": Representation(
-        "humanml3d", humanml3d_features.FEATURES, humanml3d_features.NUM_JOINTS, SMPL22_NAMES, SMPL22_PARENTS,
-        float(humanml3d_features.FPS), humanml3d_features.features_to_joints,
+        "humanml3d",
+        humanml3d_features.FEATURES,
+        humanml3d_features.NUM_JOINTS,
+        SMPL22_NAMES,
+        SMPL22_PARENTS,
+        float(humanml3d_features.FPS),
+        humanml3d_features.features_to_joints,
     ),
     "smplrifke": Representation(
-        "smplrifke", smplrifke.FEATURES, smplrifke.NUM_JOINTS, smplrifke.SMPL24_NAMES, smplrifke.SMPL24_PARENTS,
-        float(smplrifke.FPS), smplrifke.features_to_joints,
+        "smplrifke",
+        smplrifke.FEATURES,
+        smplrifke.NUM_JOINTS,
+        smplrifke.SMPL24_NAMES,
+        smplrifke.SMPL24_PARENTS,
+        float(smplrifke.FPS),
+        smplrifke.features_to_joints,
     ),
-}  # fmt: skip
+}
 
 
 def get_representation(name: str) -> Representation:

@@ -25,8 +25,8 @@ near-constant offset) and writes identity rotations unless they are given.
 import numpy as np
 import torch
 
-from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS
 from motiondiff.core.errors import UserError
+from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS
 
 FEATURES = 205
 NUM_JOINTS = 24
@@ -39,8 +39,13 @@ LEFT_HIP, RIGHT_HIP = SMPL24_NAMES.index("left_hip"), SMPL24_NAMES.index("right_
 
 def feature_slices() -> dict:
     """Name -> slice of each block of a feature frame, in order."""
-    sizes = {"root_height": 1, "root_velocity": 2, "heading_velocity": 1, "rotations": 22 * 6,
-             "joint_positions": (NUM_JOINTS - 1) * 3}  # fmt: skip
+    sizes = {
+        "root_height": 1,
+        "root_velocity": 2,
+        "heading_velocity": 1,
+        "rotations": 22 * 6,
+        "joint_positions": (NUM_JOINTS - 1) * 3,
+    }
     slices, start = {}, 0
     for name, size in sizes.items():
         slices[name] = slice(start, start + size)
