@@ -15,10 +15,9 @@ NaN cannot leak), masked as attention keys, and the decoder's padded frames are 
 import torch
 from torch import Tensor, nn
 
-from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.core.types import FrameMask, Motion, TextTokens, TokenMask
-from motiondiff.networks.transformer import SinusoidalPositions
+from motiondiff.networks.transformer import SinusoidalPositions, check_sizes
 
 TEXT_MAX_TOKENS = 512  # longest caption the text encoder's positions cover (MiniLM: 256, CLIP: 77)
 
@@ -134,7 +133,8 @@ class MotionTextEncoders(nn.Module):
 
 def check_config(features, text_dim, latent_dim, num_layers, num_heads, ff_size, dropout, max_frames) -> None:
     """Raise a UserError naming the config key of the first invalid MotionTextEncoders setting."""
-    positive = dict(
+    check_sizes(
+        dropout,
         features=features,
         text_dim=text_dim,
         latent_dim=latent_dim,
@@ -143,9 +143,3 @@ def check_config(features, text_dim, latent_dim, num_layers, num_heads, ff_size,
         ff_size=ff_size,
         max_frames=max_frames,
     )
-    for key, value in positive.items():
-        whole_number(f"network.{key}", value)
-    if latent_dim % num_heads:
-        raise UserError(f"network.num_heads={num_heads} must divide network.latent_dim={latent_dim}.")
-    if not 0.0 <= dropout < 1.0:
-        raise UserError(f"network.dropout={dropout} must lie in [0, 1).")

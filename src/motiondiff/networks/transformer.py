@@ -272,7 +272,8 @@ class MotionTransformer(nn.Module):
 
 def check_config(features, text_dim, latent_dim, num_layers, num_heads, mlp_ratio, dropout, max_frames, null_condition):
     """Raise a UserError naming the config key of the first invalid MotionTransformer setting."""
-    positive = dict(
+    check_sizes(
+        dropout,
         features=features,
         text_dim=text_dim,
         latent_dim=latent_dim,
@@ -280,13 +281,18 @@ def check_config(features, text_dim, latent_dim, num_layers, num_heads, mlp_rati
         num_heads=num_heads,
         max_frames=max_frames,
     )
-    for key, value in positive.items():
-        whole_number(f"network.{key}", value)
-    if latent_dim % num_heads:
-        raise UserError(f"network.num_heads={num_heads} must divide network.latent_dim={latent_dim}.")
     if not isinstance(mlp_ratio, (int, float)) or int(latent_dim * mlp_ratio) < 1:
         raise UserError(f"network.mlp_ratio={mlp_ratio!r} must be a positive number (4.0 is usual).")
-    if not 0.0 <= dropout < 1.0:
-        raise UserError(f"network.dropout={dropout} must lie in [0, 1).")
     if null_condition not in NULL_CONDITIONS:
         raise UserError(f"network.null_condition={null_condition!r} must be one of {list(NULL_CONDITIONS)}.")
+
+
+def check_sizes(dropout: float, **sizes) -> None:
+    """UserError for the first network.<key> of `sizes` that is not a positive integer, heads that do not divide
+    latent_dim, or a dropout outside [0, 1): the checks every transformer of this package shares."""
+    for key, value in sizes.items():
+        whole_number(f"network.{key}", value)
+    if sizes["latent_dim"] % sizes["num_heads"]:
+        raise UserError(f"network.num_heads={sizes['num_heads']} must divide network.latent_dim={sizes['latent_dim']}.")
+    if not 0.0 <= dropout < 1.0:
+        raise UserError(f"network.dropout={dropout} must lie in [0, 1).")
