@@ -25,7 +25,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
-from motiondiff.cli.app import CONFIG_DIR, register_resolvers  # noqa: E402
+from motiondiff.cli.app import CONFIG_DIR, expand_shorthands, register_resolvers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -38,7 +38,8 @@ def compose_config(name: str, output_dir: Path, overrides=()) -> DictConfig:
     """Compose configs/<name>.yaml as Hydra would for a run writing to output_dir."""
     register_resolvers()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose(name, overrides=[f"paths.output_dir={output_dir}", *overrides], return_hydra_config=True)
+        overrides = [f"paths.output_dir={output_dir}", *expand_shorthands(list(overrides))]  # as the commands do
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]

@@ -24,7 +24,7 @@ ALLOWED = {
     "runs": {"core", "data", "diffusion", "training"},
     "sweeps": {"core", "runs"},
     "generation": {"core", "data", "diffusion", "render", "text", "training", "runs"},
-    "evaluation": {"core", "data", "metrics", "text", "training", "runs", "sweeps"},
+    "evaluation": {"core", "data", "metrics", "text", "networks", "training", "runs", "sweeps"},
     "demos": {"core", "evaluation", "sweeps"},
     "cli": {"core", "data", "training", "runs", "sweeps", "generation", "evaluation", "render", "demos"},
 }

@@ -80,7 +80,7 @@ def test_convert_writes_the_humanml3d_layout(tmp_path):
     assert np.abs(hml.features_to_joints(features) - joints).max() < 1e-6  # as the dataset: joints from features
     assert np.allclose(bone_lengths(joints.astype(np.float64), SMPL22_PARENTS), hml.REFERENCE_BONE_LENGTHS, atol=1e-5)
     text = (tmp_path / "texts" / "000001.txt").read_text()
-    assert text == "A person walks proudly.#a/OTHER person/OTHER walks/OTHER proudly/OTHER#0.0#0.0\n"
+    assert text == "A person walks proudly.#a/DET person/NOUN walk/VERB proudly/ADV#0.0#0.0\n"
     assert motion.text_path == tmp_path / "texts" / "000001.txt"
 
 
@@ -138,7 +138,8 @@ def test_cli_run_converts_one_clip(tmp_path):
     cfg = compose_config("convert_bvh", tmp_path / "run", overrides)
     motion = run(cfg)
     assert motion.frames == 250 and (out_root / "new_joint_vecs" / "walk.npy").is_file()
-    assert (out_root / "texts" / "walk.txt").read_text().startswith("a person walks in a circle#a/OTHER person/OTHER")
+    expected = "a person walks in a circle#a/DET person/NOUN walk/VERB in/ADP a/DET circle/NOUN"
+    assert (out_root / "texts" / "walk.txt").read_text().startswith(expected)
     with pytest.raises(UserError, match="already exists"):
         run(cfg)
     with pytest.raises(UserError, match="caption is empty"):

@@ -11,7 +11,7 @@ import torch
 from conftest import compose_config
 from motiondiff.cli import evaluate, train
 from motiondiff.core.errors import UserError
-from motiondiff.evaluation.trained_evaluator import check_compatible, load_trained_evaluator
+from motiondiff.evaluation.evaluators.trained import check_compatible, load_trained_evaluator
 
 NUM_MOTIONS, FRAMES = 800, 120  # 120 test items: halves of 60 for a 32-dim evaluator
 DATA = [f"dataset.procedural.num_motions={NUM_MOTIONS}", f"dataset.max_frames={FRAMES}", "dataset.batch_size=32"]

@@ -84,7 +84,7 @@ def test_a_checkpoint_carrying_code_is_refused_by_generate_resume_and_evaluate(t
     with pytest.raises(UserError, match="not loaded"):
         AtomicCheckpointIO().load_checkpoint(evil)
     with pytest.raises(UserError, match="not loaded"):
-        from motiondiff.evaluation.trained_evaluator import load_trained_evaluator
+        from motiondiff.evaluation.evaluators.trained import load_trained_evaluator
 
         load_trained_evaluator(str(run))
     assert not marker.exists()

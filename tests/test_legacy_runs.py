@@ -16,7 +16,7 @@ import torch
 
 from conftest import compose_config
 from motiondiff.cli import generate
-from motiondiff.evaluation.trained_evaluator import load_trained_evaluator
+from motiondiff.evaluation.evaluators.trained import load_trained_evaluator
 from motiondiff.runs.directories import load_run_config
 from motiondiff.training.contrastive_module import MotionTextContrastive
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import compose_config
 from motiondiff.cli import generate, train
 from motiondiff.core.errors import UserError
-from motiondiff.data.procedural.text_motion import write_procedural_dataset
+from motiondiff.data.procedural.text_motion import dataset_name, write_procedural_dataset
 from test_text_encoders import write_tiny_clip
 
 NUM_MOTIONS = 40
@@ -22,9 +22,7 @@ FAST = ["+trainer.fast_dev_run=true", "sampler.num_steps=3", "generate_after_tra
 def data_dir(tmp_path_factory) -> Path:
     """A shared data directory holding one small procedural dataset (and the embedding caches)."""
     directory = tmp_path_factory.mktemp("data")
-    write_procedural_dataset(
-        directory / f"procedural_text_motion-n{NUM_MOTIONS}-seed0", num_motions=NUM_MOTIONS, seed=0
-    )
+    write_procedural_dataset(directory / dataset_name(NUM_MOTIONS, 0), num_motions=NUM_MOTIONS, seed=0)
     return directory
 
 

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 
 from conftest import compose_config, shared_path
 from motiondiff.core.errors import UserError, find_user_error
+from motiondiff.data.formats.lab_layout import read_standardization
 from motiondiff.data.normalizers import STD_FLOOR, FeatureNormalizer
 from motiondiff.data.representations import humanml3d_features as hml
 from motiondiff.data.representations import smplrifke
@@ -281,7 +282,7 @@ def test_procedural_root_is_generated_once_and_read_as_humanml3d(tmp_path):
         "procedural", tmp_path, encoder=encoder, procedural={"num_motions": 20, "seed": 0}, min_frames=20
     )
     info = module.info
-    assert info.source == str(tmp_path / "cache" / "procedural_text_motion-n20-seed0")
+    assert info.source == str(tmp_path / "cache" / "procedural_text_motion-v2-n20-seed0")
     assert (Path(info.source) / "procedural.json").is_file()
     assert info.num_train >= 8 and info.representation == "humanml3d"
     again = make_module(
@@ -312,8 +313,16 @@ def test_hydra_configs_build_the_datamodule(hml_root, tmp_path):
 # ---------------------------------------------------------------- lab layout
 
 
-def write_lab(root: Path) -> Path:
-    """A lab-layout directory of four motions (plain captions, 205 features)."""
+def lab_statistics() -> tuple:
+    """A mean and std (205,) in the course's form: feature 7 constant, its std stored as 1.0."""
+    mean = np.linspace(-1.0, 1.0, 205).astype(np.float32)
+    std = np.linspace(0.5, 3.0, 205).astype(np.float32)
+    mean[7], std[7] = 0.0, 1.0
+    return mean, std
+
+
+def write_lab(root: Path, stats: bool = True) -> Path:
+    """A lab-layout directory of four motions (plain captions, 205 features) and its rifke-{mean,std}.pt."""
     for folder in ("smpl_rifke", "caption_raw"):
         (root / folder).mkdir(parents=True)
     captions = {
@@ -327,15 +336,22 @@ def write_lab(root: Path) -> Path:
         (root / "caption_raw" / f"{motion_id}.txt").write_text("\n".join(lines) + "\n")
     for split, ids in {"train": ["M01", "M02"], "val": ["M03"], "test": ["M04"]}.items():
         (root / f"humanml3d_{split}_split.txt").write_text("\n".join(ids) + "\n")
+    if stats:
+        for name, array in zip(("rifke-mean.pt", "rifke-std.pt"), lab_statistics()):
+            torch.save(torch.from_numpy(array), root / name)
     return root
 
 
-def test_lab_layout_loads_smplrifke_with_training_statistics(tmp_path):
+def test_lab_layout_loads_smplrifke_with_the_course_statistics(tmp_path):
     root = write_lab(tmp_path / "lab")
     module = make_module(root, tmp_path, layout="lab", batch_size=2)
-    frames = np.concatenate([motion(50, 205, 0), motion(60, 205, 1)])
-    np.testing.assert_allclose(module.normalizer.mean.numpy(), frames.mean(0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(module.normalizer.std.numpy(), np.maximum(frames.std(0), STD_FLOOR), rtol=1e-4)
+    mean, std = lab_statistics()
+    np.testing.assert_array_equal(module.normalizer.mean.numpy(), mean)  # the files', not the split's
+    np.testing.assert_array_equal(module.normalizer.std.numpy(), std)  # 1.0 at the constant feature 7, no eps
+    split = np.concatenate([motion(50, 205, 0), motion(60, 205, 1)])  # the training frames
+    assert np.abs(module.normalizer.mean.numpy() - split.mean(0)).max() > 1.0
+    expected = (motion(50, 205, 0)[:, 7] - mean[7]) / std[7]
+    np.testing.assert_allclose(module.train_set.clips[0].features[:, 7], expected, rtol=1e-6)
     info = module.info
     assert (info.representation, info.features, info.num_joints) == ("smplrifke", 205, 24)
     assert info.joint_names[-2:] == ("left_hand", "right_hand") and info.parents[-2:] == (20, 21)
@@ -349,6 +365,55 @@ def test_lab_layout_loads_smplrifke_with_training_statistics(tmp_path):
     with pytest.raises(UserError, match="humanml3d_train_split.txt"):
         (root / "humanml3d_train_split.txt").unlink()
         make_module(root, tmp_path, layout="lab")
+
+
+class NotATensor:
+    """Something a weights-only load must refuse to build."""
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("rifke-std.pt", None, "lab statistics file not found: '.*rifke-std.pt' .*configs/dataset/standardization/"),
+        ("rifke-mean.pt", b"not a torch file", "rifke-mean.pt' cannot be read as a torch tensor file"),
+        ("rifke-mean.pt", NotATensor(), "rifke-mean.pt' cannot be read as a torch tensor file .Weights only load"),
+        ("rifke-mean.pt", {"mean": torch.zeros(205)}, "rifke-mean.pt' must hold a tensor of 205 numbers, got a dict"),
+        ("rifke-std.pt", torch.ones(263), "rifke-std.pt' must hold a tensor of 205 numbers, got shape .263,."),
+        ("rifke-std.pt", torch.full((205,), float("nan")), "rifke-std.pt' must hold 205 finite numbers, got NaN"),
+        ("rifke-std.pt", torch.zeros(205), "rifke-std.pt' must hold positive standard deviations, got 0 at feature 0"),
+    ],
+)
+def test_a_missing_or_malformed_standardization_file_is_one_sentence(tmp_path, name, content, message):
+    root = write_lab(tmp_path / "lab")
+    path = root / name
+    if content is None:
+        path.unlink()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(UserError, match=message) as error:
+        make_module(root, tmp_path, layout="lab")
+    assert str(error.value).endswith(".") and ". " not in str(error.value)  # one sentence
+
+
+def test_the_course_standardization_tensors_load_as_shipped(tmp_path):
+    """The real rifke and tmr-rifke tensors: (205,), feature 7 constant (mean 0, std 1.0), kept by the normaliser."""
+    for prefix in ("rifke", "tmr-rifke"):
+        mean = read_standardization(shared_path("lab_standardization", f"{prefix}-mean.pt"))
+        std = read_standardization(shared_path("lab_standardization", f"{prefix}-std.pt"))
+        assert mean.shape == std.shape == (205,) and mean.dtype == std.dtype == np.float32
+        assert (mean[7], std[7]) == (0.0, 1.0) and std.min() > 3e-3
+        assert std[3] == pytest.approx(0.5, abs=0.01)  # heading steps with an absolute frame 0: the course convention
+    root = write_lab(tmp_path / "lab")
+    for name in ("rifke-mean.pt", "rifke-std.pt"):
+        (root / name).write_bytes(shared_path("lab_standardization", name).read_bytes())
+    module = make_module(root, tmp_path, layout="lab", batch_size=2)
+    shipped = read_standardization(root / "rifke-std.pt")
+    assert shipped.min() > STD_FLOOR  # so the normaliser's floor changes nothing: (x - mean) / std as the course
+    np.testing.assert_array_equal(module.normalizer.std.numpy(), shipped)
+    np.testing.assert_array_equal(module.normalizer.mean.numpy(), read_standardization(root / "rifke-mean.pt"))
+    assert module.normalizer.std[7] == 1.0
 
 
 # ---------------------------------------------------------------- smplrifke and the registry
@@ -382,22 +447,32 @@ def test_smplrifke_round_trip_on_a_turning_walk():
     joints = turning_walk()
     features = smplrifke.joints_to_features(joints)
     assert features.shape == (80, 205) and features.dtype == np.float32
-    turns = features[:, smplrifke.feature_slices()["heading_velocity"]]  # (T, 1)
-    assert (turns > 0).all() and turns[:-1].sum() == pytest.approx(4.0, abs=1e-5)  # +z toward +x: a left turn
-    expected = joints - [0.0, joints[..., 1].min(), 0.0]  # the ground moves to the lowest joint
+    part = smplrifke.feature_slices()
+    turns = features[:, part["heading_velocity"]][:, 0]  # (T,): the first heading, then the steps t-1 -> t
+    assert turns[0] == pytest.approx(0.0, abs=1e-6)  # it starts facing +z, AMASS heading 0
+    assert (turns[1:] > 0).sum() == 78 and (turns[1:] < -np.pi).sum() == 1  # +z toward +x: a left turn, across pi
+    assert turns.sum() == pytest.approx(4.0 - 2 * np.pi, abs=1e-5)  # headings wrap to (-pi, pi]
     recovered = smplrifke.features_to_joints(features)
     assert recovered.shape == (80, 24, 3)
-    assert np.abs(recovered - expected).max() < 1e-4
-    # The features do not depend on where the walk starts or which way it first faces.
+    assert np.abs(recovered - joints).max() < 1e-4  # as given: no ground removed
+    # Where the walk starts and which way it first faces are in frame 0 only; the rest is unchanged.
     moved = np.einsum("ab,tjb->tja", yaw_matrix(1.0), joints) + [3.0, 0.2, -1.0]
-    np.testing.assert_allclose(smplrifke.joints_to_features(moved), features, atol=2e-5)
+    shifted = smplrifke.joints_to_features(moved)
+    np.testing.assert_allclose(smplrifke.features_to_joints(shifted), moved, atol=1e-5)
+    for name in ("joint_positions", "rotations"):
+        np.testing.assert_allclose(shifted[:, part[name]], features[:, part[name]], atol=2e-5)
+    np.testing.assert_allclose(shifted[1:, part["root_velocity"]], features[1:, part["root_velocity"]], atol=2e-5)
+    np.testing.assert_allclose(shifted[:, 0], features[:, 0] + 0.2, atol=1e-5)
+    turned = np.angle(np.exp(1j * (shifted[:, part["heading_velocity"]][:, 0] - turns)))  # (T,) modulo 2 pi
+    np.testing.assert_allclose(turned, [1.0] + [0.0] * 79, atol=1e-5)
 
 
 def test_smplrifke_conventions_and_batches():
     straight = turning_walk()[:1].repeat(30, 0) + np.arange(30)[:, None, None] * [0.0, 0.0, 0.05]  # +z, 1 m/s
     features = smplrifke.joints_to_features(straight)
     part = smplrifke.feature_slices()
-    np.testing.assert_allclose(features[:, part["root_velocity"]], [[0.0, -0.05]] * 30, atol=1e-6)  # AMASS: faces -y
+    # Frame 0 holds the first pelvis XY (the origin), then 5 cm steps: AMASS faces -y.
+    np.testing.assert_allclose(features[:, part["root_velocity"]], [[0.0, 0.0]] + [[0.0, -0.05]] * 29, atol=1e-6)
     np.testing.assert_allclose(features[:, part["heading_velocity"]], 0.0, atol=1e-6)
     np.testing.assert_allclose(features[:, part["rotations"]][:, :6], [smplrifke.IDENTITY_6D] * 30)
     batch = (
@@ -405,18 +480,18 @@ def test_smplrifke_conventions_and_batches():
     )  # (2, 3, 30, 205)
     joints = smplrifke.features_to_joints(batch)
     assert isinstance(joints, torch.Tensor) and joints.shape == (2, 3, 30, 24, 3)
-    np.testing.assert_allclose(joints[0, 2].numpy(), straight - [0, straight[..., 1].min(), 0], atol=1e-5)
+    np.testing.assert_allclose(joints[0, 2].numpy(), straight, atol=1e-5)
     with pytest.raises(UserError, match="205"):
         smplrifke.features_to_joints(np.zeros((4, 263)))
 
 
 def test_representation_registry():
-    assert set(REPRESENTATIONS) == {"humanml3d", "smplrifke"}
+    assert set(REPRESENTATIONS) == {"humanml3d", "kit", "smplrifke"}
     humanml3d, rifke = get_representation("humanml3d"), get_representation("smplrifke")
     assert (humanml3d.features, humanml3d.num_joints, humanml3d.fps) == (263, 22, 20.0)
     assert (rifke.features, rifke.num_joints, rifke.fps) == (205, 24, 20.0)
     assert humanml3d.to_joints(np.zeros((5, 263), np.float32)).shape == (5, 22, 3)
     assert rifke.to_joints(torch.zeros(2, 5, 205)).shape == (2, 5, 24, 3)
     assert rifke.parents[rifke.joint_names.index("left_hand")] == rifke.joint_names.index("left_wrist")
-    with pytest.raises(UserError, match="humanml3d, smplrifke"):
-        get_representation("kit")
+    with pytest.raises(UserError, match="humanml3d, kit, smplrifke"):
+        get_representation("t2m")

@@ -33,6 +33,24 @@ def first_given(*values):
     return next((value for value in values if value not in (None, "")), None)
 
 
+# A group given a value that is none of its options stands for one option with that value as one key:
+# `evaluator=<run directory>` is `evaluator=trained evaluator.run=<run directory>`.
+SHORTHANDS = {"evaluator": ("trained", "run")}
+
+
+def expand_shorthands(overrides: list) -> list:
+    """The overrides with every shorthand (SHORTHANDS) written out."""
+    expanded = []
+    for override in overrides:
+        key, equals, value = override.partition("=")
+        if equals and key in SHORTHANDS and not (CONFIG_DIR / key / f"{value}.yaml").is_file() and value != "null":
+            option, option_key = SHORTHANDS[key]
+            expanded += [f"{key}={option}", f"{key}.{option_key}={value}"]
+        else:
+            expanded.append(override)
+    return expanded
+
+
 def hydra_entry_point(config_name: str, run: Callable[[DictConfig], object]) -> Callable[[], None]:
     """`main()` of a command: compose configs/<config_name>.yaml with the command line and call run(cfg).
 
@@ -52,6 +70,7 @@ def hydra_entry_point(config_name: str, run: Callable[[DictConfig], object]) -> 
         if any(flag in sys.argv[1:] for flag in ("--help", "-h")):
             print(command_help(CONFIG_DIR, config_name, program_name()), end="")
             return
+        sys.argv[1:] = expand_shorthands(sys.argv[1:])
         compose_and_run()
 
     return main

@@ -19,3 +19,10 @@ TextTokens = TensorType["batch", "tokens", "text_dim"]
 TokenMask = TensorType["batch", "tokens"]  # True on real tokens
 # Joint positions: (batch, frames, joints, 3), metres, y up.
 Joints = TensorType["batch", "frames", "joints", 3]
+
+# Evaluators: motion lengths, embeddings, and the standard evaluator's inputs.
+Lengths = TensorType["batch"]  # frames (or tokens) per item
+Embeddings = TensorType["batch", "latent"]
+MovementTokens = TensorType["batch", "tokens", "width"]  # one token per 4 frames
+WordVectors = TensorType["batch", "slots", "word"]  # GloVe vectors of a caption's tokens, padded
+PosOneHots = TensorType["batch", "slots", "pos"]

@@ -102,7 +102,9 @@ class TextMotionData(MotionData):
 
     def to_positions(self, raw: torch.Tensor) -> torch.Tensor:
         """Denormalised features (..., N, F) -> joint positions (..., N, J, 3), metres, y up."""
-        return get_representation(self.representation).to_joints(raw)
+        representation = get_representation(self.representation)
+        joints = representation.to_joints(raw)  # (..., N, J, 3) in the dataset's units (KIT-ML: millimetres)
+        return joints if representation.metres_per_unit == 1.0 else joints * representation.metres_per_unit
 
 
 KINDS = {kind.kind: kind for kind in (KeypointData, TextMotionData)}

@@ -2,7 +2,7 @@
 
 Sources (`root`): a HumanML3D directory (`layout=humanml3d`, see humanml3d_layout.py), a course
 lab directory (`layout=lab`, see lab_layout.py), or `procedural`: the embedded procedural
-dataset, written once in the HumanML3D layout under `<cache_dir>/procedural_text_motion-n<N>-seed<S>`
+dataset, written once in the HumanML3D layout under `<cache_dir>/procedural_text_motion-v<version>-n<N>-seed<S>`
 and then read by the same reader as real data.
 
 Training items take a random crop of at most `max_frames` frames (lengths are not rounded to a
@@ -39,17 +39,18 @@ from motiondiff.data.formats.humanml3d_layout import (
     read_split_ids,
     split_caption_items,
 )
+from motiondiff.data.formats.kit_layout import KIT_LAYOUT
 from motiondiff.data.formats.lab_layout import LAB_LAYOUT
 from motiondiff.data.info import TextMotionData
 from motiondiff.data.normalizers import FeatureNormalizer
-from motiondiff.data.procedural.text_motion import write_procedural_dataset
+from motiondiff.data.procedural.text_motion import dataset_name, write_procedural_dataset
 from motiondiff.data.representations.registry import get_representation
 from motiondiff.text.cache import EmbeddingTable, cached_table
 from motiondiff.text.encoders import TextEncoder
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = {"humanml3d": HUMANML3D_LAYOUT, "lab": LAB_LAYOUT}
+LAYOUTS = {"humanml3d": HUMANML3D_LAYOUT, "lab": LAB_LAYOUT, "kit": KIT_LAYOUT}
 PROCEDURAL_DEFAULTS = {"num_motions": 2000, "seed": 0}
 
 
@@ -178,7 +179,7 @@ class TextMotionDataModule(L.LightningDataModule):
         if self.root != "procedural":
             return Path(self.root).expanduser()
         settings = {**PROCEDURAL_DEFAULTS, **self.procedural}
-        name = f"procedural_text_motion-n{settings['num_motions']}-seed{settings['seed']}"
+        name = dataset_name(settings["num_motions"], settings["seed"])
         return write_procedural_dataset(Path(self.cache_dir or "data") / name, **settings)
 
     def embedding_dir(self) -> Path:

@@ -21,14 +21,17 @@ from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from motiondiff.core.checks import whole_number
-from motiondiff.core.errors import UserError
+from motiondiff.core.errors import UserError, find_user_error
+from motiondiff.evaluation.guo_protocol import evaluate_guo
+from motiondiff.evaluation.lab_protocol import evaluate_lab
 from motiondiff.evaluation.report import refuse_existing_report, summarize, write_report
 from motiondiff.evaluation.single_dance import evaluate_dance
 from motiondiff.evaluation.text_motion import evaluate_text
-from motiondiff.evaluation.trained_evaluator import check_compatible, load_trained_evaluator
 from motiondiff.runs.loading import load_trained_run, pick_device
 from motiondiff.runs.provenance import write_provenance
 from motiondiff.sweeps.jobs import (
@@ -42,6 +45,9 @@ from motiondiff.sweeps.jobs import (
 
 log = logging.getLogger(__name__)
 
+# protocol_name (configs/protocol) -> the text protocol it runs
+PROTOCOLS = {"ours": evaluate_text, "guo": evaluate_guo, "lab": evaluate_lab}
+
 
 def run(cfg: DictConfig) -> dict:
     """Generate, measure, write and print the table -> {"summary", "settings", "table"} (sweep_dir: evaluate_sweep)."""
@@ -52,9 +58,13 @@ def run(cfg: DictConfig) -> dict:
     run = load_trained_run(cfg)
     torch.manual_seed(cfg.seed)
     if run.module.conditional:
-        evaluator = load_trained_evaluator(cfg.evaluator, pick_device(cfg.device))
-        check_compatible(evaluator, run.module.data, run.run_dir)
-        rows, details = evaluate_text(run, evaluator, cfg)
+        if cfg.protocol_name not in PROTOCOLS:
+            raise UserError(f"protocol_name={cfg.protocol_name} is unknown; use protocol={' | '.join(PROTOCOLS)}.")
+        evaluator = load_evaluator(cfg.evaluator, pick_device(cfg.device))
+        evaluator.requirements.check(run.module.data, run.run_dir)
+        rows, details = PROTOCOLS[cfg.protocol_name](run, evaluator, cfg)
+        described = evaluator.describe()
+        details.update(evaluator=described.pop("checkpoint"), **{f"evaluator_{k}": v for k, v in described.items()})
     else:
         rows, details = evaluate_dance(run, cfg)
     weight = cfg.guidance_weight if cfg.get("guidance_weight") is not None else run.module.guidance_weight
@@ -70,10 +80,24 @@ def run(cfg: DictConfig) -> dict:
         **details,
     }
     summary = summarize(rows)
-    table = write_report(Path(cfg.paths.output_dir), settings, summary)
+    label = f"{run.run_dir.parent.name}/{run.run_dir.name}"
+    table = write_report(
+        Path(cfg.paths.output_dir), settings, summary, label if details.get("protocol") == "guo" else None
+    )
     print(table)
     log.info("Wrote %s", Path(cfg.paths.output_dir) / "metrics.md")
     return {"summary": summary, "settings": settings, "table": table}
+
+
+def load_evaluator(evaluator_cfg: DictConfig, device: str):
+    """The evaluator the `evaluator` group describes; a UserError of its loader comes out as it is."""
+    try:
+        return instantiate(evaluator_cfg, device=device)
+    except InstantiationException as error:
+        cause = find_user_error(error)
+        if cause is None:
+            raise
+        raise cause from None
 
 
 def evaluate_sweep(cfg: DictConfig) -> dict:

@@ -1,4 +1,4 @@
-"""Text-to-motion evaluation of a finished run with a trained motion-text evaluator.
+"""Text-to-motion evaluation of a finished run with a motion-text evaluator: this project's protocol (`protocol=ours`).
 
 Protocol (per replication r, seed = seed + r):
 1. the test items (first `max_frames` frames, first caption; the real length) are split at random
@@ -10,7 +10,7 @@ Protocol (per replication r, seed = seed + r):
    - precision / recall / density / coverage (k nearest neighbours, Naeem et al. 2020);
    - R@1/2/3 (text -> motion in consecutive batches of 32 of the shuffled evaluated half, the
      standard protocol of Guo et al. 2022) and MM-Dist, on unit-normalised embeddings;
-   - TM-score: mean cosine similarity of each motion with its caption;
+   - TM-score: mean cosine similarity of each motion with its caption, as the evaluator maps it (TMR: to [0, 1]);
    - diversity: mean distance of 300 random pairs of the row's motion embeddings.
    The *real* row measures the evaluated half's real motions the same way, so it is the floor a
    perfect generator reaches (FD > 0: two different sets of real motions), not a 0 by construction.
@@ -26,7 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from motiondiff.core.checks import whole_number
-from motiondiff.evaluation.trained_evaluator import TrainedEvaluator
+from motiondiff.evaluation.evaluators.base import MotionTextEvaluator
 from motiondiff.metrics.retrieval import multimodality
 from motiondiff.metrics.text_motion import (
     Diversity,
@@ -35,7 +35,7 @@ from motiondiff.metrics.text_motion import (
     RetrievalPrecision,
     TextMotionScore,
 )
-from motiondiff.text.cache import cached_table, lookup_items
+from motiondiff.text.cache import lookup_items
 from motiondiff.text.encoders import TextEmbedding
 
 log = logging.getLogger(__name__)
@@ -54,15 +54,15 @@ class TestSet:
 
 
 def padded(motions: list, features: int) -> tuple:
-    """Zero-padded (B, N, F) batch and (B, N) mask from a list of (n_i, F) tensors."""
+    """Zero-padded (B, N, F) batch and its lengths (B,) from a list of (n_i, F) tensors."""
     lengths = torch.tensor([len(m) for m in motions])  # (B,)
     batch = torch.zeros(len(motions), int(lengths.max()), features)  # (B, N, F)
     for row, motion in enumerate(motions):
         batch[row, : len(motion)] = motion
-    return batch, torch.arange(batch.shape[1])[None] < lengths[:, None]  # (B, N, F), (B, N)
+    return batch, lengths
 
 
-def load_test_set(run, evaluator: TrainedEvaluator, num_test, batch_size: int) -> TestSet:
+def load_test_set(run, evaluator: MotionTextEvaluator, num_test, batch_size: int) -> TestSet:
     """The run's test split, its captions embedded for the run and for the evaluator, its motions embedded."""
     datamodule = instantiate(run.config.dataset)
     datamodule.setup("test")
@@ -73,39 +73,30 @@ def load_test_set(run, evaluator: TrainedEvaluator, num_test, batch_size: int) -
         clips, items = clips[:num_test], items[:num_test]
     captions = [clip.captions[0] for clip in clips]  # test items read their first caption
     cond = lookup_items(datamodule.table, datamodule.text_encoder, captions)
-    evaluator_encoder = instantiate(evaluator.config.text_encoder)
-    if evaluator_encoder.name == datamodule.text_encoder.name:
-        evaluator_text = cond
-    else:
-        evaluator_text = lookup_items(
-            cached_table(evaluator_encoder, captions, datamodule.embedding_dir()), evaluator_encoder, captions
-        )
-    model, features = evaluator.module, run.module.data.features
-    text_latent, real_latent = [], []
+    text_latent = evaluator.embed_captions(captions, datamodule.embedding_dir()).cpu()  # (N, L)
+    features, real_latent = run.module.data.features, []
     for start in range(0, len(items), batch_size):
-        chunk = evaluator_text[list(range(start, min(start + batch_size, len(items))))].to(model.device)
-        text_latent.append(model.embed_text(chunk.tokens, chunk.token_mask).cpu())
         motions = [
             run.module.normalizer.denormalize(item["motion"].to(run.module.device)).cpu()
             for item in items[start : start + batch_size]
         ]
-        raw, mask = padded(motions, features)
-        real_latent.append(model.embed_motion(raw.to(model.device), mask.to(model.device)).cpu())
+        raw, lengths = padded(motions, features)
+        real_latent.append(evaluator.embed_motions(raw, lengths).cpu())
     return TestSet(
         [item["name"] for item in items],
         [item["caption"] for item in items],
         [item["length"] for item in items],
         cond,
-        torch.cat(text_latent),
+        text_latent,
         torch.cat(real_latent),
     )
 
 
 def generate_latents(
-    run, evaluator: TrainedEvaluator, test: TestSet, indices: list, cfg: DictConfig, generator
+    run, evaluator: MotionTextEvaluator, test: TestSet, indices: list, cfg: DictConfig, generator
 ) -> torch.Tensor:
     """Evaluator embeddings (len(indices), L) of one generated motion per test caption, at its real length."""
-    module, model = run.module, evaluator.module
+    module = run.module
     order = sorted(range(len(indices)), key=lambda k: test.lengths[indices[k]])  # similar lengths batch together
     latents = torch.zeros(len(indices), test.real_latent.shape[1])
     for start in range(0, len(order), cfg.batch_size):
@@ -118,12 +109,12 @@ def generate_latents(
         samples = module.sample(
             len(chosen), run.sampler, generator, frames, cond=cond, mask=mask, guidance_weight=cfg.guidance_weight
         )
-        raw = module.normalizer.denormalize(samples.float())  # (B, N, F)
-        latents[rows] = model.embed_motion(raw.to(model.device), mask.to(model.device)).cpu()
+        raw = module.normalizer.denormalize(samples.float()).cpu()  # (B, N, F)
+        latents[rows] = evaluator.embed_motions(raw, lengths).cpu()
     return latents
 
 
-def measure(reference: torch.Tensor, motion: torch.Tensor, text: torch.Tensor, cfg: DictConfig) -> dict:
+def measure(reference: torch.Tensor, motion: torch.Tensor, text: torch.Tensor, cfg: DictConfig, to_score) -> dict:
     """Every metric of one row: `motion` (M, L) with its captions `text` (M, L) against `reference` (R, L)."""
     fd = FrechetDistance(num_features=reference.shape[1])
     fd.update(reference, real=True)
@@ -141,7 +132,7 @@ def measure(reference: torch.Tensor, motion: torch.Tensor, text: torch.Tensor, c
         "FD": fd.compute(),
         **prdc.compute(),
         **retrieval.compute(),
-        "TM-score": score.compute(),
+        "TM-score": to_score(float(score.compute())),
         "diversity": diversity.compute(),
     }
     return {name: float(value) for name, value in values.items()}
@@ -158,7 +149,7 @@ def multimodality_of(run, evaluator, test: TestSet, cfg: DictConfig, generator) 
     )
 
 
-def evaluate_text(run, evaluator: TrainedEvaluator, cfg: DictConfig) -> tuple:
+def evaluate_text(run, evaluator: MotionTextEvaluator, cfg: DictConfig) -> tuple:
     """Rows {"real": [...], "generated": [...]} of per-replication metrics, and the settings used."""
     test = load_test_set(run, evaluator, cfg.num_test, cfg.batch_size)
     if len(test.names) < 2 * cfg.r_precision_batch:
@@ -175,8 +166,9 @@ def evaluate_text(run, evaluator: TrainedEvaluator, cfg: DictConfig) -> tuple:
         generator = torch.Generator(device=run.module.device).manual_seed(seed)
         generated = generate_latents(run, evaluator, test, evaluated, cfg, generator)
         text = test.text_latent[evaluated]
-        rows["real"].append(measure(test.real_latent[reference], test.real_latent[evaluated], text, cfg))
-        rows["generated"].append(measure(test.real_latent[reference], generated, text, cfg))
+        to_score = evaluator.score_from_cosine
+        rows["real"].append(measure(test.real_latent[reference], test.real_latent[evaluated], text, cfg, to_score))
+        rows["generated"].append(measure(test.real_latent[reference], generated, text, cfg, to_score))
         if cfg.multimodality.captions > 0:
             rows["generated"][-1]["multimodality"] = multimodality_of(run, evaluator, test, cfg, generator)
         log.info("replication %d/%d: %s", replication + 1, cfg.replications, rows["generated"][-1])
@@ -184,7 +176,6 @@ def evaluate_text(run, evaluator: TrainedEvaluator, cfg: DictConfig) -> tuple:
         "test_items": len(test.names),
         "reference_items": len(test.names) // 2,
         "evaluated_items": len(test.names) - len(test.names) // 2,
-        "evaluator": str(evaluator.checkpoint),
-        "evaluator_text_encoder": evaluator.module.description.text_encoder,
+        "protocol": "ours",
     }
     return rows, settings

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
-from motiondiff.evaluation.trained_evaluator import check_compatible, load_trained_evaluator
+from motiondiff.evaluation.evaluators.trained import check_compatible, load_trained_evaluator
 from motiondiff.metrics.text_motion import FrechetDistance, RetrievalPrecision
 from motiondiff.training.contrastive_module import MotionTextContrastive
 from motiondiff.training.diffusion_module import MotionDiffusion

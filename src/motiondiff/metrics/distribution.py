@@ -87,13 +87,14 @@ def kth_neighbour_distances(features: np.ndarray, k: int) -> np.ndarray:
     return np.partition(distances, k - 1, axis=1)[:, k - 1]
 
 
-def prdc(real, fake, k: int = 5) -> dict:
+def prdc(real, fake, k: int = 5, course_recall: bool = False) -> dict:
     """Precision, recall, density and coverage of fake (M, D) against real (N, D) features (Naeem et al. 2020).
 
     A ball around a point reaches (strictly) less than its k-th nearest neighbour in its own set, as in
     the authors' code. precision: fraction of fake inside some real ball; recall: fraction of real
     inside some fake ball; density: fake-in-real-ball memberships / (k M); coverage: fraction of real
-    points whose nearest fake lies inside their own ball.
+    points whose nearest fake lies inside their own ball. course_recall: recall as the course framework
+    computes it, real i inside the ball of fake i's radius around any fake (needs N == M; not the published formula).
     """
     real, fake = as_feature_rows(real, "real features"), as_feature_rows(fake, "fake features")  # (N, D), (M, D)
     if len(real) <= k or len(fake) <= k:
@@ -105,7 +106,11 @@ def prdc(real, fake, k: int = 5) -> dict:
     fake_radii = kth_neighbour_distances(fake, k)  # (M,)
     real_to_fake = cdist(real, fake)  # (N, M)
     fake_in_real_ball = real_to_fake < real_radii[:, None]  # (N, M)
-    real_in_fake_ball = real_to_fake < fake_radii[None, :]  # (N, M)
+    if course_recall and len(real) != len(fake):
+        raise UserError(
+            f"the course's recall pairs real and fake by index: it needs as many of each, got {len(real)}, {len(fake)}."
+        )
+    real_in_fake_ball = real_to_fake < (fake_radii[:, None] if course_recall else fake_radii[None, :])  # (N, M)
     return {
         "precision": float(fake_in_real_ball.any(axis=0).mean()),
         "recall": float(real_in_fake_ball.any(axis=1).mean()),

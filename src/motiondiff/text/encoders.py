@@ -88,11 +88,12 @@ class TextEmbedding:
 
 @dataclass(frozen=True)
 class CaptionItem:
-    """One caption of the dataset: the motion, its line in texts/<motion_id>.txt, the text."""
+    """One caption of the dataset: the motion, its line in texts/<motion_id>.txt, the text, its word/POS tokens."""
 
     motion_id: str
     line: int
     text: str
+    tokens: tuple = ()  # the `word/POS` tokens of the caption file's second field (none in layouts without them)
 
 
 def _shorten(text: str, limit: int = 60) -> str:

@@ -21,6 +21,14 @@ from motiondiff.core.errors import UserError
 
 def load_checkpoint(path: Path) -> dict:
     """A checkpoint dict read without unpickling arbitrary objects."""
+    checkpoint = load_weights_only(path)
+    if not isinstance(checkpoint, dict):
+        raise UserError(f"'{path}' holds a {type(checkpoint).__name__}, not a checkpoint (a dict of weights and data).")
+    return checkpoint
+
+
+def load_weights_only(path: Path):
+    """What a file saved with torch.save holds (tensors, plain data), read without unpickling arbitrary objects."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

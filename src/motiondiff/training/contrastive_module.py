@@ -10,7 +10,7 @@ reparameterisation in training, mu otherwise.
 
 Validation logs val/loss (the contrastive term) and text->motion val/R@1, val/R@3 over the whole
 validation set (shuffled once with a fixed seed, batches of val_batch_size, as evaluation does).
-Evaluation (evaluation.trained_evaluator) uses `embed_motion`, `embed_text` and `description`.
+Evaluation (evaluation.evaluators.trained) uses `embed_motion`, `embed_text` and `description`.
 """
 
 from contextlib import contextmanager

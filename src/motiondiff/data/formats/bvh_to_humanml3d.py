@@ -20,6 +20,7 @@ from motiondiff.core.errors import UserError
 from motiondiff.data.formats.bvh import JOINT_MAPS, load_bvh, resample
 from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS
 from motiondiff.data.representations import humanml3d_features as hml
+from motiondiff.text.pos_tags import tag_caption
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def bvh_to_joints22(path, joint_map: str = "auto", scale="auto") -> np.ndarray:
 
 
 def caption_line(caption: Optional[str]) -> str:
-    """One HumanML3D annotation line, `caption#word/OTHER ...#0.0#0.0` (the whole clip, no POS tagging)."""
+    """One HumanML3D annotation line, `caption#lemma/POS ...#0.0#0.0` (the whole clip; tags by text.pos_tags)."""
     caption = " ".join(str(caption if caption is not None else "").split())
     if not caption:
         raise UserError('The caption is empty; give the motion a caption, e.g. caption="a person walks in a circle".')
@@ -143,7 +144,7 @@ def caption_line(caption: Optional[str]) -> str:
         raise UserError(
             f"The caption '{caption}' contains '#', which separates the fields of a HumanML3D caption line; remove it."
         )
-    tokens = " ".join(f"{word}/OTHER" for word in re.findall(r"[a-z0-9']+", caption.lower()))
+    tokens = " ".join(tag_caption(caption))
     return f"{caption}#{tokens}#0.0#0.0"
 
 

@@ -23,7 +23,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -45,10 +45,11 @@ class Layout:
     features_dir: str
     captions_dir: str
     split_file: str  # a format string of {split}
-    parse_line: Callable  # caption line -> (caption, start seconds, end seconds); ValueError on bad times
+    parse_line: Callable  # caption line -> (caption, word/POS tokens, start s, end s); ValueError on bad times
     statistics: Callable  # (root, layout, training clips) -> (mean, std), each (features,) float32
     required_files: tuple  # files besides the split files that must exist under the root
     hint: str  # how to get a dataset in this layout
+    clip_fps: Optional[float] = None  # frames per second of caption times; None = the representation's fps
 
     @property
     def features(self) -> int:
@@ -113,15 +114,16 @@ def read_split_ids(path: Path) -> list:
 
 
 def parse_humanml3d_line(line: str) -> tuple:
-    """`caption#tokens#start#end` -> (caption, start, end); a line without times captions the whole motion."""
+    """`caption#tokens#start#end` -> (caption, tokens, start, end); a line without times captions the whole motion."""
     fields = line.split("#")
     caption = fields[0].strip()
+    tokens = tuple(fields[1].split()) if len(fields) > 1 else ()
     if len(fields) < 4:
-        return caption, *WHOLE
+        return caption, tokens, *WHOLE
     start, end = float(fields[2]), float(fields[3])
     if math.isinf(start) or math.isinf(end):
         raise ValueError(f"infinite time in {line!r}")
-    return caption, 0.0 if math.isnan(start) else start, 0.0 if math.isnan(end) else end
+    return caption, tokens, 0.0 if math.isnan(start) else start, 0.0 if math.isnan(end) else end
 
 
 def read_captions(root: Path, layout: Layout, motion_id: str, tally: SkipTally) -> list:
@@ -136,14 +138,14 @@ def read_captions(root: Path, layout: Layout, motion_id: str, tally: SkipTally) 
         tally.add("caption lines are empty and were ignored", str(path))
     for number, line in enumerate(numbered):
         try:
-            text, start, end = layout.parse_line(line)
+            text, tokens, start, end = layout.parse_line(line)
         except ValueError:
             tally.add("caption lines have unreadable start/end times and were ignored", f"{path}:{number + 1}")
             continue
         if not text:
             tally.add("caption lines are empty and were ignored", f"{path}:{number + 1}")
             continue
-        captions.append((CaptionItem(motion_id, number, text), start, end))
+        captions.append((CaptionItem(motion_id, number, text, tokens), start, end))
     return captions
 
 
@@ -192,7 +194,8 @@ def clips_of(
             name, frames = motion_id, features
         else:
             name = f"{motion_id}#{start:g}#{end:g}"
-            frames = features[frame_index(start, layout.fps) : frame_index(end, layout.fps)]  # (t, F)
+            fps = layout.clip_fps or layout.fps
+            frames = features[frame_index(start, fps) : frame_index(end, fps)]  # (t, F)
         if len(frames) < min_frames:
             tally.add(f"motions or sub-clips are shorter than min_frames={min_frames} frames and were skipped", name)
             continue

@@ -1,31 +1,68 @@
 """The course framework's ("lab") layout: HumanML3D motions as 205 smplrifke features.
 
-    <root>/smpl_rifke/<id>.npy                   (T, 205) smplrifke features, 20 fps (see smplrifke.py)
+    <root>/smpl_rifke/<id>.npy                   (T, 205) smplrifke features, 20 fps, the course's
+                                                 convention (see smplrifke.py)
     <root>/caption_raw/<id>.txt                  one plain caption per line (no '#' fields, no sub-clips)
     <root>/humanml3d_{train,val,test}_split.txt  the ids of each split
+    <root>/rifke-mean.pt, rifke-std.pt           (205,) float32 standardisation tensors (torch.save)
 
-The layout ships no statistics: the mean and std are computed over every frame of the loaded
-training items each time the data is set up (a few seconds for the whole dataset). Everything
-else (skips, counts, warnings) is the HumanML3D reader's.
+The statistics are the course's shipped standardisation tensors, not recomputed on the split:
+copy `rifke-mean.pt` and `rifke-std.pt` from the course repository's
+`configs/dataset/standardization/` into the data folder. They are read weights-only by
+`read_standardization` (which reads the course's `tmr-rifke-{mean,std}.pt` the same way) and
+applied as the course does, (x - mean) / std with no eps: its std stores 1.0 for the one constant
+feature (index 7, the root 6D component that removing the heading zeroes), and every other std is
+above the normaliser's 1e-5 floor, which therefore changes nothing. Everything else (skips, counts,
+warnings) is the HumanML3D reader's.
 """
 
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from motiondiff.core.errors import UserError, first_sentence, require_file
 from motiondiff.data.formats.humanml3d_layout import WHOLE, Layout
+from motiondiff.data.representations.smplrifke import FEATURES
+
+STANDARDIZATION_FILES = ("rifke-mean.pt", "rifke-std.pt")  # mean, std under the data folder
+STANDARDIZATION_HINT = "copy it from the course repository's configs/dataset/standardization/"
 
 
 def parse_plain_line(line: str) -> tuple:
-    """A plain caption line captions the whole motion."""
-    return line.strip(), *WHOLE
+    """A plain caption line captions the whole motion; it carries no word/POS tokens."""
+    return line.strip(), (), *WHOLE
 
 
-def training_statistics(root: Path, layout: Layout, clips: list) -> tuple:
-    """Mean and std (F,) float32 over every frame of the training items."""
-    assert clips, "statistics need at least one training item"
-    frames = np.concatenate([clip.features for clip in clips]).astype(np.float64)  # (N, F)
-    return frames.mean(0).astype(np.float32), frames.std(0).astype(np.float32)
+def read_standardization(path, features: int = FEATURES) -> np.ndarray:
+    """One course standardisation tensor (features,) float32 from a torch.save file, read weights-only."""
+    path = Path(path)
+    require_file(path, "standardization tensor", STANDARDIZATION_HINT)
+    try:
+        tensor = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # empty, truncated, not a torch file, or holding more than tensors
+        reason = first_sentence(error)
+        raise UserError(f"'{path}' cannot be read as a torch tensor file ({reason}); {STANDARDIZATION_HINT}.") from None
+    if not isinstance(tensor, torch.Tensor) or tensor.shape != (features,) or not tensor.is_floating_point():
+        found = f"shape {tuple(tensor.shape)} and dtype {tensor.dtype}" if isinstance(tensor, torch.Tensor) else None
+        found = found or f"a {type(tensor).__name__}"
+        raise UserError(f"'{path}' must hold a tensor of {features} numbers, got {found}; {STANDARDIZATION_HINT}.")
+    if not torch.isfinite(tensor).all():
+        raise UserError(f"'{path}' must hold {features} finite numbers, got NaN or infinity; {STANDARDIZATION_HINT}.")
+    return tensor.detach().to(torch.float32).numpy().copy()
+
+
+def course_statistics(root: Path, layout: Layout, clips: list) -> tuple:
+    """Mean and std (F,) float32 from the layout's standardisation tensors (the clips are not used)."""
+    mean_path, std_path = (Path(root) / name for name in layout.required_files)
+    mean, std = read_standardization(mean_path, layout.features), read_standardization(std_path, layout.features)
+    if (std <= 0).any():
+        index = int(np.flatnonzero(std <= 0)[0])
+        raise UserError(
+            f"'{std_path}' must hold positive standard deviations, got {std[index]:g} at feature {index}; "
+            f"{STANDARDIZATION_HINT}."
+        )
+    return mean, std
 
 
 LAB_LAYOUT = Layout(
@@ -35,8 +72,9 @@ LAB_LAYOUT = Layout(
     captions_dir="caption_raw",
     split_file="humanml3d_{split}_split.txt",
     parse_line=parse_plain_line,
-    statistics=training_statistics,
-    required_files=(),
-    hint="export the course data with smpl_rifke/, caption_raw/ and humanml3d_<split>_split.txt, "
+    statistics=course_statistics,
+    required_files=STANDARDIZATION_FILES,
+    hint="export the course data with smpl_rifke/, caption_raw/ and humanml3d_<split>_split.txt, and copy "
+    "rifke-mean.pt and rifke-std.pt from the course repository's configs/dataset/standardization/ beside them, "
     "or use dataset=text_motion for the embedded procedural data",
 )

@@ -36,6 +36,35 @@ SMPL22_NAMES = (
 )
 SMPL22_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
 
+# The 21-joint KIT-ML tree: the MMM joint names (back: pelvis, thorax, lower and upper neck; shoulder,
+# elbow, wrist; hip, knee, ankle, metatarsal, toe) in the dataset's order. KIT-ML positions are a mirror
+# image of the capture (its y-up conversion swapped y and z), so in KIT-ML space the "L" joints sit on the
+# body's right: LH (11) is the right hip and LS (5) the right shoulder, as the dataset's own code labels them.
+KIT21_NAMES = (
+    "root",
+    "BP",
+    "BT",
+    "BLN",
+    "BUN",
+    "LS",
+    "LE",
+    "LW",
+    "RS",
+    "RE",
+    "RW",
+    "LH",
+    "LK",
+    "LA",
+    "LMrot",
+    "LF",
+    "RH",
+    "RK",
+    "RA",
+    "RMrot",
+    "RF",
+)
+KIT21_PARENTS = (-1, 0, 1, 2, 3, 3, 5, 6, 3, 8, 9, 0, 11, 12, 13, 14, 0, 16, 17, 18, 19)
+
 # The 20-joint body set: SMPL22 without spine1 and spine2 (the chest, spine3, hangs off the pelvis).
 BODY20_NAMES = tuple(n for n in SMPL22_NAMES if n not in ("spine1", "spine2"))
 

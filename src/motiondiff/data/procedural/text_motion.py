@@ -6,7 +6,7 @@ and three captions (`captions_for`). `write_procedural_dataset` writes, under on
 
     new_joint_vecs/<id>.npy   (T-1, 263) float32   HumanML3D features of the joints
     new_joints/<id>.npy       (T-1, 22, 3) float32 the joints recovered from those features
-    texts/<id>.txt            `caption#word/OTHER ...#0.0#0.0` lines; some two-action motions add a
+    texts/<id>.txt            `caption#lemma/POS ...#0.0#0.0` lines; some two-action motions add a
                               line for one action alone with its start and end in seconds (as the
                               dataset's sub-clip annotations: feature frames [start*20, end*20))
     train.txt, val.txt, test.txt   ids (6 digits), a seeded random split
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.data.formats.bvh_to_humanml3d import caption_line
 from motiondiff.data.procedural.actions import FPS, MIN_FRAMES, make_motion, sample_spec
@@ -38,7 +39,7 @@ __all__ = ["write_procedural_dataset", "make_motion", "sample_spec", "captions_f
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: captions carry word/POS tokens (text.pos_tags) instead of word/OTHER
 MANIFEST = "procedural.json"
 SPLIT_NAMES = ("train", "val", "test")
 CAPTIONS_PER_MOTION = 3
@@ -173,6 +174,11 @@ def fill(folder: Path, num_motions: int, seed: int, splits) -> None:
     (folder / MANIFEST).write_text(json.dumps(manifest(num_motions, seed, splits), indent=2) + "\n", encoding="utf-8")
 
 
+def dataset_name(num_motions: int, seed: int) -> str:
+    """The folder name of a procedural dataset: the generator version, its size and seed."""
+    return f"procedural_text_motion-v{GENERATOR_VERSION}-n{num_motions}-seed{seed}"
+
+
 def write_procedural_dataset(root, num_motions: int = 2000, seed: int = 0, splits=(0.8, 0.05, 0.15)) -> Path:
     """Generate the procedural text-motion dataset under `root` (HumanML3D layout) and return `root`.
 
@@ -180,8 +186,7 @@ def write_procedural_dataset(root, num_motions: int = 2000, seed: int = 0, split
     `root` is refused with a UserError.
     """
     root = Path(root)
-    if int(num_motions) != num_motions or num_motions < 1:
-        raise UserError(f"num_motions must be a positive integer, got {num_motions!r}; e.g. 2000.")
+    num_motions = whole_number("num_motions", num_motions, why="e.g. 2000")
     wanted = manifest(num_motions, seed, splits)
     split_ids(1, seed, splits)  # validate the fractions before any work
     if root.exists():

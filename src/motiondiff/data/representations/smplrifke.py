@@ -1,25 +1,32 @@
-"""The 205-feature "smplrifke" motion representation (TMR / STMC), recovered to 24 joint positions.
+"""The 205-feature "smplrifke" motion representation as the course framework writes it, and 24 joint positions.
 
 The features live in the AMASS frame: metres, z up, 20 fps; at heading 0 the body faces -y with
 its left on +x. One feature frame t holds, in this order (`feature_slices`):
 
-    root_height       (1)   pelvis height above the ground (the lowest joint of the whole clip)
-    root_velocity     (2)   pelvis XY displacement t -> t+1, seen in frame t's heading frame
-    heading_velocity  (1)   heading change t -> t+1, radians about +z, wrapped to (-pi, pi]
+    root_height       (1)   pelvis z, absolute (no ground is removed)
+    root_velocity     (2)   pelvis XY step t-1 -> t, seen in frame t's heading frame; frame 0 holds the
+                            absolute first pelvis XY, seen the same way
+    heading_velocity  (1)   heading step t-1 -> t, radians about +z; frame 0 holds the absolute first
+                            heading. Headings are wrapped to (-pi, pi] and not unwrapped, so a turn
+                            across +-pi steps by about 2 pi, which the cumulative sum cancels
     rotations         (132) 22 SMPL joint rotations as 6D (the first two rows of each matrix); the
                             root's has its heading removed
-    joint_positions   (69)  joints 1..23 of the 24 SMPL joints minus the pelvis, XY turned into the
-                            heading frame (Z only shifted)
+    joint_positions   (69)  joints 1..23 of the 24 joints minus the pelvis, XY turned into frame t's
+                            heading frame, Z relative to the pelvis z
 
-The last frame's velocities continue the previous acceleration (the clip has no frame after it).
-`features_to_joints` integrates heading and trajectory from zero (the first frame faces -y, its
-pelvis above the origin) and returns joints in this project's frame: y up, facing +z, left on +x,
-i.e. AMASS (x, y, z) -> (x, z, -y), a proper rotation. The joint rotations are not needed for
-positions and are ignored there.
+This is the convention of the course framework's converter (lab7 / lab-MotionDiT, `utils/rifke_utils.py`:
+`smpldata_to_smplrifkefeats` encodes, `smplrifkefeats_to_smpldata` decodes), whose `smpl_rifke/`
+files and standardisation tensors follow it; STMC's original (`smplrifke_feats.py`) differs (forward
+steps, start at the origin, ground removed). `features_to_joints` decodes as the course does, by
+cumulative sums from frame 0 (heading, then pelvis XY), and returns joints in this project's frame:
+y up, facing +z, left on +x, i.e. AMASS (x, y, z) -> (x, z, -y), a proper rotation. The joint
+rotations are not needed for positions and are ignored there.
 
-`joints_to_features` is the inverse on joint positions alone, for tests and conversions: it takes
-the heading from the hips (TMR takes it from the SMPL root orientation, which differs by a
-near-constant offset) and writes identity rotations unless they are given.
+`joints_to_features` is the inverse on joint positions, for tests and conversions. The course takes
+each frame's heading from the SMPL root orientation (the Z angle of its ZYX Euler decomposition);
+with joint positions alone the heading defaults to the direction across the hips (near that angle, up
+to a near-constant offset), and a `heading` argument takes the course's angle when it is known.
+Rotations are identity unless given.
 """
 
 import numpy as np
@@ -94,12 +101,10 @@ def features_to_joints(features):
     velocity_local = features[..., part["root_velocity"]]  # (..., T, 2)
     turn = features[..., part["heading_velocity"]][..., 0]  # (..., T)
     local = features[..., part["joint_positions"]].unflatten(-1, (NUM_JOINTS - 1, 3))  # (..., T, 23, 3)
-    # Frame t's heading is the sum of the turns before it; the last turn leads nowhere.
-    heading = torch.cumsum(torch.cat([torch.zeros_like(turn[..., :1]), turn[..., :-1]], -1), -1)  # (..., T)
+    heading = torch.cumsum(turn, -1)  # (..., T): frame 0 holds the first heading itself
     cos, sin = torch.cos(heading), torch.sin(heading)  # (..., T)
     velocity = _rotate_xy(velocity_local, cos, sin)  # (..., T, 2) in the world
-    steps = torch.cat([torch.zeros_like(velocity[..., :1, :]), velocity[..., :-1, :]], -2)  # (..., T, 2)
-    trajectory = torch.cumsum(steps, -2)  # (..., T, 2): pelvis XY, starting at the origin
+    trajectory = torch.cumsum(velocity, -2)  # (..., T, 2): pelvis XY, frame 0 holds the first one itself
     joints_xy = _rotate_xy(local[..., :2], cos[..., None], sin[..., None]) + trajectory[..., None, :]  # (..., T, 23, 2)
     joints_z = local[..., 2] + height[..., None]  # (..., T, 23)
     pelvis = torch.cat([trajectory, height[..., None]], -1)[..., None, :]  # (..., T, 1, 3)
@@ -118,39 +123,41 @@ def _wrap(angle: torch.Tensor) -> torch.Tensor:
     return torch.atan2(torch.sin(angle), torch.cos(angle))
 
 
-def _extrapolate(deltas: torch.Tensor, wrap=lambda x: x) -> torch.Tensor:
-    """Per-frame deltas (T-1, ...) -> (T, ...): the missing last one continues the last acceleration."""
-    if len(deltas) < 2:
-        return torch.cat([deltas, deltas[-1:]])
-    return torch.cat([deltas, wrap(deltas[-1] + wrap(deltas[-1] - deltas[-2]))[None]])
+def _first_then_steps(values: torch.Tensor) -> torch.Tensor:
+    """(T, ...) -> (T, ...): frame 0 keeps its value, frame t holds values[t] - values[t-1]."""
+    return torch.cat([values[:1], values[1:] - values[:-1]])
 
 
 def joints_to_features(joints, heading=None, rotations=None) -> np.ndarray:
     """smplrifke features (T, 205) float32 from joint positions (T, 24, 3), y up as `features_to_joints` returns.
 
-    heading (T,) radians about the AMASS +z (default: from the hips); rotations (T, 22, 6) 6D
+    heading (T,) radians about the AMASS +z, e.g. the Z angle of the SMPL root orientation's ZYX Euler
+    decomposition as the course takes it (default: across the hips); rotations (T, 22, 6) 6D
     (default: identity, which `features_to_joints` ignores anyway).
     """
     joints = torch.as_tensor(np.asarray(joints, dtype=np.float64))
-    if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3) or len(joints) < 2:
-        raise UserError(f"joints must have shape (frames >= 2, {NUM_JOINTS}, 3), got {tuple(joints.shape)}.")
+    if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3) or len(joints) < 1:
+        raise UserError(f"joints must have shape (frames >= 1, {NUM_JOINTS}, 3), got {tuple(joints.shape)}.")
     frames = len(joints)
     zup = _yup_to_zup(joints)  # (T, 24, 3)
-    zup = zup - zup.new_tensor([0.0, 0.0, float(zup[..., 2].min())])  # the ground at z = 0
     heading = heading_from_hips(zup) if heading is None else torch.as_tensor(np.asarray(heading, dtype=np.float64))
-    assert heading.shape == (frames,), heading.shape
+    if heading.shape != (frames,):
+        raise UserError(f"heading must have shape ({frames},), one angle per frame, got {tuple(heading.shape)}.")
+    heading = _wrap(heading)  # (T,) in (-pi, pi], never unwrapped
     cos, sin = torch.cos(heading), torch.sin(heading)  # (T,)
-    trajectory = zup[:, 0, :2]  # (T, 2)
-    velocity = _extrapolate(trajectory[1:] - trajectory[:-1])  # (T, 2)
-    velocity_local = _rotate_xy(velocity, cos, -sin)  # (T, 2): turned back by the heading
-    turn = _extrapolate(_wrap(heading[1:] - heading[:-1]), wrap=_wrap)  # (T,)
+    velocity = _first_then_steps(zup[:, 0, :2])  # (T, 2): the first pelvis XY, then its steps
+    velocity_local = _rotate_xy(velocity, cos, -sin)  # (T, 2): turned back by frame t's heading
+    turn = _first_then_steps(heading)  # (T,): the first heading, then its steps
     relative = zup[:, 1:] - zup[:, :1]  # (T, 23, 3)
     local_xy = _rotate_xy(relative[..., :2], cos[:, None], -sin[:, None])  # (T, 23, 2)
     local = torch.cat([local_xy, relative[..., 2:]], -1)  # (T, 23, 3)
     if rotations is None:
         rotations = torch.tensor(IDENTITY_6D, dtype=torch.float64).expand(frames, 22, 6)
     rotations = torch.as_tensor(np.asarray(rotations, dtype=np.float64))
-    assert rotations.shape == (frames, 22, 6), rotations.shape
+    if rotations.shape != (frames, 22, 6):
+        raise UserError(
+            f"rotations must have shape ({frames}, 22, 6), 6D per SMPL joint, got {tuple(rotations.shape)}."
+        )
     parts = [zup[:, 0, 2:], velocity_local, turn[:, None], rotations.flatten(1), local.flatten(1)]
     features = torch.cat(parts, -1)  # (T, 205)
     assert features.shape == (frames, FEATURES)
