@@ -235,7 +235,7 @@ def test_the_real_evaluator_statistics_load_and_are_not_the_datasets():
             assert array.shape == (features,) and np.isfinite(array).all()
     evaluator_std = read_statistic(shared_path("t2m_evaluator", "t2m_std.npy"), "evaluator.std")
     dataset_std = np.load(shared_path("humanml3d_sample", "Std.npy"))
-    # Measured on these copies: the root (0:4) and foot-contact (-4:) deviations are about 1/25 of the dataset's Std.npy,
+    # Measured on these copies: root (0:4) and foot-contact (-4:) deviations are about 1/25 of the dataset's Std.npy,
     # the others within 0.5% of it; so generated motions must be renormalised, not fed with the dataset's statistics.
     ratio = evaluator_std / dataset_std
     assert np.all(np.abs(ratio[4:-4] - 1) < 0.005)
