@@ -11,17 +11,14 @@ describe whole motions (0.0#0.0); a sub-clip would be cut at int(seconds * 20), 
 loaders do for KIT-ML too (clip_fps), not at its 12.5 fps.
 """
 
-from motiondiff.data.formats.humanml3d_layout import Layout, parse_humanml3d_line, read_statistics
+from dataclasses import replace
 
-KIT_LAYOUT = Layout(
+from motiondiff.data.formats.humanml3d_layout import HUMANML3D_LAYOUT
+
+KIT_LAYOUT = replace(
+    HUMANML3D_LAYOUT,
     name="kit",
     representation="kit",
-    features_dir="new_joint_vecs",
-    captions_dir="texts",
-    split_file="{split}.txt",
-    parse_line=parse_humanml3d_line,
-    statistics=read_statistics,
-    required_files=("Mean.npy", "Std.npy"),
     hint="download KIT-ML as prepared for HumanML3D (new_joint_vecs/, texts/, splits, Mean.npy, Std.npy)",
     clip_fps=20.0,
 )

@@ -19,9 +19,9 @@ warnings) is the HumanML3D reader's.
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from motiondiff.core.errors import UserError, first_sentence, require_file
+from motiondiff.core.errors import UserError
+from motiondiff.core.tensor_files import read_vector
 from motiondiff.data.formats.humanml3d_layout import WHOLE, Layout
 from motiondiff.data.representations.smplrifke import FEATURES
 
@@ -36,20 +36,7 @@ def parse_plain_line(line: str) -> tuple:
 
 def read_standardization(path, features: int = FEATURES) -> np.ndarray:
     """One course standardisation tensor (features,) float32 from a torch.save file, read weights-only."""
-    path = Path(path)
-    require_file(path, "standardization tensor", STANDARDIZATION_HINT)
-    try:
-        tensor = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # empty, truncated, not a torch file, or holding more than tensors
-        reason = first_sentence(error)
-        raise UserError(f"'{path}' cannot be read as a torch tensor file ({reason}); {STANDARDIZATION_HINT}.") from None
-    if not isinstance(tensor, torch.Tensor) or tensor.shape != (features,) or not tensor.is_floating_point():
-        found = f"shape {tuple(tensor.shape)} and dtype {tensor.dtype}" if isinstance(tensor, torch.Tensor) else None
-        found = found or f"a {type(tensor).__name__}"
-        raise UserError(f"'{path}' must hold a tensor of {features} numbers, got {found}; {STANDARDIZATION_HINT}.")
-    if not torch.isfinite(tensor).all():
-        raise UserError(f"'{path}' must hold {features} finite numbers, got NaN or infinity; {STANDARDIZATION_HINT}.")
-    return tensor.detach().to(torch.float32).numpy().copy()
+    return read_vector(path, "lab statistics file", STANDARDIZATION_HINT, features)
 
 
 def course_statistics(root: Path, layout: Layout, clips: list) -> tuple:

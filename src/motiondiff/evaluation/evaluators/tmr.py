@@ -19,11 +19,12 @@ from typing import Callable, Optional
 import torch
 
 from motiondiff.core.errors import UserError, require_file
+from motiondiff.core.tensor_files import read_vector
 from motiondiff.core.types import Embeddings, Lengths, Motion
 from motiondiff.evaluation.evaluators.base import Requirements
 from motiondiff.networks.actor_encoder import ActorStyleEncoder
 from motiondiff.text.encoders import PrecomputedEncoder
-from motiondiff.training.checkpoint_io import load_checkpoint, load_weights_only
+from motiondiff.training.checkpoint_io import load_checkpoint
 
 MOTION_WIDTHS = {263: "humanml3d", 251: "kit", 205: "smplrifke"}  # motion encoder input -> representation
 
@@ -151,11 +152,7 @@ def require_root(root, evaluator: str, what: str) -> Path:
 
 
 def read_tensor(path, key: str, where: str) -> torch.Tensor:
-    """A 1-D float tensor of finite numbers saved with torch.save (read weights-only); UserError otherwise."""
+    """A 1-D tensor of finite numbers saved with torch.save (read weights-only); UserError naming `key` otherwise."""
     if not path:
         raise UserError(f"{key} is not set: give the path of {where}.")
-    require_file(path, f"{key} file", f"give the path of {where}")
-    tensor = load_weights_only(Path(path))
-    if not isinstance(tensor, torch.Tensor) or tensor.ndim != 1 or not torch.isfinite(tensor).all():
-        raise UserError(f"{key} '{path}' must hold a 1-D tensor of finite numbers (one per feature).")
-    return tensor.float()
+    return torch.from_numpy(read_vector(path, f"{key} file", f"give the path of {where}"))
