@@ -111,3 +111,33 @@ def test_damaged_or_missing_tmr_files_are_one_sentence(tmp_path):
         load_tmr(**files)
     with pytest.raises(UserError, match="evaluator.root"):
         load_tmr(str(tmp_path / "nowhere"))
+
+
+class MakesFile:
+    """A pickle payload that would create a file when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_the_course_object_array_token_files_are_read_without_running_code(tmp_path):
+    from motiondiff.text.encoders import PrecomputedEncoder
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    rows = np.empty(2, dtype=object)  # the course saves one (tokens, 512) array per caption, of different lengths
+    rows[0], rows[1] = np.ones((5, 512), np.float32), np.full((3, 512), 2.0, np.float32)
+    np.save(folder / "m0.npy", rows, allow_pickle=True)
+    encoder = PrecomputedEncoder(str(folder), tokens=True)
+    embedding = encoder.encode_items([CaptionItem("m0", 0, "a"), CaptionItem("m0", 1, "b")])
+    assert embedding.tokens.shape[1:] == (5, 512) and embedding.token_mask.sum(1).tolist() == [5, 3]
+    marker = tmp_path / "pwned"
+    evil = np.empty(1, dtype=object)
+    evil[0] = MakesFile(marker)
+    np.save(folder / "m1.npy", evil, allow_pickle=True)
+    with pytest.raises(UserError, match="holds objects other than arrays .it asks for io.open"):
+        encoder.encode_items([CaptionItem("m1", 0, "c")])
+    assert not marker.exists()

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from motiondiff.core.errors import UserError, first_sentence
+from motiondiff.core.safe_pickle import load_object_npy, npy_dtype
 from motiondiff.core.types import TextPooled, TextTokens, TokenMask
 
 log = logging.getLogger(__name__)
@@ -306,6 +307,21 @@ class ClipEncoder(TextEncoder):
 # ---------------------------------------------------------------- precomputed features
 
 
+def padded_sequences(sequences, path: Path) -> np.ndarray:
+    """An object array of C (L_i, D) arrays -> (C, max L_i, D) float32, zero-padded; UserError naming the file."""
+    rows = [np.asarray(row) for row in np.asarray(sequences, dtype=object).ravel()]
+    if not rows or any(
+        row.ndim != 2 or row.dtype.kind not in "iuf" or row.shape[1] != rows[0].shape[1] for row in rows
+    ):
+        raise UserError(
+            f"caption features '{path}' hold an object array that is not one (tokens, dim) array per caption."
+        )
+    out = np.zeros((len(rows), max(len(row) for row in rows), rows[0].shape[1]), dtype=np.float32)
+    for index, row in enumerate(rows):
+        out[index, : len(row)] = row
+    return out
+
+
 class PrecomputedEncoder(TextEncoder):
     """Features extracted elsewhere: `<directory>/<motion_id>.npy`, row i for caption line i.
 
@@ -342,14 +358,19 @@ class PrecomputedEncoder(TextEncoder):
 
     @staticmethod
     def _load(path: Path, mmap_mode=None) -> np.ndarray:
-        """One feature file as an array of real numbers, or a UserError naming it."""
+        """One feature file as an array of real numbers, or a UserError naming it.
+
+        A file holding one (tokens, dim) array per caption as an object array (as the course framework saves its
+        CLIP features) is read through core.safe_pickle's array-only unpickler and zero-padded to (C, L, dim)."""
         try:
             features = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
-        except Exception as error:  # empty, truncated, pickled or not a .npy file
-            reason = first_sentence(error)
-            raise UserError(
-                f"caption features '{path}' cannot be read as a .npy array ({reason}); re-extract them."
-            ) from None
+        except Exception as error:  # empty, truncated, an object array or not a .npy file
+            if npy_dtype(path) != np.dtype(object):
+                reason = first_sentence(error)
+                raise UserError(
+                    f"caption features '{path}' cannot be read as a .npy array ({reason}); re-extract them."
+                ) from None
+            features = padded_sequences(load_object_npy(path, "caption features"), path)
         if not isinstance(features, np.ndarray):  # an .npz archive under a .npy name
             features.close()
             raise UserError(f"caption features '{path}' are an .npz archive; save one array per motion with np.save.")
