@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.evaluation.evaluators.base import MotionTextEvaluator
+from motiondiff.evaluation.text_motion import generate_embeddings, padded
 from motiondiff.metrics.distribution import frechet_distance, gaussian_statistics
 from motiondiff.metrics.reference_protocol import diversity_reference, multimodality_reference, r_precision_full_batches
 from motiondiff.runs.loading import TrainedRun
@@ -98,12 +99,8 @@ def draw_pass(items: Items, rng: np.random.Generator, unit: int, max_frames: int
 
 def crops(items: Items, draw: Draw, rows: range) -> tuple:
     """The drawn crops of `rows` of a pass as a zero-padded (B, N, F) batch with their lengths (B,)."""
-    lengths = torch.from_numpy(draw.length[rows])  # (B,)
-    batch = torch.zeros(len(lengths), int(lengths.max()), items.raw[0].shape[-1])  # (B, N, F)
-    for row, k in enumerate(rows):
-        start, n = int(draw.start[k]), int(draw.length[k])
-        batch[row, :n] = items.raw[draw.item[k]][start : start + n]
-    return batch, lengths
+    motions = [items.raw[draw.item[k]][draw.start[k] : draw.start[k] + draw.length[k]] for k in rows]
+    return padded(motions, items.raw[0].shape[-1])
 
 
 def embed_real(evaluator: MotionTextEvaluator, items: Items, draw: Draw) -> torch.Tensor:
@@ -122,22 +119,9 @@ def captions_of(items: Items, draw: Draw) -> torch.Tensor:
 
 def generate(run: TrainedRun, evaluator, items: Items, datamodule, draw: Draw, cfg: DictConfig, generator):
     """Evaluator embeddings (M, D) of one generation per drawn item, for its caption at its drawn length."""
-    module, encoder = run.module, datamodule.text_encoder
-    order = np.argsort(draw.length, kind="stable")  # similar lengths generate together
-    latents = torch.zeros(len(order), items.text_latent.shape[1])
-    for start in range(0, len(order), cfg.batch_size):
-        rows = order[start : start + cfg.batch_size]
-        lengths = torch.from_numpy(draw.length[rows])  # (B,)
-        frames = int(lengths.max())
-        mask = (torch.arange(frames)[None] < lengths[:, None]).to(module.device)  # (B, N)
-        keys = [encoder.item_key(items.captions[draw.item[k]][draw.caption[k]]) for k in rows]
-        cond = datamodule.table.lookup(keys).to(module.device).as_cond()
-        samples = module.sample(
-            len(rows), run.sampler, generator, frames, cond=cond, mask=mask, guidance_weight=cfg.guidance_weight
-        )  # (B, N, F) normalised, zero past each length
-        raw = module.normalizer.denormalize(samples.float()).cpu()  # (B, N, F)
-        latents[torch.from_numpy(rows)] = evaluator.embed_motions(raw, lengths).cpu()
-    return latents
+    keys = [datamodule.text_encoder.item_key(items.captions[i][c]) for i, c in zip(draw.item, draw.caption)]
+    cond = datamodule.table.lookup(keys)
+    return generate_embeddings(run, evaluator, cond, torch.from_numpy(draw.length), cfg, generator)
 
 
 def measures(text: torch.Tensor, motion: torch.Tensor, reference: tuple, cfg: DictConfig, rng) -> dict:

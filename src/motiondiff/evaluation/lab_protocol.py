@@ -1,8 +1,8 @@
 """The course framework's protocol (`protocol=lab`, with `evaluator=lab_tmr` on `dataset=lab` runs).
 
 As the course measures its models: the first `num_items` test ids in sorted order (640), each with its first
-caption and its whole motion (at most the model's frames), generated once per replication in batches of
-`batch` (64). On the TMR embeddings (means, not unit-normalised):
+caption and its whole motion (at most the model's frames), generated once per replication (`batch_size` at a
+time; batches do not change the samples' distribution). On the TMR embeddings (means, not unit-normalised):
 - FD between the generated and the real motions of the same items (unbiased covariances);
 - TMR-score: max(mean cosine of each generated motion with its caption, 0);
 - precision / recall / density / coverage with k = 3 over 5 chunks in order, averaged (its recall pairs real
@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.evaluation.evaluators.base import MotionTextEvaluator
+from motiondiff.evaluation.text_motion import generate_embeddings, padded
 from motiondiff.metrics.distribution import frechet_distance_features
 from motiondiff.metrics.reference_protocol import clamped_mean_cosine, prdc_in_splits
 from motiondiff.metrics.retrieval import r_precision
@@ -38,31 +39,22 @@ def evaluate_lab(run: TrainedRun, evaluator: MotionTextEvaluator, cfg: DictConfi
         raise UserError(f"protocol=lab needs at least one batch of {batch} test items, got {len(clips)}.")
     module, frames = run.module, run.module.data.max_frames
     captions = [clip.captions[0] for clip in clips]
-    lengths = torch.tensor([min(len(clip.features), frames) for clip in clips])  # (N,)
-    raw = torch.zeros(len(clips), int(lengths.max()), module.data.features)  # (N, T, F)
-    for row, clip in enumerate(clips):
-        raw[row, : lengths[row]] = module.normalizer.cpu().denormalize(torch.from_numpy(clip.features[: lengths[row]]))
+    normalizer = module.normalizer.cpu()
+    raw, lengths = padded(
+        [normalizer.denormalize(torch.from_numpy(clip.features[:frames])) for clip in clips], module.data.features
+    )
     module.normalizer.to(module.device)
     text = evaluator.embed_captions(captions, datamodule.embedding_dir()).cpu()  # (N, D)
     real = torch.cat(
         [evaluator.embed_motions(raw[s : s + batch], lengths[s : s + batch]).cpu() for s in range(0, len(clips), batch)]
     )
-    cond_table = datamodule.table
+    cond = datamodule.table.lookup([datamodule.text_encoder.item_key(item) for item in captions])
+    real_row = measures(real, real, text, cfg)  # no randomness: the same every replication
     rows = {"real": [], "generated": []}
     for replication in range(int(cfg.replications)):
         generator = torch.Generator(device=module.device).manual_seed(int(cfg.seed) + replication)
-        generated = []
-        for start in range(0, len(clips), batch):
-            n = lengths[start : start + batch]
-            mask = (torch.arange(int(n.max()))[None] < n[:, None]).to(module.device)  # (B, T)
-            keys = [datamodule.text_encoder.item_key(item) for item in captions[start : start + batch]]
-            cond = cond_table.lookup(keys).to(module.device).as_cond()
-            samples = module.sample(
-                len(n), run.sampler, generator, int(n.max()), cond=cond, mask=mask, guidance_weight=cfg.guidance_weight
-            )
-            generated.append(evaluator.embed_motions(module.normalizer.denormalize(samples.float()).cpu(), n).cpu())
-        generated = torch.cat(generated)  # (N, D)
-        rows["real"].append(measures(real, real, text, cfg))
+        generated = generate_embeddings(run, evaluator, cond, lengths, cfg, generator)  # (N, D)
+        rows["real"].append(dict(real_row))
         rows["generated"].append(measures(real, generated, text, cfg))
         log.info("replication %d/%d: %s", replication + 1, cfg.replications, rows["generated"][-1])
     return rows, {"protocol": "lab", "test_items": len(clips), "batch": batch}
