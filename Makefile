@@ -49,11 +49,15 @@ bench: $(STAMP) ## benchmark vs peer implementations (installs benchmarks/requir
 render-data: $(STAMP) ## render the training data as videos (outputs/data_preview/)
 	$(PY) -m motiondiff.render_data experiment=dance2d $(ARGS)
 
-generate: $(STAMP) ## generate from the newest demo run (ARGS="sampler=ddim num_samples=8")
-	$(PY) -m motiondiff.generate run_dir=$$(ls -td outputs/dance2d-punet/*/ | head -1) $(ARGS)
+# The newest demo run that finished a checkpoint (a failed or running one has no checkpoints/last.ckpt).
+DEMO_RUN = $$(ls -t outputs/dance2d-punet/*/checkpoints/last.ckpt 2>/dev/null | head -1 | sed 's|/checkpoints/last.ckpt||')
+NO_DEMO_RUN = echo "no demo run with a checkpoint under outputs/dance2d-punet/: run make demo first" >&2; exit 2
 
-evaluate: $(STAMP) ## evaluate the newest demo run (ARGS="sampler=ddim")
-	$(PY) -m motiondiff.evaluate run_dir=$$(ls -td outputs/dance2d-punet/*/ | head -1) $(ARGS)
+generate: $(STAMP) ## generate from the newest demo run with a checkpoint (ARGS="sampler=ddim num_samples=8")
+	@run=$(DEMO_RUN); [ -n "$$run" ] || { $(NO_DEMO_RUN); }; set -x; $(PY) -m motiondiff.generate run_dir=$$run $(ARGS)
+
+evaluate: $(STAMP) ## evaluate the newest demo run with a checkpoint (ARGS="sampler=ddim")
+	@run=$(DEMO_RUN); [ -n "$$run" ] || { $(NO_DEMO_RUN); }; set -x; $(PY) -m motiondiff.evaluate run_dir=$$run $(ARGS)
 
 clean-venv: ## remove the virtual environment (outputs/ and checkpoints/ are never touched)
 	rm -rf $(VENV)

@@ -111,13 +111,19 @@ def test_results_are_written_with_their_settings(runs, tmp_path):
     rows = (out / "metrics.csv").read_text().splitlines()
     assert rows[0] == "row,metric,mean,ci95_half_width,values" and len(rows) == 1 + 2 * len(METRICS)
     table = (out / "metrics.md").read_text()
-    assert "| real |" in table and "| generated |" in table and "FD ↓" in table and "±" in table
+    assert "| real (test split, reference) |" in table and "| generated |" in table and "±" in table
+    assert all(f"| {header} |" in table for header in ["FD ↓", "R@3 ↑", "density →", "diversity →"])
+    assert "over 2 replications" in table and "## Columns" in table
+    printed = result["table"]
+    assert "| real (test split, reference) |" in printed and "FD ↓" in printed and "R@3 ↑" in printed
+    assert max(len(line) for line in printed.splitlines()[:-1]) <= 100 and "Reference: real test motions" in printed
 
 
 def test_same_seed_same_numbers(runs, tmp_path):
     first = evaluate.run(evaluate_config(tmp_path / "a", runs, "num_test=40", "replications=1"))
     second = evaluate.run(evaluate_config(tmp_path / "b", runs, "num_test=40", "replications=1"))
     assert first["summary"] == second["summary"]
+    assert "±" not in first["table"] and "One replication: no interval; use replications>=2" in first["table"]
 
 
 def test_evaluator_trained_for_other_data_is_refused(runs):

@@ -142,9 +142,10 @@ def test_the_published_protocol_runs_end_to_end_with_the_release_layout(text_run
     assert settings["test_items"] >= 64
     paper = (tmp_path / "e" / "paper_table.md").read_text()
     assert "| Methods | R-Precision Top 1 ↑ | Top 2 ↑ | Top 3 ↑ | FID ↓ | MM Dist ↓ | Diversity → |" in paper
-    assert "| Real motion |" in paper and "±" in paper
+    assert "| Real motion (reference) |" in paper and "±" in paper
     assert paper.split("\n\n")[0] in (tmp_path / "e" / "metrics.md").read_text()
-    assert result["table"].startswith("| Methods |")
+    assert result["table"].startswith("| Methods ") and "| Real motion (reference) |" in result["table"]
+    assert "over 2 replications, as the papers report it" in result["table"]
 
 
 def test_the_published_protocol_is_reproducible_and_refuses_other_data(text_run, tmp_path):
@@ -153,6 +154,7 @@ def test_the_published_protocol_is_reproducible_and_refuses_other_data(text_run,
     first = evaluate.run(guo_config(tmp_path / "a", text_run, evaluator_root, *quick))
     second = evaluate.run(guo_config(tmp_path / "b", text_run, evaluator_root, *quick))
     assert first["summary"] == second["summary"]
+    assert "±" not in first["table"] and "One replication: no interval" in first["table"]
     kit_root = write_t2m_evaluator(tmp_path / "kit", features=251)
     with pytest.raises(UserError, match=r"not made for the run .*feature representation kit vs humanml3d"):
         evaluate.run(guo_config(tmp_path / "c", text_run, kit_root, *quick))

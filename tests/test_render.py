@@ -37,7 +37,7 @@ def test_render_frames_draws_a_moving_skeleton(clip):
 def test_render_frames_keeps_fixed_axes_and_y_up():
     # a two-joint figure, root fixed at the origin; bounds 2 x 2 units in 64 px -> 32 px per unit, centre (0, 0.5)
     keypoints = np.array([[[0.0, 0.0], [0.0, 1.0]], [[0.0, 0.0], [0.5, 0.5]]])
-    frames = render_frames(keypoints, (-1, 0), bounds=(-1, 1, -0.5, 1.5), size=64)
+    frames = render_frames(keypoints, (-1, 0), bounds=(-1, 1, -0.5, 1.5), size=64, labels=False)
     dark = frames.astype(int).sum(-1) < 200  # (T, H, W): joints and bone
     assert dark[0, 48, 32] and dark[1, 48, 32], "the root stays at pixel (row 48, col 32) in every frame"
     assert dark[0, 16, 32] and not dark[1, 16, 32], "tip straight above the root in frame 0 (y up)"

@@ -154,7 +154,11 @@ def _write_metrics(run_dir, results):
 
 
 def _entry(mean, interval):
-    return {"mean": mean, "interval": interval, "values": [mean]}
+    return {
+        "mean": mean,
+        "interval": interval,
+        "values": [mean] if interval is None else [mean - interval, mean + interval],
+    }
 
 
 def test_compare_tables_and_chart_of_two_evaluated_runs(joblib_sweep, tmp_path):
@@ -164,19 +168,22 @@ def test_compare_tables_and_chart_of_two_evaluated_runs(joblib_sweep, tmp_path):
     _write_metrics(sweep_dir / "0", {"real": real, "generated": {"FD": _entry(12.0, 1.5), "R@3": _entry(0.25, 0.05)}})
     _write_metrics(sweep_dir / "1", {"real": real, "generated": {"FD": _entry(6.5, 0.5), "R@3": _entry(0.5, None)}})
     out = tmp_path / "comparison"
-    compare.run(compose_config("compare", out, [f"sweep_dir={sweep_dir}"]))
+    result = compare.run(compose_config("compare", out, [f"sweep_dir={sweep_dir}"]))
     with open(out / "comparison.csv") as handle:
         rows = list(csv.reader(handle))
     assert rows == [
         ["run", "network.base_channels", "status", "FD mean", "FD interval", "R@3 mean", "R@3 interval"],
         ["0", "8", "evaluated", "12.0", "1.5", "0.25", "0.05"],
         ["1", "16", "evaluated", "6.5", "0.5", "0.5", ""],
-        ["real data (reference)", "", "reference", "1.0", "0.1", "0.9", "0.01"],
+        ["real (test split, reference)", "", "reference", "1.0", "0.1", "0.9", "0.01"],
     ]
     table = (out / "comparison.md").read_text()
     assert "| 0 | 8 | evaluated | 12.000 ± 1.500 | 0.250 ± 0.050 |" in table
     assert "| 1 | 16 | evaluated | 6.500 ± 0.500 | 0.500 |" in table
-    assert "| real data (reference) |  | reference | 1.000 ± 0.100 | 0.900 ± 0.010 |" in table
+    assert "| real (test split, reference) |  | reference | 1.000 ± 0.100 | 0.900 ± 0.010 |" in table
+    assert "↓ lower is better" in table and "| R@3 ↑ | higher is better |" in table  # legend, every column explained
+    assert "over 2 replications. Values without ±: one replication." in table
+    assert max(len(line) for line in result["printed"].splitlines()) <= 100 and "| base_channels |" in result["printed"]
     image = np.asarray(Image.open(out / "comparison.png").convert("RGB"))
     assert image.shape[0] > 300 and image.shape[1] > 600 and image.std() > 10
     with pytest.raises(UserError, match="never overwrite"):

@@ -261,6 +261,16 @@ def test_cache_computes_only_missing_keys(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_encode_items_reports_progress_per_batch_and_keeps_the_items_order():
+    texts = [" ".join(["word"] * (1 + (7 * i) % 11)) + f" n{i}" for i in range(600)]  # mixed lengths
+    done = []
+    embedding = CountingEncoder().encode_items(caption_items(*texts), progress=done.append)
+    assert done == [256, 256, 88]
+    one_by_one = TextEmbedding.cat([CountingEncoder().encode_items(caption_items(text)) for text in texts])
+    assert torch.equal(embedding.token_mask, one_by_one.token_mask) and torch.equal(embedding.tokens, one_by_one.tokens)
+    assert torch.equal(embedding.pooled, one_by_one.pooled)
+
+
 def test_fully_cached_minilm_never_loads_the_model(tmp_path):
     from motiondiff.text import encoders
 

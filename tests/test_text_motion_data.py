@@ -19,8 +19,9 @@ from motiondiff.data.normalizers import STD_FLOOR, FeatureNormalizer
 from motiondiff.data.representations import humanml3d_features as hml
 from motiondiff.data.representations import smplrifke
 from motiondiff.data.representations.registry import REPRESENTATIONS, get_representation
-from motiondiff.data.text_motion import TextMotionDataModule
+from motiondiff.data.text_motion import TextMotionDataModule, training_vocabulary
 from motiondiff.text.encoders import TextEmbedding, TextEncoder
+from motiondiff.text.vocabulary import prompt_warning
 
 DIM = 8
 
@@ -143,6 +144,15 @@ def test_humanml3d_items_subclips_and_skips(hml_root, tmp_path, caplog):
         "1 motions have no usable caption",
     ]:
         assert sum(expected in m for m in messages) == 1, (expected, messages)
+
+
+def test_training_vocabulary_reads_only_the_training_captions(hml_root):
+    vocabulary = training_vocabulary(str(hml_root), "humanml3d")
+    assert {"walks", "walk", "strolls", "jumps", "sits"} <= vocabulary.words and "claps" not in vocabulary.words
+    assert vocabulary.actions[:2] == ("walk", "stroll")  # no VERB tags here (word/OTHER): guessed verbs
+    assert prompt_warning("a person walks", vocabulary) is None
+    assert "(claps)" in prompt_warning("a person claps", vocabulary)  # a validation caption only
+    assert training_vocabulary(str(hml_root), "humanml3d", split="missing") is None
 
 
 def test_normalisation_uses_the_statistics_with_a_floor(hml_root, tmp_path):

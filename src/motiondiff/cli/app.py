@@ -1,6 +1,7 @@
 """The Hydra entry point every command shares: config location, resolvers, `--help`, sweep jobs, one-line errors."""
 
 import sys
+import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Callable
@@ -8,29 +9,18 @@ from typing import Callable
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from motiondiff.cli.help import command_help
+from motiondiff.cli.preflight import preflight
+from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.errors import exit_on_user_error
-from motiondiff.runs.directories import run_root
+from motiondiff.runs.directories import remove_if_stub
 from motiondiff.sweeps.jobs import run_sweep_job
 
 # The configs ship inside the package (motiondiff.configs, the repository's configs/ folder), so an
 # installed motiondiff finds them from any directory; runs still write under the current directory.
 CONFIG_DIR = Path(str(files("motiondiff.configs")))
-
-
-def register_resolvers() -> None:
-    """Resolvers the configs use (idempotent): `run_root` and `first_given`."""
-    if not OmegaConf.has_resolver("run_root"):
-        OmegaConf.register_new_resolver("run_root", run_root)
-    if not OmegaConf.has_resolver("first_given"):
-        OmegaConf.register_new_resolver("first_given", first_given)
-
-
-def first_given(*values):
-    """The first value that is set (not null or empty): `${first_given:${sweep_dir},<fallback>}` in the configs."""
-    return next((value for value in values if value not in (None, "")), None)
 
 
 # A group given a value that is none of its options stands for one option with that value as one key:
@@ -57,20 +47,30 @@ def hydra_entry_point(config_name: str, run: Callable[[DictConfig], object]) -> 
     `--help` prints the command's own groups and options (cli.help). A single run prints a UserError
     as one line (exit status 2) instead of a traceback. A job of a multirun (`-m`) never ends the
     sweep: its outcome goes to job_status.json in its output directory and the sweep summary
-    (sweeps.jobs) reports the failures at the end."""
+    (sweeps.jobs) reports the failures at the end. Before Hydra composes or writes anything, the
+    command line is checked (cli.preflight); a single run that fails before saving anything removes
+    the folder it created."""
     register_resolvers()
+    started = time.time()
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def compose_and_run(cfg: DictConfig):
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             return run_sweep_job(run, cfg)  # a small plain dict: launchers send it back to the sweep's process
-        exit_on_user_error(run)(cfg)
+        output_dir = Path(HydraConfig.get().runtime.output_dir)
+        try:
+            exit_on_user_error(run)(cfg)
+        except BaseException as error:
+            if not (isinstance(error, SystemExit) and error.code in (0, None)) and remove_if_stub(output_dir, started):
+                print(f"removed {output_dir}: the {config_name} command failed before saving anything", file=sys.stderr)
+            raise
 
     def main() -> None:
         if any(flag in sys.argv[1:] for flag in ("--help", "-h")):
             print(command_help(CONFIG_DIR, config_name, program_name()), end="")
             return
-        sys.argv[1:] = expand_shorthands(sys.argv[1:])
+        check_first = exit_on_user_error(lambda argv: preflight(CONFIG_DIR, config_name, argv))
+        sys.argv[1:] = check_first(expand_shorthands(sys.argv[1:]))
         compose_and_run()
 
     return main

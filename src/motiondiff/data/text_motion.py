@@ -11,7 +11,11 @@ each access; validation and test items take their first `max_frames` frames and 
 caption, so they are the same every epoch. Features are standardised per feature by a
 `FeatureNormalizer` whose statistics travel with the checkpoint. Every caption of every split is
 encoded once through the on-disk embedding cache (`<cache_dir>/text-<encoder>.npz`, by default
-under `<root>/.cache`), so later runs and later epochs never call the text encoder.
+under `<root>/.cache`), so later runs and later epochs never call the text encoder. What is written
+to disk is announced in one line first, and slow steps show progress (see text.progress).
+
+`training_vocabulary` reads back a dataset's training captions as a `text.vocabulary.Vocabulary`,
+so generation can warn about a prompt made mostly of words the model never saw.
 
 Batches: motion (B, N, F) normalised float32, zero past each length; mask (B, N) bool, True on
 valid frames; cond {"text_pooled" (B, D), "text_tokens" (B, L, D), "text_mask" (B, L) bool};
@@ -43,10 +47,13 @@ from motiondiff.data.formats.kit_layout import KIT_LAYOUT
 from motiondiff.data.formats.lab_layout import LAB_LAYOUT
 from motiondiff.data.info import TextMotionData
 from motiondiff.data.normalizers import FeatureNormalizer
+from motiondiff.data.procedural.actions import ACTIONS as PROCEDURAL_ACTIONS
+from motiondiff.data.procedural.text_motion import MANIFEST as PROCEDURAL_MANIFEST
 from motiondiff.data.procedural.text_motion import dataset_name, write_procedural_dataset
 from motiondiff.data.representations.registry import get_representation
 from motiondiff.text.cache import EmbeddingTable, cached_table
 from motiondiff.text.encoders import TextEncoder
+from motiondiff.text.vocabulary import Vocabulary, build_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,27 @@ def dataset_fingerprint(root: Path, layout, splits: dict) -> str:
         ids = read_split_ids(path) if path.is_file() else []
         digest.update(f"|{split}:".encode() + "\n".join(ids).encode())
     return f"{layout.name}-{digest.hexdigest()[:12]}"
+
+
+def training_vocabulary(source: str, layout: str, split: str = "train") -> Optional[Vocabulary]:
+    """The words of a dataset's training captions (None when `source` is no longer readable there).
+
+    Known actions: the procedural generator's action names for the procedural dataset, else the
+    captions' most frequent verbs."""
+    root, reader = Path(source).expanduser(), LAYOUTS.get(layout)
+    if reader is None or not reader.split_path(root, split).is_file():
+        return None
+    try:
+        items = split_caption_items(root, reader, split)
+    except (OSError, UserError) as error:  # a vocabulary is only for a warning: never fail generation over it
+        log.debug("cannot read the training captions under '%s' (%s).", root, error)
+        return None
+    if not items:
+        return None
+    actions = (
+        [name.replace("_", " ") for name in PROCEDURAL_ACTIONS] if (root / PROCEDURAL_MANIFEST).is_file() else None
+    )
+    return build_vocabulary([(item.text, item.tokens) for item in items], actions)
 
 
 class TextMotionDataset(Dataset):

@@ -3,9 +3,11 @@
 A sampler takes a denoiser (x_t, t) -> (x0_hat, eps_hat), the schedule and the initial
 noise x_T, and knows nothing else about the model. Both samplers can hold part of the
 sample fixed ("known" frames, e.g. the overlap when chaining windows) by replacing
-it, at every step, with the known clean values noised to that step.
+it, at every step, with the known clean values noised to that step. Progress bars name the sampler, its step
+count and, when the caller labels the call (`sampler.labelled("8 windows")`), what is being generated.
 """
 
+from contextlib import contextmanager
 from typing import Callable, Optional
 
 import torch
@@ -24,13 +26,28 @@ class Sampler:
     """Shared parts of the samplers: noise draws, known-frame replacement, progress bar."""
 
     name = "sampler"
+    label = ""  # what the progress bar says is being generated; set for a block with `labelled`
 
     def __init__(self, progress: bool = True):
         self.progress = progress
 
     def describe(self) -> dict:
         """The sampler's class name and settings, as generations and evaluations record them."""
-        return {"name": type(self).__name__, **vars(self)}
+        return {"name": type(self).__name__, **{k: v for k, v in vars(self).items() if k != "label"}}
+
+    @contextmanager
+    def labelled(self, label: str):
+        """Within the block, progress bars also say what is generated: 'ddim 50 steps · <label>'."""
+        previous, self.label = self.label, label
+        try:
+            yield self
+        finally:
+            self.label = previous
+
+    def progress_text(self, steps: int, label: Optional[str] = None) -> str:
+        """The progress bar's description: the sampler, its step count and the label (`label` or the block's)."""
+        label = self.label if label is None else label
+        return " · ".join(part for part in (f"{self.name} {steps} steps", label) if part)
 
     def timesteps(self, schedule: NoiseSchedule) -> list:
         """The schedule indices visited, from noisiest to cleanest."""
@@ -56,15 +73,18 @@ class Sampler:
         generator: Optional[torch.Generator] = None,
         known: Optional[Motion] = None,
         known_mask: Optional[Tensor] = None,
+        label: Optional[str] = None,
     ) -> Motion:
-        """Run the reverse process from x_T = noise; `known_mask` (B, N) marks frames fixed to `known`."""
+        """Run the reverse process from x_T = noise; `known_mask` (B, N) marks frames fixed to `known`; `label` says
+        in the progress bar what is generated."""
         steps = self.timesteps(schedule)
         pairs = list(zip(steps, steps[1:] + [-1]))
         table = self.coefficient_table(schedule, pairs)
         keep = None if known is None else known_mask.to(noise.dtype).unsqueeze(-1)  # (B, N, 1)
         x = noise
+        description = self.progress_text(len(pairs), label)
         for (t, t_prev), coefficients in tqdm(
-            list(zip(pairs, table)), desc=self.name, disable=not self.progress, leave=False
+            list(zip(pairs, table)), desc=description, disable=None if self.progress else True, leave=False
         ):
             x = self.step(denoise, schedule, x, t, t_prev, generator, coefficients)
             if known is not None:

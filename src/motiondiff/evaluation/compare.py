@@ -5,8 +5,9 @@ Reads each run's newest evaluation (<run>/evaluations/<time>/metrics.json, writt
 (<run>/.hydra/overrides.yaml), finds the settings that vary across the runs and writes, into a new
 <sweep_dir>/comparisons/<time>/ (an earlier comparison is never replaced):
 - comparison.csv and comparison.md: one row per run (the varied settings, its status, every metric
-  as mean ± 95% interval), then the real-data reference row of the evaluations when they have one;
-  failed runs and runs with no evaluation are listed with their status;
+  as mean ± 95% interval, the value alone for one replication), then the reference row of the
+  evaluations (real or held-out data) when they have one; failed runs and runs with no evaluation are
+  listed with their status; comparison.md says which way each column is better and what it measures;
 - comparison.png: a bar chart per run of FD and R@3 (text runs) or coverage and bone_length_error
   (dance runs), with the intervals as error bars and the reference as a dashed line.
 """
@@ -21,7 +22,18 @@ from omegaconf import DictConfig
 
 from motiondiff.core.errors import UserError, refuse_existing_outputs
 from motiondiff.core.tables import markdown_table
-from motiondiff.evaluation.report import metric_cells, metric_header, nan_if_none
+from motiondiff.evaluation.report import (
+    Layout,
+    columns_table,
+    fitting_columns,
+    interval_note,
+    layout_of,
+    metric_cells,
+    metric_header,
+    nan_if_none,
+    reading,
+    replication_counts,
+)
 from motiondiff.sweeps.jobs import (
     COMPLETED,
     FAILED,
@@ -55,17 +67,22 @@ def run(cfg: DictConfig) -> dict:
     rows = [run_row(run_dir, sweep_dir) for run_dir in runs]
     varied = varied_settings([row["overrides"] for row in rows])
     metrics = list(dict.fromkeys(metric for row in rows for metric in row["metrics"]))
-    references = reference_rows(rows)
+    layout = comparison_layout(rows)
+    references = reference_rows(rows, layout)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(out_dir / "comparison.csv", rows, references, varied, metrics)
-    table = markdown_comparison(rows, references, varied, metrics, int(cfg.digits))
+    table = markdown_comparison(rows, references, varied, metrics, int(cfg.digits), layout)
+    note = interval_note(comparison_counts(rows, references))
     plotted = plot_metrics(cfg.plot_metrics, metrics)
     if plotted:
-        plot_comparison(out_dir / "comparison.png", rows, references, varied, plotted)
-    (out_dir / "comparison.md").write_text(comparison_markdown(sweep_dir, table, plotted))
-    print(table)
+        plot_comparison(out_dir / "comparison.png", rows, references, varied, plotted, layout)
+    markdown = comparison_markdown(sweep_dir, table, plotted, reading(metrics, layout, note, markdown=True))
+    (out_dir / "comparison.md").write_text(f"{markdown}\n## Columns\n\n{columns_table(metrics, layout)}\n")
+    printed, shown = printed_comparison(rows, references, varied, metrics, int(cfg.digits), layout)
+    legend_text = f"{reading(shown, layout, note)}\n" if metrics else ""
+    print(f"{printed}\n\n{legend_text}Every column, with what it measures: {out_dir / 'comparison.md'}")
     log.info("Wrote %s", out_dir / "comparison.md")
-    return {"out_dir": out_dir, "rows": rows, "table": table}
+    return {"out_dir": out_dir, "rows": rows, "table": table, "printed": printed}
 
 
 def run_row(run_dir: Path, sweep_dir: Path) -> dict:
@@ -83,10 +100,12 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict:
     if training["status"] != COMPLETED:
         row["status"] = f"training {training['status']}: {training['error']}"
     elif evaluation is not None:
-        results = json.loads((evaluation / "metrics.json").read_text())["results"]
+        saved = json.loads((evaluation / "metrics.json").read_text())
+        results = saved["results"]
         row.update(
             status=EVALUATED,
             evaluation=str(evaluation),
+            layout=layout_of(saved.get("settings", {}), results),
             metrics=results.get("generated", {}),
             references={name: values for name, values in results.items() if name != "generated"},
         )
@@ -121,12 +140,28 @@ def failed_evaluation(run_dir: Path):
     return f"evaluation failed: {failed[-1]['error']}" if failed else None
 
 
-def reference_rows(rows: list) -> dict:
-    """The first evaluated run's reference rows ("real", "validation"), labelled '<name> data (reference)'."""
+def comparison_layout(rows: list) -> Layout:
+    """The layout of the first evaluated run (its protocol's columns and reference row); ours when none is."""
+    return next((row["layout"] for row in rows if "layout" in row), layout_of({}, {}))
+
+
+def reference_rows(rows: list, layout: Layout) -> dict:
+    """The first evaluated run's reference rows ("real", "validation"), labelled as the layout labels them."""
     for row in rows:
         if row["references"]:
-            return {f"{name} data (reference)": values for name, values in row["references"].items()}
+            return {layout.row_label(name): values for name, values in row["references"].items()}
     return {}
+
+
+def comparison_counts(rows: list, references: dict) -> set:
+    """The replication counts of every evaluated run's and reference row's values."""
+    summary = {row["run"]: row["metrics"] for row in rows} | references
+    return replication_counts(summary) or {1}
+
+
+def short_status(status: str) -> str:
+    """A status for the terminal: 'training failed', 'evaluation failed' without their error (it is in the files)."""
+    return status.split(":")[0]
 
 
 def setting_cells(row: dict, varied: list) -> list:
@@ -157,27 +192,42 @@ def metric_numbers(values: dict, metrics: list) -> list:
     return cells
 
 
-def markdown_comparison(rows: list, references: dict, varied: list, metrics: list, digits: int) -> str:
+def markdown_comparison(
+    rows: list, references: dict, varied: list, metrics: list, digits: int, layout: Layout, align: bool = False
+) -> str:
     """The Markdown table: one line per run (then the reference rows), metrics as mean ± interval."""
+    status = short_status if align else str
     lines = [
-        [row["run"], *setting_cells(row, varied), row["status"], *metric_cells(row["metrics"], metrics, digits)]
+        [row["run"], *setting_cells(row, varied), status(row["status"]), *metric_cells(row["metrics"], metrics, digits)]
         for row in rows
     ]
     lines += [
         [name, *[""] * len(varied), "reference", *metric_cells(values, metrics, digits)]
         for name, values in references.items()
     ]
-    return markdown_table(["run", *varied, "status", *metric_header(metrics)], lines)
+    settings = [key.split(".")[-1] for key in varied] if align else varied
+    return markdown_table(["run", *settings, "status", *metric_header(metrics, layout)], lines, align=align)
 
 
-def comparison_markdown(sweep_dir: Path, table: str, plotted: list) -> str:
-    """comparison.md: the table, what it holds and the plot."""
+def printed_comparison(rows: list, references: dict, varied: list, metrics: list, digits: int, layout: Layout) -> tuple:
+    """(the table for the terminal, the metrics shown): the key metrics that fit, columns aligned, settings by their
+    last name, statuses without their error."""
+
+    def table(chosen: list) -> str:
+        return markdown_comparison(rows, references, varied, chosen, digits, layout, align=True)
+
+    shown = fitting_columns(layout, metrics, table)
+    return table(shown), shown
+
+
+def comparison_markdown(sweep_dir: Path, table: str, plotted: list, reading_text: str) -> str:
+    """comparison.md: the table, how to read it and the plot."""
     plot = (
         f"![{', '.join(plotted)}](comparison.png)\n" if plotted else "No run has an evaluation with metrics to plot.\n"
     )
     return (
-        f"# Comparison of {sweep_dir}\n\nEach run's newest evaluation; mean ± 95% interval (Student t) over its "
-        f"replications. Columns before the status are the overrides that differ between runs.\n\n{table}\n\n{plot}"
+        f"# Comparison of {sweep_dir}\n\nEach run's newest evaluation. Columns before the status are the overrides "
+        f"that differ between runs.\n\n{table}\n\n{reading_text}\n\n{plot}"
     )
 
 
@@ -197,7 +247,7 @@ def plot_metrics(requested, metrics: list) -> list:
     return metrics[:2]
 
 
-def plot_comparison(path: Path, rows: list, references: dict, varied: list, metrics: list) -> None:
+def plot_comparison(path: Path, rows: list, references: dict, varied: list, metrics: list, layout: Layout) -> None:
     """Bars per evaluated run for each metric, the 95% intervals as error bars, the reference as a dashed line."""
     import matplotlib
 
@@ -222,11 +272,11 @@ def plot_comparison(path: Path, rows: list, references: dict, varied: list, metr
         for name, values in references.items():
             if metric in values:
                 axis.axhline(values[metric]["mean"], color="tab:red", linestyle="--", label=name)
-        axis.set_title(metric_header([metric])[0])
+        axis.set_title(metric_header([metric], layout)[0])
         axis.set_xticks(range(len(evaluated)), labels, rotation=30, ha="right", fontsize=8)
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=8)
-    figure.suptitle("mean ± 95% interval per run")
+    figure.suptitle("mean per run; error bars: 95% interval (Student t) of runs with 2 or more replications")
     figure.tight_layout()
     with open(path, "xb") as handle:
         figure.savefig(handle, format="png", dpi=100)

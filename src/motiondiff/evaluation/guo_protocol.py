@@ -14,7 +14,8 @@ Per replication r (numpy and torch seeded with seed + r):
    motion for its drawn caption at its drawn length; the same measures. Multimodality: `samples` generations
    for each of `captions` items of that pass, `pairs` pairs each.
 Every metric is reported as mean ± 1.96 sigma / sqrt(n) over replications (the papers' interval, sigma the
-population std), next to this project's Student-t interval.
+population std; the value alone with one replication), next to this project's Student-t interval; the terminal
+gets the papers' layout with the key columns (evaluation.report.GUO).
 """
 
 import logging

@@ -3,8 +3,10 @@
 
 Text runs are measured with a trained motion-text evaluator (motiondiff.evaluation.text_motion); dance
 runs with the single-motion measures against their training sequence (motiondiff.evaluation.single_dance).
-Every metric is a mean with its 95% interval over `replications`; the real-data row is computed the
-same way. Results go to <run>/evaluations/<time>/metrics.{json,csv,md} and are printed as a table.
+Every metric is a mean with its 95% interval over `replications` (the value alone with one); the reference
+row (real or held-out data) is computed the same way. Results go to <run>/evaluations/<time>/metrics.{json,csv,md}
+with every column, its direction and meaning; the terminal gets the key columns with the same legend
+(motiondiff.evaluation.report).
 
 A whole sweep: `python -m motiondiff.evaluate sweep_dir=outputs/multirun/<time> [evaluator=...] [options]`
 evaluates every finished training run under sweep_dir (a folder with config.yaml and

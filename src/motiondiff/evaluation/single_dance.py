@@ -2,8 +2,9 @@
 
 Per replication r (seed + r) the run generates `num_samples` windows with its sampler; they are
 measured against the training span of the dance (motiondiff.metrics.single_motion). The
-`validation data` row measures the held-out end of the same dance the same way: what real, unseen
-motion of this dancer scores.
+`validation` row (the reference, evaluation.report.SINGLE_DANCE) measures the held-out end of the same
+dance the same way: what real, unseen motion of this dancer scores. It is other motion than the training
+span, so its coverage is low: a reference for the other measures, not a coverage to beat.
 """
 
 import torch
@@ -29,6 +30,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
         rows["generated"].append(as_floats(single_motion_report(samples, training, info)))
         rows["validation"].append(as_floats(single_motion_report(validation, training, info)))
     settings = {
+        "protocol": "single_dance",
         "num_samples": num_samples,
         "training_frames": len(training),
         "validation_windows": len(validation),

@@ -5,6 +5,7 @@ given, are drawn from the training set's length distribution. Everything is seed
 """
 
 import json
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -14,10 +15,14 @@ import torch
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError, require_file
 from motiondiff.data.info import TextMotionData
+from motiondiff.data.text_motion import training_vocabulary
 from motiondiff.diffusion.samplers import Sampler
 from motiondiff.render.samples import render_text_samples
 from motiondiff.text.encoders import TextEncoder
+from motiondiff.text.vocabulary import prompt_warning
 from motiondiff.training.diffusion_module import MotionDiffusion
+
+log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "generation.json"
 
@@ -46,6 +51,18 @@ def read_prompts(prompt: Optional[str], prompts_file: Optional[str]) -> list:
     return prompts
 
 
+def warn_unfamiliar_prompts(texts: list, info: TextMotionData) -> None:
+    """Warn about each prompt whose words mostly never occur in the run's training captions."""
+    vocabulary = training_vocabulary(str(info.source), str(getattr(info, "layout", "humanml3d")))
+    if vocabulary is None:
+        log.debug("training captions under '%s' are not readable here; prompts are not checked.", info.source)
+        return
+    for text in dict.fromkeys(texts):
+        warning = prompt_warning(text, vocabulary)
+        if warning:
+            log.warning(warning)
+
+
 def check_length(length: int, info: TextMotionData) -> int:
     """`length` if it lies in [1, max_frames], else a UserError naming the limits."""
     if isinstance(length, bool) or int(length) != length or not 1 <= length <= info.max_frames:
@@ -64,6 +81,13 @@ def pick_lengths(requested: list, default: Optional[int], info: TextMotionData, 
             own = pool[int(torch.randint(len(pool), (1,), generator=generator))]
         lengths.append(check_length(own if own is not None else default, info))
     return lengths
+
+
+def progress_label(texts: list, num_samples: int) -> str:
+    """What the sampler's progress bar says: "3 prompts x 2 motions: 'a person walks', 'a person jumps', ..."."""
+    quoted = [f"'{text}'" if len(text) <= 32 else f"'{text[:31]}…'" for text in texts[:2]]
+    count = f"{len(texts)} prompt{'s' * (len(texts) > 1)} x {num_samples} motion{'s' * (num_samples > 1)}"
+    return f"{count}: {', '.join(quoted)}{', ...' * (len(texts) > 2)}"
 
 
 def generate_text_and_save(
@@ -92,14 +116,16 @@ def generate_text_and_save(
     generator = torch.Generator(device=module.device).manual_seed(seed)
     lengths = pick_lengths([own for _, own in requests], length, info, torch.Generator().manual_seed(seed))
     texts = [text for text, _ in requests]
+    warn_unfamiliar_prompts(texts, info)
     cond = encoder.encode(texts).to(module.device).as_cond()
     frames = max(lengths)
     mask = (
         torch.arange(frames, device=module.device)[None] < torch.tensor(lengths, device=module.device)[:, None]
     )  # (K, N)
-    features = module.sample(
-        len(requests), sampler, generator, frames=frames, cond=cond, mask=mask, guidance_weight=guidance_weight
-    )
+    with sampler.labelled(progress_label([text for text, _ in prompts], num_samples)):
+        features = module.sample(
+            len(requests), sampler, generator, frames=frames, cond=cond, mask=mask, guidance_weight=guidance_weight
+        )
     joints = module.to_keypoints(features)  # (K, N, J, 3)
     out_dir.mkdir(parents=True, exist_ok=True)
     clips = [joints[k, :n] for k, n in enumerate(lengths)]

@@ -1,5 +1,6 @@
 """Sample from a trained module and write the results: .npy in original coordinates and .mp4 videos."""
 
+import itertools
 import json
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def generate_and_save(
     out_dir.mkdir(parents=True, exist_ok=True)
     info = module.data
     generator = torch.Generator(device=module.device).manual_seed(seed)
-    samples = module.sample(num_samples, sampler, generator)  # (K, N, F)
+    with sampler.labelled(f"{num_samples} windows of {info.window} frames"):
+        samples = module.sample(num_samples, sampler, generator)  # (K, N, F)
     keypoints = module.to_keypoints(samples)  # (K, N, J, D)
     written = {"samples": out_dir / SAMPLES_FILE}
     np.save(written["samples"], keypoints)
@@ -45,14 +47,18 @@ def generate_and_save(
                 f"chain_overlap={chain_overlap} must lie between 1 and the window length {info.window} - 1."
             )
 
+        numbers = itertools.count(2)  # window 1 of the chain is the first sample
+
         def continue_window(known, known_mask):
-            return module.sample(known.shape[0], sampler, generator, known=known, known_mask=known_mask)
+            with sampler.labelled(f"chained window {next(numbers)}/{chain_windows_count} (long dance)"):
+                return module.sample(known.shape[0], sampler, generator, known=known, known_mask=known_mask)
 
         long = module.to_keypoints(chain_windows(continue_window, samples[:1], chain_windows_count, chain_overlap))[0]
         written["long"] = out_dir / "long_dance.npy"
         np.save(written["long"], long)  # (L, J, D)
     if render:
-        written.update(render_samples(out_dir, keypoints, info, long))
+        long_title = f"{chain_windows_count} chained windows"
+        written.update(render_samples(out_dir, keypoints, info, long, long_title=long_title))
     summary = {
         "num_samples": num_samples,
         "seed": seed,

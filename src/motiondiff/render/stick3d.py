@@ -3,7 +3,8 @@
 World: metres, y up, the person initially faces +Z (HumanML3D), so their left is +X. One camera is chosen per
 video from the whole clip's extent (front-right of the person, a little above, far enough to keep every frame in
 view) and never moves, so travel shows as the figure crossing the ground. Everything static (ground, root path,
-caption) is drawn once; each frame adds the figure's shadow, its bones and joints in painter's order, and a counter.
+caption) is drawn once; each frame adds the figure's shadow, its bones and joints in painter's order, and a band at
+the bottom with the left/right colour legend and the frame counter ("frame 12/48 · 0.4 s").
 """
 
 import functools
@@ -19,9 +20,14 @@ from motiondiff.core.errors import UserError
 from motiondiff.render.skeleton_video import (
     BACKGROUND,
     BONE_COLOURS,
+    BORDER,
     JOINT_COLOUR,
     TEXT,
     check_fps,
+    counter_texts,
+    draw_labels,
+    labels_height,
+    legend_sides,
     side_of,
     write_frames,
 )
@@ -30,7 +36,6 @@ TILE_COLOURS = ((226, 226, 219), (206, 206, 197))  # the ground's checker
 TRAJECTORY = (150, 150, 190)
 SHADOW = (178, 178, 170)
 HEAD_FILL = (250, 250, 247)
-BORDER = (120, 120, 120)
 TILE_METRES = 0.5
 MAX_TILES = 80  # tiles along one side of the ground at most
 NEAR = 0.05  # metres: nothing nearer the camera than this is drawn
@@ -134,15 +139,15 @@ def check_joints(joints, parents=None) -> np.ndarray:
 
 
 def check_size(size, what: str = "size") -> tuple:
-    """(width, height) as ints; UserError unless both are whole numbers of pixels >= 32."""
+    """(width, height) as ints; UserError unless both are whole numbers of pixels >= 64."""
     try:
         width, height = size
-        ok = int(width) == width and int(height) == height and width >= 32 and height >= 32
+        ok = int(width) == width and int(height) == height and width >= 64 and height >= 64
     except (TypeError, ValueError):
         ok = False
     if not ok:
         raise UserError(
-            f"{what} must be (width, height) in whole pixels, each >= 32, got {size!r}; pass e.g. (480, 480)."
+            f"{what} must be (width, height) in whole pixels, each >= 64, got {size!r}; pass e.g. (480, 480)."
         )
     return int(width), int(height)
 
@@ -210,9 +215,10 @@ def ground_tiles(joints: np.ndarray) -> list:
 
 
 class StickFigureView:
-    """Draws one clip (T, J, 3) frame by frame into a width x height image with a fixed camera."""
+    """Draws one clip (T, J, 3) frame by frame into a width x height image with a fixed camera: the caption in a band
+    at the top, the legend and frame counter (time too when fps is given) in a band at the bottom (`labels`)."""
 
-    def __init__(self, joints, parents, caption="", names=None, camera=None, size=(480, 480), show_counter=True):
+    def __init__(self, joints, parents, caption="", names=None, camera=None, size=(480, 480), labels=True, fps=None):
         self.joints = check_joints(joints, parents)  # (T, J, 3)
         self.parents = tuple(int(p) for p in parents)
         if names is not None and len(names) != len(self.parents):
@@ -220,17 +226,19 @@ class StickFigureView:
         if camera is not None and not isinstance(camera, Camera):
             raise UserError(f"camera must be a motiondiff.render.stick3d.Camera or None, got {type(camera).__name__}.")
         self.width, self.height = check_size(size)
-        self.show_counter = show_counter
+        self.fps = None if fps is None else check_fps(fps)
+        self.footer = labels_height(self.width) if labels else 0  # rows reserved for the legend and counter
         self.caption_font = font(max(10, self.width // 26))
-        self.counter_font = font(max(9, self.width // 40))
-        lines = wrap_caption(caption, self.caption_font, self.width - 12) if caption else []
         line_height = self.caption_font.size + 3
+        max_lines = min(3, (self.height // 2 - self.footer - 6) // line_height)  # the view keeps half the height
+        lines = wrap_caption(caption, self.caption_font, self.width - 12, max_lines) if caption and max_lines else []
         self.top = 6 + len(lines) * line_height if lines else 0  # rows reserved for the caption
-        self.view_height = self.height - self.top
-        assert self.view_height > 0, "the caption took the whole frame"
+        self.view_height = self.height - self.top - self.footer
+        assert self.view_height > 0, "the caption and labels took the whole frame"
         self.camera = camera or fit_camera(self.joints, aspect=self.width / self.view_height)
         sides = [side_of(n) for n in names] if names is not None else ["centre"] * len(self.parents)
         self.colours = [BONE_COLOURS[side] for side in sides]
+        self.legend = legend_sides(side for j, side in enumerate(sides) if self.parents[j] >= 0)
         self.head = list(names).index("head") if names is not None and "head" in names else None
         self.focal = self.camera.focal(self.view_height)
         self.background = self.draw_background(lines, line_height)
@@ -265,7 +273,7 @@ class StickFigureView:
         return image
 
     def frame(self, index: int, ended: bool = False) -> np.ndarray:
-        """Frame `index` (H, W, 3) uint8; `ended` shows 'end' for the counter (a clip holding its last frame)."""
+        """Frame `index` (H, W, 3) uint8; `ended` shows 'end' in the counter (a clip holding its last frame)."""
         image = self.background.copy()
         draw = ImageDraw.Draw(image)
         joints = self.joints[index]  # (J, 3)
@@ -286,9 +294,9 @@ class StickFigureView:
                 r = 0.5 * self.thickness(JOINT_RADIUS, depth[a])
                 (x, y) = pixels[a]
                 draw.ellipse([x - r, y - r, x + r, y + r], fill=JOINT_COLOUR)
-        if self.show_counter:
-            label = "end" if ended else f"{index + 1}/{len(self)}"
-            draw.text((self.width - 4, self.height - 3), label, fill=TEXT, font=self.counter_font, anchor="rb")
+        if self.footer:
+            counters = counter_texts(index, len(self), self.fps, ended)
+            draw_labels(image, counters, self.legend, self.height - self.footer)
         return np.asarray(image)
 
     def figure_items(self, bones, depth) -> list:
@@ -320,10 +328,10 @@ class StickFigureView:
 
 
 def render_stick3d_frames(
-    joints, parents, caption: str = "", names=None, camera=None, size=(480, 480), show_counter: bool = True
+    joints, parents, caption: str = "", names=None, camera=None, size=(480, 480), labels: bool = True, fps=None
 ) -> list:
     """Every frame of a clip (T, J, 3) as a list of (H, W, 3) uint8 arrays."""
-    view = StickFigureView(joints, parents, caption, names, camera, size, show_counter)
+    view = StickFigureView(joints, parents, caption, names, camera, size, labels, fps)
     return [view.frame(i) for i in range(len(view))]
 
 
@@ -331,8 +339,8 @@ def write_stick3d_video(
     path, joints, parents, fps, caption: str = "", names=None, camera=None, size=(480, 480), overwrite: bool = False
 ) -> Path:
     """Render a clip (T, J, 3) with a fixed camera and write it as an mp4."""
-    check_fps(fps)
-    view = StickFigureView(joints, parents, caption, names, camera, size)
+    fps = check_fps(fps)
+    view = StickFigureView(joints, parents, caption, names, camera, size, fps=fps)
     return write_frames(path, view.frame, len(view), fps, overwrite)
 
 
@@ -340,7 +348,7 @@ def write_stick3d_grid(
     path, joints_list, parents, fps, captions, names=None, columns=None, cell_size=(320, 320), overwrite: bool = False
 ) -> Path:
     """One mp4 tiling clips (each (T_i, J, 3), own fixed camera) row by row; finished clips hold their last frame."""
-    check_fps(fps)
+    fps = check_fps(fps)
     if len(joints_list) == 0:
         raise UserError("write_stick3d_grid got no clips; pass a non-empty list of (frames, joints, 3) arrays.")
     if captions is None or len(captions) != len(joints_list):
@@ -350,7 +358,9 @@ def write_stick3d_grid(
         columns = math.ceil(math.sqrt(len(joints_list)))
     columns = min(whole_number("columns", columns, why="e.g. columns=3, or None"), len(joints_list))
     width, height = check_size(cell_size, "cell_size")
-    views = [StickFigureView(j, parents, c, names, None, (width, height)) for j, c in zip(joints_list, captions)]
+    views = [
+        StickFigureView(j, parents, c, names, None, (width, height), fps=fps) for j, c in zip(joints_list, captions)
+    ]
     rows = math.ceil(len(views) / columns)
     longest = max(len(v) for v in views)
 

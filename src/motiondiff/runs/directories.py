@@ -4,6 +4,7 @@ A training run directory holds `config.yaml` (the resolved composed config), `.h
 record with the command-line overrides), `checkpoints/` and `logs/`.
 """
 
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -13,6 +14,20 @@ from motiondiff.core.errors import UserError, require_file
 from motiondiff.runs.legacy import upgrade_run_config
 
 CONFIG_NAME = "config.yaml"
+LAST = "last.ckpt"
+# What a run resumed in place (resume=<run>) may change: how long it trains, and where it resumes from.
+RESUMABLE_CHANGES = ("ckpt_path", "trainer.max_steps", "trainer.max_epochs")
+# Where runs with checkpoints lie under the output root: <name>/<time>/ and multirun/<time>/<job>/.
+RUN_PATTERNS = (f"*/*/checkpoints/{LAST}", f"*/*/*/checkpoints/{LAST}")
+
+
+def shown(path) -> str:
+    """A path as messages show it: relative to the current directory when it lies inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def run_root(run_dir: Optional[str], ckpt_path: Optional[str]) -> str:
@@ -33,6 +48,99 @@ def save_run_config(cfg: DictConfig, run_dir: Path) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     return path
+
+
+def save_resumed_config(cfg: DictConfig, run_dir: Path, step: int) -> Path:
+    """Check a run resumed in place keeps its settings (RESUMABLE_CHANGES aside); record any change it makes.
+
+    A changed max_steps/max_epochs is written to config.yaml; the previous one is kept as
+    config.until-step<step>.yaml, so each stretch of the run stays reproducible."""
+    path = run_dir / CONFIG_NAME
+    saved, new = flatten(OmegaConf.load(path)), flatten(OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)))
+    changed = [key for key in sorted(saved.keys() | new.keys()) if saved.get(key) != new.get(key)]
+    refused = [key for key in changed if key not in RESUMABLE_CHANGES]
+    if refused:
+        key = refused[0]
+        raise UserError(
+            f"resuming '{run_dir}' with {key}={new.get(key)!r} where the run had {saved.get(key)!r}: a run continues "
+            f"with its own settings (only {', '.join(RESUMABLE_CHANGES[1:])} may change); to train on from its weights "
+            f"with other settings, start a new run with ckpt_path={run_dir / 'checkpoints' / LAST}."
+        )
+    if any(key != "ckpt_path" for key in changed):
+        path.rename(run_dir / f"config.until-step{step}.yaml")
+        path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return path
+
+
+def flatten(cfg: DictConfig) -> dict:
+    """{dotted key: value} of a config's leaves."""
+    flat = {}
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    return flat
+
+
+# What a command writes before it has made anything: Hydra's record, logs, the saved config.
+STUB_FILES = (".hydra/*", ".hydra/*/*", "*.log", CONFIG_NAME, "logs/metrics.csv", "logs/hparams.yaml")
+
+
+def remove_if_stub(output_dir: Path, since: float) -> bool:
+    """Remove a command's output folder that holds only STUB_FILES, all written after `since`; say if it did."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return False
+    files = [path for path in output_dir.rglob("*") if path.is_file()]
+    stub = {path for pattern in STUB_FILES for path in output_dir.glob(pattern)}
+    if any(path not in stub or path.stat().st_mtime < since for path in files):
+        return False
+    shutil.rmtree(output_dir)
+    if not any(output_dir.parent.iterdir()):
+        output_dir.parent.rmdir()  # the run name's (or generations/) folder it was the first in
+    return True
+
+
+def runs_with_checkpoint(output_root) -> list:
+    """Run directories under output_root that hold config.yaml and checkpoints/last.ckpt, newest first."""
+    found = [path for pattern in RUN_PATTERNS for path in Path(output_root).glob(pattern)]
+    runs = [path.parent.parent for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]
+    return [run for run in runs if (run / CONFIG_NAME).is_file()]
+
+
+def no_such_run(given, key: str, output_root, why: str = "no such run") -> UserError:
+    """UserError for a wrong run directory, listing the newest runs that have a checkpoint."""
+    runs = runs_with_checkpoint(output_root)
+    listing = (
+        "newest runs with a checkpoint: " + ", ".join(shown(run) for run in runs[:3])
+        if runs
+        else f"no run under '{output_root}' has a checkpoint yet (train one first: make demo)"
+    )
+    return UserError(f"{why}: {key}={given}; {listing}.")
+
+
+def check_run_dir(given, key: str, output_root, which: str = "last") -> Path:
+    """The run directory `given` (or the newest with a checkpoint for 'last'); UserError unless it is a finished run."""
+    if str(given) == "last":
+        runs = runs_with_checkpoint(output_root)
+        if not runs:
+            raise no_such_run(given, key, output_root, "no finished run to use")
+        return runs[0]
+    run = Path(given)
+    if not (run / CONFIG_NAME).is_file():
+        raise no_such_run(
+            given, key, output_root, "no such run" if not run.exists() else f"not a run (no {CONFIG_NAME})"
+        )
+    if which == "last" and not (run / "checkpoints" / LAST).is_file():
+        raise no_such_run(
+            given, key, output_root, f"that run has no checkpoints/{LAST} (it failed or is still starting)"
+        )
+    return run
 
 
 def load_run_config(run_dir: Path) -> DictConfig:

@@ -1,10 +1,15 @@
 """A training run from a composed config: `motiondiff-train experiment=dance2d [overrides]` calls `run(cfg)`.
 
-What happens after training (samples and videos of the finished model) and what is measured during
-it (validation FD / R@3 of text runs) are callbacks of the `callbacks` group, not part of this loop.
+The run says what it is about to do (directory, data, network, device, steps), trains, and ends
+with a summary and the next commands, all also in the run's train.log. Ctrl-C or SIGTERM saves a
+checkpoint at the current step (training.interrupts); `resume=<run>` (or `ckpt_path=last`)
+continues in the same directory and the same metrics.csv. What happens after training (samples)
+and what is measured during it (validation FD / R@3) are callbacks of the `callbacks` group.
 """
 
 import logging
+import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -13,24 +18,44 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from motiondiff.core.errors import UserError, require_file
-from motiondiff.runs.directories import latest_checkpoint, save_run_config
+from motiondiff.core.units import duration
+from motiondiff.runs.directories import latest_checkpoint, save_resumed_config, save_run_config, shown
 from motiondiff.training.build import build_module
+from motiondiff.training.checkpoint_io import load_checkpoint
 from motiondiff.training.config_checks import check_training_config
+from motiondiff.training.devices import describe_device
+from motiondiff.training.diffusion_module import MotionDiffusion
+from motiondiff.training.interrupts import TrainingInterrupted
+from motiondiff.training.metrics_log import METRICS_FILE, truncate_from
 
 log = logging.getLogger(__name__)
+
+# Lightning's messages that say nothing about this run (tips, its device banner, warnings about
+# choices the configs make on purpose); the run's own first lines say what matters.
+LIGHTNING_CHATTER = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+IRRELEVANT_WARNINGS = (
+    ".*smaller than the logging interval.*",
+    ".*does not have many workers.*",
+    ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*",
+    ".*resuming from a checkpoint that ended before the epoch ended.*",
+    ".*Checkpoint directory .* exists and is not empty.*",
+)
 
 
 def run(cfg: DictConfig) -> dict:
     """Train as configured; return the run directory, the module, the last checkpoint and the final metrics."""
+    quiet_lightning()
     run_dir = Path(cfg.paths.output_dir)
     first_process = rank_zero_only.rank == 0  # under DDP Lightning re-runs this command once per other rank
-    if first_process and (run_dir / "checkpoints").exists():
+    ckpt_path = _resume_path(cfg)
+    in_place = ckpt_path is not None and Path(ckpt_path).resolve().parent == (run_dir / "checkpoints").resolve()
+    if first_process and not in_place and (run_dir / "checkpoints").exists():
         raise UserError(f"'{run_dir}' already holds checkpoints of another run; runs never share a directory.")
     check_training_config(cfg)
-    L.seed_everything(cfg.seed, workers=True)
-    ckpt_path = _resume_path(cfg)
+    resumed_step = load_checkpoint(ckpt_path)["global_step"] if in_place else None
     if first_process:
-        save_run_config(cfg, run_dir)
+        save_resumed_config(cfg, run_dir, resumed_step) if in_place else save_run_config(cfg, run_dir)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.dataset)
     datamodule.setup("fit")
@@ -42,14 +67,84 @@ def run(cfg: DictConfig) -> dict:
         callbacks=[instantiate(c) for c in cfg.callbacks.values()],
         logger=[instantiate(c) for c in cfg.logger.values()],
     )
-    log.info("Run directory: %s", run_dir)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    if in_place and first_process:
+        truncate_from(run_dir / "logs" / METRICS_FILE, resumed_step)  # the steps after the checkpoint are redone
+    for line in opening_lines(cfg, run_dir, datamodule, module, trainer, resumed_step if in_place else None):
+        log.info("%s", line)
+    started = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except TrainingInterrupted as stop:
+        for line in interrupted_lines(stop, trainer, run_dir, time.perf_counter() - started):
+            log.warning("%s", line)
+        raise SystemExit(stop.exit_status) from None
+    checkpoint = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
+    if trainer.is_global_zero:
+        for line in closing_lines(trainer, module, run_dir, time.perf_counter() - started, resumed_step or 0):
+            log.info("%s", line)
     return {
         "run_dir": run_dir,
         "module": module,
         "metrics": {key: float(value) for key, value in trainer.callback_metrics.items()},
-        "checkpoint": trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None,
+        "checkpoint": checkpoint,
     }
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's tips, banners and the warnings about choices the configs make on purpose."""
+    for name in LIGHTNING_CHATTER:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in IRRELEVANT_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def opening_lines(cfg, run_dir: Path, datamodule, module, trainer, resumed_step) -> list:
+    """What the run is about to do: directory, data, network, device, steps."""
+    items, batch = len(datamodule.train_set), datamodule.batch_size
+    steps_per_epoch = len(datamodule.train_dataloader())
+    info = datamodule.info
+    network = module.network
+    parameters = sum(p.numel() for p in network.parameters())
+    steps = f"{trainer.max_steps} steps" if trainer.max_steps > 0 else f"{trainer.max_epochs} epochs"
+    return [
+        f"Run directory: {shown(run_dir)}" + (f" (resumed at step {resumed_step})" if resumed_step is not None else ""),
+        f"Data: {info.kind} from {info.source} · {items} training items of {info.features} features per frame · "
+        f"batch {batch}, {steps_per_epoch} steps per epoch",
+        f"Network: {type(network).__name__}, {parameters / 1e6:.2f} M parameters (and an EMA copy)",
+        f"Device: {describe_device(trainer.strategy.root_device, trainer.precision)}",
+        f"Training: {steps}, validation every {trainer.check_val_every_n_epoch} epochs; checkpoints in "
+        f"{shown(run_dir / 'checkpoints')} (last.ckpt also on Ctrl-C)",
+    ]
+
+
+def closing_lines(trainer, module, run_dir: Path, seconds: float, first_step: int) -> list:
+    """The summary: steps, time, best validation loss, checkpoints, samples, the next commands."""
+    steps = trainer.global_step - first_step
+    speed = f"{seconds / max(1, steps):.3g} s/step"
+    lines = [f"Finished: step {trainer.global_step}, {steps} steps in {duration(seconds)} ({speed})"]
+    best = trainer.checkpoint_callback
+    if best is not None and best.best_model_score is not None:
+        lines.append(f"Best {best.monitor}: {float(best.best_model_score):.5g} in {shown(best.best_model_path)}")
+    lines.append(f"Last checkpoint: {shown(run_dir / 'checkpoints' / 'last.ckpt')}")
+    samples = run_dir / "generations" / "final"
+    if samples.is_dir():
+        lines.append(f"Samples: {shown(samples)} ({len(list(samples.glob('*.mp4')))} videos)")
+    if isinstance(module, MotionDiffusion):
+        lines.append(f"Next: python -m motiondiff.generate run_dir={shown(run_dir)}")
+        lines.append(f"      python -m motiondiff.evaluate run_dir={shown(run_dir)}")
+    else:
+        lines.append(f"Next: python -m motiondiff.evaluate run_dir=<a text run> evaluator={shown(run_dir)}")
+    return lines
+
+
+def interrupted_lines(stop: TrainingInterrupted, trainer, run_dir: Path, seconds: float) -> list:
+    """What an interrupted run says: where it stopped, what it saved, how to go on."""
+    of = f" of {trainer.max_steps}" if trainer.max_steps > 0 else ""
+    return [
+        f"Stopped by {stop.signal_name} at step {stop.step}{of} after {duration(seconds)}; "
+        f"saved {shown(stop.checkpoint)}",
+        f"Resume (same directory, same logs): python -m motiondiff.train resume={shown(run_dir)}",
+    ]
 
 
 def _compile_networks(module: L.LightningModule, options) -> None:

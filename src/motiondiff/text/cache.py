@@ -8,7 +8,8 @@
   lengths  (N,)        int64, token count of each caption (offsets are their cumulative sum)
 Only keys missing from the file are encoded, so a run whose captions are all cached never
 loads the text model. Writes go to a temporary file then os.replace; an unreadable file is
-reported and rebuilt.
+reported and rebuilt. Encoding is announced in one line (how many captions, the file, its estimated
+size) and shows progress with the time left (text.progress); the last line gives the file's real size.
 """
 
 import logging
@@ -20,7 +21,9 @@ from typing import Optional
 
 import numpy as np
 
+from motiondiff.core.units import duration, megabytes
 from motiondiff.text.encoders import CaptionItem, TextEmbedding, TextEncoder
+from motiondiff.text.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -151,16 +154,46 @@ def cached_table(encoder: TextEncoder, items: list, cache_dir: Optional[Path]) -
             missing[key] = item
     if not missing:
         return table
-    log.info("encoding %d captions with %s (%d cached)", len(missing), encoder.name, len(table))
+    announce(encoder, list(missing.values()), len(table), path)
     keys, todo = list(missing), list(missing.values())
     tables = [table]
-    for start in range(0, len(todo), ENCODE_CHUNK):
-        chunk = encoder.encode_items(todo[start : start + ENCODE_CHUNK])
-        tables.append(EmbeddingTable.from_embedding(encoder.name, keys[start : start + ENCODE_CHUNK], chunk))
+    with Progress(len(todo), f"encoding captions with {encoder.name}", unit="captions") as progress:
+        for start in range(0, len(todo), ENCODE_CHUNK):
+            chunk = encoder.encode_items(todo[start : start + ENCODE_CHUNK], progress=progress.update)
+            tables.append(EmbeddingTable.from_embedding(encoder.name, keys[start : start + ENCODE_CHUNK], chunk))
     table = EmbeddingTable.concat(tables)
     if path is not None:
         table.save(path)
+        log.info(
+            "Encoded %s captions in %s; %s holds %s (%s).",
+            f"{len(todo):,}",
+            duration(progress.elapsed()),
+            path,
+            f"{len(table):,}",
+            megabytes(path.stat().st_size),
+        )
     return table
+
+
+def estimated_size(encoder: TextEncoder, items: list) -> float:
+    """About how many bytes the cache grows by for `items`: pooled float32 and ~1.3 float16 tokens a word, plus 2."""
+    tokens = sum(1.3 * len(item.text.split()) + 2 for item in items)
+    return len(items) * encoder.dim * 4 + tokens * encoder.dim * 2
+
+
+def announce(encoder: TextEncoder, items: list, cached: int, path: Optional[Path]) -> None:
+    """One line saying what is about to be encoded and written where (or that nothing is written)."""
+    count = f"{len(items):,} captions" + (f"; {cached:,} already cached" if cached else "")
+    if path is None:
+        log.info("Encoding %s with %s (not cached on disk).", count, encoder.name)
+        return
+    log.info(
+        "Caching caption embeddings (%s, ~%s) to %s with %s; later runs reuse it.",
+        count,
+        megabytes(estimated_size(encoder, items)),
+        path,
+        encoder.name,
+    )
 
 
 def lookup_items(table: EmbeddingTable, encoder: TextEncoder, items: list) -> TextEmbedding:

@@ -12,11 +12,13 @@ for dataset captions and truncates over-long ones with one warning.
 """
 
 import abc
+import contextlib
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -24,8 +26,11 @@ import torch
 from motiondiff.core.errors import UserError, first_sentence
 from motiondiff.core.safe_pickle import load_object_npy, npy_dtype
 from motiondiff.core.types import TextPooled, TextTokens, TokenMask
+from motiondiff.text.progress import is_terminal
 
 log = logging.getLogger(__name__)
+
+ITEM_BATCH = 256  # dataset captions embedded per call (each call reports progress)
 
 
 @dataclass
@@ -124,14 +129,15 @@ class TextEncoder(abc.ABC):
                 )
         return self._embed(captions)
 
-    def encode_items(self, items: list) -> TextEmbedding:
-        """Encode dataset captions, truncating over-long ones with one warning."""
+    def encode_items(self, items: list, progress: Optional[Callable] = None) -> TextEmbedding:
+        """Encode dataset captions, truncating over-long ones with one warning; `progress(n)` after each batch."""
         assert items, "encode_items needs at least one caption"
         for item in items:
             if not item.text.strip():
                 raise UserError(f"caption line {item.line} of motion '{item.motion_id}' is empty; fix or remove it.")
         texts = [item.text for item in items]
-        too_long = sum(count > self.max_tokens for count in self.count_tokens(texts))
+        counts = self.count_tokens(texts)
+        too_long = sum(count > self.max_tokens for count in counts)
         if too_long:
             log.warning(
                 "%d of %d captions are longer than the %s limit of %d tokens and were truncated.",
@@ -140,7 +146,14 @@ class TextEncoder(abc.ABC):
                 self.name,
                 self.max_tokens,
             )
-        return self._embed(texts)
+        order = sorted(range(len(texts)), key=counts.__getitem__)  # similar lengths together: little padding
+        parts = []
+        for start in range(0, len(texts), ITEM_BATCH):
+            parts.append(self._embed([texts[i] for i in order[start : start + ITEM_BATCH]]))
+            if progress is not None:
+                progress(len(parts[-1]))
+        embedding = TextEmbedding.cat(parts) if len(parts) > 1 else parts[0]
+        return embedding[sorted(range(len(order)), key=order.__getitem__)]  # back in the items' order
 
     def item_key(self, item: CaptionItem) -> str:
         """The cache key of a dataset caption: its text."""
@@ -173,8 +186,24 @@ def _load_minilm(device: str):
         from sentence_transformers import SentenceTransformer
 
         log.info("loading the MiniLM text encoder on %s", device)
-        _MINILM_MODELS[device] = SentenceTransformer(str(_minilm_path()), device=device)
+        with quiet_loading_bars():
+            _MINILM_MODELS[device] = SentenceTransformer(str(_minilm_path()), device=device)
     return _MINILM_MODELS[device]
+
+
+@contextlib.contextmanager
+def quiet_loading_bars():
+    """Within the block, no Hugging Face 'Loading weights' bar when stderr is not a terminal (no carriage returns)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if was_enabled and not is_terminal(sys.stderr):
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 class MiniLMEncoder(TextEncoder):
@@ -401,8 +430,8 @@ class PrecomputedEncoder(TextEncoder):
             "use the text encoder that made those features, e.g. text_encoder=minilm if it was MiniLM."
         )
 
-    def encode_items(self, items: list) -> TextEmbedding:
-        """Read each item's row from its motion's feature file."""
+    def encode_items(self, items: list, progress: Optional[Callable] = None) -> TextEmbedding:
+        """Read each item's row from its motion's feature file; `progress(n)` once they are read."""
         files = {motion_id: self._read(motion_id) for motion_id in dict.fromkeys(item.motion_id for item in items)}
         pooled, sequences = [], []
         for item in items:
@@ -423,6 +452,8 @@ class PrecomputedEncoder(TextEncoder):
                 raise UserError(f"caption features '{path}' row {item.line} is all zeros (no token); re-extract it.")
             pooled.append(real.mean(0))
             sequences.append(real)
+        if progress is not None:
+            progress(len(items))
         return TextEmbedding.from_sequences(np.stack(pooled) if pooled else np.zeros((0, self.dim)), sequences)
 
     def _read(self, motion_id: str) -> np.ndarray:

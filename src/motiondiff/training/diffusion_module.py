@@ -130,7 +130,8 @@ class MotionDiffusion(L.LightningModule):
         if (self.current_epoch + 1) % self.sample_every_n_epochs != 0:
             return
         generator = torch.Generator(device=self.device).manual_seed(0)
-        samples = self.sample(self.val_num_samples, self.val_sampler, generator)  # (K, N, F)
+        with self.val_sampler.labelled("validation samples"):
+            samples = self.sample(self.val_num_samples, self.val_sampler, generator)  # (K, N, F)
         keypoints = self.to_keypoints(samples)  # (K, N, J, D)
         error = bone_length_error(keypoints, self.data.bone_lengths, self.data.parents)
         self.log("val/sample_bone_length_error", error, sync_dist=True)

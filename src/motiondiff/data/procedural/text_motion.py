@@ -30,10 +30,12 @@ import numpy as np
 
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
+from motiondiff.core.units import megabytes
 from motiondiff.data.formats.bvh_to_humanml3d import caption_line
 from motiondiff.data.procedural.actions import FPS, MIN_FRAMES, make_motion, sample_spec
 from motiondiff.data.procedural.captions import captions_for
 from motiondiff.data.representations import humanml3d_features as hml
+from motiondiff.text.progress import Progress
 
 __all__ = ["write_procedural_dataset", "make_motion", "sample_spec", "captions_for", "generate_motion"]
 
@@ -150,7 +152,8 @@ def fill(folder: Path, num_motions: int, seed: int, splits) -> None:
         (folder / name).mkdir()
     split_of = {i: name for name, ids in split_ids(num_motions, seed, splits).items() for i in ids}
     train_features = []
-    with open(folder / "specs.jsonl", "w", encoding="utf-8") as specs:
+    progress = Progress(num_motions, "writing procedural motions", unit="motions")
+    with progress, open(folder / "specs.jsonl", "w", encoding="utf-8") as specs:
         for index in range(num_motions):
             name = motion_id(index)
             motion = generate_motion(seed, index)
@@ -161,6 +164,7 @@ def fill(folder: Path, num_motions: int, seed: int, splits) -> None:
             if motion["subclip"] is not None:
                 record["subclip"] = motion["subclip"]
             specs.write(json.dumps(record) + "\n")
+            progress.update()
     for name in SPLIT_NAMES:
         ids = sorted(i for i, s in split_of.items() if s == name)
         (folder / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
@@ -172,6 +176,18 @@ def fill(folder: Path, num_motions: int, seed: int, splits) -> None:
     np.save(folder / "Mean.npy", mean)
     np.save(folder / "Std.npy", std)
     (folder / MANIFEST).write_text(json.dumps(manifest(num_motions, seed, splits), indent=2) + "\n", encoding="utf-8")
+
+
+def estimated_size(num_motions: int, seed: int) -> int:
+    """About the bytes the dataset takes on disk (as `du` counts them), from the motions' planned lengths."""
+    block = 4096
+    total = 0
+    for index in range(num_motions):
+        frames = sample_spec(np.random.default_rng([seed, index]))["length"] - 1  # features have T-1 frames
+        for floats in (hml.FEATURES, hml.NUM_JOINTS * 3):  # new_joint_vecs/, new_joints/
+            total += -(-(128 + frames * floats * 4) // block) * block
+        total += block  # texts/<id>.txt
+    return total + 2 * block + num_motions * 400  # statistics, split files; specs.jsonl
 
 
 def dataset_name(num_motions: int, seed: int) -> str:
@@ -194,7 +210,12 @@ def write_procedural_dataset(root, num_motions: int = 2000, seed: int = 0, split
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
-    log.info("Generating %d procedural text-motion clips under %s", num_motions, root)
+    log.info(
+        "Writing the procedural dataset (%s motions, ~%s) to %s; later runs reuse it.",
+        f"{num_motions:,}",
+        megabytes(estimated_size(num_motions, seed)),
+        root,
+    )
     try:
         fill(folder, int(num_motions), int(seed), splits)
     except BaseException:

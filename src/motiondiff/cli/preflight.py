@@ -1,0 +1,375 @@
+"""A command line checked before Hydra runs it, so a mistake writes nothing and says what to type instead.
+
+`preflight(config_name, argv)` composes the config once, as the command would, and refuses with one
+sentence (a UserError): an unknown key or group option, with the closest valid names; a key a
+class does not take (`+trainer.max_step`); a run, checkpoint, evaluator or sweep that does not
+exist, listing the newest runs with a checkpoint; a GPU trainer without a GPU; impossible training
+settings. It returns the command line to run, with `run_dir=last` replaced by the newest finished
+run and, for `train`, `resume=<run>` / `ckpt_path=last` written out as "continue in that run's
+directory with its own overrides".
+"""
+
+import difflib
+import inspect
+import re
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
+from hydra.errors import HydraException
+from hydra.utils import get_object
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from motiondiff.cli.resolvers import register_resolvers
+from motiondiff.core.errors import UserError
+from motiondiff.runs.directories import LAST, check_run_dir, latest_checkpoint, no_such_run
+from motiondiff.training.config_checks import check_training_config
+from motiondiff.training.devices import check_accelerator
+
+# Hydra flags that print or inspect instead of running: the command line goes to Hydra untouched.
+INSPECTING_FLAGS = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--version", "--shell-completion", "-sc")
+CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--package", "-p")
+HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
+# Keys naming files or folders that must exist, per command (a run directory is checked as a run).
+RUN_KEYS = {"generate": ("run_dir",), "evaluate": ("run_dir",)}
+FILE_KEYS = {"generate": ("ckpt_path", "prompts_file"), "evaluate": ("ckpt_path",), "train": ("ckpt_path",)}
+SWEEP_KEYS = {"evaluate": ("sweep_dir",), "compare": ("sweep_dir",)}
+EVALUATOR_PATHS = ("run", "root", "mean", "std", "glove", "text_features")
+
+
+def preflight(config_dir: Path, config_name: str, argv: list) -> list:
+    """The command line to run (argv after its flags' checks and rewrites); UserError on any mistake."""
+    if any(arg.split("=")[0] in INSPECTING_FLAGS + CONFIG_FLAGS for arg in argv):
+        return argv
+    register_resolvers()
+    flags = [arg for arg in argv if arg.startswith("-")]
+    overrides = [arg for arg in argv if not arg.startswith("-")]
+    multirun = any(flag in ("-m", "--multirun") for flag in flags)
+    parsed = parse_overrides(overrides)
+    check_group_options(config_dir, parsed)
+    if config_name == "train":
+        overrides, parsed = resume_in_place(config_dir, overrides, parsed, multirun)
+    cfg = compose_checked(config_dir, config_name, first_job(parsed))
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    tree.pop("hydra", None)
+    check_added_keys(config_name, tree, parsed)
+    check_targets(tree)
+    overrides = check_paths(config_name, cfg, parsed, overrides)
+    if config_name == "train":
+        check_accelerator(cfg.trainer.accelerator)
+        check_training_config(cfg)
+    return flags + overrides
+
+
+# ---- parsing and composing ----------------------------------------------------------------------
+
+
+def parse_overrides(overrides: list) -> list:
+    """Hydra's parse of the overrides; UserError on a syntax error."""
+    try:
+        return OverridesParser.create().parse_overrides(overrides)
+    except HydraException as error:
+        raise UserError(f"cannot read the command line: {str(error).splitlines()[0]}") from None
+
+
+def first_job(parsed: list) -> list:
+    """The overrides of the first job of a sweep (every override as it is when nothing sweeps)."""
+    lines = []
+    for override in parsed:
+        if override.is_sweep_override():
+            value = next(iter(override.sweep_string_iterator()))
+            lines.append(f"{override.get_key_element()}={quote(value)}")
+        else:
+            lines.append(override.input_line)
+    return lines
+
+
+def quote(value: str) -> str:
+    """A value as an override writes it (quoted unless it is plain)."""
+    return value if re.fullmatch(r"[\w./:@+-]*", value) else "'" + value.replace("'", "\\'") + "'"
+
+
+def compose_config(config_dir: Path, config_name: str, overrides: list) -> DictConfig:
+    """The config the command would compose (with Hydra's own section, whose run choices the configs read)."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(config_dir), job_name=config_name):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def compose_checked(config_dir: Path, config_name: str, overrides: list) -> DictConfig:
+    """compose_config, with Hydra's composition errors turned into one sentence with suggestions."""
+    try:
+        return compose_config(config_dir, config_name, overrides)
+    except HydraException as error:
+        raise composition_error(config_dir, config_name, overrides, error) from None
+    except OmegaConfBaseException as error:
+        raise UserError(f"cannot compose the {config_name} config: {str(error).splitlines()[0]}") from None
+
+
+def composition_error(config_dir: Path, config_name: str, overrides: list, error: HydraException) -> UserError:
+    """The UserError for a Hydra composition error: the wrong key or option, and the closest valid ones."""
+    message = str(error)
+    missing = re.search(r"Could not find '(.+)/([^/']+)'", message)
+    if missing:
+        group, name = missing.groups()
+        return UserError(f"{group}={name}: {option_suggestion(name, group_options(config_dir, group), group)}")
+    unknown = re.search(r"Could not override '([^']+)'", message)
+    if unknown:
+        key = unknown.group(1)
+        others = [line for line in overrides if not re.match(rf"^\+*{re.escape(key)}=", line)]
+        try:
+            known = leaf_keys(OmegaConf.to_container(compose_config(config_dir, config_name, others), resolve=False))
+        except HydraException:
+            known = []
+        return UserError(f"{key} is not a setting of the {config_name} command; {key_suggestion(key, known)}")
+    present = re.search(r"An item is already at '([^']+)'", message)
+    if present:
+        return UserError(f"{present.group(1)} is already a setting: drop the '+' (write {present.group(1)}=<value>).")
+    return UserError(f"cannot compose the {config_name} config: {message.splitlines()[0]}")
+
+
+def group_options(config_dir: Path, group: str) -> list:
+    """The options of a config group: its YAML files (Hydra's own groups live in Hydra's package)."""
+    folder = config_dir / group
+    names = {path.stem for path in folder.glob("*.yaml")} if folder.is_dir() else set()
+    if group.startswith("hydra/"):
+        hydra_folder = Path(str(files("hydra.conf"))) / group
+        names |= {path.stem for path in hydra_folder.glob("*.yaml")}
+    return sorted(names)
+
+
+def option_suggestion(name: str, options: list, group: str) -> str:
+    """'did you mean gpu? (options: auto, cpu, ddp, gpu)'."""
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
+    mean = f"did you mean {group.split('/')[-1]}={close[0]}? " if close else ""
+    return f"{group} has no option '{name}'; {mean}(options: {', '.join(options)})."
+
+
+def key_suggestion(key: str, known: list) -> str:
+    """'did you mean trainer.max_steps?', else the keys beside it."""
+    settings = [k for k in known if not k.rpartition(".")[2].startswith("_")]
+    close = difflib.get_close_matches(key, settings, n=1, cutoff=0.75)
+    if close:
+        return f"did you mean {' or '.join(close)}?"
+    parent = key.rpartition(".")[0]
+    siblings = [k for k in known if k.rpartition(".")[0] == parent and not k.rpartition(".")[2].startswith("_")]
+    where = f"under {parent}" if parent else "at the top"
+    return f"the settings {where} are: {', '.join(siblings[:20])}." if siblings else "see the command's --help."
+
+
+def leaf_keys(tree: dict, prefix: str = "") -> list:
+    """Every dotted key of a config tree (leaves and branches), Hydra's own section left out."""
+    keys = []
+    for key, value in tree.items():
+        if prefix == "" and key == "hydra":
+            continue
+        keys.append(f"{prefix}{key}")
+        if isinstance(value, dict):
+            keys += leaf_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+# ---- keys the classes do not take ---------------------------------------------------------------
+
+
+def check_group_options(config_dir: Path, parsed: list) -> None:
+    """Every option a sweep lists for a group exists (the first job alone would check only the first)."""
+    for override in parsed:
+        group = override.key_or_group
+        if override.is_sweep_override() and (config_dir / group).is_dir():
+            options = group_options(config_dir, group)
+            for name in override.sweep_string_iterator():
+                if name not in options:
+                    raise UserError(f"{group}={name}: {option_suggestion(name, options, group)}")
+
+
+def check_added_keys(config_name: str, tree: dict, parsed: list) -> None:
+    """A key added with '+' goes into an object that takes it (checked by check_targets) or is a new object."""
+    for override in parsed:
+        key = override.key_or_group
+        if override.type not in (OverrideType.ADD, OverrideType.FORCE_ADD) or key.startswith("hydra"):
+            continue
+        parent_key, _, name = key.rpartition(".")
+        parent = node_at(tree, parent_key)
+        value = parent.get(name) if isinstance(parent, dict) else None
+        if name in HYDRA_KEYS or "_target_" in (parent or {}) or (isinstance(value, dict) and "_target_" in value):
+            continue
+        known = [k for k in leaf_keys(tree) if k != key]
+        raise UserError(
+            f"{key} is not a setting of the {config_name} command (nothing reads it); {key_suggestion(key, known)}"
+        )
+
+
+def node_at(tree: dict, dotted: str):
+    """The node at a dotted key ('' = the root), or None."""
+    node = tree
+    for part in filter(None, dotted.split(".")):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def check_targets(tree: dict, prefix: str = "") -> None:
+    """Every node with a _target_ gives only keys its class or function takes (a typo names the closest)."""
+    if isinstance(tree.get("_target_"), str):
+        check_target_keys(tree, prefix)
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            check_targets(value, f"{prefix}{key}.")
+
+
+def check_target_keys(node: dict, prefix: str) -> None:
+    """UserError naming a key of `node` that its _target_ does not take."""
+    try:
+        target = get_object(node["_target_"])
+    except Exception:  # an unimportable target fails when the command builds it, with Hydra's own message
+        return
+    accepts = target_options(target)
+    if accepts is None:
+        return
+    for key in node:
+        if key not in HYDRA_KEYS and key not in accepts:
+            name = getattr(target, "__name__", node["_target_"])
+            close = difflib.get_close_matches(key, accepts, n=1, cutoff=0.6)
+            hint = f"did you mean {prefix}{close[0]}?" if close else f"its options are: {', '.join(accepts)}."
+            raise UserError(f"{prefix}{key} is not an option of {name}; {hint}")
+
+
+def target_options(target) -> "list | None":
+    """The keyword names a class or function takes; None when it takes any (**kwargs all the way)."""
+    if not inspect.isclass(target):
+        try:
+            parameters = list(inspect.signature(target).parameters.values())
+        except (TypeError, ValueError):
+            return None
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return None
+        return [p.name for p in parameters if p.kind is not p.VAR_POSITIONAL]
+    names: list = []
+    for klass in target.__mro__:
+        if klass is object:
+            return None
+        parameters = list(inspect.signature(klass.__init__).parameters.values())
+        names += [p.name for p in parameters if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names
+    return None
+
+
+# ---- runs, checkpoints, evaluators and sweeps that must exist ------------------------------------
+
+
+def values_of(parsed: list, key: str, cfg: DictConfig) -> list:
+    """The values a key takes in this command (every value of a sweep), else the config's own."""
+    for override in parsed:
+        if override.key_or_group == key and override.type is not OverrideType.DEL:
+            return list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+    return [OmegaConf.select(cfg, key)]
+
+
+def check_paths(config_name: str, cfg: DictConfig, parsed: list, overrides: list) -> list:
+    """UserError for a run, checkpoint, file, sweep or evaluator that is not there; run_dir=last written out."""
+    root = cfg.paths.output_root
+    for key in FILE_KEYS.get(config_name, ()):
+        for value in given_values(parsed, key, cfg):
+            if value != "last" and not Path(value).is_file():
+                if key == "ckpt_path":
+                    raise no_such_run(value, key, root, "no such checkpoint")
+                raise UserError(f"no such file: {key}={value}; check the path.")
+    for key in SWEEP_KEYS.get(config_name, ()):
+        for value in given_values(parsed, key, cfg):
+            if not Path(value).is_dir():
+                raise UserError(f"no such sweep directory: {key}={value}; list your sweeps with: ls {root}/multirun/")
+    if config_name in RUN_KEYS:
+        overrides = check_run_dirs(cfg, parsed, overrides, root)
+    check_evaluator_paths(cfg, root)
+    return overrides
+
+
+def given_values(parsed: list, key: str, cfg: DictConfig) -> list:
+    """values_of, less the unset ones, as strings."""
+    return [str(value) for value in values_of(parsed, key, cfg) if value not in (None, "")]
+
+
+def check_run_dirs(cfg: DictConfig, parsed: list, overrides: list, root) -> list:
+    """generate / evaluate: run_dir (or run_dir=last) is a finished run; run_dir, ckpt_path or sweep_dir is given."""
+    run_dirs, checkpoints = given_values(parsed, "run_dir", cfg), given_values(parsed, "ckpt_path", cfg)
+    if checkpoints:
+        return overrides  # the checkpoint file was checked; its run is the folder above checkpoints/
+    if not run_dirs and not given_values(parsed, "sweep_dir", cfg):
+        raise no_such_run("<a run directory>", "run_dir", root, "say which run to use (run_dir=last: the newest)")
+    for value in run_dirs:
+        run = check_run_dir(value, "run_dir", root, cfg.get("checkpoint", "last"))
+        if value == "last":
+            overrides = [f"run_dir={quote(str(run))}" if line == "run_dir=last" else line for line in overrides]
+    return overrides
+
+
+def check_evaluator_paths(cfg: DictConfig, root) -> None:
+    """The files and runs an evaluator (evaluate's `evaluator`, train's validation metrics) is read from exist."""
+    evaluator = OmegaConf.select(cfg, "evaluator")
+    if isinstance(evaluator, DictConfig):
+        for key in EVALUATOR_PATHS:
+            value = evaluator.get(key)
+            if value in (None, ""):
+                continue
+            if key == "run":
+                check_run_dir(value, "evaluator", root)
+            elif not Path(str(value)).exists():
+                raise UserError(f"evaluator.{key}={value} does not exist; check the path (docs/published-numbers.md).")
+    validation = OmegaConf.select(cfg, "callbacks.generation_metrics.evaluator")
+    if validation not in (None, ""):
+        check_run_dir(validation, "callbacks.generation_metrics.evaluator", root)
+
+
+# ---- resuming in place ----------------------------------------------------------------------------
+
+
+def resume_in_place(config_dir: Path, overrides: list, parsed: list, multirun: bool) -> tuple:
+    """`resume=<run>` or `ckpt_path=last`: the run's own overrides, then these, continuing in its directory."""
+    resume = [o for o in parsed if o.key_or_group == "resume"]
+    last = [o for o in parsed if o.key_or_group == "ckpt_path" and o.value() == "last"]
+    if not resume and not last:
+        return overrides, parsed
+    if multirun:
+        raise UserError("resume= and ckpt_path=last continue one run; drop -m (resume the runs of a sweep one by one).")
+    if resume and any(o.key_or_group == "ckpt_path" for o in parsed):
+        raise UserError("give resume=<run> or ckpt_path=<file>, not both.")
+    others = [o.input_line for o in parsed if o.key_or_group not in ("resume", "ckpt_path")]
+    cfg = compose_checked(config_dir, "train", others)
+    root = cfg.paths.output_root
+    if resume:
+        run_dir = check_run_dir(resume[0].value(), "resume", root)
+    else:
+        run_dir = latest_checkpoint(root, cfg.run_name).parent.parent
+    run_dir = run_dir.resolve()
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    lines = merge_overrides(saved_overrides(run_dir), others) + [
+        f"ckpt_path={quote(str(run_dir / 'checkpoints' / LAST))}",
+        f"hydra.run.dir={quote(str(run_dir))}",
+        f"hydra.output_subdir=.hydra/resumed-{stamp}",
+    ]
+    return lines, parse_overrides(lines)
+
+
+def saved_overrides(run_dir: Path) -> list:
+    """The command-line overrides a run was last started with (its newest .hydra record), less ckpt_path."""
+    records = sorted(run_dir.glob(".hydra/resumed-*/overrides.yaml")) or [run_dir / ".hydra" / "overrides.yaml"]
+    if not records[-1].is_file():
+        raise UserError(f"'{run_dir}' has no .hydra/overrides.yaml, so it cannot be resumed with its own settings.")
+    lines = yaml.safe_load(records[-1].read_text()) or []
+    return [line for line in lines if line.lstrip("+~").split("=")[0] not in ("ckpt_path", "resume")]
+
+
+def merge_overrides(first: list, then: list) -> list:
+    """Both lists, a key given in `then` replacing the same key in `first`."""
+    parsed_then = parse_overrides(then)
+    replaced = {(o.key_or_group, o.package) for o in parsed_then}
+    kept = [o.input_line for o in parse_overrides(first) if (o.key_or_group, o.package) not in replaced]
+    return kept + then
