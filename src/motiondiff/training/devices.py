@@ -12,7 +12,7 @@ import torch
 
 from motiondiff.core.errors import UserError
 
-CUDA_INSTALL = "install a CUDA build of torch (README, 'Training on a GPU')"
+CUDA_INSTALL = "install a CUDA build of torch (README, 'Using a GPU')"
 
 
 def accelerator() -> str:
@@ -62,5 +62,5 @@ def describe_device(root_device: torch.device, precision_name: str) -> str:
         return f"{root_device} ({torch.cuda.get_device_name(root_device)}), precision {precision_name}"
     line = f"CPU ({processor_name()}, {torch.get_num_threads()} threads), precision {precision_name}"
     if not torch.cuda.is_available():
-        line += "; no CUDA GPU visible (README, 'Training on a GPU')"
+        line += "; no CUDA GPU visible (README, 'Using a GPU')"
     return line
