@@ -23,12 +23,34 @@ ALLOWED = {
     "training": {"core", "text", "networks", "diffusion", "data", "metrics"},
     "runs": {"core", "data", "diffusion", "training"},
     "sweeps": {"core", "runs"},
-    "generation": {"core", "data", "diffusion", "render", "text", "training", "runs"},
+    "generation": {"core", "data", "diffusion", "render", "text", "training", "runs", "export"},
     "evaluation": {"core", "data", "metrics", "text", "networks", "training", "runs", "sweeps"},
     "demos": {"core", "evaluation", "sweeps"},
-    "cli": {"core", "data", "training", "runs", "sweeps", "generation", "evaluation", "render", "demos"},
+    "export": {"core", "data", "render"},
+    "cli": {
+        "core",
+        "data",
+        "training",
+        "runs",
+        "sweeps",
+        "generation",
+        "evaluation",
+        "render",
+        "demos",
+        "export",
+    },
 }
-COMMANDS = ("train", "generate", "evaluate", "compare", "render_data", "convert_bvh", "eval_demo", "sweep_demo")
+COMMANDS = (
+    "train",
+    "generate",
+    "evaluate",
+    "compare",
+    "render_data",
+    "convert_bvh",
+    "eval_demo",
+    "sweep_demo",
+)
+PACKAGE_COMMANDS = ("export",)  # a command named like its room: `python -m motiondiff.export` runs export/__main__.py
 
 
 def module_name(path: Path) -> str:
@@ -103,8 +125,10 @@ def cycles(graph: dict) -> list:
 
 
 def room(module: str) -> str:
-    """The top-level folder of a motiondiff module ('' for modules at the package top)."""
+    """The top-level folder of a motiondiff module ('' for modules at the package top and command aliases)."""
     parts = module.split(".")
+    if len(parts) == 3 and parts[1] in PACKAGE_COMMANDS and parts[2] == "__main__":
+        return ""
     return parts[1] if len(parts) > 2 or (len(parts) == 2 and (PACKAGE / parts[1]).is_dir()) else ""
 
 
@@ -146,6 +170,9 @@ def test_the_package_top_holds_only_the_command_aliases():
     assert top == sorted(["__init__", *COMMANDS])
     for command in COMMANDS:
         text = (PACKAGE / f"{command}.py").read_text()
+        assert f"from motiondiff.cli.{command} import main" in text and len(text.splitlines()) <= 8
+    for command in PACKAGE_COMMANDS:
+        text = (PACKAGE / command / "__main__.py").read_text()
         assert f"from motiondiff.cli.{command} import main" in text and len(text.splitlines()) <= 8
 
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import compose_config
 from motiondiff.cli import generate, train
 from motiondiff.core.errors import UserError
+from motiondiff.data.formats.bvh import load_bvh
 from motiondiff.data.procedural.text_motion import dataset_name, write_procedural_dataset
 from test_text_encoders import write_tiny_clip
 
@@ -80,6 +81,42 @@ def test_generate_with_prompt_length_and_guidance(adaln_run, tmp_path):
     assert iio.imread(out / "sample_01.mp4").shape[0] == 60
     with pytest.raises(UserError, match="never overwritten"):
         generate.run(cfg)
+
+
+def test_generate_writes_a_bvh_beside_each_sample_and_records_the_skeleton(adaln_run, tmp_path):
+    out = tmp_path / "gen"
+    overrides = [f"run_dir={adaln_run['run_dir']}", "prompt=a person jumps", "length=30", "num_samples=2"]
+    cfg = compose_config(
+        "generate", out, [*overrides, "render=false", "sampler=ddim", "sampler.num_steps=2", "export=bvh"]
+    )
+    generate.run(cfg)
+    summary = json.loads((out / "generation.json").read_text())
+    assert summary["skeleton"]["joint_names"][:2] == ["pelvis", "left_hip"] and summary["skeleton"]["fps"] == 20
+    clip = load_bvh(out / "sample_01.bvh")
+    assert clip.fps == 20 and clip.num_frames == 30 and clip.skeleton.names[:2] == ("pelvis", "left_hip")
+    exported = json.loads((out / "export.json").read_text())
+    assert [m["bvh"] for m in exported["motions"]] == ["sample_00.bvh", "sample_01.bvh"]
+    assert all(m["max_error_m"] <= 0.01 + 2 * m["bone_drift"] for m in exported["motions"])  # drift-limited
+
+    for name, bad, message in (
+        ("smpl", ["export=smpl"], "no SMPL body model was given: download SMPL"),
+        ("order", ["export=bvh", "export.order=XYY"], "Unknown Euler order 'XYY'"),
+        ("map", ["export=bvh", f"export.skeleton={write_tiny_bvh(tmp_path)}"], "is not a human skeleton"),
+    ):
+        with pytest.raises(UserError, match=message):
+            generate.run(compose_config("generate", tmp_path / name, [*overrides, *bad]))
+        assert not (tmp_path / name).exists(), "export options are checked before anything is generated"
+
+
+def write_tiny_bvh(folder: Path) -> Path:
+    """A two-joint BVH that no joint map fits."""
+    path = folder / "tiny.bvh"
+    path.write_text(
+        "HIERARCHY\nROOT a\n{\n OFFSET 0 0 0\n CHANNELS 3 Zrotation Xrotation Yrotation\n"
+        " JOINT b\n {\n  OFFSET 0 1 0\n  CHANNELS 3 Zrotation Xrotation Yrotation\n"
+        "  End Site\n  {\n   OFFSET 0 1 0\n  }\n }\n}\nMOTION\nFrames: 1\nFrame Time: 0.05\n0 0 0 0 0 0\n"
+    )
+    return path
 
 
 def test_generate_from_a_prompts_file_draws_lengths_when_not_given(adaln_run, tmp_path):

@@ -80,4 +80,6 @@ def program_name() -> str:
     """How the command was called: `motiondiff-train`, or `python -m motiondiff.train`."""
     main_module = sys.modules.get("__main__")
     spec = getattr(main_module, "__spec__", None)
-    return f"python -m {spec.name}" if spec is not None and spec.name else Path(sys.argv[0]).name
+    if spec is None or not spec.name:
+        return Path(sys.argv[0]).name
+    return f"python -m {spec.name.removesuffix('.__main__')}"  # a package run with -m (motiondiff.export)

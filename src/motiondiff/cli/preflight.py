@@ -38,7 +38,16 @@ CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", 
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 # Keys naming files or folders that must exist, per command (a run directory is checked as a run).
 RUN_KEYS = {"generate": ("run_dir",), "evaluate": ("run_dir",)}
-FILE_KEYS = {"generate": ("ckpt_path", "prompts_file"), "evaluate": ("ckpt_path",), "train": ("ckpt_path",)}
+FILE_KEYS = {
+    "generate": ("ckpt_path", "prompts_file", "export.skeleton"),
+    "evaluate": ("ckpt_path",),
+    "train": ("ckpt_path",),
+    "export": ("export.skeleton",),
+}
+# A file or a folder that must be there, and must be given: what it may be, per command.
+INPUT_KEYS = {
+    "export": ("input", "a generation folder or a joints .npy"),
+}
 SWEEP_KEYS = {"evaluate": ("sweep_dir",), "compare": ("sweep_dir",)}
 EVALUATOR_PATHS = ("run", "root", "mean", "std", "glove", "text_features")
 
@@ -282,6 +291,14 @@ def check_paths(config_name: str, cfg: DictConfig, parsed: list, overrides: list
                 if key == "ckpt_path":
                     raise no_such_run(value, key, root, "no such checkpoint")
                 raise UserError(f"no such file: {key}={value}; check the path.")
+    if config_name in INPUT_KEYS:
+        key, what = INPUT_KEYS[config_name]
+        values = given_values(parsed, key, cfg)
+        if not values:
+            raise UserError(f"say what to {config_name}: {key}=<{what}>.")
+        missing = [value for value in values if not Path(value).exists()]
+        if missing:
+            raise UserError(f"no such file or folder: {key}={missing[0]}; check the path.")
     for key in SWEEP_KEYS.get(config_name, ()):
         for value in given_values(parsed, key, cfg):
             if not Path(value).is_dir():

@@ -102,7 +102,10 @@ def generate_text_and_save(
     seed: int = 0,
     render: bool = True,
 ) -> dict:
-    """Write sample_XX.npy (T, J, 3), sample_XX.mp4, grid.mp4 and generation.json for each prompt x sample."""
+    """Write sample_XX.npy (T, J, 3), sample_XX.mp4, grid.mp4 and generation.json for each prompt x sample.
+
+    generation.json records the prompts, lengths, seed, sampler, guidance weight and the skeleton
+    (joint names, parents, fps) the joints are on, so `motiondiff.export` can read the folder later."""
     num_samples = whole_number("num_samples", num_samples)
     out_dir = Path(out_dir)
     if (out_dir / SUMMARY_FILE).exists():
@@ -145,6 +148,8 @@ def generate_text_and_save(
         "guidance_weight": weight,
         "sampler": sampler.describe(),
         "samples": samples,
+        "skeleton": {"joint_names": list(info.joint_names), "parents": list(info.parents), "fps": info.fps},
+        "units": "metres, y up",
         "files": {key: str(path) for key, path in written.items()},
     }
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))

@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from motiondiff.core.errors import UserError
+from motiondiff.export.run import check_export, export_motions, read_generation, write_summary
 from motiondiff.generation.prompts import generate_text_and_save, read_prompts
 from motiondiff.generation.windows import generate_and_save
 from motiondiff.runs.loading import load_trained_run
@@ -21,6 +22,14 @@ def run(cfg: DictConfig) -> dict:
     """Load the run's module (EMA weights) and write samples and videos to this generation's directory."""
     run = load_trained_run(cfg)
     out_dir = Path(cfg.paths.output_dir)
+    if cfg.render not in (True, False, "mesh"):
+        raise UserError(f"render={cfg.render} is not an option; use render=true, false or mesh (a shaded SMPL video).")
+    export_cfg, mesh = cfg.get("export"), cfg.render == "mesh"
+    if (export_cfg is not None or mesh) and not run.module.conditional:
+        raise UserError(
+            f"'{run.run_dir}' makes 2D dance keypoints; export= and render=mesh need 3D motions (a text-to-motion run)."
+        )
+    check_export(export_cfg, mesh, cfg.smpl, run.module.data.joint_names)  # before generating anything
     if run.module.conditional:
         encoder = instantiate(run.config.text_encoder)
         prompts = read_prompts(cfg.prompt, cfg.prompts_file)
@@ -34,8 +43,11 @@ def run(cfg: DictConfig) -> dict:
             cfg.length,
             cfg.guidance_weight,
             cfg.seed,
-            cfg.render,
+            bool(cfg.render),
         )
+        if export_cfg is not None or mesh:
+            records = export_motions(read_generation(out_dir, None), out_dir, export_cfg, mesh, cfg.smpl)
+            written["export"] = write_summary(out_dir, str(out_dir), export_cfg, records)
     else:
         if cfg.prompt is not None or cfg.prompts_file is not None:
             raise UserError(
@@ -49,7 +61,7 @@ def run(cfg: DictConfig) -> dict:
             cfg.seed,
             cfg.chain_windows,
             cfg.chain_overlap,
-            cfg.render,
+            bool(cfg.render),
         )
     write_provenance(out_dir, run)
     log.info("Wrote samples to %s", out_dir)

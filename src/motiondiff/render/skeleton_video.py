@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from motiondiff.core.checks import whole_number
+from motiondiff.core.checks import frame_rate, whole_number
 from motiondiff.core.errors import UserError
 
 BACKGROUND = (246, 246, 242)
@@ -43,13 +43,6 @@ def check_keypoints(keypoints, parents=None) -> np.ndarray:
             "pass the matching skeleton."
         )
     return keypoints
-
-
-def check_fps(fps) -> float:
-    """fps as a float; UserError unless it is a positive number."""
-    if not isinstance(fps, (int, float, np.number)) or not math.isfinite(fps) or fps <= 0:
-        raise UserError(f"fps must be a positive number, got {fps!r}; pass e.g. fps=30.")
-    return float(fps)
 
 
 def common_bounds(keypoint_arrays, margin: float = 0.1) -> tuple:
@@ -188,7 +181,7 @@ def frame_painter(
     the top, the left/right legend and the counter in a band at the bottom (`labels`), the figure between."""
     keypoints = check_keypoints(keypoints, parents)  # (T, J, 2)
     size = whole_number("size", size, minimum=64, why="pixels, e.g. size=480")
-    fps = None if fps is None else check_fps(fps)
+    fps = None if fps is None else frame_rate(fps)
     if names is not None and len(names) != len(parents):
         raise UserError(
             f"names has {len(names)} entries but the skeleton has {len(parents)} joints; pass matching names."
@@ -253,7 +246,7 @@ def write_frames(path, frame_at, count: int, fps, overwrite: bool = False) -> Pa
     """Write `count` frames made on demand by frame_at(i) -> (H, W, 3) uint8 to an mp4 (libx264, yuv420p)."""
     from moviepy import VideoClip
 
-    path, fps = Path(path), check_fps(fps)
+    path, fps = Path(path), frame_rate(fps)
     assert count >= 1, "a video needs at least one frame"
     if path.exists() and not overwrite:
         raise UserError(f"video '{path}' already exists; choose another path or pass overwrite=True.")
@@ -275,7 +268,7 @@ def write_skeleton_video(
     path, keypoints, parents, fps, bounds=None, size: int = VIDEO_SIZE, title=None, names=None, overwrite: bool = False
 ) -> Path:
     """Render keypoints (T, J, 2), frame by frame, into an mp4 with a title, legend and counter."""
-    fps = check_fps(fps)
+    fps = frame_rate(fps)
     paint = frame_painter(keypoints, parents, bounds=bounds, size=size, title=title, names=names, fps=fps)
     return write_frames(path, paint, len(keypoints), fps, overwrite)
 
@@ -336,6 +329,6 @@ def write_grid_video(
     path, keypoint_list, parents, fps, size=None, titles=None, names=None, overwrite: bool = False
 ) -> Path:
     """One mp4 tiling all samples in a near-square grid on shared axes; size=None sizes the tiles for the grid."""
-    fps = check_fps(fps)
+    fps = frame_rate(fps)
     paint, count = grid_painter(keypoint_list, parents, size=size, titles=titles, names=names, fps=fps)
     return write_frames(path, paint, count, fps, overwrite)

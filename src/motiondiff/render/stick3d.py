@@ -4,7 +4,8 @@ World: metres, y up, the person initially faces +Z (HumanML3D), so their left is
 video from the whole clip's extent (front-right of the person, a little above, far enough to keep every frame in
 view) and never moves, so travel shows as the figure crossing the ground. Everything static (ground, root path,
 caption) is drawn once; each frame adds the figure's shadow, its bones and joints in painter's order, and a band at
-the bottom with the left/right colour legend and the frame counter ("frame 12/48 · 0.4 s").
+the bottom with the left/right colour legend and the frame counter ("frame 12/48 · 0.4 s"). A caption per frame
+(`captions`, e.g. a timeline's active prompt) is drawn on each frame instead of once.
 """
 
 import functools
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from motiondiff.core.checks import whole_number
+from motiondiff.core.checks import frame_rate, whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.render.skeleton_video import (
     BACKGROUND,
@@ -23,7 +24,6 @@ from motiondiff.render.skeleton_video import (
     BORDER,
     JOINT_COLOUR,
     TEXT,
-    check_fps,
     counter_texts,
     draw_labels,
     labels_height,
@@ -215,23 +215,45 @@ def ground_tiles(joints: np.ndarray) -> list:
 
 
 class StickFigureView:
-    """Draws one clip (T, J, 3) frame by frame into a width x height image with a fixed camera: the caption in a band
-    at the top, the legend and frame counter (time too when fps is given) in a band at the bottom (`labels`)."""
+    """Draws one clip (T, J, 3) frame by frame into a width x height image with a fixed camera: the caption (or one
+    caption per frame, `captions`) in a band at the top, the legend and frame counter (time too when fps is given) in a
+    band at the bottom (`labels`)."""
 
-    def __init__(self, joints, parents, caption="", names=None, camera=None, size=(480, 480), labels=True, fps=None):
+    def __init__(
+        self,
+        joints,
+        parents,
+        caption="",
+        names=None,
+        camera=None,
+        size=(480, 480),
+        labels=True,
+        fps=None,
+        captions=None,
+    ):
         self.joints = check_joints(joints, parents)  # (T, J, 3)
         self.parents = tuple(int(p) for p in parents)
         if names is not None and len(names) != len(self.parents):
             raise UserError(f"names has {len(names)} entries for {len(self.parents)} joints; pass one name per joint.")
+        if captions is not None and len(captions) != len(self.joints):
+            count = len(self.joints)
+            raise UserError(f"captions has {len(captions)} entries for {count} frames; pass one caption per frame.")
+        self.captions = None if captions is None else [str(text) for text in captions]
         if camera is not None and not isinstance(camera, Camera):
             raise UserError(f"camera must be a motiondiff.render.stick3d.Camera or None, got {type(camera).__name__}.")
         self.width, self.height = check_size(size)
-        self.fps = None if fps is None else check_fps(fps)
+        self.fps = None if fps is None else frame_rate(fps)
         self.footer = labels_height(self.width) if labels else 0  # rows reserved for the legend and counter
         self.caption_font = font(max(10, self.width // 26))
         line_height = self.caption_font.size + 3
         max_lines = min(3, (self.height // 2 - self.footer - 6) // line_height)  # the view keeps half the height
-        lines = wrap_caption(caption, self.caption_font, self.width - 12, max_lines) if caption and max_lines else []
+        texts = dict.fromkeys(self.captions) if self.captions is not None else [caption]
+        self.wrapped = {  # each caption's lines; the band fits the longest
+            text: wrap_caption(text, self.caption_font, self.width - 12, max_lines) if text and max_lines else []
+            for text in texts
+        }
+        lines = max(self.wrapped.values(), key=len)
+        self.line_height = line_height
         self.top = 6 + len(lines) * line_height if lines else 0  # rows reserved for the caption
         self.view_height = self.height - self.top - self.footer
         assert self.view_height > 0, "the caption and labels took the whole frame"
@@ -241,7 +263,7 @@ class StickFigureView:
         self.legend = legend_sides(side for j, side in enumerate(sides) if self.parents[j] >= 0)
         self.head = list(names).index("head") if names is not None and "head" in names else None
         self.focal = self.camera.focal(self.view_height)
-        self.background = self.draw_background(lines, line_height)
+        self.background = self.draw_background(lines if self.captions is None else [], line_height)
 
     def __len__(self) -> int:
         return len(self.joints)
@@ -276,6 +298,8 @@ class StickFigureView:
         """Frame `index` (H, W, 3) uint8; `ended` shows 'end' in the counter (a clip holding its last frame)."""
         image = self.background.copy()
         draw = ImageDraw.Draw(image)
+        for i, line in enumerate(self.wrapped[self.captions[index]] if self.captions is not None else []):
+            draw.text((6, 4 + i * self.line_height), line, fill=TEXT, font=self.caption_font)
         joints = self.joints[index]  # (J, 3)
         bones = [(p, j) for j, p in enumerate(self.parents) if p >= 0]
         shadow, shadow_depth = self.project(joints * np.array([1.0, 0.0, 1.0]))  # (J, 2), (J,)
@@ -336,11 +360,20 @@ def render_stick3d_frames(
 
 
 def write_stick3d_video(
-    path, joints, parents, fps, caption: str = "", names=None, camera=None, size=(480, 480), overwrite: bool = False
+    path,
+    joints,
+    parents,
+    fps,
+    caption: str = "",
+    names=None,
+    camera=None,
+    size=(480, 480),
+    overwrite: bool = False,
+    captions=None,
 ) -> Path:
-    """Render a clip (T, J, 3) with a fixed camera and write it as an mp4."""
-    fps = check_fps(fps)
-    view = StickFigureView(joints, parents, caption, names, camera, size, fps=fps)
+    """Render a clip (T, J, 3) with a fixed camera and write it as an mp4; `captions` (T strings) replace `caption`."""
+    fps = frame_rate(fps)
+    view = StickFigureView(joints, parents, caption, names, camera, size, fps=fps, captions=captions)
     return write_frames(path, view.frame, len(view), fps, overwrite)
 
 
@@ -348,7 +381,7 @@ def write_stick3d_grid(
     path, joints_list, parents, fps, captions, names=None, columns=None, cell_size=(320, 320), overwrite: bool = False
 ) -> Path:
     """One mp4 tiling clips (each (T_i, J, 3), own fixed camera) row by row; finished clips hold their last frame."""
-    fps = check_fps(fps)
+    fps = frame_rate(fps)
     if len(joints_list) == 0:
         raise UserError("write_stick3d_grid got no clips; pass a non-empty list of (frames, joints, 3) arrays.")
     if captions is None or len(captions) != len(joints_list):

@@ -3,7 +3,8 @@
 The pipeline is `load_bvh` (parse the HIERARCHY and MOTION blocks into local rotations and
 translations), `resample` (slerp to a target fps), `BvhClip.positions` (forward kinematics),
 `select_joints` (reduce to the 20-joint body set through a joint map) and
-`project_orthographic` (a 2D view); `load_bvh_keypoints` runs all of it.
+`project_orthographic` (a 2D view); `load_bvh_keypoints` runs all of it. `load_bvh_hierarchy`
+reads only the skeleton as declared (names with namespaces, channels, End Sites), to write motion onto it.
 
 Conventions: Euler channels are intrinsic rotations in degrees, composed in the order the
 channels are listed (`Zrotation Yrotation Xrotation` means R = Rz @ Ry @ Rx); a position
@@ -86,6 +87,22 @@ class _Joint:
     parent: int
     offset: tuple
     channels: tuple
+    declared: str = ""  # the name as written in the file (`mixamorig:Hips`)
+    end_site: tuple = None  # the OFFSET of its `End Site`, if it has one
+
+
+@dataclass(frozen=True)
+class BvhHierarchy:
+    """A file's skeleton as declared: names with namespaces, channels and End Sites, for writing onto it."""
+
+    declared_names: tuple  # as written in the file (`mixamorig:Hips`)
+    skeleton: Skeleton  # names without namespaces, parents, OFFSETs (J, 3) in the file's units
+    channels: tuple  # per joint, its channel names in file order (`("Xposition", ..., "Zrotation", ...)`)
+    end_sites: tuple  # per joint, its End Site OFFSET (3,) or None
+
+    def rotation_order(self, joint: int) -> str:
+        """The joint's rotation axes in channel order ('ZXY'; '' when it has no rotation channels)."""
+        return "".join(_ROTATION_AXES[name] for name in self.channels[joint] if name in _ROTATION_AXES)
 
 
 def _bvh_error(path, line, problem: str) -> UserError:
@@ -163,19 +180,20 @@ class _HierarchyParser:
         """A ROOT/JOINT body (after its keyword), recursing into children."""
         if depth > MAX_DEPTH:
             raise _bvh_error(self.path, self.line(), f"the joints nest more than {MAX_DEPTH} levels deep")
-        name = self.take().split(":")[-1]
+        declared = self.take()
+        name = declared.split(":")[-1]
         self.take("{")
         offset = self.offset()
         channels = self.channels(name)
         index = len(self.joints)
-        self.joints.append(_Joint(name, parent, offset, channels))
+        self.joints.append(_Joint(name, parent, offset, channels, declared))
         while (word := self.take()) != "}":
             if word == "JOINT":
                 self.joint(index, depth + 1)
             elif word == "End":
                 self.take("Site")
                 self.take("{")
-                self.offset()
+                self.joints[index].end_site = self.offset()
                 self.take("}")
             else:
                 raise _bvh_error(self.path, self.line(), f"expected JOINT, End Site or '}}' but found '{word}'")
@@ -269,8 +287,8 @@ def _local_transforms(joints, values: np.ndarray) -> tuple:
     return rotations, translations
 
 
-def load_bvh(path) -> BvhClip:
-    """Parse a BVH file into a `BvhClip` (any Euler channel order, End Sites, any frame rate)."""
+def _read_hierarchy(path) -> tuple:
+    """(lines, index of the MOTION line or None, joints) of a BVH file; joint names unique without namespaces."""
     require_file(path, "BVH file")
     lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
     motion_at = next((i for i, line in enumerate(lines) if line.strip() == "MOTION"), None)
@@ -278,12 +296,32 @@ def load_bvh(path) -> BvhClip:
     if not tokens or tokens[0][0] != "HIERARCHY":
         raise _bvh_error(path, None, "this is not a BVH file (it does not start with HIERARCHY)")
     joints = _HierarchyParser(tokens, path).parse()
-    if motion_at is None:
-        raise _bvh_error(path, None, "the file has no MOTION block")
     names = tuple(joint.name for joint in joints)
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise _bvh_error(path, None, f"joint names repeat after stripping namespaces: {', '.join(duplicates)}")
+    return lines, motion_at, joints
+
+
+def load_bvh_hierarchy(path) -> BvhHierarchy:
+    """The skeleton a BVH file declares (names as written, channels, End Sites); its motion is not read."""
+    _, _, joints = _read_hierarchy(path)
+    offsets = np.array([joint.offset for joint in joints], dtype=float)  # (J, 3)
+    skeleton = Skeleton(tuple(j.name for j in joints), tuple(j.parent for j in joints), offsets)
+    return BvhHierarchy(
+        tuple(j.declared for j in joints),
+        skeleton,
+        tuple(j.channels for j in joints),
+        tuple(j.end_site for j in joints),
+    )
+
+
+def load_bvh(path) -> BvhClip:
+    """Parse a BVH file into a `BvhClip` (any Euler channel order, End Sites, any frame rate)."""
+    lines, motion_at, joints = _read_hierarchy(path)
+    if motion_at is None:
+        raise _bvh_error(path, None, "the file has no MOTION block")
+    names = tuple(joint.name for joint in joints)
     num_channels = sum(len(joint.channels) for joint in joints)
     if num_channels == 0:
         raise _bvh_error(path, None, "no joint has CHANNELS, so the file holds no motion")
