@@ -27,6 +27,7 @@ ALLOWED = {
     "evaluation": {"core", "data", "metrics", "text", "networks", "training", "runs", "sweeps"},
     "demos": {"core", "evaluation", "sweeps"},
     "export": {"core", "data", "render"},
+    "editing": {"core", "data", "diffusion", "render", "text", "training", "runs", "generation"},
     "cli": {
         "core",
         "data",
@@ -38,6 +39,7 @@ ALLOWED = {
         "render",
         "demos",
         "export",
+        "editing",
     },
 }
 COMMANDS = (
@@ -49,6 +51,7 @@ COMMANDS = (
     "convert_bvh",
     "eval_demo",
     "sweep_demo",
+    "edit",
 )
 PACKAGE_COMMANDS = ("export",)  # a command named like its room: `python -m motiondiff.export` runs export/__main__.py
 

@@ -37,16 +37,18 @@ INSPECTING_FLAGS = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--version", 
 CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--package", "-p")
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 # Keys naming files or folders that must exist, per command (a run directory is checked as a run).
-RUN_KEYS = {"generate": ("run_dir",), "evaluate": ("run_dir",)}
+RUN_KEYS = {"generate": ("run_dir",), "evaluate": ("run_dir",), "edit": ("run_dir",)}
 FILE_KEYS = {
     "generate": ("ckpt_path", "prompts_file", "export.skeleton"),
     "evaluate": ("ckpt_path",),
     "train": ("ckpt_path",),
     "export": ("export.skeleton",),
+    "edit": ("ckpt_path", "edit.file"),
 }
-# A file or a folder that must be there, and must be given: what it may be, per command.
+# A file or a folder that must be there: (key, what it may be, whether the command needs it given).
 INPUT_KEYS = {
-    "export": ("input", "a generation folder or a joints .npy"),
+    "export": ("input", "a generation folder or a joints .npy", True),
+    "edit": ("source", "a .bvh, a .npy motion or a generation folder", True),  # not for edit=timeline (edit.file)
 }
 SWEEP_KEYS = {"evaluate": ("sweep_dir",), "compare": ("sweep_dir",)}
 EVALUATOR_PATHS = ("run", "root", "mean", "std", "glove", "text_features")
@@ -291,10 +293,10 @@ def check_paths(config_name: str, cfg: DictConfig, parsed: list, overrides: list
                 if key == "ckpt_path":
                     raise no_such_run(value, key, root, "no such checkpoint")
                 raise UserError(f"no such file: {key}={value}; check the path.")
-    if config_name in INPUT_KEYS:
-        key, what = INPUT_KEYS[config_name]
+    if config_name in INPUT_KEYS and OmegaConf.select(cfg, "edit.mode") != "timeline":  # a timeline has no source
+        key, what, required = INPUT_KEYS[config_name]
         values = given_values(parsed, key, cfg)
-        if not values:
+        if not values and required:
             raise UserError(f"say what to {config_name}: {key}=<{what}>.")
         missing = [value for value in values if not Path(value).exists()]
         if missing:

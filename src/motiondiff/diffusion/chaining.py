@@ -1,25 +1,50 @@
-"""Longer sequences from a window model: each new window continues the last one's frames."""
+"""Longer sequences from a window model: windows over the sequence, each one continuing the frames made so far."""
 
 from typing import Callable
 
 import torch
+from torch import Tensor
 
 from motiondiff.core.types import LongMotion, Motion
+
+
+def window_starts(length: int, window: int, overlap: int) -> list:
+    """The first frame of each window of `window` frames over `length` frames, `window - overlap` apart; the last
+    window ends at `length` (so it may share more than `overlap` frames with the one before)."""
+    assert length >= window and 0 < overlap < window, (length, window, overlap)
+    starts = list(range(0, length - window + 1, window - overlap))
+    return starts if starts[-1] == length - window else [*starts, length - window]
+
+
+def sample_in_windows(
+    sample: Callable, known: LongMotion, keep: Tensor, window: int, overlap: int, backward: bool = False
+) -> LongMotion:
+    """A sequence (B, L, F) made window by window: `sample(known, known_mask)` returns a window (B, N, F) holding
+    `known` where `known_mask` (B, N) or (B, N, F) is True. Each window keeps `known` where `keep` ((B, L) or
+    (B, L, F), bool) says and the frames earlier windows made; windows whose values are all kept are not sampled.
+    Windows go from the start (or from the end with `backward`, to grow a sequence into its past)."""
+    assert known.shape[:2] == keep.shape[:2] and keep.dtype == torch.bool, (known.shape, keep.shape, keep.dtype)
+    result = known.clone()
+    made = torch.zeros(known.shape[1], dtype=torch.bool, device=known.device)  # (L,): frames a window has made
+    starts = window_starts(known.shape[1], window, overlap)
+    for start in reversed(starts) if backward else starts:
+        span = slice(start, start + window)
+        mask = keep[:, span] | made[span].view(1, window, *([1] * (keep.ndim - 2)))  # (B, N) or (B, N, F)
+        if not bool(mask.all()):
+            result[:, span] = sample(result[:, span], mask)  # (B, N, F)
+        made[span] = True
+    return result
 
 
 def chain_windows(sample: Callable, first: Motion, num_windows: int, overlap: int) -> LongMotion:
     """Extend `first` (B, N, F) by `num_windows - 1` windows, each generated with its first
     `overlap` frames fixed to the last `overlap` frames so far. `sample(known, known_mask)`
     returns a window. Result: (B, N + (num_windows - 1) * (N - overlap), F)."""
-    batch, window, _ = first.shape
+    batch, window, features = first.shape
     assert 0 < overlap < window, f"overlap must lie in (0, {window}), got {overlap}"
-    pieces = [first]
-    known_mask = torch.zeros(batch, window, dtype=torch.bool, device=first.device)
-    known_mask[:, :overlap] = True
-    previous = first
-    for _ in range(num_windows - 1):
-        known = torch.zeros_like(first)
-        known[:, :overlap] = previous[:, -overlap:]
-        previous = sample(known, known_mask)  # (B, N, F)
-        pieces.append(previous[:, overlap:])
-    return torch.cat(pieces, dim=1)
+    length = window + (num_windows - 1) * (window - overlap)
+    known = first.new_zeros(batch, length, features)
+    known[:, :window] = first
+    keep = torch.zeros(batch, length, dtype=torch.bool, device=first.device)  # (B, L)
+    keep[:, :window] = True
+    return sample_in_windows(sample, known, keep, window, overlap)

@@ -1,12 +1,16 @@
 """Samplers: small loops over a noise schedule that turn noise into samples.
 
 A sampler takes a denoiser (x_t, t) -> (x0_hat, eps_hat), the schedule and the initial
-noise x_T, and knows nothing else about the model. Both samplers can hold part of the
-sample fixed ("known" frames, e.g. the overlap when chaining windows) by replacing
-it, at every step, with the known clean values noised to that step. Progress bars name the sampler, its step
-count and, when the caller labels the call (`sampler.labelled("8 windows")`), what is being generated.
+noise x_T, and knows nothing else about the model. Every sampler can hold part of the
+sample fixed ("known" values: frames, e.g. the overlap when chaining windows, or any frames x
+features, e.g. the joints an edit keeps) by replacing it, at every step, with the known clean values
+noised to that step. With `resample` > 1 each step with known values is redone that many times, the
+result noised back to the step before (RePaint, Lugmayr et al. 2022), so the generated part follows
+the kept part more closely. Progress bars name the sampler, its step count and, when the caller
+labels the call (`sampler.labelled("8 windows")`), what is being generated.
 """
 
+import copy
 from contextlib import contextmanager
 from typing import Callable, Optional
 
@@ -28,8 +32,15 @@ class Sampler:
     name = "sampler"
     label = ""  # what the progress bar says is being generated; set for a block with `labelled`
 
-    def __init__(self, progress: bool = True):
+    def __init__(self, progress: bool = True, resample: int = 1):
         self.progress = progress
+        self.resample = whole_number("resample", resample, why="1 = plain imposition of known values")
+
+    def with_resample(self, resample: int) -> "Sampler":
+        """A copy that redoes each step with known values `resample` times (RePaint; 1 = off)."""
+        other = copy.copy(self)
+        other.resample = whole_number("resample", resample, why="1 = plain imposition of known values")
+        return other
 
     def describe(self) -> dict:
         """The sampler's class name and settings, as generations and evaluations record them."""
@@ -64,6 +75,15 @@ class Sampler:
         """One update from step t to step t_prev (t_prev = -1 means the clean sample), with that step's coefficients."""
         raise NotImplementedError
 
+    def renoise_table(self, schedule: NoiseSchedule, pairs: list) -> list:
+        """(sqrt(abar_t / abar_t_prev), sqrt(1 - abar_t / abar_t_prev)) of each (t, t_prev) pair: q(x_t | x_t_prev),
+        in float64 from the betas (1 - ratio through expm1: exact where it is one beta), read once as floats."""
+        log_abar = torch.log1p(-schedule.betas.detach().cpu().double()).cumsum(0)  # (T,): log abar_t
+        t = torch.tensor([t for t, _ in pairs])
+        t_prev = torch.tensor([t_prev for _, t_prev in pairs])
+        log_ratio = log_abar[t] - torch.where(t_prev >= 0, log_abar[t_prev.clamp(min=0)], torch.zeros(()).double())
+        return torch.stack([(0.5 * log_ratio).exp(), (-torch.expm1(log_ratio)).sqrt()], dim=1).tolist()
+
     @torch.inference_mode()
     def sample(
         self,
@@ -75,28 +95,45 @@ class Sampler:
         known_mask: Optional[Tensor] = None,
         label: Optional[str] = None,
     ) -> Motion:
-        """Run the reverse process from x_T = noise; `known_mask` (B, N) marks frames fixed to `known`; `label` says
-        in the progress bar what is generated."""
+        """Run the reverse process from x_T = noise; `known_mask` (B, N) over frames or (B, N, F) over frames x
+        features marks the values fixed to `known`; `label` says in the progress bar what is generated."""
         steps = self.timesteps(schedule)
         pairs = list(zip(steps, steps[1:] + [-1]))
         table = self.coefficient_table(schedule, pairs)
-        keep = None if known is None else known_mask.to(noise.dtype).unsqueeze(-1)  # (B, N, 1)
+        repeats = 1 if known is None else self.resample
+        renoise = self.renoise_table(schedule, pairs) if repeats > 1 else [None] * len(pairs)
+        keep = None if known is None else known_weights(known_mask, noise)  # (B, N, 1) or (B, N, F)
         x = noise
         description = self.progress_text(len(pairs), label)
-        for (t, t_prev), coefficients in tqdm(
-            list(zip(pairs, table)), desc=description, disable=None if self.progress else True, leave=False
+        for (t, t_prev), coefficients, back in tqdm(
+            list(zip(pairs, table, renoise)), desc=description, disable=None if self.progress else True, leave=False
         ):
-            x = self.step(denoise, schedule, x, t, t_prev, generator, coefficients)
-            if known is not None:
-                x = self._impose_known(x, known, keep, schedule, t_prev, generator)
+            x_t = x
+            for repeat in range(repeats):
+                if repeat:  # RePaint (Lugmayr et al. 2022, Alg. 1): x_t ~ q(x_t | x_t_prev), then the step again
+                    x_t = x.mul(back[0]).add_(_randn_like(x, generator).mul_(back[1]))
+                x = self.step(denoise, schedule, x_t, t, t_prev, generator, coefficients)
+                if known is not None:
+                    x = self._impose_known(x, known, keep, schedule, t_prev, generator)
         return x
 
     def _impose_known(self, x, known, keep, schedule, t_prev, generator) -> Tensor:
-        """Replace the known frames of x (keep (B, N, 1) is 1 there) by the known clean frames noised to step t_prev."""
+        """Replace the known values of x (keep is 1 there) by the known clean values noised to step t_prev."""
         if t_prev >= 0:
             t = torch.full((x.shape[0],), t_prev, device=x.device, dtype=torch.long)
             known = schedule.q_sample(known, t, _randn_like(x, generator))
         return keep * known + (1 - keep) * x
+
+
+def known_weights(known_mask: Tensor, x: Tensor) -> Tensor:
+    """known_mask (B, N) over frames or (B, N, F) over frames x features as 0/1 weights broadcasting against x."""
+    assert known_mask is not None, "known values need a known_mask"
+    keep = known_mask.to(device=x.device, dtype=x.dtype)
+    keep = keep.unsqueeze(-1) if keep.ndim == 2 else keep  # (B, N, 1) or (B, N, F)
+    assert keep.ndim == 3 and keep.shape[:2] == x.shape[:2] and keep.shape[2] in (1, x.shape[2]), (
+        f"known_mask {tuple(known_mask.shape)} fits neither (B, N) nor (B, N, F) of x {tuple(x.shape)}"
+    )
+    return keep
 
 
 class DDPMSampler(Sampler):
@@ -136,8 +173,8 @@ class DDIMSampler(Sampler):
 
     name = "ddim"
 
-    def __init__(self, num_steps: int = 50, eta: float = 0.0, progress: bool = True):
-        super().__init__(progress)
+    def __init__(self, num_steps: int = 50, eta: float = 0.0, progress: bool = True, resample: int = 1):
+        super().__init__(progress, resample)
         num_steps = whole_number("sampler.num_steps", num_steps)
         if eta < 0:
             raise UserError(f"sampler.eta={eta} must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like noise).")

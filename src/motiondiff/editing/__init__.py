@@ -1,0 +1,1 @@
+"""Editing motions with a trained model: masks over frames x features, sources, edit modes, the edit command."""
