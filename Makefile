@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: help install demo text2motion eval-demo sweep test lint format bench render-data generate evaluate clean-venv
+.PHONY: help install demo text2motion eval-demo sweep test lint format bench render-data generate evaluate app clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ generate: $(STAMP) ## generate from the newest demo run with a checkpoint (ARGS=
 
 evaluate: $(STAMP) ## evaluate the newest demo run with a checkpoint (ARGS="sampler=ddim")
 	@run=$(DEMO_RUN); [ -n "$$run" ] || { $(NO_DEMO_RUN); }; set -x; $(PY) -m motiondiff.evaluate run_dir=$$run $(ARGS)
+
+app: $(STAMP) ## a page at http://127.0.0.1:8765/ to generate from the newest finished run (ARGS="run_dir=<run> port=8800")
+	$(PY) -m motiondiff.app $(if $(findstring run_dir=,$(ARGS)),,run_dir=last) $(ARGS)
 
 clean-venv: ## remove the virtual environment (outputs/ and checkpoints/ are never touched)
 	rm -rf $(VENV)

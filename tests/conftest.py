@@ -52,3 +52,12 @@ def shared_path(*parts) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: the real-data tests need ../shared beside the project root")
     return path
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless chromium (tests/browser.py) shared by the tests that open pages; skips where there is none."""
+    from browser import launched_browser
+
+    with launched_browser() as launched:
+        yield launched

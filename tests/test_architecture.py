@@ -20,14 +20,17 @@ ALLOWED = {
     "data": {"core", "text"},
     "metrics": {"core", "data"},
     "render": {"core", "data"},
+    "report": {"core", "data"},
     "training": {"core", "text", "networks", "diffusion", "data", "metrics"},
-    "runs": {"core", "data", "diffusion", "training"},
+    "tracking": {"core", "data", "render", "training"},
+    "runs": {"core", "data", "diffusion", "training", "tracking"},
     "sweeps": {"core", "runs"},
-    "generation": {"core", "data", "diffusion", "render", "text", "training", "runs", "export"},
-    "evaluation": {"core", "data", "metrics", "text", "networks", "training", "runs", "sweeps"},
-    "demos": {"core", "evaluation", "sweeps"},
+    "generation": {"core", "data", "diffusion", "render", "text", "training", "runs", "export", "report"},
+    "evaluation": {"core", "data", "metrics", "render", "text", "networks", "training", "runs", "sweeps", "report"},
+    "demos": {"core", "evaluation", "sweeps", "report"},
     "export": {"core", "data", "render"},
-    "editing": {"core", "data", "diffusion", "render", "text", "training", "runs", "generation"},
+    "editing": {"core", "data", "diffusion", "render", "text", "training", "runs", "generation", "report"},
+    "app": {"core", "text", "runs", "generation", "export", "report"},
     "cli": {
         "core",
         "data",
@@ -40,6 +43,9 @@ ALLOWED = {
         "demos",
         "export",
         "editing",
+        "app",
+        "report",
+        "tracking",
     },
 }
 COMMANDS = (
@@ -53,7 +59,8 @@ COMMANDS = (
     "sweep_demo",
     "edit",
 )
-PACKAGE_COMMANDS = ("export",)  # a command named like its room: `python -m motiondiff.export` runs export/__main__.py
+# A command named like its room: `python -m motiondiff.<room>` runs <room>/__main__.py, which calls cli.<module>.
+PACKAGE_COMMANDS = {"export": "export", "app": "serve"}  # room -> its cli module (cli/app.py is the shared machinery)
 
 
 def module_name(path: Path) -> str:
@@ -174,9 +181,9 @@ def test_the_package_top_holds_only_the_command_aliases():
     for command in COMMANDS:
         text = (PACKAGE / f"{command}.py").read_text()
         assert f"from motiondiff.cli.{command} import main" in text and len(text.splitlines()) <= 8
-    for command in PACKAGE_COMMANDS:
+    for command, module in PACKAGE_COMMANDS.items():
         text = (PACKAGE / command / "__main__.py").read_text()
-        assert f"from motiondiff.cli.{command} import main" in text and len(text.splitlines()) <= 8
+        assert f"from motiondiff.cli.{module} import main" in text and len(text.splitlines()) <= 8
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -185,6 +192,14 @@ def test_every_command_has_a_console_script(command):
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts[f"motiondiff-{command.replace('_', '-')}"] == f"motiondiff.cli.{command}:main"
+
+
+@pytest.mark.parametrize("command", PACKAGE_COMMANDS)
+def test_every_package_command_has_a_console_script(command):
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[f"motiondiff-{command}"] == f"motiondiff.cli.{PACKAGE_COMMANDS[command]}:main"
 
 
 def test_pyproject_lists_every_package():

@@ -29,6 +29,7 @@ from motiondiff.editing.modes import plan_edit
 from motiondiff.editing.run import null_condition, sample_edits
 from motiondiff.editing.sources import load_source
 from motiondiff.export.run import read_motions
+from motiondiff.report.folders import player_groups
 from motiondiff.runs.loading import load_trained_run
 from test_diffusion import GAUSSIAN_MEAN, GAUSSIAN_STD, GaussianOracle
 
@@ -386,6 +387,12 @@ def test_the_edit_command_end_to_end(text_run, dance_run, tmp_path):
     edited, source = np.load(tmp_path / "dance" / "sample_00.npy"), np.load(tmp_path / "dance" / "source_motion.npy")
     assert edited.shape == (90, 20, 2)
     np.testing.assert_allclose(edited[:30], source[-30:], atol=1e-5)
+    (group,), _ = player_groups(tmp_path / "dance", dance)  # index.html's player: the source beside the edits
+    assert [motion.label for motion in group.motions][:2] == ["source (real)", "sample 0"]
+    assert (
+        group.motions[1].prompts[:30] == ("kept from the source",) * 30 and group.motions[1].prompts[30] == "generated"
+    )
+    assert "motiondiffPlayers" in (tmp_path / "dance" / "index.html").read_text()
 
 
 def test_the_command_line_is_checked_before_anything_is_written(dance_run, tmp_path):

@@ -40,7 +40,16 @@ def test_the_installed_package_holds_its_configs_and_commands(installed, tmp_pat
     assert module_file.startswith(str(target)) and config_dir.startswith(str(target)), found.stdout
     assert (target / "motiondiff" / "configs" / "train.yaml").is_file()
     assert (target / "motiondiff" / "configs" / "experiment" / "dance2d.yaml").is_file()
-    for script in ("motiondiff-train", "motiondiff-generate", "motiondiff-evaluate", "motiondiff-compare"):
+    for asset in ("player.js", "player.css", "page.css"):  # the report's player, inlined into every index.html
+        assert (target / "motiondiff" / "report" / "assets" / asset).is_file()
+    assert (target / "motiondiff" / "app" / "static" / "page.html").is_file()  # the app's page (package data)
+    for script in (
+        "motiondiff-train",
+        "motiondiff-generate",
+        "motiondiff-evaluate",
+        "motiondiff-compare",
+        "motiondiff-app",
+    ):
         assert (target / "bin" / script).is_file()
 
 

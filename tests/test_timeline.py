@@ -16,6 +16,7 @@ from motiondiff.diffusion.samplers import DDIMSampler
 from motiondiff.editing.run import run as run_edit
 from motiondiff.editing.timeline import Segment, generate_timeline, parse_timeline, plan_transitions
 from motiondiff.render.stick3d import StickFigureView
+from motiondiff.report.folders import player_groups
 from motiondiff.text.encoders import MiniLMEncoder
 
 NUM_MOTIONS, MAX_FRAMES = 40, 60
@@ -157,6 +158,9 @@ def test_edit_timeline_writes_joints_a_captioned_video_and_the_timeline(text_run
     ]
     assert [(t["start"], t["end"]) for t in record["transitions"]] == [(35, 45)]
     assert summary["skeleton"]["joint_names"][0] == "pelvis" and summary["samples"][0]["joints"] == "sample_00.npy"
+    (group,), _ = player_groups(out, summary)  # index.html's player shows each frame's prompt
+    assert group.motions[0].prompts == (WALK,) * 40 + (JUMP,) * 60
+    assert JUMP in (out / "index.html").read_text()
     with pytest.raises(UserError, match="edit=timeline takes its prompts"):
         run_edit(compose_config("edit", tmp_path / "again", [*overrides, "prompt=a person waves"]))
 

@@ -188,7 +188,11 @@ def test_generation_labels_windows_and_each_chained_window(capsys, monkeypatch, 
         return sampler.sample(Zero(), schedule, torch.zeros(num, window, features), generator, known, known_mask)
 
     module = mock.NonCallableMock(spec=MotionDiffusion)
-    module.configure_mock(device="cpu", data=SimpleNamespace(window=window), sample=sample)
+    module.configure_mock(
+        device="cpu",
+        data=SimpleNamespace(window=window, joint_names=("a", "b"), parents=(-1, 0), fps=30.0),
+        sample=sample,
+    )
     module.to_keypoints.side_effect = lambda f: f.reshape(*f.shape[:-1], 2, 2).numpy()
     generate_and_save(module, sampler, tmp_path, num_samples=3, chain_windows_count=3, chain_overlap=2, render=False)
     err = capsys.readouterr().err

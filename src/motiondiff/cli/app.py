@@ -26,14 +26,19 @@ CONFIG_DIR = Path(str(files("motiondiff.configs")))
 # A group given a value that is none of its options stands for one option with that value as one key:
 # `evaluator=<run directory>` is `evaluator=trained evaluator.run=<run directory>`.
 SHORTHANDS = {"evaluator": ("trained", "run")}
+# Groups whose default picks several options (logger: [csv, tensorboard]): Hydra takes only a list there, so
+# `logger=null` and `~logger` (no trackers) are written `logger=[]`.
+MULTI_SELECT_GROUPS = ("logger",)
 
 
 def expand_shorthands(overrides: list) -> list:
-    """The overrides with every shorthand (SHORTHANDS) written out."""
+    """The overrides with every shorthand (SHORTHANDS, no trackers) written out."""
     expanded = []
     for override in overrides:
         key, equals, value = override.partition("=")
-        if equals and key in SHORTHANDS and not (CONFIG_DIR / key / f"{value}.yaml").is_file() and value != "null":
+        if key.lstrip("~") in MULTI_SELECT_GROUPS and (key.startswith("~") or value in ("null", "none")):
+            expanded.append(f"{key.lstrip('~')}=[]")
+        elif equals and key in SHORTHANDS and not (CONFIG_DIR / key / f"{value}.yaml").is_file() and value != "null":
             option, option_key = SHORTHANDS[key]
             expanded += [f"{key}={option}", f"{key}.{option_key}={value}"]
         else:

@@ -4,9 +4,9 @@
 sentence (a UserError): an unknown key or group option, with the closest valid names; a key a
 class does not take (`+trainer.max_step`); a run, checkpoint, evaluator or sweep that does not
 exist, listing the newest runs with a checkpoint; a GPU trainer without a GPU; impossible training
-settings. It returns the command line to run, with `run_dir=last` replaced by the newest finished
-run and, for `train`, `resume=<run>` / `ckpt_path=last` written out as "continue in that run's
-directory with its own overrides".
+settings; a tracker (logger=wandb, mlflow) whose package is not installed. It returns the command line
+to run, with `run_dir=last` replaced by the newest finished run and, for `train`, `resume=<run>` /
+`ckpt_path=last` written out as "continue in that run's directory with its own overrides".
 """
 
 import difflib
@@ -29,6 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.errors import UserError
 from motiondiff.runs.directories import LAST, check_run_dir, latest_checkpoint, no_such_run
+from motiondiff.tracking.trackers import check_tracker_packages
 from motiondiff.training.config_checks import check_training_config
 from motiondiff.training.devices import check_accelerator
 
@@ -37,13 +38,14 @@ INSPECTING_FLAGS = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--version", 
 CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--package", "-p")
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 # Keys naming files or folders that must exist, per command (a run directory is checked as a run).
-RUN_KEYS = {"generate": ("run_dir",), "evaluate": ("run_dir",), "edit": ("run_dir",)}
+RUN_KEYS = {"generate": ("run_dir",), "evaluate": ("run_dir",), "edit": ("run_dir",), "app": ("run_dir",)}
 FILE_KEYS = {
     "generate": ("ckpt_path", "prompts_file", "export.skeleton"),
     "evaluate": ("ckpt_path",),
     "train": ("ckpt_path",),
     "export": ("export.skeleton",),
     "edit": ("ckpt_path", "edit.file"),
+    "app": ("ckpt_path", "export.skeleton"),
 }
 # A file or a folder that must be there: (key, what it may be, whether the command needs it given).
 INPUT_KEYS = {
@@ -75,6 +77,7 @@ def preflight(config_dir: Path, config_name: str, argv: list) -> list:
     if config_name == "train":
         check_accelerator(cfg.trainer.accelerator)
         check_training_config(cfg)
+        check_tracker_packages(cfg.get("logger"))
     return flags + overrides
 
 

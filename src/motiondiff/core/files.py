@@ -28,6 +28,7 @@ def write_new_file(path, write: Callable[[Path], None], what: str = "export", fi
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(handle)
     temporary = Path(name)
+    os.chmod(temporary, new_file_mode())  # mkstemp's 0600 would make the file unreadable to the user's group
     try:
         write(temporary)
         _publish(temporary, path)
@@ -36,6 +37,13 @@ def write_new_file(path, write: Callable[[Path], None], what: str = "export", fi
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def new_file_mode() -> int:
+    """The permissions open() gives a new file: 0666 less the process's umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _publish(temporary: Path, path: Path) -> None:

@@ -2,8 +2,9 @@
 
 Train a small evaluator, train the text-to-motion variants x seeds as one multirun (`train -m`),
 evaluate the whole sweep (`evaluate sweep_dir=...`), compare the runs (`compare sweep_dir=...`), and
-print where the comparison is. A failed job or evaluation does not stop the demo: it is listed in
-the sweep summary and the comparison, and the demo exits non-zero at the end.
+print where the comparison is (<out>/index.html links its page and the evaluations'). A failed job or
+evaluation does not stop the demo: it is listed in the sweep summary and the comparison, and the demo
+exits non-zero at the end.
 """
 
 import logging
@@ -13,6 +14,7 @@ from omegaconf import DictConfig
 
 from motiondiff.core.errors import UserError
 from motiondiff.demos.steps import command, run_step
+from motiondiff.report.page import write_report
 from motiondiff.sweeps.jobs import natural_key
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,13 @@ def sweep_command(cfg: DictConfig, sweep_dir: Path) -> list:
     )
 
 
+def demo_links(sweep_dir: Path, comparison: Path) -> list:
+    """(label, index.html) of the comparison and of the sweep's newest evaluations."""
+    evaluations = sorted(sweep_dir.glob("evaluations/*/index.html"), key=natural_key)
+    links = [("comparison of the runs, with each run's pages", comparison / "index.html")]
+    return links + [("evaluations of the sweep", evaluations[-1])] if evaluations else links
+
+
 def run(cfg: DictConfig) -> Path:
     """Train, sweep, evaluate, compare; write <out>/sweep_demo.md; return the comparison's path."""
     root = Path(cfg.paths.output_dir)
@@ -59,7 +68,8 @@ def run(cfg: DictConfig) -> Path:
         raise UserError(f"the comparison was not written (see the output above); the sweep is in '{sweep_dir}'.")
     steps = "\n".join(f"- `{shown}`: {seconds / 60:.1f} min, exit status {status}" for shown, seconds, status in record)
     (root / "sweep_demo.md").write_text(f"# make sweep\n\nComparison: {comparisons[-1]}\n\n## Commands\n\n{steps}\n")
-    print(f"\n{steps}\n\nSweep summary: {sweep_dir / 'sweep_summary.md'}\nComparison: {comparisons[-1]}")
+    page = write_report(root, links=demo_links(sweep_dir, comparisons[-1].parent))
+    print(f"\n{steps}\n\nSweep summary: {sweep_dir / 'sweep_summary.md'}\nComparison: {comparisons[-1]}\nPage: {page}")
     failed = [shown for shown, _, status in record if status != 0]
     if failed:
         raise UserError(

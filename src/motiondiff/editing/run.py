@@ -30,6 +30,7 @@ from motiondiff.editing.sources import GENERATION_FILE, load_source
 from motiondiff.editing.timeline import run_timeline
 from motiondiff.generation.prompts import read_prompts, warn_unfamiliar_prompts
 from motiondiff.render.samples import render_samples, render_text_samples
+from motiondiff.report.page import write_report
 from motiondiff.runs.loading import TrainedRun, load_trained_run
 from motiondiff.runs.provenance import write_provenance
 from motiondiff.training.diffusion_module import MotionDiffusion
@@ -75,6 +76,7 @@ def run(cfg: DictConfig) -> dict:
     }
     (out_dir / GENERATION_FILE).write_text(json.dumps(summary, indent=2, default=str))
     write_provenance(out_dir, run)
+    written["report"] = write_report(out_dir)
     log.info("Wrote %d %s edits to %s", len(motions), plan.mode, out_dir)
     return written
 

@@ -36,6 +36,7 @@ from motiondiff.diffusion.samplers import Sampler
 from motiondiff.generation.prompts import SUMMARY_FILE, warn_unfamiliar_prompts
 from motiondiff.render.skeleton_video import write_skeleton_video
 from motiondiff.render.stick3d import write_stick3d_video
+from motiondiff.report.page import write_report
 from motiondiff.runs.loading import TrainedRun, load_trained_run
 from motiondiff.runs.provenance import write_provenance
 from motiondiff.text.encoders import TextEmbedding, TextEncoder
@@ -329,6 +330,7 @@ def run_timeline(cfg: DictConfig) -> dict:
     }
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
     write_provenance(out_dir, run)
+    written["report"] = write_report(out_dir)
     log.info("Wrote %d timeline motions of %d frames to %s", len(motions), motions.shape[1], out_dir)
     return written
 

@@ -9,7 +9,8 @@ Reads each run's newest evaluation (<run>/evaluations/<time>/metrics.json, writt
   evaluations (real or held-out data) when they have one; failed runs and runs with no evaluation are
   listed with their status; comparison.md says which way each column is better and what it measures;
 - comparison.png: a bar chart per run of FD and R@3 (text runs) or coverage and bone_length_error
-  (dance runs), with the intervals as error bars and the reference as a dashed line.
+  (dance runs), with the intervals as error bars and the reference as a dashed line;
+- index.html: the tables and the chart in one page, with links to each run's evaluation and samples pages.
 """
 
 import csv
@@ -34,6 +35,7 @@ from motiondiff.evaluation.report import (
     reading,
     replication_counts,
 )
+from motiondiff.report.page import write_report as write_html_report
 from motiondiff.sweeps.jobs import (
     COMPLETED,
     FAILED,
@@ -51,7 +53,7 @@ from motiondiff.sweeps.jobs import (
 
 log = logging.getLogger(__name__)
 
-OUTPUT_FILES = ("comparison.csv", "comparison.md", "comparison.png")
+OUTPUT_FILES = ("comparison.csv", "comparison.md", "comparison.png", "index.html")
 PLOT_CHOICES = (("FD", "R@3"), ("coverage", "bone_length_error"))  # text runs, dance runs
 EVALUATED = "evaluated"
 
@@ -80,9 +82,25 @@ def run(cfg: DictConfig) -> dict:
     (out_dir / "comparison.md").write_text(f"{markdown}\n## Columns\n\n{columns_table(metrics, layout)}\n")
     printed, shown = printed_comparison(rows, references, varied, metrics, int(cfg.digits), layout)
     legend_text = f"{reading(shown, layout, note)}\n" if metrics else ""
+    page = write_html_report(out_dir, links=report_links(rows))
     print(f"{printed}\n\n{legend_text}Every column, with what it measures: {out_dir / 'comparison.md'}")
+    print(f"The page with the chart and links to each run's report: {page}")
     log.info("Wrote %s", out_dir / "comparison.md")
     return {"out_dir": out_dir, "rows": rows, "table": table, "printed": printed}
+
+
+def report_links(rows: list) -> list:
+    """(label, index.html) of each run's newest evaluation and of the samples it generated after training."""
+    links = []
+    for row in rows:
+        if row["evaluation"] is not None:
+            links.append((f"run {row['run']}: evaluation", Path(row["evaluation"]) / "index.html"))
+        samples = Path(row["run_dir"]) / "generations" / "final" / "index.html"
+        if samples.is_file():
+            links.append((f"run {row['run']}: samples after training", samples))
+        if row["evaluation"] is None and not samples.is_file():
+            links.append((f"run {row['run']}: {short_status(row['status'])}", samples))
+    return links
 
 
 def run_row(run_dir: Path, sweep_dir: Path) -> dict:

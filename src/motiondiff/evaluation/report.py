@@ -18,6 +18,7 @@ from motiondiff.core.errors import refuse_existing_outputs
 from motiondiff.core.tables import markdown_table as table_of
 from motiondiff.metrics.intervals import format_interval, mean_and_interval
 from motiondiff.metrics.reference_protocol import normal_interval
+from motiondiff.render.plots import Estimate, MetricPanel, write_metrics_chart
 
 PRINT_WIDTH = 100  # characters of the table printed on the terminal
 
@@ -352,7 +353,7 @@ def more_columns_note(shown: list, every: list, path: Path) -> str:
     return f"{more} every column measures: {path}"
 
 
-REPORT_FILES = ("metrics.json", "metrics.csv", "metrics.md", "paper_table.md")
+REPORT_FILES = ("metrics.json", "metrics.csv", "metrics.md", "paper_table.md", "index.html", "metrics.png")
 
 
 def refuse_existing_report(out_dir: Path) -> None:
@@ -380,11 +381,38 @@ def write_report(out_dir: Path, settings: dict, summary: dict, paper_label=None)
     more = more_columns_note(shown, every, out_dir / "metrics.md")
     write_json(out_dir / "metrics.json", settings, summary, layout, every)
     write_csv(out_dir / "metrics.csv", summary)
+    write_chart(out_dir / "metrics.png", settings, summary, layout, interval_note(counts))
     settings_lines = "\n".join(f"- {key}: {value}" for key, value in settings.items())
     (out_dir / "metrics.md").write_text(
         f"{full}\n\n## Columns\n\n{columns_table(every, layout)}\n\n## Settings\n\n{settings_lines}\n"
     )
     return f"{printed}\n\n{reading(shown, layout, interval_note(counts, paper))}\n{more}"
+
+
+def write_chart(path: Path, settings: dict, summary: dict, layout: Layout, note: str) -> Path:
+    """metrics.png: a panel per measure with each row's mean, interval and replications, its direction in the title."""
+    panels = [
+        MetricPanel(
+            name=metric.name,
+            arrow=metric.better.arrow,
+            direction=metric.better.words,
+            estimates=tuple(
+                Estimate(
+                    layout.row_label(row),
+                    values[metric.name]["mean"],
+                    values[metric.name]["interval"],
+                    tuple(values[metric.name]["values"]),
+                    reference=row == layout.reference,
+                )
+                for row, values in summary.items()
+                if metric.name in values
+            ),
+        )
+        for metric in map(layout.metric, metrics_of(summary))
+    ]
+    run = Path(str(settings.get("run_dir", "")))
+    title = f"Evaluation of {'/'.join(run.parts[-2:])}" if run.parts else "Evaluation"
+    return write_metrics_chart(path, panels, title, f"{note} Ticks: the replications; grey: the reference row.")
 
 
 def write_json(path: Path, settings: dict, summary: dict, layout: Layout, metrics: list) -> None:

@@ -5,8 +5,8 @@ Text runs are measured with a trained motion-text evaluator (motiondiff.evaluati
 runs with the single-motion measures against their training sequence (motiondiff.evaluation.single_dance).
 Every metric is a mean with its 95% interval over `replications` (the value alone with one); the reference
 row (real or held-out data) is computed the same way. Results go to <run>/evaluations/<time>/metrics.{json,csv,md}
-with every column, its direction and meaning; the terminal gets the key columns with the same legend
-(motiondiff.evaluation.report).
+with every column, its direction and meaning, and index.html (the tables and plots in one page, motiondiff.report);
+the terminal gets the key columns with the same legend (motiondiff.evaluation.report).
 
 A whole sweep: `python -m motiondiff.evaluate sweep_dir=outputs/multirun/<time> [evaluator=...] [options]`
 evaluates every finished training run under sweep_dir (a folder with config.yaml and
@@ -34,12 +34,14 @@ from motiondiff.evaluation.lab_protocol import evaluate_lab
 from motiondiff.evaluation.report import refuse_existing_report, summarize, write_report
 from motiondiff.evaluation.single_dance import evaluate_dance
 from motiondiff.evaluation.text_motion import evaluate_text
+from motiondiff.report.page import write_report as write_html_report
 from motiondiff.runs.loading import load_trained_run, pick_device
 from motiondiff.runs.provenance import write_provenance
 from motiondiff.sweeps.jobs import (
     COMPLETED,
     finished_runs,
     new_timestamped_dir,
+    relative,
     require_sweep_dir,
     run_recording_status,
     write_job_tables,
@@ -87,7 +89,8 @@ def run(cfg: DictConfig) -> dict:
         Path(cfg.paths.output_dir), settings, summary, label if details.get("protocol") == "guo" else None
     )
     print(table)
-    log.info("Wrote %s", Path(cfg.paths.output_dir) / "metrics.md")
+    page = write_html_report(Path(cfg.paths.output_dir))  # last: it shows every table and plot written above
+    log.info("Wrote %s; open %s in a browser", Path(cfg.paths.output_dir) / "metrics.md", page)
     return {"summary": summary, "settings": settings, "table": table}
 
 
@@ -129,6 +132,13 @@ def evaluate_sweep(cfg: DictConfig) -> dict:
         records,
         sweep_dir,
         "evaluations",
+    )
+    write_html_report(
+        out_dir,
+        links=[
+            (f"run {relative(r['run_dir'], sweep_dir)}: evaluation {r['status']}", Path(r["output_dir"]) / "index.html")
+            for r in records
+        ],
     )
     failed = [record for record in records if record["status"] != COMPLETED]
     if failed:

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from motiondiff.core.errors import UserError
 from motiondiff.generation.prompts import generate_text_and_save
 from motiondiff.generation.windows import generate_and_save
+from motiondiff.report.page import write_report
 from motiondiff.training.diffusion_module import MotionDiffusion
 
 log = logging.getLogger(__name__)
@@ -59,4 +60,5 @@ class GenerateAfterTraining(L.Callback):
             self.written = generate_and_save(
                 module, sampler, self.out_dir, self.num_samples, self.seed, self.chain_windows
             )
-        log.info("Generated samples in %s", self.out_dir)
+        self.written["report"] = write_report(self.out_dir)
+        log.info("Generated samples in %s; open %s in a browser", self.out_dir, self.written["report"])

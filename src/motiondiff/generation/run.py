@@ -12,6 +12,7 @@ from motiondiff.core.errors import UserError
 from motiondiff.export.run import check_export, export_motions, read_generation, write_summary
 from motiondiff.generation.prompts import generate_text_and_save, read_prompts
 from motiondiff.generation.windows import generate_and_save
+from motiondiff.report.page import write_report
 from motiondiff.runs.loading import load_trained_run
 from motiondiff.runs.provenance import write_provenance
 
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
-    """Load the run's module (EMA weights) and write samples and videos to this generation's directory."""
+    """Load the run's module (EMA weights) and write samples, videos and index.html (the samples in a motion player)
+    to this generation's directory."""
     run = load_trained_run(cfg)
     out_dir = Path(cfg.paths.output_dir)
     if cfg.render not in (True, False, "mesh"):
@@ -64,5 +66,6 @@ def run(cfg: DictConfig) -> dict:
             bool(cfg.render),
         )
     write_provenance(out_dir, run)
-    log.info("Wrote samples to %s", out_dir)
+    written["report"] = write_report(out_dir)  # last: it lists every file written above
+    log.info("Wrote samples to %s; open %s in a browser", out_dir, written["report"])
     return written

@@ -15,6 +15,7 @@ from motiondiff.render.samples import render_samples
 from motiondiff.training.diffusion_module import MotionDiffusion
 
 SAMPLES_FILE = "samples.npy"
+LONG_FILE = "long_dance.npy"  # the chained windows
 
 
 def generate_and_save(
@@ -54,7 +55,7 @@ def generate_and_save(
                 return module.sample(known.shape[0], sampler, generator, known=known, known_mask=known_mask)
 
         long = module.to_keypoints(chain_windows(continue_window, samples[:1], chain_windows_count, chain_overlap))[0]
-        written["long"] = out_dir / "long_dance.npy"
+        written["long"] = out_dir / LONG_FILE
         np.save(written["long"], long)  # (L, J, D)
     if render:
         long_title = f"{chain_windows_count} chained windows"
@@ -63,6 +64,8 @@ def generate_and_save(
         "num_samples": num_samples,
         "seed": seed,
         "sampler": sampler.describe(),
+        "skeleton": {"joint_names": list(info.joint_names), "parents": list(info.parents), "fps": info.fps},
+        "units": "2D keypoints, the training data's units, y up",
         "files": {k: str(v) for k, v in written.items()},
     }
     (out_dir / "generation.json").write_text(json.dumps(summary, indent=2, default=str))

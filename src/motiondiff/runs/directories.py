@@ -17,6 +17,8 @@ CONFIG_NAME = "config.yaml"
 LAST = "last.ckpt"
 # What a run resumed in place (resume=<run>) may change: how long it trains, and where it resumes from.
 RESUMABLE_CHANGES = ("ckpt_path", "trainer.max_steps", "trainer.max_epochs")
+# ... and what shows the run without changing how it trains: its trackers, its pictures and curves for them.
+RESUMABLE_PREFIXES = ("logger.", "callbacks.tracker_samples.", "callbacks.training_curves.")
 # Where runs with checkpoints lie under the output root: <name>/<time>/ and multirun/<time>/<job>/.
 RUN_PATTERNS = (f"*/*/checkpoints/{LAST}", f"*/*/*/checkpoints/{LAST}")
 
@@ -58,13 +60,14 @@ def save_resumed_config(cfg: DictConfig, run_dir: Path, step: int) -> Path:
     path = run_dir / CONFIG_NAME
     saved, new = flatten(OmegaConf.load(path)), flatten(OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)))
     changed = [key for key in sorted(saved.keys() | new.keys()) if saved.get(key) != new.get(key)]
-    refused = [key for key in changed if key not in RESUMABLE_CHANGES]
+    refused = [key for key in changed if key not in RESUMABLE_CHANGES and not key.startswith(RESUMABLE_PREFIXES)]
     if refused:
         key = refused[0]
         raise UserError(
             f"resuming '{run_dir}' with {key}={new.get(key)!r} where the run had {saved.get(key)!r}: a run continues "
-            f"with its own settings (only {', '.join(RESUMABLE_CHANGES[1:])} may change); to train on from its weights "
-            f"with other settings, start a new run with ckpt_path={run_dir / 'checkpoints' / LAST}."
+            f"with its own settings (only {', '.join(RESUMABLE_CHANGES[1:])} and the trackers, logger=..., may "
+            f"change); to train on from its weights with other settings, start a new run with "
+            f"ckpt_path={run_dir / 'checkpoints' / LAST}."
         )
     if any(key != "ckpt_path" for key in changed):
         path.rename(run_dir / f"config.until-step{step}.yaml")
@@ -88,7 +91,16 @@ def flatten(cfg: DictConfig) -> dict:
 
 
 # What a command writes before it has made anything: Hydra's record, logs, the saved config.
-STUB_FILES = (".hydra/*", ".hydra/*/*", "*.log", CONFIG_NAME, "logs/metrics.csv", "logs/hparams.yaml")
+STUB_FILES = (
+    ".hydra/*",
+    ".hydra/*/*",
+    "*.log",
+    CONFIG_NAME,
+    "logs/metrics.csv",
+    "logs/hparams.yaml",
+    "logs/tensorboard/*",  # the trackers' records of the config (logger=tensorboard, wandb)
+    "wandb/**/*",
+)
 
 
 def remove_if_stub(output_dir: Path, since: float) -> bool:

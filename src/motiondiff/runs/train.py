@@ -20,6 +20,16 @@ from omegaconf import DictConfig
 from motiondiff.core.errors import UserError, require_file
 from motiondiff.core.units import duration
 from motiondiff.runs.directories import latest_checkpoint, save_resumed_config, save_run_config, shown
+from motiondiff.tracking.curves import TrainingCurves
+from motiondiff.tracking.trackers import (
+    build_loggers,
+    callbacks_for,
+    check_tracker_packages,
+    finish_trackers,
+    log_hyperparameters,
+    tracker_lines,
+    viewer_lines,
+)
 from motiondiff.training.build import build_module
 from motiondiff.training.checkpoint_io import load_checkpoint
 from motiondiff.training.config_checks import check_training_config
@@ -30,9 +40,11 @@ from motiondiff.training.metrics_log import METRICS_FILE, truncate_from
 
 log = logging.getLogger(__name__)
 
-# Lightning's messages that say nothing about this run (tips, its device banner, warnings about
-# choices the configs make on purpose); the run's own first lines say what matters.
+# Lightning's and the trackers' messages that say nothing about this run (tips, its device banner, warnings about
+# choices the configs make on purpose, MLflow setting up its store); the run's own first lines say what matters.
 LIGHTNING_CHATTER = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+# MLflow creating its store and an experiment per run name (warned as "Experiment ... not found. Creating it.").
+TRACKER_CHATTER = ("lightning.pytorch.loggers.mlflow", "mlflow.store.db.utils", "alembic")
 IRRELEVANT_WARNINGS = (
     ".*smaller than the logging interval.*",
     ".*does not have many workers.*",
@@ -52,7 +64,8 @@ def run(cfg: DictConfig) -> dict:
     if first_process and not in_place and (run_dir / "checkpoints").exists():
         raise UserError(f"'{run_dir}' already holds checkpoints of another run; runs never share a directory.")
     check_training_config(cfg)
-    resumed_step = load_checkpoint(ckpt_path)["global_step"] if in_place else None
+    check_tracker_packages(cfg.get("logger"))
+    resumed_step = load_checkpoint(Path(ckpt_path))["global_step"] if in_place else None
     if first_process:
         save_resumed_config(cfg, run_dir, resumed_step) if in_place else save_run_config(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -62,22 +75,27 @@ def run(cfg: DictConfig) -> dict:
     module = build_module(cfg, datamodule.info)
     module.normalizer.load_state_dict(datamodule.normalizer.state_dict())
     _compile_networks(module, cfg.get("compile"))
-    trainer = instantiate(
-        cfg.trainer,
-        callbacks=[instantiate(c) for c in cfg.callbacks.values()],
-        logger=[instantiate(c) for c in cfg.logger.values()],
-    )
+    loggers = build_loggers(cfg.get("logger"), run_dir, resumed_step)
+    callbacks = callbacks_for([instantiate(c) for c in cfg.callbacks.values()], loggers)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     if in_place and first_process:
         truncate_from(run_dir / "logs" / METRICS_FILE, resumed_step)  # the steps after the checkpoint are redone
+    if first_process:
+        log_hyperparameters(trainer.loggers, cfg, resumed_step)
     for line in opening_lines(cfg, run_dir, datamodule, module, trainer, resumed_step if in_place else None):
         log.info("%s", line)
     started = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except TrainingInterrupted as stop:
+        finish_trackers(trainer.loggers, stop.exit_status)
         for line in interrupted_lines(stop, trainer, run_dir, time.perf_counter() - started):
             log.warning("%s", line)
         raise SystemExit(stop.exit_status) from None
+    except BaseException:
+        finish_trackers(trainer.loggers, exit_code=1)
+        raise
+    finish_trackers(trainer.loggers)
     checkpoint = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
     if trainer.is_global_zero:
         for line in closing_lines(trainer, module, run_dir, time.perf_counter() - started, resumed_step or 0):
@@ -94,6 +112,8 @@ def quiet_lightning() -> None:
     """Silence Lightning's tips, banners and the warnings about choices the configs make on purpose."""
     for name in LIGHTNING_CHATTER:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in TRACKER_CHATTER:
+        logging.getLogger(name).setLevel(logging.ERROR)
     for pattern in IRRELEVANT_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
 
@@ -114,6 +134,7 @@ def opening_lines(cfg, run_dir: Path, datamodule, module, trainer, resumed_step)
         f"Device: {describe_device(trainer.strategy.root_device, trainer.precision)}",
         f"Training: {steps}, validation every {trainer.check_val_every_n_epoch} epochs; checkpoints in "
         f"{shown(run_dir / 'checkpoints')} (last.ckpt also on Ctrl-C)",
+        *tracker_lines(trainer.loggers, run_dir),
     ]
 
 
@@ -126,6 +147,8 @@ def closing_lines(trainer, module, run_dir: Path, seconds: float, first_step: in
     if best is not None and best.best_model_score is not None:
         lines.append(f"Best {best.monitor}: {float(best.best_model_score):.5g} in {shown(best.best_model_path)}")
     lines.append(f"Last checkpoint: {shown(run_dir / 'checkpoints' / 'last.ckpt')}")
+    lines += curves_line(trainer)
+    lines += viewer_lines(trainer.loggers, shown(run_dir))
     samples = run_dir / "generations" / "final"
     if samples.is_dir():
         lines.append(f"Samples: {shown(samples)} ({len(list(samples.glob('*.mp4')))} videos)")
@@ -143,8 +166,15 @@ def interrupted_lines(stop: TrainingInterrupted, trainer, run_dir: Path, seconds
     return [
         f"Stopped by {stop.signal_name} at step {stop.step}{of} after {duration(seconds)}; "
         f"saved {shown(stop.checkpoint)}",
+        *curves_line(trainer),
         f"Resume (same directory, same logs): python -m motiondiff.train resume={shown(run_dir)}",
     ]
+
+
+def curves_line(trainer) -> list:
+    """'Curves: <run>/logs/curves.png' when the run has drawn them (callbacks.training_curves with logger=csv)."""
+    drawn = [c.written for c in trainer.callbacks if isinstance(c, TrainingCurves) and c.written is not None]
+    return [f"Curves: {shown(drawn[0])}"] if drawn else []
 
 
 def _compile_networks(module: L.LightningModule, options) -> None:

@@ -88,7 +88,7 @@ class MotionTextContrastive(L.LightningModule):
         check_options(
             temperature, negative_threshold, contrastive_weight, recon_weight, kl_weight, latent_weight, val_batch_size
         )
-        self.save_hyperparameters({"data_info": data.to_dict()})
+        self.save_hyperparameters({"data_info": data.to_dict()}, logger=False)  # trackers get the run config
         self.network, self.data = network, data
         self.normalizer = data.make_normalizer()
         self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler

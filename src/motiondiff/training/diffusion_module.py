@@ -47,7 +47,7 @@ class MotionDiffusion(L.LightningModule):
         guidance_weight: float = 1.0,
     ):
         super().__init__()
-        self.save_hyperparameters({"data_info": data.to_dict()})
+        self.save_hyperparameters({"data_info": data.to_dict()}, logger=False)  # trackers get the run config
         self.network, self.schedule, self.loss = network, schedule, loss
         self.ema = ema(network, include_online_model=False)
         self.normalizer = data.make_normalizer()

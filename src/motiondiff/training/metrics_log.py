@@ -96,9 +96,15 @@ class StepCSVLogger(Logger):
             self.pending = self.pending[-1:]
 
     @rank_zero_only
-    def finalize(self, status: str) -> None:
+    def flush(self) -> None:
+        """Write every row now, the newest too: for readers when training has ended (the curves), before
+        Lightning finalizes its loggers."""
         self.write(self.pending)
         self.pending = []
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.flush()
 
     def write(self, rows: list) -> None:
         """Append rows; rewrite the file when they bring new columns."""
