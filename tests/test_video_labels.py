@@ -190,7 +190,7 @@ def test_generation_labels_windows_and_each_chained_window(capsys, monkeypatch, 
     module = mock.NonCallableMock(spec=MotionDiffusion)
     module.configure_mock(
         device="cpu",
-        data=SimpleNamespace(window=window, joint_names=("a", "b"), parents=(-1, 0), fps=30.0),
+        data=SimpleNamespace(window=window, skeleton_record=lambda: {"skeleton": {}, "units": "2D keypoints"}),
         sample=sample,
     )
     module.to_keypoints.side_effect = lambda f: f.reshape(*f.shape[:-1], 2, 2).numpy()

@@ -57,3 +57,11 @@ def _publish(temporary: Path, path: Path) -> None:
             raise
         with open(temporary, "rb") as source, open(path, "xb") as target:
             shutil.copyfileobj(source, target)
+
+
+def relative(path, base: Path) -> str:
+    """path relative to base when inside it, else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(base).resolve()))
+    except ValueError:
+        return str(path)

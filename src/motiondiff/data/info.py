@@ -22,6 +22,7 @@ class MotionData:
 
     kind: ClassVar[str]
     conditional: ClassVar[bool]  # whether items carry a condition (a caption) that sampling needs
+    units: ClassVar[str]  # what the coordinates of generated positions are
     features: int  # F: features per frame
     num_joints: int
     dims: int  # 2 for keypoints, 3 for joint positions
@@ -40,6 +41,11 @@ class MotionData:
         """Plain data (lists, numbers, strings) with the kind, for checkpoint hyperparameters."""
         return {"kind": self.kind, **{key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}}
 
+    def skeleton_record(self) -> dict:
+        """What generation.json records of the motions' skeleton and units (export and the report player read it)."""
+        skeleton = {"joint_names": list(self.joint_names), "parents": list(self.parents), "fps": self.fps}
+        return {"skeleton": skeleton, "units": self.units}
+
 
 @dataclass(frozen=True)
 class KeypointData(MotionData):
@@ -47,6 +53,7 @@ class KeypointData(MotionData):
 
     kind: ClassVar[str] = "keypoints"
     conditional: ClassVar[bool] = False
+    units: ClassVar[str] = "2D keypoints, the training data's units, y up"
     window: int  # frames per window (N)
     bone_lengths: tuple  # mean length of each bone in the training span, Skeleton.bones() order
 
@@ -75,6 +82,7 @@ class TextMotionData(MotionData):
 
     kind: ClassVar[str] = "text_motion"
     conditional: ClassVar[bool] = True
+    units: ClassVar[str] = "metres, y up"
     representation: str  # a name in data.representations.registry
     layout: str  # the dataset layout it was read from (humanml3d, lab)
     max_frames: int

@@ -70,8 +70,7 @@ def run(cfg: DictConfig) -> dict:
         "prompt": cfg.prompt,
         "guidance_weight": weight,
         "samples": sample_records(module, plan, len(motions), cfg.prompt),
-        "skeleton": {"joint_names": list(info.joint_names), "parents": list(info.parents), "fps": info.fps},
-        "units": "2D keypoints, the training data's units" if isinstance(info, KeypointData) else "metres, y up",
+        **info.skeleton_record(),
         "files": {key: str(path) for key, path in written.items()},
     }
     (out_dir / GENERATION_FILE).write_text(json.dumps(summary, indent=2, default=str))

@@ -324,8 +324,7 @@ def run_timeline(cfg: DictConfig) -> dict:
             {"prompt": "; ".join(s.prompt for s in segments), "length": motions.shape[1], key: f"sample_{i:02d}.npy"}
             for i, key in enumerate(["joints" if isinstance(info, TextMotionData) else "keypoints"] * len(motions))
         ],
-        "skeleton": {"joint_names": list(info.joint_names), "parents": list(info.parents), "fps": info.fps},
-        "units": "metres, y up" if isinstance(info, TextMotionData) else "2D keypoints, the training data's units",
+        **info.skeleton_record(),
         "files": {key: str(path) for key, path in written.items()},
     }
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))

@@ -22,6 +22,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from motiondiff.core.errors import UserError, refuse_existing_outputs
+from motiondiff.core.files import relative
 from motiondiff.core.tables import markdown_table
 from motiondiff.evaluation.report import (
     Layout,
@@ -44,7 +45,6 @@ from motiondiff.sweeps.jobs import (
     job_record,
     natural_key,
     parse_overrides,
-    relative,
     require_sweep_dir,
     run_overrides,
     sweep_runs,

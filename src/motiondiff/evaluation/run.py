@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError, find_user_error
+from motiondiff.core.files import relative
 from motiondiff.evaluation.guo_protocol import evaluate_guo
 from motiondiff.evaluation.lab_protocol import evaluate_lab
 from motiondiff.evaluation.report import refuse_existing_report, summarize, write_report
@@ -41,7 +42,6 @@ from motiondiff.sweeps.jobs import (
     COMPLETED,
     finished_runs,
     new_timestamped_dir,
-    relative,
     require_sweep_dir,
     run_recording_status,
     write_job_tables,

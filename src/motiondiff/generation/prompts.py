@@ -148,8 +148,7 @@ def generate_text_and_save(
         "guidance_weight": weight,
         "sampler": sampler.describe(),
         "samples": samples,
-        "skeleton": {"joint_names": list(info.joint_names), "parents": list(info.parents), "fps": info.fps},
-        "units": "metres, y up",
+        **info.skeleton_record(),
         "files": {key: str(path) for key, path in written.items()},
     }
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))

@@ -64,8 +64,7 @@ def generate_and_save(
         "num_samples": num_samples,
         "seed": seed,
         "sampler": sampler.describe(),
-        "skeleton": {"joint_names": list(info.joint_names), "parents": list(info.parents), "fps": info.fps},
-        "units": "2D keypoints, the training data's units, y up",
+        **info.skeleton_record(),
         "files": {k: str(v) for k, v in written.items()},
     }
     (out_dir / "generation.json").write_text(json.dumps(summary, indent=2, default=str))

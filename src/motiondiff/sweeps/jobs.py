@@ -26,6 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from motiondiff.core.errors import UserError, find_user_error
+from motiondiff.core.files import relative
 from motiondiff.core.tables import markdown_table
 from motiondiff.runs.directories import CONFIG_NAME
 
@@ -248,14 +249,6 @@ def write_job_tables(json_path: Path, md_path: Path, title: str, rows: list, bas
             f"Common overrides: `{' '.join(common) or '(none)'}`\n\n{table}\n"
         )
     return md_path
-
-
-def relative(path, base: Path) -> str:
-    """path relative to base when inside it, else as given."""
-    try:
-        return str(Path(path).resolve().relative_to(Path(base).resolve()))
-    except ValueError:
-        return str(path)
 
 
 def new_timestamped_dir(parent: Path) -> Path:

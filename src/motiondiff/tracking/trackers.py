@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from motiondiff.core.errors import UserError
+from motiondiff.core.files import relative
 from motiondiff.training.metrics_log import StepCSVLogger
 
 log = logging.getLogger(__name__)
@@ -192,12 +193,12 @@ def tracker_lines(loggers: list, run_dir: Path) -> list:
     parts = []
     for logger in loggers:
         if isinstance(logger, StepCSVLogger):
-            parts.append(f"CSV {inside(logger.path, run_dir)}")
+            parts.append(f"CSV {relative(logger.path, run_dir)}")
         elif isinstance(logger, TensorBoardLogger):
-            parts.append(f"TensorBoard {inside(logger.log_dir, run_dir)}/")
+            parts.append(f"TensorBoard {relative(logger.log_dir, run_dir)}/")
         elif isinstance(logger, WandbLogger):
             mode = "offline" if getattr(logger, "_offline", False) else "online"
-            parts.append(f"W&B ({mode}) {inside(Path(logger.save_dir) / 'wandb', run_dir)}/")
+            parts.append(f"W&B ({mode}) {relative(Path(logger.save_dir) / 'wandb', run_dir)}/")
         elif isinstance(logger, MLFlowLogger):
             parts.append(f"MLflow {getattr(logger, '_tracking_uri', '')}")
         else:
@@ -216,14 +217,6 @@ def viewer_lines(loggers: list, shown_run: str) -> list:
         elif isinstance(logger, MLFlowLogger):
             commands.append(f"mlflow ui --backend-store-uri {getattr(logger, '_tracking_uri', '')}")
     return [f"{'Look:' if n == 0 else '     '} {command}" for n, command in enumerate(commands)]
-
-
-def inside(path, run_dir: Path) -> str:
-    """A path relative to the run directory when it lies inside it; else as it is."""
-    try:
-        return str(Path(path).resolve().relative_to(Path(run_dir).resolve()))
-    except ValueError:
-        return str(path)
 
 
 # ---- hyperparameters -----------------------------------------------------------------------------------
