@@ -65,8 +65,8 @@ class Sampler:
         raise NotImplementedError
 
     def coefficient_table(self, schedule: NoiseSchedule, pairs: list) -> list:
-        """Each step's scalar coefficients, for the (t, t_prev) pairs in order: Python floats from the float32
-        schedule, computed once per run with one device->host read (not per step)."""
+        """Each step's scalar coefficients, for the (t, t_prev) pairs in order: Python floats computed once per run
+        (DDPM's from the schedule's tables, derived in float64; DDIM's in float64 from the betas), not per step."""
         raise NotImplementedError
 
     def step(
@@ -78,10 +78,8 @@ class Sampler:
     def renoise_table(self, schedule: NoiseSchedule, pairs: list) -> list:
         """(sqrt(abar_t / abar_t_prev), sqrt(1 - abar_t / abar_t_prev)) of each (t, t_prev) pair: q(x_t | x_t_prev),
         in float64 from the betas (1 - ratio through expm1: exact where it is one beta), read once as floats."""
-        log_abar = torch.log1p(-schedule.betas.detach().cpu().double()).cumsum(0)  # (T,): log abar_t
-        t = torch.tensor([t for t, _ in pairs])
-        t_prev = torch.tensor([t_prev for _, t_prev in pairs])
-        log_ratio = log_abar[t] - torch.where(t_prev >= 0, log_abar[t_prev.clamp(min=0)], torch.zeros(()).double())
+        log_abar, log_abar_prev = log_alpha_bars(schedule, pairs)
+        log_ratio = log_abar - log_abar_prev
         return torch.stack([(0.5 * log_ratio).exp(), (-torch.expm1(log_ratio)).sqrt()], dim=1).tolist()
 
     @torch.inference_mode()
@@ -123,6 +121,16 @@ class Sampler:
             t = torch.full((x.shape[0],), t_prev, device=x.device, dtype=torch.long)
             known = schedule.q_sample(known, t, _randn_like(x, generator))
         return keep * known + (1 - keep) * x
+
+
+def log_alpha_bars(schedule: NoiseSchedule, pairs: list) -> tuple:
+    """(log abar_t, log abar_t_prev) (S,) float64 on the CPU for the (t, t_prev) pairs, summed from the betas
+    (t_prev = -1: abar = 1)."""
+    log_abar = torch.log1p(-schedule.betas.detach().cpu().double()).cumsum(0)  # (T,)
+    t = torch.tensor([t for t, _ in pairs])
+    t_prev = torch.tensor([t_prev for _, t_prev in pairs])
+    previous = torch.where(t_prev >= 0, log_abar[t_prev.clamp(min=0)], torch.zeros((), dtype=torch.float64))
+    return log_abar[t], previous
 
 
 def known_weights(known_mask: Tensor, x: Tensor) -> Tensor:
@@ -193,16 +201,15 @@ class DDIMSampler(Sampler):
         return steps
 
     def coefficient_table(self, schedule, pairs):
-        """(coefficient of x0, of eps, sigma) of each DDIM update from t to t_prev (float32 arithmetic)."""
-        t = torch.tensor([t for t, _ in pairs], device=schedule.alphas_cumprod.device)
-        t_prev = torch.tensor([t_prev for _, t_prev in pairs], device=t.device)
-        alpha_bar = schedule.alphas_cumprod[t]
-        alpha_bar_prev = torch.where(
-            t_prev >= 0, schedule.alphas_cumprod[t_prev.clamp(min=0)], torch.ones_like(alpha_bar)
-        )
-        sigma = self.eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
-        direction = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt()
-        return [tuple(row) for row in torch.stack([alpha_bar_prev.sqrt(), direction, sigma], dim=1).tolist()]
+        """(coefficient of x0, of eps, sigma) of each DDIM update from t to t_prev, in float64 from the betas (each
+        1 - ratio through expm1, without the cancellation of float32 alpha bars), read once as floats."""
+        log_abar, log_abar_prev = log_alpha_bars(schedule, pairs)
+        one_minus_prev = -torch.expm1(log_abar_prev)  # 1 - abar_prev
+        variance = one_minus_prev / -torch.expm1(log_abar) * -torch.expm1(log_abar - log_abar_prev)
+        sigma = self.eta * variance.sqrt()
+        direction = (one_minus_prev - sigma**2).clamp(min=0).sqrt()
+        rows = torch.stack([(0.5 * log_abar_prev).exp(), direction, sigma], dim=1).tolist()
+        return [tuple(row) for row in rows]
 
     def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
         t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
