@@ -208,7 +208,7 @@ def test_the_page_and_info_describe_the_run(text_app, text_run):
     info = json.loads(call(text_app, "GET", "/api/info")[2])
     assert info["run_dir"] == str(text_run) and info["export"] == "bvh"
     assert info["model"]["kind"] == "text" and info["model"]["max_frames"] > 0 and info["model"]["joints"] == 22
-    assert info["model"]["samplers"] == {"ddpm": None, "ddim": 20}  # ddim's 50 steps cut to the schedule's 20
+    assert info["model"]["samplers"] == {"ddpm": None, "ddim": 20, "dpmsolver": 10}  # ddim's 50 steps cut to the 20
     assert (info["model"]["default_sampler"], info["model"]["default_steps"]) == ("ddim", 4)  # the run's own
 
 

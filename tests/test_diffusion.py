@@ -6,7 +6,7 @@ import torch
 from motiondiff.core.errors import UserError
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.loss import DiffusionLoss, masked_mse
-from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler
+from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler
 from motiondiff.diffusion.schedule import CosineSchedule, LinearSchedule
 
 SCHEDULES = [LinearSchedule, CosineSchedule]
@@ -82,6 +82,8 @@ GAUSSIAN_STD = torch.tensor([0.5, 1.0, 2.0, 0.1])
         DDPMSampler(progress=False),
         DDIMSampler(num_steps=250, progress=False),
         DDIMSampler(1000, eta=1.0, progress=False),
+        DPMSolverSampler(20, progress=False),
+        DPMSolverSampler(100, sde=True, progress=False),
     ],
 )
 def test_samplers_reproduce_gaussian_data(sampler, prediction):
@@ -133,7 +135,15 @@ def test_ddim_visits_first_and_last_step_and_refuses_too_many_steps():
         DDIMSampler(num_steps=101).timesteps(schedule)
 
 
-@pytest.mark.parametrize("sampler", [DDPMSampler(progress=False), DDIMSampler(num_steps=25, progress=False)])
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        DDPMSampler(progress=False),
+        DDIMSampler(num_steps=25, progress=False),
+        DPMSolverSampler(10, progress=False),
+        DPMSolverSampler(10, sde=True, progress=False).with_resample(3),
+    ],
+)
 def test_known_frames_are_kept(sampler):
     schedule = LinearSchedule()
     denoiser = Denoiser(GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD), schedule, "epsilon")
@@ -194,3 +204,45 @@ def test_ddim_coefficients_are_float64_exact(schedule, eta):
         sigma = eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)) ** 0.5
         expected = (a_prev**0.5, max(1 - a_prev - sigma**2, 0.0) ** 0.5, sigma)
         assert row == pytest.approx(expected, rel=1e-9, abs=1e-15), (t, t_prev)
+
+
+@pytest.mark.parametrize("schedule", [LinearSchedule(), CosineSchedule()], ids=["linear", "cosine"])
+def test_dpmsolver_at_10_steps_matches_the_data_where_ddim_does_not(schedule):
+    """10 network calls: DPM-Solver++(2M) on log-SNR steps keeps the data's spread within 8% (measured 5.6% linear,
+    7.1% cosine); DDIM's 10 steps shrink it by 49-66% (the narrow feature)."""
+    denoiser = Denoiser(GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD), schedule, "epsilon")
+    noise = torch.randn(4000, 1, 4, generator=torch.Generator().manual_seed(0))
+
+    def spread_error(sampler):
+        samples = sampler.sample(denoiser, schedule, noise.clone()).reshape(-1, 4)
+        torch.testing.assert_close(samples.mean(0), GAUSSIAN_MEAN, atol=0.08, rtol=0)
+        return ((samples.std(0) - GAUSSIAN_STD).abs() / GAUSSIAN_STD).max().item()
+
+    dpm, ddim = spread_error(DPMSolverSampler(10, progress=False)), spread_error(DDIMSampler(10, progress=False))
+    assert dpm < 0.08 < 0.4 < ddim, (dpm, ddim)
+
+
+def test_dpmsolver_steps_and_determinism():
+    schedule = CosineSchedule()
+    for num_steps in (2, 10, 50, 1000):
+        steps = DPMSolverSampler(num_steps).timesteps(schedule)
+        assert len(steps) == num_steps and steps[0] == 999 and steps[-1] == 0 and steps == sorted(steps, reverse=True)
+        assert len(set(steps)) == num_steps
+    with pytest.raises(UserError, match="exceeds"):
+        DPMSolverSampler(1001).timesteps(schedule)
+    denoiser = Denoiser(GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD), schedule, "epsilon")
+    noise = torch.randn(8, 1, 4, generator=torch.Generator().manual_seed(1))
+
+    def run(sampler, seed):
+        return sampler.sample(denoiser, schedule, noise.clone(), generator=torch.Generator().manual_seed(seed))
+
+    ode, sde = DPMSolverSampler(10, progress=False), DPMSolverSampler(10, sde=True, progress=False)
+    assert torch.equal(run(ode, 0), run(ode, 123))
+    assert torch.equal(run(sde, 5), run(sde, 5)) and not torch.allclose(run(sde, 5), run(sde, 6))
+    assert ode.describe() == {
+        "name": "DPMSolverSampler",
+        "progress": False,
+        "resample": 1,
+        "num_steps": 10,
+        "sde": False,
+    }
