@@ -6,7 +6,7 @@ import torch
 from motiondiff.core.errors import UserError
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.loss import DiffusionLoss, masked_mse
-from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler
+from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, KarrasSampler
 from motiondiff.diffusion.schedule import CosineSchedule, LinearSchedule
 
 SCHEDULES = [LinearSchedule, CosineSchedule]
@@ -84,6 +84,8 @@ GAUSSIAN_STD = torch.tensor([0.5, 1.0, 2.0, 0.1])
         DDIMSampler(1000, eta=1.0, progress=False),
         DPMSolverSampler(20, progress=False),
         DPMSolverSampler(100, sde=True, progress=False),
+        KarrasSampler(20, progress=False),
+        KarrasSampler(100, method="euler", progress=False),
     ],
 )
 def test_samplers_reproduce_gaussian_data(sampler, prediction):
@@ -142,6 +144,7 @@ def test_ddim_visits_first_and_last_step_and_refuses_too_many_steps():
         DDIMSampler(num_steps=25, progress=False),
         DPMSolverSampler(10, progress=False),
         DPMSolverSampler(10, sde=True, progress=False).with_resample(3),
+        KarrasSampler(10, progress=False),
     ],
 )
 def test_known_frames_are_kept(sampler):
@@ -246,3 +249,32 @@ def test_dpmsolver_steps_and_determinism():
         "num_steps": 10,
         "sde": False,
     }
+
+
+@pytest.mark.parametrize("schedule", [LinearSchedule(), CosineSchedule()], ids=["linear", "cosine"])
+def test_karras_euler_is_ddim_on_the_same_steps(schedule):
+    """Euler in sigma space is DDIM (eta=0): the same steps give the same samples; Heun spends two calls a step."""
+    denoiser = Denoiser(GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD), schedule, "epsilon")
+    noise = torch.randn(64, 1, 4, generator=torch.Generator().manual_seed(0))
+    euler = KarrasSampler(12, method="euler", progress=False)
+    steps = euler.timesteps(schedule)
+    assert len(steps) == 12 and steps[-1] == 0 and steps == sorted(set(steps), reverse=True)
+    assert schedule.sqrt_one_minus_alphas_cumprod[steps[0]] / schedule.sqrt_alphas_cumprod[steps[0]] <= 80.5
+
+    class DDIMOnSteps(DDIMSampler):
+        def timesteps(self, schedule):
+            return steps
+
+    torch.testing.assert_close(
+        euler.sample(denoiser, schedule, noise), DDIMOnSteps(progress=False).sample(denoiser, schedule, noise)
+    )
+    calls = []
+
+    def counting(x_t, t):
+        calls.append(t)
+        return denoiser(x_t, t)
+
+    KarrasSampler(12, progress=False).sample(counting, schedule, noise)
+    assert len(calls) == 2 * 12 - 1
+    with pytest.raises(UserError, match="sampler.method=midpoint"):
+        KarrasSampler(method="midpoint")
