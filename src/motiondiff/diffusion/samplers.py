@@ -167,9 +167,7 @@ class DDPMSampler(Sampler):
         return [tuple(row) for row in values]
 
     def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
-        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-        # Ancestral steps need only x0: a Denoiser skips computing epsilon.
-        x0 = denoise.predict_x0(x, t_batch) if hasattr(denoise, "predict_x0") else denoise(x, t_batch)[0]  # (B, N, F)
+        x0 = predict_x0(denoise, x, t)  # (B, N, F)
         coef_x0, coef_xt, std = coefficients
         mean = coef_x0 * x0 + coef_xt * x  # the posterior mean of q(x_{t-1} | x_t, x0)
         if t == 0:
@@ -261,8 +259,7 @@ class DPMSolverSampler(Sampler):
         return rows
 
     def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
-        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-        x0 = denoise.predict_x0(x, t_batch) if hasattr(denoise, "predict_x0") else denoise(x, t_batch)[0]  # (B, N, F)
+        x0 = predict_x0(denoise, x, t)  # (B, N, F)
         if self._history and self._history[-1][0] == t:  # the same step again (RePaint): replace its estimate
             self._history.pop()
         earlier = self._history[-1][1] if self._history else None
@@ -324,8 +321,7 @@ class KarrasSampler(Sampler):
         return [None if t_prev < 0 else tuple(row) for row, (_, t_prev) in zip(rows, pairs)]
 
     def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
-        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-        x0 = denoise.predict_x0(x, t_batch) if hasattr(denoise, "predict_x0") else denoise(x, t_batch)[0]  # (B, N, F)
+        x0 = predict_x0(denoise, x, t)  # (B, N, F)
         if coefficients is None:  # to the clean sample
             return x0
         sigma, sigma_prev, scale, scale_prev = coefficients
@@ -333,15 +329,16 @@ class KarrasSampler(Sampler):
         slope = (x_ve - x0) / sigma
         x_next = x_ve + (sigma_prev - sigma) * slope  # Euler
         if self.method == "heun":
-            t_prev_batch = torch.full_like(t_batch, t_prev)
-            x_next_vp = x_next * scale_prev
-            x0_next = (
-                denoise.predict_x0(x_next_vp, t_prev_batch)
-                if hasattr(denoise, "predict_x0")
-                else denoise(x_next_vp, t_prev_batch)[0]
-            )
+            x0_next = predict_x0(denoise, x_next * scale_prev, t_prev)  # (B, N, F)
             x_next = x_ve + (sigma_prev - sigma) * 0.5 * (slope + (x_next - x0_next) / sigma_prev)
         return x_next * scale_prev
+
+
+def predict_x0(denoise: Denoise, x: Tensor, t: int) -> Tensor:
+    """The denoiser's x0 (B, N, F) at step t for the whole batch; only x0 where the denoiser can skip epsilon (the
+    samplers that need only x0: DDPM, DPM-Solver++, Karras)."""
+    t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+    return denoise.predict_x0(x, t_batch) if hasattr(denoise, "predict_x0") else denoise(x, t_batch)[0]
 
 
 def log_sigmas(schedule: NoiseSchedule) -> Tensor:
