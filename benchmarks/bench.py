@@ -13,8 +13,10 @@ interleaved, in this one process):
   3. DiT variants (incontext, adaln, cross_attention) at the reference and the CPU size: training
      samples/s, guided DDIM-50 latency for a batch of 32, peak memory.
   4. achieved throughput: model FLOPs (torch.utils.flop_counter) per second of a training step and a
-     guided sampling step, as a fraction of the float32 matmul peak measured in this run.
-Writes <out>/bench.json and <out>/bench.md and prints the table.
+     guided sampling step, as a fraction of the float32 matmul peak measured in this run; on CUDA (and with
+     --quick) also the bfloat16 matmul peak.
+On CUDA the matmuls are 8192 wide and the reference size runs its whole guided DDIM-50 loop; the rest is as on CPU.
+Writes <out>/bench.json (also after each section, so a stopped run keeps what it measured) and <out>/bench.md.
 """
 
 import argparse
@@ -195,7 +197,7 @@ def machine_info(device) -> dict:
 # ----------------------------------------------------------------------------------------------- sizes
 
 
-def sizes(quick: bool) -> dict:
+def sizes(quick: bool, cuda: bool = False) -> dict:
     if quick:
         tiny = dict(latent_dim=32, num_layers=1, num_heads=4, frames=16, train_batch=2, gen_batch=2, gen_full=True)
         return dict(
@@ -209,6 +211,7 @@ def sizes(quick: bool) -> dict:
             train_steps=2,
             sampling_repeats=1,
             matmul=128,
+            matmul_bf16=128,
             dit={"reference": tiny, "cpu": tiny},
             dit_warmup=1,
             dit_repeats=1,
@@ -224,13 +227,14 @@ def sizes(quick: bool) -> dict:
         num_windows=64,
         train_steps=400,
         sampling_repeats=2,
-        matmul=2048,
+        matmul=8192 if cuda else 2048,
+        matmul_bf16=8192,  # measured on CUDA only
         # The reference size is too slow on 2 CPU cores for a full training batch of 32 or a whole guided
         # DDIM-50 run: its training batch is 8 and its latency is 50 x the median guided step (plus the
-        # measured per-step sampler cost of the CPU size); the CPU size runs the whole loop.
+        # measured per-step sampler cost of the CPU size); the CPU size runs the whole loop, and on CUDA both do.
         dit={
             "reference": dict(
-                latent_dim=512, num_layers=8, num_heads=16, frames=196, train_batch=8, gen_batch=32, gen_full=False
+                latent_dim=512, num_layers=8, num_heads=16, frames=196, train_batch=8, gen_batch=32, gen_full=cuda
             ),
             "cpu": dict(
                 latent_dim=128, num_layers=4, num_heads=4, frames=196, train_batch=64, gen_batch=32, gen_full=True
@@ -598,6 +602,12 @@ def targets(report: dict) -> list:
     return rows
 
 
+def bf16_note(report: dict) -> str:
+    """'; bfloat16 matmul peak ... GFLOP/s' when the run measured it (CUDA, --quick), else ''."""
+    peak = report["throughput"]["matmul_bf16_peak_gflops"]
+    return "" if peak is None else f"; bfloat16 matmul peak {peak:.1f} GFLOP/s (n={report['sizes']['matmul_bf16']})"
+
+
 def markdown(report: dict) -> str:
     m, tr, s = report["machine"], report["punet_training"], report["sampling"]
     peak, tp = report["throughput"]["matmul_peak_gflops"], report["throughput"]
@@ -676,7 +686,7 @@ def markdown(report: dict) -> str:
         f"DDIM-{s['ddim_steps']} speed-up over DDPM-{s['ddpm_steps']} (ours): {s['ddim_speedup']:.1f}x; coverage gap "
         f"{s['coverage_gap_points']:.1f} points (window {s['coverage_window']} frames).",
         "**3 + 4. DiT variants**, 263 features, text dim 384, 16 text tokens, guidance weight 2.5; float32 matmul "
-        f"peak {peak:.1f} GFLOP/s (n={report['throughput']['matmul_size']})",
+        f"peak {peak:.1f} GFLOP/s (n={report['throughput']['matmul_size']})" + bf16_note(report),
         markdown_table(variant_header, variants),
         f"punet: training step {100 * tp['punet_train_peak_fraction']:.0f}% of peak, sampling step "
         f"(batch {s['num_windows']}) {100 * tp['punet_sampling_peak_fraction']:.0f}% of peak.",
@@ -684,6 +694,11 @@ def markdown(report: dict) -> str:
         markdown_table(["target", "measured", ""], targets_table),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def write_json(out: Path, report: dict) -> None:
+    """<out>/bench.json: the whole report, or the sections measured so far."""
+    (out / "bench.json").write_text(json.dumps(report, indent=2, default=str))
 
 
 def main(argv=None) -> dict:
@@ -697,20 +712,32 @@ def main(argv=None) -> dict:
     print(f"torch threads: {torch.get_num_threads()}", flush=True)
     device = torch.device(args.device)
     peers = import_peers()
-    size = sizes(args.quick)
+    size = sizes(args.quick, cuda=device.type == "cuda")
     report = {"quick": args.quick, "machine": machine_info(device), "sizes": size}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    peak = matmul_peak(device, size["matmul"], repeats=5 if args.quick else 10)
+    repeats = 5 if args.quick else 10
+    peak = matmul_peak(device, size["matmul"], repeats)
     print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s", flush=True)
+    peak_bf16 = None
+    if device.type == "cuda" or args.quick:
+        peak_bf16 = matmul_peak(device, size["matmul_bf16"], repeats, dtype=torch.bfloat16)
+        print(f"bfloat16 matmul peak: {peak_bf16 / 1e9:.1f} GFLOP/s (n={size['matmul_bf16']})", flush=True)
+    report["throughput"] = {"matmul_bf16_peak_gflops": peak_bf16 / 1e9 if peak_bf16 else None}
     section_punet_training(args, size, device, peers, report)
+    write_json(out, report)
     print(f"[1] punet training done ({time.perf_counter() - started:.0f} s)", flush=True)
     section_sampling(args, size, device, peers, report)
+    write_json(out, report)
     print(f"[2] sampling done ({time.perf_counter() - started:.0f} s)", flush=True)
     section_dit(args, size, device, report, peak)
+    write_json(out, report)
     print(f"[3] DiT variants done ({time.perf_counter() - started:.0f} s)", flush=True)
-    peak_end = matmul_peak(device, size["matmul"], repeats=5 if args.quick else 10)
+    peak_end = matmul_peak(device, size["matmul"], repeats)
     tr, s = report["punet_training"], report["sampling"]
     report["throughput"] = {
+        **report["throughput"],
         "matmul_size": size["matmul"],
         "matmul_peak_gflops": peak / 1e9,
         "matmul_peak_end_gflops": peak_end / 1e9,
@@ -723,11 +750,9 @@ def main(argv=None) -> dict:
     }
     report["targets"] = targets(report)
     report["seconds"] = time.perf_counter() - started
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     text = markdown(report)
     (out / "bench.md").write_text(text)
-    (out / "bench.json").write_text(json.dumps(report, indent=2, default=str))
+    write_json(out, report)
     print(text)
     print(f"wrote {out / 'bench.json'} and {out / 'bench.md'} ({report['seconds']:.0f} s)")
     return report

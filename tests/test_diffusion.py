@@ -178,6 +178,25 @@ def test_loss_targets_noise_or_x0_and_ignores_masked_frames():
     assert masked_mse(output, target, mask).item() == pytest.approx(1 / 3)
 
 
+def test_the_velocity_term_weighs_frame_to_frame_differences_only():
+    schedule = LinearSchedule()
+    x0 = torch.randn(2, 8, 3)
+    t = torch.randint(0, 1000, (2,))
+    shifted = lambda x_t, t, cond=None, mask=None: x0 + 0.5  # noqa: E731  (the same differences)
+    jittery = x0 + 0.5 * (-1.0) ** torch.arange(8.0)[None, :, None]  # the same per-frame error, alternating sign
+    shaky = lambda x_t, t, cond=None, mask=None: jittery  # noqa: E731
+    plain, smooth = DiffusionLoss("x0"), DiffusionLoss("x0", velocity_weight=1.0)
+    assert smooth(shifted, schedule, x0, t=t).item() == pytest.approx(plain(shifted, schedule, x0, t=t).item())
+    assert smooth(shaky, schedule, x0, t=t).item() == pytest.approx(0.25 + 1.0)  # differences of +-1
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    mask[:, 4:] = False
+    assert smooth(shaky, schedule, x0, mask=mask, t=t).item() == pytest.approx(0.25 + 1.0)
+    with pytest.raises(UserError, match="prediction=x0"):
+        DiffusionLoss("epsilon", velocity_weight=1.0)
+    with pytest.raises(UserError, match="velocity_weight"):
+        DiffusionLoss("x0", velocity_weight=-1.0)
+
+
 def test_unknown_prediction_is_refused():
     with pytest.raises(UserError, match="epsilon, x0"):
         DiffusionLoss("v")

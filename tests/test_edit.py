@@ -152,6 +152,19 @@ def test_chained_windows_are_windows_over_the_whole_sequence():
     assert torch.equal(long[:, 8:14], torch.ones(2, 6, 3)) and torch.equal(long[:, 14:], torch.full((2, 6, 3), 2.0))
 
 
+def test_chained_windows_crossfade_over_the_blend_frames():
+    calls = []
+
+    def sample(known, known_mask):
+        calls.append(known_mask.clone())
+        return torch.where(known_mask.unsqueeze(-1), known, torch.full_like(known, 1.0))
+
+    long = chain_windows(sample, torch.zeros(1, 8, 1), num_windows=2, overlap=4, blend=3)
+    assert calls[0][0].tolist() == [True] + [False] * 7  # only overlap - blend frames are kept
+    # frames 5-7: the old window fades out (weights 3/4, 2/4, 1/4) into the new one, then the new frames follow.
+    assert long[0, :, 0].tolist() == [0, 0, 0, 0, 0, 0.25, 0.5, 0.75, 1, 1, 1, 1]
+
+
 # ---- masks -----------------------------------------------------------------------------------------------------
 
 

@@ -237,7 +237,14 @@ def test_generations_and_evaluations_record_the_config_and_checkpoint_hash(tmp_p
         compose_config(
             "evaluate",
             tmp_path / "e",
-            [f"run_dir={dance_run}", "num_samples=4", "replications=1", "sampler=ddim", "sampler.num_steps=2"],
+            [
+                f"run_dir={dance_run}",
+                "clips=2",
+                "duration_factor=0.1",
+                "replications=1",
+                "sampler=ddim",
+                "sampler.num_steps=2",
+            ],
         )
     )
     checkpoint = dance_run / "checkpoints" / "last.ckpt"

@@ -9,6 +9,7 @@ import torch
 
 from motiondiff.core.errors import UserError
 from motiondiff.data.dance_windows import DanceDataModule
+from motiondiff.data.info import KeypointData
 from motiondiff.metrics.single_motion import (
     REPORT_KEYS,
     coverage,
@@ -20,7 +21,6 @@ from motiondiff.metrics.single_motion import (
     resolve_windows,
     single_motion_report,
     sliding_windows,
-    training_nn_distance,
 )
 
 EXACT = 1e-6  # distances of exact copies come out of a |a|^2 + |b|^2 - 2ab expansion: zero up to rounding
@@ -64,36 +64,39 @@ def test_sliding_windows_are_strided_views():
 
 
 def test_training_windows_cover_the_dance_without_diversity(dance):
-    training, _, info, _ = dance
+    training, validation, info, _ = dance
     generated = training_windows(training)
-    report = single_motion_report(generated, training, info)
-    assert report["coverage"] == 1.0
+    report = single_motion_report(generated, training, [validation], info)
+    assert coverage(generated, training, 30) == 1.0  # pooled: every training window is in some generated window
+    assert 19 / 736 <= report["coverage"] < 0.2  # per clip: a 48-frame clip holds 19 of the 736 (and near repeats)
     assert report["local_diversity"] < EXACT
     assert report["global_diversity"] < EXACT
-    assert report["nn_distance_to_training"] < EXACT
+    assert report["nn_distance_to_training"] < EXACT and report["copy_ratio"] < EXACT
     assert report["copies_training"] is True
     assert report["bone_length_error"] < 0.01  # windows weight the middle frames more than the whole span does
     assert abs(report["jitter_ratio"] - 1) < 0.05
     # The whole training sequence as one clip: exact zeros and ratios of one, no pair of clips to compare.
-    whole = single_motion_report([training], training, info)
+    whole = single_motion_report([training], training, [validation], info)
+    assert whole["coverage"] == 1.0
     assert whole["bone_length_error"] < EXACT and abs(whole["jitter_ratio"] - 1) < EXACT
     assert math.isnan(whole["inter_diversity"])
 
 
 def test_gaussian_noise_covers_nothing_and_breaks_the_skeleton(dance):
-    training, _, info, _ = dance
+    training, validation, info, _ = dance
     noise = np.random.default_rng(1).normal(size=training.shape)
-    report = single_motion_report([noise], training, info)
+    report = single_motion_report([noise], training, [validation], info)
     assert report["coverage"] == 0.0
     assert report["local_diversity"] > 1.0  # unit-variance noise against a unit-spread dance: about sqrt(2)
     assert report["bone_length_error"] > 1.0  # the training data's own error is 0 (test above)
     assert report["jitter_ratio"] > 10
-    assert report["copies_training"] is False
+    assert report["copies_training"] is False and report["copy_ratio"] > 1
+    assert math.isnan(report["foot_skating_ratio"])  # 2D keypoints: no foot contacts
 
 
 def test_report_keys_types_and_windows(dance):
     training, validation, info, _ = dance
-    report = single_motion_report(sliding_windows(validation, 48, 16), training, info)
+    report = single_motion_report(sliding_windows(validation, 48, 16), training, [validation], info)
     assert tuple(report) == REPORT_KEYS
     assert all(type(value) is float for key, value in report.items() if key != "copies_training")
     assert type(report["copies_training"]) is bool
@@ -113,19 +116,24 @@ def test_report_keys_types_and_windows(dance):
     }
 
 
-def test_keypoints_in_original_units_give_the_same_skeleton_measures(dance):
+def test_positions_in_original_units_give_the_same_skeleton_measures(dance):
     """One shift and one scale separate features from keypoints: relative bone error and jitter ratio ignore both."""
     training, validation, info, normalizer = dance
     generated = sliding_windows(validation, 48, 16) + np.random.default_rng(2).normal(scale=0.02, size=(6, 48, 40))
-    default = single_motion_report(generated, training, info)
+    default = single_motion_report(generated, training, [validation], info)
 
-    def to_keypoints(features):
+    def positions(features):
         return normalizer.denormalize(torch.from_numpy(features).float()).double().numpy()  # (T, J, 2)
 
-    original = single_motion_report(generated, training, info, to_keypoints=to_keypoints)
+    original = single_motion_report(
+        generated, training, [validation], info, [positions(clip) for clip in generated], positions(training)
+    )
     assert default["bone_length_error"] > 0.01
     assert original["bone_length_error"] == pytest.approx(default["bone_length_error"], rel=1e-4)
     assert original["jitter_ratio"] == pytest.approx(default["jitter_ratio"], rel=1e-4)
+    assert original["coverage"] == default["coverage"]  # descriptors unchanged
+    with pytest.raises(UserError, match="both, or neither"):
+        single_motion_report(generated, training, [validation], info, [positions(clip) for clip in generated])
 
 
 # ---------------------------------------------------------------- shifted, offset and reversed copies (random walk)
@@ -236,22 +244,24 @@ def test_intra_diversity_known_answers():
 # ---------------------------------------------------------------- the copy check
 
 
-def test_training_nn_distance_ignores_overlapping_neighbours():
-    """On a ramp x_t = 0.01 t every window differs from one k frames later by 0.01 k; nearest allowed: k = window."""
-    ramp = 0.01 * np.arange(100.0)[:, None] * np.ones((1, 5))
-    assert training_nn_distance(ramp, 10) == pytest.approx(0.1, rel=1e-6)
-    assert training_nn_distance(ramp, 25) == pytest.approx(0.25, rel=1e-6)
-    loop = np.tile(np.random.default_rng(5).normal(size=(20, 5)), (3, 1))  # exact repeats 20 frames apart
-    assert training_nn_distance(loop, 20) < EXACT
-    with pytest.raises(UserError, match="too few"):
-        training_nn_distance(ramp[:19], 10)
-
-
-def test_copy_check_flags_training_windows_only(dance):
+def test_held_out_windows_score_one_and_copies_zero(dance):
+    """The copy yardstick is the held-out windows' own nearest-training distance: they score exactly 1."""
     training, validation, info, _ = dance
-    copies = single_motion_report(training_windows(training), training, info)
-    held_out = single_motion_report(sliding_windows(validation, 48, 8), training, info)
-    noise = single_motion_report(np.random.default_rng(6).normal(size=(8, 48, 40)), training, info)
-    assert copies["copies_training"] and not held_out["copies_training"] and not noise["copies_training"]
-    assert copies["training_nn_distance"] == held_out["training_nn_distance"] > 0.1  # the dance repeats, not exactly
-    assert held_out["nn_distance_to_training"] > 0.5 * held_out["training_nn_distance"]
+    copies = single_motion_report(training_windows(training), training, [validation], info)
+    held_out = single_motion_report([validation], training, [validation], info)
+    noise = single_motion_report(np.random.default_rng(6).normal(size=(8, 48, 40)), training, [validation], info)
+    assert held_out["copy_ratio"] == 1.0 and not held_out["copies_training"]
+    assert copies["copy_ratio"] < EXACT and copies["copies_training"]
+    assert noise["copy_ratio"] > 1 and not noise["copies_training"]
+    assert copies["heldout_nn_distance"] == held_out["heldout_nn_distance"] > 0.1  # the dance repeats, not exactly
+    strided = single_motion_report(sliding_windows(validation, 48, 8), training, [validation], info)
+    assert 0.8 < strided["copy_ratio"] < 1.25 and not strided["copies_training"]  # a subset of the held-out windows
+
+
+def test_coverage_is_per_clip_averaged(walk):
+    """GANimator scores each clip alone: two halves of the walk each hold 91 of its 191 windows; pooled 182."""
+    first, second = walk[:100], walk[100:]
+    info = KeypointData(6, 3, 2, 30.0, ("a", "b", "c"), (-1, 0, 1), 1.0, "walk", 10, (1.0, 1.0))
+    report = single_motion_report([first, second], walk, [walk[150:]], info, coverage_window=10)
+    assert coverage([first, second], walk, 10) == pytest.approx(182 / 191)  # pooled, as before
+    assert report["coverage"] == pytest.approx((91 / 191 + 91 / 191) / 2)

@@ -188,7 +188,14 @@ def dance_sweep(tmp_path_factory):
         compose_config(
             "evaluate",
             evaluation,
-            [f"run_dir={run_dir}", "num_samples=3", "replications=2", "sampler=ddim", "sampler.num_steps=2"],
+            [
+                f"run_dir={run_dir}",
+                "clips=2",
+                "duration_factor=0.1",
+                "replications=2",
+                "sampler=ddim",
+                "sampler.num_steps=2",
+            ],
         )
     )
     (sweep / "1" / "checkpoints").mkdir(parents=True)

@@ -208,7 +208,14 @@ def test_evaluate_a_sweep_writes_one_evaluation_per_run_and_records_a_failure(jo
     cfg = compose_config(
         "evaluate",
         out,
-        [f"sweep_dir={sweep_dir}", "num_samples=4", "replications=2", "sampler=ddim", "sampler.num_steps=3"],
+        [
+            f"sweep_dir={sweep_dir}",
+            "clips=2",
+            "duration_factor=0.1",
+            "replications=2",
+            "sampler=ddim",
+            "sampler.num_steps=3",
+        ],
     )
     with pytest.raises(UserError, match="1 of 3 evaluations failed"):
         evaluate.run(cfg)

@@ -340,7 +340,7 @@ def test_the_loss_panel_is_logarithmic_only_over_a_decade():
 
 def test_an_evaluation_draws_each_metric_with_its_interval(tracked, tmp_path):
     out = tmp_path / "evaluation"
-    options = ["num_samples=4", "replications=2", "sampler=ddim", "sampler.num_steps=3"]
+    options = ["clips=2", "duration_factor=0.1", "replications=2", "sampler=ddim", "sampler.num_steps=3"]
     evaluate.run(compose_config("evaluate", out, [f"run_dir={tracked['run_dir']}", *options]))
     chart = out / "metrics.png"
     assert is_drawing(chart, width=900)

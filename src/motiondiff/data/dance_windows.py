@@ -162,6 +162,20 @@ class DanceDataModule(L.LightningDataModule):
             bone_lengths=bone_lengths(keypoints, self.sequence.parents).mean(axis=0).tolist(),
         )
 
+    def measure_space(self, features: np.ndarray) -> tuple:
+        """Normalised features (T, F) -> (descriptors (T, F): the keypoints relative to the root joint's, positions
+        (T, J, dims): the features un-flattened), both float64: what the single-dance measures compare and measure.
+
+        Descriptors leave out where on the stage the dancer is, as the 3D dance's do (joints relative to the root):
+        coverage and the copy check compare the moves, not the path across the floor."""
+        positions = np.asarray(features, dtype=np.float64).reshape(len(features), -1, self.sequence.keypoints.shape[-1])
+        descriptors = positions - positions[:, self.root_joint : self.root_joint + 1]  # (T, J, dims)
+        return descriptors.reshape(len(features), -1), positions
+
+    def contact_setup(self) -> tuple:
+        """(up axis index of the positions, contact joints): (None, None), no foot contacts in a 2D view."""
+        return None, None
+
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
             self.train_set,

@@ -36,15 +36,23 @@ def sample_in_windows(
     return result
 
 
-def chain_windows(sample: Callable, first: Motion, num_windows: int, overlap: int) -> LongMotion:
-    """Extend `first` (B, N, F) by `num_windows - 1` windows, each generated with its first
-    `overlap` frames fixed to the last `overlap` frames so far. `sample(known, known_mask)`
-    returns a window. Result: (B, N + (num_windows - 1) * (N - overlap), F)."""
+def chain_windows(sample: Callable, first: Motion, num_windows: int, overlap: int, blend: int = 0) -> LongMotion:
+    """Extend `first` (B, N, F) by `num_windows - 1` windows, each generated with its first `overlap - blend`
+    frames fixed to the frames so far; over the next `blend` frames the sequence crossfades (linear weights) from
+    the frames so far into the new window's, hiding the step where known frames meet generated ones.
+    `sample(known, known_mask)` returns a window. Result: (B, N + (num_windows - 1) * (N - overlap), F)."""
     batch, window, features = first.shape
     assert 0 < overlap < window, f"overlap must lie in (0, {window}), got {overlap}"
-    length = window + (num_windows - 1) * (window - overlap)
-    known = first.new_zeros(batch, length, features)
-    known[:, :window] = first
-    keep = torch.zeros(batch, length, dtype=torch.bool, device=first.device)  # (B, L)
-    keep[:, :window] = True
-    return sample_in_windows(sample, known, keep, window, overlap)
+    assert 0 <= blend < overlap, f"blend must lie in [0, {overlap}), got {blend}"
+    sequence = first.clone()  # (B, L, F), grown window by window
+    keep = torch.zeros(batch, window, dtype=torch.bool, device=first.device)  # (B, N)
+    keep[:, : overlap - blend] = True
+    weights = torch.linspace(1.0, 0.0, blend + 2, device=first.device, dtype=first.dtype)[1:-1, None]  # (blend, 1)
+    for _ in range(num_windows - 1):
+        known = torch.cat([sequence[:, -overlap:], first.new_zeros(batch, window - overlap, features)], dim=1)
+        new = sample(known, keep)  # (B, N, F)
+        if blend:
+            tail = sequence[:, -blend:]  # (B, blend, F): the old frames the new window also made
+            sequence[:, -blend:] = weights * tail + (1 - weights) * new[:, overlap - blend : overlap]
+        sequence = torch.cat([sequence, new[:, overlap:]], dim=1)
+    return sequence

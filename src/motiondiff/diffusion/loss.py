@@ -2,7 +2,8 @@
 
 The network predicts either the noise (`prediction: epsilon`, the DDPM "simple" loss)
 or the clean motion (`prediction: x0`). The same choice tells samplers how to read the
-network's output (see `denoiser.Denoiser`).
+network's output (see `denoiser.Denoiser`). With x0 prediction, `velocity_weight` adds the
+MSE of frame-to-frame differences (MDM's velocity term), which weighs smoothness and timing.
 """
 
 from typing import Callable, Optional
@@ -37,9 +38,14 @@ def masked_mse(output: Motion, target: Motion, mask: Optional[FrameMask]) -> Los
 class DiffusionLoss(nn.Module):
     """Noise a clean batch at random steps and regress the network output on its target."""
 
-    def __init__(self, prediction: str = "epsilon"):
+    def __init__(self, prediction: str = "epsilon", velocity_weight: float = 0.0):
         super().__init__()
         self.prediction = check_prediction(prediction)
+        if not velocity_weight >= 0:
+            raise UserError(f"loss.velocity_weight={velocity_weight} must be 0 (off) or positive.")
+        if velocity_weight > 0 and self.prediction != "x0":
+            raise UserError(f"loss.velocity_weight={velocity_weight} needs loss.prediction=x0 (use loss=x0).")
+        self.velocity_weight = float(velocity_weight)
 
     def forward(
         self,
@@ -59,4 +65,9 @@ class DiffusionLoss(nn.Module):
         x_t = schedule.q_sample(x0, t, noise)  # (B, N, F)
         output = network(x_t, t, cond=cond, mask=mask)  # (B, N, F)
         target = noise if self.prediction == "epsilon" else x0
-        return masked_mse(output, target, mask)
+        loss = masked_mse(output, target, mask)
+        if self.velocity_weight > 0:
+            pairs = None if mask is None else mask[:, 1:] & mask[:, :-1]  # (B, N-1) both frames valid
+            velocity = masked_mse(output.diff(dim=1), target.diff(dim=1), pairs)
+            loss = loss + self.velocity_weight * velocity
+        return loss

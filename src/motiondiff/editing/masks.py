@@ -88,7 +88,10 @@ def feature_layout(info: MotionData) -> FeatureLayout:
     """The layout of a run's features: HumanML3D / KIT-ML, smplrifke or 2D keypoints."""
     if isinstance(info, KeypointData):
         return keypoint_layout(info)
-    assert isinstance(info, TextMotionData), type(info)
+    if not isinstance(info, TextMotionData):
+        raise UserError(
+            f"editing knows no joint columns for {info.kind} data (the 3D dance); edit a 2D dance or a text run."
+        )
     if info.representation in ("humanml3d", "kit"):
         return humanml3d_layout(info)
     if info.representation == "smplrifke":

@@ -1,43 +1,112 @@
-"""Single-dance evaluation: the single-motion measures of each replication's generated windows.
+"""Single-dance evaluation: the single-motion measures of chained dances as long as the training span demands.
 
-Per replication r (seed + r) the run generates `num_samples` windows with its sampler; they are
-measured against the training span of the dance (motiondiff.metrics.single_motion). The
-`validation` row (the reference, evaluation.report.SINGLE_DANCE) measures the held-out end of the same
-dance the same way: what real, unseen motion of this dancer scores. It is other motion than the training
-span, so its coverage is low: a reference for the other measures, not a coverage to beat.
+Protocol (GANimator's evaluate.py: clips of twice the training length, each scored on its own). Per replication r
+(seed + r) the run generates `clips` dances of `duration_factor` x the training span's frames each: a first window
+from the sampler, continued by `diffusion.chaining.chain_windows` as generation chains (each window keeps the last
+`chain_overlap` frames so far, the last `chain_blend` of them crossfaded), cut to length. Each clip goes through
+`datamodule.measure_space` (normalised features (T, F) -> descriptors (T, D), positions (T, J, dims)) and is
+measured against the training span (motiondiff.metrics.single_motion): coverage and the diversities per clip,
+averaged over the clips; the copy check against the dance's held-out span. `datamodule.contact_setup()` -> (up axis
+index or None, contact joints or None) says whether and on which joints foot skating is measured. The `validation`
+row (the reference, evaluation.report.SINGLE_DANCE) is the held-out span measured the same way as one clip: its
+copy_ratio is 1 by definition and its coverage low (a short stretch of other moves), a reference for the others.
 """
 
+import math
+
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from motiondiff.core.checks import whole_number
-from motiondiff.metrics.single_motion import COVERAGE_THRESHOLD, resolve_windows, single_motion_report
+from motiondiff.core.errors import UserError
+from motiondiff.data.kinematics.contacts import contact_joints
+from motiondiff.diffusion.chaining import chain_windows
+from motiondiff.metrics.single_motion import COPY_FRACTION, COVERAGE_THRESHOLD, resolve_windows, single_motion_report
 
 
 def evaluate_dance(run, cfg: DictConfig) -> tuple:
     """Rows {"validation": [...], "generated": [...]} of per-replication measures, and the settings used."""
-    num_samples = whole_number("num_samples", cfg.num_samples, minimum=2, why="inter-clip diversity needs pairs")
+    clips = whole_number("clips", cfg.clips, minimum=2, why="inter-clip diversity needs pairs")
+    info = run.module.data
+    overlap = whole_number("chain_overlap", cfg.chain_overlap)
+    if not overlap < info.window:
+        raise UserError(f"chain_overlap={overlap} must be below the window length {info.window}; use 16.")
+    blend = int(cfg.get("chain_blend", 0))
+    if not 0 <= blend < overlap:
+        raise UserError(f"chain_blend={blend} must lie between 0 and chain_overlap - 1 = {overlap - 1}; use 8.")
+    if not float(cfg.duration_factor) > 0:
+        raise UserError(f"duration_factor={cfg.duration_factor} must be positive; GANimator's is 2.0.")
     datamodule = instantiate(run.config.dataset)
     datamodule.setup("fit")
-    info = run.module.data
-    training = datamodule.train_set.features.numpy()  # (T, F) normalised training span
-    validation = [datamodule.val_set[i]["motion"].numpy() for i in range(len(datamodule.val_set))]  # V x (N, F)
+    training, training_positions = datamodule.measure_space(datamodule.train_set.features.numpy())  # (T, D)
+    heldout, heldout_positions = datamodule.measure_space(datamodule.val_set.features.numpy())  # (V, D)
+    up_index, feet = datamodule.contact_setup()
+    frames = max(info.window, int(round(float(cfg.duration_factor) * len(training))))
+    lock = bool(cfg.get("foot_lock", False)) and hasattr(datamodule, "lock_feet")  # the 3D dance's post-process
+
+    def report(descriptors: list, positions: list) -> dict:
+        return as_floats(
+            single_motion_report(descriptors, training, [heldout], info, positions, training_positions, up_index, feet)
+        )
+
+    reference = report([heldout], [heldout_positions])
     rows = {"validation": [], "generated": []}
     for replication in range(cfg.replications):
         generator = torch.Generator(device=run.module.device).manual_seed(cfg.seed + replication)
-        samples = run.module.sample(num_samples, run.sampler, generator).float().cpu().numpy()  # (K, N, F)
-        rows["generated"].append(as_floats(single_motion_report(samples, training, info)))
-        rows["validation"].append(as_floats(single_motion_report(validation, training, info)))
+        dances = generate_dances(run, clips, frames, overlap, blend, generator)  # (K, frames, F)
+        if lock:
+            dances = np.stack([datamodule.lock_feet(dance) for dance in dances])  # as generate writes them
+        measured = [datamodule.measure_space(dance) for dance in dances]
+        rows["generated"].append(report([d for d, _ in measured], [p for _, p in measured]))
+        rows["validation"].append(reference)
     settings = {
         "protocol": "single_dance",
-        "num_samples": num_samples,
+        "clips": clips,
+        "duration_factor": float(cfg.duration_factor),
+        "generated_frames": frames,
+        "chain_overlap": overlap,
+        "chain_blend": blend,
+        "foot_lock": lock,
+        "chained_windows": chained_windows(frames, info.window, overlap),
         "training_frames": len(training),
-        "validation_windows": len(validation),
-        "windows": resolve_windows(list(samples), info),
+        "heldout_frames": len(heldout),
+        "windows": resolve_windows([heldout, measured[0][0]], info),
         "coverage_threshold": COVERAGE_THRESHOLD,
+        "copy_fraction": COPY_FRACTION,
+        "foot_contacts": foot_contacts(training_positions, info, up_index, feet),
     }
     return rows, settings
+
+
+def foot_contacts(training_positions: np.ndarray, info, up_index, feet) -> str:
+    """What foot skating is measured on, in words: the up axis and the contact joints' names."""
+    if up_index is None:
+        return "none (no up axis: 2D)"
+    joints = contact_joints(training_positions, info.parents, up_index) if feet is None else feet
+    return f"up axis {up_index}; joints {', '.join(info.joint_names[j] for j in joints) or 'none found'}"
+
+
+def chained_windows(frames: int, window: int, overlap: int) -> int:
+    """How many windows of `window` frames, `overlap` shared, reach `frames` frames."""
+    return 1 + max(0, math.ceil((frames - window) / (window - overlap)))
+
+
+def generate_dances(run, clips: int, frames: int, overlap: int, blend: int, generator: torch.Generator) -> np.ndarray:
+    """`clips` dances of `frames` frames each, chained windows of the run's sampler: (K, frames, F) float64."""
+    module, sampler, window = run.module, run.sampler, run.module.data.window
+    count = chained_windows(frames, window, overlap)
+    with sampler.labelled(f"window 1/{count} of {clips} evaluation dances"):
+        first = module.sample(clips, sampler, generator)  # (K, N, F)
+    numbers = iter(range(2, count + 1))
+
+    def continue_window(known, known_mask):
+        with sampler.labelled(f"window {next(numbers)}/{count} of {clips} evaluation dances"):
+            return module.sample(known.shape[0], sampler, generator, known=known, known_mask=known_mask)
+
+    chained = chain_windows(continue_window, first, count, overlap, blend) if count > 1 else first  # (K, L, F)
+    return chained[:, :frames].float().cpu().double().numpy()
 
 
 def as_floats(report: dict) -> dict:

@@ -64,6 +64,8 @@ def run(cfg: DictConfig) -> dict:
             cfg.chain_windows,
             cfg.chain_overlap,
             bool(cfg.render),
+            cfg.chain_blend,
+            cfg.foot_lock,
         )
     write_provenance(out_dir, run)
     written["report"] = write_report(out_dir)  # last: it lists every file written above

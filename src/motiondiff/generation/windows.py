@@ -9,8 +9,10 @@ import torch
 
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
+from motiondiff.data.info import RotationDanceData
 from motiondiff.diffusion.chaining import chain_windows
 from motiondiff.diffusion.samplers import Sampler
+from motiondiff.export.dance import write_dance_bvh
 from motiondiff.render.samples import render_samples
 from motiondiff.training.diffusion_module import MotionDiffusion
 
@@ -27,8 +29,11 @@ def generate_and_save(
     chain_windows_count: int = 0,
     chain_overlap: int = 16,
     render: bool = True,
+    chain_blend: int = 8,
+    foot_lock: bool = True,
 ) -> dict:
-    """Write samples.npy (K, N, J, D), sample_XX.mp4, grid.mp4 and optionally a chained long dance."""
+    """Write samples.npy (K, N, J, D), sample_XX.mp4, grid.mp4, optionally a chained long dance, and for the 3D
+    dance sample_XX.bvh and long_dance.bvh on the source clip's skeleton (feet in contact locked: `foot_lock`)."""
     num_samples = whole_number("num_samples", num_samples)
     out_dir = Path(out_dir)
     if (out_dir / SAMPLES_FILE).exists():
@@ -38,15 +43,19 @@ def generate_and_save(
     generator = torch.Generator(device=module.device).manual_seed(seed)
     with sampler.labelled(f"{num_samples} windows of {info.window} frames"):
         samples = module.sample(num_samples, sampler, generator)  # (K, N, F)
-    keypoints = module.to_keypoints(samples)  # (K, N, J, D)
+    keypoints, raws = finished(module, samples, foot_lock)  # (K, N, J, D); 3D dance: (K, N, F) to write as BVH
     written = {"samples": out_dir / SAMPLES_FILE}
     np.save(written["samples"], keypoints)
+    for index, raw in enumerate([] if raws is None else raws):
+        written[f"bvh_{index:02d}"] = write_dance_bvh(out_dir / f"sample_{index:02d}.bvh", info, raw)
     long = None
     if chain_windows_count > 1:
         if not 0 < chain_overlap < info.window:
             raise UserError(
                 f"chain_overlap={chain_overlap} must lie between 1 and the window length {info.window} - 1."
             )
+        if not 0 <= chain_blend < chain_overlap:
+            raise UserError(f"chain_blend={chain_blend} must lie in [0, chain_overlap) = [0, {chain_overlap}).")
 
         numbers = itertools.count(2)  # window 1 of the chain is the first sample
 
@@ -54,9 +63,14 @@ def generate_and_save(
             with sampler.labelled(f"chained window {next(numbers)}/{chain_windows_count} (long dance)"):
                 return module.sample(known.shape[0], sampler, generator, known=known, known_mask=known_mask)
 
-        long = module.to_keypoints(chain_windows(continue_window, samples[:1], chain_windows_count, chain_overlap))[0]
+        first = samples[:1]  # (1, N, F)
+        chained = chain_windows(continue_window, first, chain_windows_count, chain_overlap, chain_blend)  # (1, L, F)
+        long, long_raws = finished(module, chained, foot_lock)
+        long = long[0]
         written["long"] = out_dir / LONG_FILE
         np.save(written["long"], long)  # (L, J, D)
+        if long_raws is not None:
+            written["long_bvh"] = write_dance_bvh(out_dir / "long_dance.bvh", info, long_raws[0])
     if render:
         long_title = f"{chain_windows_count} chained windows"
         written.update(render_samples(out_dir, keypoints, info, long, long_title=long_title))
@@ -64,8 +78,22 @@ def generate_and_save(
         "num_samples": num_samples,
         "seed": seed,
         "sampler": sampler.describe(),
+        "chain": {"windows": chain_windows_count, "overlap": chain_overlap, "blend": chain_blend},
+        **({"foot_lock": foot_lock} if isinstance(info, RotationDanceData) else {}),
         **info.skeleton_record(),
         "files": {k: str(v) for k, v in written.items()},
     }
     (out_dir / "generation.json").write_text(json.dumps(summary, indent=2, default=str))
     return written
+
+
+def finished(module: MotionDiffusion, features: torch.Tensor, foot_lock: bool) -> tuple:
+    """(positions (K, N, J, D) float32, None) of normalised features (K, N, F); for the 3D dance, (positions, the
+    denormalised features (K, N, F) float64 to write as BVH), with the feet in contact locked when `foot_lock`."""
+    info = module.data
+    if not isinstance(info, RotationDanceData):
+        return module.to_keypoints(features), None
+    raws = module.normalizer.denormalize(features.float()).cpu().double().numpy()  # (K, N, F)
+    if foot_lock:
+        raws = np.stack([info.lock_feet(raw) for raw in raws])
+    return info.to_positions(torch.from_numpy(raws)).numpy().astype(np.float32), raws

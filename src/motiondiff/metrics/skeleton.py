@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from motiondiff.data.kinematics.contacts import Contacts
 from motiondiff.data.kinematics.skeleton import bone_lengths
 
 
@@ -29,3 +30,12 @@ def nearest_window_distance(queries: np.ndarray, references: np.ndarray, exclude
     if exclude_self:
         np.fill_diagonal(squared, np.inf)
     return np.sqrt(np.maximum(squared.min(axis=1), 0) / q.shape[1])
+
+
+def foot_skating(positions: np.ndarray, contacts: Contacts) -> float:
+    """Mean horizontal speed of the foot joints over their contact frames (position units per second) of a (T, J, 3)
+    clip; nan when no foot joint is ever in contact."""
+    contact = contacts.in_contact(np.asarray(positions, dtype=np.float64))  # (T - 1, feet)
+    if not contacts.joints or not contact.any():
+        return float("nan")
+    return float(contacts.horizontal_speed(positions)[contact].mean())

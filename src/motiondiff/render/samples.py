@@ -17,8 +17,16 @@ def render_samples(
     long_name: str = "long_dance",
     long_title="chained windows",
 ) -> dict:
-    """One video per sample (K, N, J, D), a grid of all, and <long_name>.mp4 of a long sequence (L, J, D) if given."""
+    """One video per sample (K, N, J, D), a grid of all, and <long_name>.mp4 of a long sequence (L, J, D) if given.
+
+    2D keypoints are drawn flat; 3D joints (metres, y up: the 3D dance) as 3D stick figures."""
     parents, names, fps = info.parents, info.joint_names, info.fps
+    if keypoints.shape[-1] == 3:
+        written = render_text_samples(out_dir, list(keypoints), [f"sample {i}" for i in range(len(keypoints))], info)
+        if long is not None:
+            written["long_video"] = out_dir / f"{long_name}.mp4"
+            write_stick3d_video(written["long_video"], long, parents, fps, caption=long_title, names=names)
+        return written
     bounds = common_bounds(list(keypoints))
     written = {}
     for index, sample in enumerate(keypoints):

@@ -29,6 +29,13 @@ from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS, Sk
 _POSITION_AXES = {"Xposition": 0, "Yposition": 1, "Zposition": 2}
 _ROTATION_AXES = {"Xrotation": "X", "Yrotation": "Y", "Zrotation": "Z"}
 MAX_DEPTH = 256  # deepest joint nesting read (real skeletons are a few dozen deep; bounds the recursion)
+# Bounds checked before any array of frames is allocated: a frame time between 0.1 ms (10,000 fps) and a minute,
+# at most MAX_HOURS of motion, MAX_FRAMES frames (as declared or after resampling) and MAX_GIB of frame arrays.
+MIN_FRAME_TIME, MAX_FRAME_TIME = 1e-4, 60.0  # seconds
+MAX_HOURS = 6.0
+MAX_FRAMES = 10_000_000
+MAX_GIB = 4.0
+FRAME_BYTES_PER_JOINT = 8 * (9 + 3)  # float64 local rotation (3 x 3) and translation (3) of one joint in one frame
 
 # Joints named alike in the Mixamo and CMU skeletons (source name, namespace stripped -> BODY20 name).
 _BODY_MAP = {
@@ -228,7 +235,24 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _parse_motion(lines, first_line: int, num_channels: int, path) -> tuple:
+def _check_motion_size(path, frames_line, time_line, frames: int, frame_time: float, channels: int, joints: int):
+    """UserError unless the frame time is plausible and the declared frames fit the bounds (before any allocation)."""
+    if not MIN_FRAME_TIME <= frame_time <= MAX_FRAME_TIME:
+        problem = (
+            f"'Frame Time: {frame_time:g}' seconds is not a capture rate (it must lie between {MIN_FRAME_TIME:g} s, "
+            f"{1 / MIN_FRAME_TIME:,.0f} fps, and {MAX_FRAME_TIME:g} s); set it to the seconds per frame, e.g. 0.033333"
+        )
+        raise _bvh_error(path, time_line, problem)
+    hours, gib = frames * frame_time / 3600, frames * (channels + joints * FRAME_BYTES_PER_JOINT / 8) * 8 / 2**30
+    if frames > MAX_FRAMES or hours > MAX_HOURS or gib > MAX_GIB:
+        problem = (
+            f"'Frames: {frames}' at {frame_time:g} s per frame is {hours:,.1f} hours needing {gib:,.1f} GiB (at most "
+            f"{MAX_FRAMES:,} frames, {MAX_HOURS:g} hours, {MAX_GIB:g} GiB); set Frames to the count of motion lines"
+        )
+        raise _bvh_error(path, frames_line, problem)
+
+
+def _parse_motion(lines, first_line: int, num_channels: int, path, num_joints: int = 1) -> tuple:
     """(values (T, C), fps) from the lines after MOTION; `first_line` is the 1-based number of lines[0]."""
     rows = [(first_line + i, line) for i, line in enumerate(lines) if line.strip()]
     if len(rows) < 2:
@@ -246,6 +270,7 @@ def _parse_motion(lines, first_line: int, num_channels: int, path) -> tuple:
         found = time_text.strip()[:40]
         raise _bvh_error(path, time_line, f"expected 'Frame Time: <seconds>' (> 0) but found '{found}'")
     num_frames = int(frames_match.group(1))
+    _check_motion_size(path, frames_line, time_line, num_frames, 1.0 / fps, num_channels, num_joints)
     values = np.empty((len(rows) - 2, num_channels))  # (T, C)
     for frame, (line_number, text) in enumerate(rows[2:]):
         fields = text.split()
@@ -325,21 +350,28 @@ def load_bvh(path) -> BvhClip:
     num_channels = sum(len(joint.channels) for joint in joints)
     if num_channels == 0:
         raise _bvh_error(path, None, "no joint has CHANNELS, so the file holds no motion")
-    values, fps = _parse_motion(lines[motion_at + 1 :], motion_at + 2, num_channels, path)
+    values, fps = _parse_motion(lines[motion_at + 1 :], motion_at + 2, num_channels, path, len(joints))
     rotations, translations = _local_transforms(joints, values)
     offsets = np.array([joint.offset for joint in joints], dtype=float)  # (J, 3)
     skeleton = Skeleton(names, tuple(joint.parent for joint in joints), offsets)
     return BvhClip(skeleton, rotations, translations, fps)
 
 
-def resample(clip: BvhClip, fps: float) -> BvhClip:
+def resample(clip: BvhClip, fps: float, source: str = "the BVH clip") -> BvhClip:
     """The clip at `fps`: slerped rotations, lerped translations, never longer than the input."""
     if not (isinstance(fps, numbers.Real) and math.isfinite(fps) and fps > 0):
         raise UserError(f"Cannot resample a BVH clip to fps={fps!r}; use a positive number of frames per second.")
     if fps == clip.fps or clip.num_frames == 1:
         return BvhClip(clip.skeleton, clip.local_rotations, clip.local_translations, float(fps))
+    duration = (clip.num_frames - 1) / clip.fps  # seconds
+    num_out = int(math.floor(duration * fps + 1e-9)) + 1
+    gib = num_out * clip.skeleton.num_joints * FRAME_BYTES_PER_JOINT / 2**30
+    if num_out > MAX_FRAMES or gib > MAX_GIB:
+        raise UserError(
+            f"Resampling {source} ({duration:,.0f} s) to {fps:g} fps would make {num_out:,} frames ({gib:,.1f} GiB, "
+            f"at most {MAX_FRAMES:,} frames and {MAX_GIB:g} GiB); use a lower fps or a shorter clip."
+        )
     times = np.arange(clip.num_frames) / clip.fps  # (T,)
-    num_out = int(math.floor(times[-1] * fps + 1e-9)) + 1
     new_times = np.minimum(np.arange(num_out) / fps, times[-1])  # (T',)
     rotations = np.stack(
         [
@@ -429,7 +461,7 @@ def load_bvh_keypoints(
     up_axis: str = "y",
 ) -> tuple:
     """(keypoints (T, J, 2) float32, names, parents, fps): load, resample, FK, select joints, project."""
-    clip = resample(load_bvh(path), fps)
+    clip = resample(load_bvh(path), fps, source=f"BVH file '{path}'")
     names, parents, positions = select_joints(clip.skeleton, clip.positions(), joint_map, source=f"BVH file '{path}'")
     keypoints = project_orthographic(positions, azimuth_deg, elevation_deg, up_axis)
     return keypoints.astype(np.float32), names, parents, clip.fps

@@ -1,0 +1,95 @@
+"""The single-dance protocol: chained clips of duration_factor x the training span, measured clip by clip."""
+
+import contextlib
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import compose_config
+from motiondiff.core.errors import UserError
+from motiondiff.data.dance_windows import DanceDataModule
+from motiondiff.evaluation.single_dance import chained_windows, evaluate_dance
+from motiondiff.metrics.single_motion import REPORT_KEYS
+
+DATASET = {"_target_": "motiondiff.data.dance_windows.DanceDataModule", "window": 48}  # the procedural dance
+
+
+class Sampler:
+    """A stand-in sampler: only the progress label of the real ones."""
+
+    @contextlib.contextmanager
+    def labelled(self, label):
+        yield self
+
+
+class NoiseModule:
+    """A stand-in model: windows of noise that keep the known frames; it records the windows asked for."""
+
+    def __init__(self, info):
+        self.data, self.device, self.calls = info, "cpu", []
+
+    def sample(self, count, sampler, generator, known=None, known_mask=None):
+        self.calls.append(count)
+        noise = torch.randn(count, self.data.window, self.data.features, generator=generator)  # (K, N, F)
+        return noise if known is None else torch.where(known_mask[..., None], known, noise)
+
+
+@pytest.fixture(scope="module")
+def info():
+    data = DanceDataModule(**{k: v for k, v in DATASET.items() if k != "_target_"})
+    data.setup("fit")
+    return data.info
+
+
+def evaluate(info, **settings):
+    """evaluate_dance of the noise model with the given settings (defaults: 2 clips, 0.5 x the span, 1 replication)."""
+    cfg = OmegaConf.create(
+        {"clips": 2, "duration_factor": 0.5, "chain_overlap": 16, "chain_blend": 8, "replications": 1, "seed": 0}
+        | settings
+    )
+    run = SimpleNamespace(module=NoiseModule(info), sampler=Sampler(), config=OmegaConf.create({"dataset": DATASET}))
+    rows, details = evaluate_dance(run, cfg)
+    return rows, details, run.module.calls
+
+
+def test_clips_last_duration_factor_times_the_training_span(info):
+    rows, settings, calls = evaluate(info, duration_factor=0.5, chain_overlap=16)
+    assert settings["training_frames"] == 765 and settings["generated_frames"] == round(0.5 * 765) == 382
+    assert settings["chained_windows"] == chained_windows(382, 48, 16) == 12  # 48 + 11 x 32 = 400 >= 382 frames
+    assert calls == [2] * 12  # one batch of the 2 clips per chained window
+    assert settings["duration_factor"] == 0.5 and settings["clips"] == 2
+    assert settings["chain_overlap"] == 16 and settings["chain_blend"] == 8
+    assert settings["coverage_threshold"] == 0.1 and settings["copy_fraction"] == 0.5
+    assert list(rows["generated"][0]) == list(REPORT_KEYS)
+    assert rows["generated"][0]["coverage"] == 0.0 and rows["generated"][0]["copy_ratio"] > 1  # noise
+    assert math.isnan(rows["generated"][0]["foot_skating_ratio"])  # 2D
+
+
+def test_the_validation_row_is_the_held_out_span_as_one_clip(info):
+    rows, settings, _ = evaluate(info, replications=2)
+    validation = rows["validation"]
+    assert len(validation) == 2 and validation[0] == validation[1]  # the same real motion in every replication
+    assert validation[0]["copy_ratio"] == 1.0 and validation[0]["copies_training"] == 0.0
+    assert settings["heldout_frames"] == 135 and math.isnan(validation[0]["inter_diversity"])  # one clip
+
+
+def test_the_config_defaults_follow_ganimator(tmp_path):
+    cfg = compose_config("evaluate", tmp_path, ["run_dir=somewhere"])
+    assert (cfg.clips, cfg.duration_factor, cfg.chain_overlap, cfg.chain_blend) == (4, 2.0, 16, 8)  # as generation
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        ({"clips": 1}, "clips"),
+        ({"duration_factor": 0}, "duration_factor"),
+        ({"chain_overlap": 48}, "chain_overlap"),
+        ({"chain_blend": 16}, "chain_blend"),
+    ],
+)
+def test_unusable_settings_are_refused(info, settings, match):
+    with pytest.raises(UserError, match=match):
+        evaluate(info, **settings)
