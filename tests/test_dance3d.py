@@ -10,7 +10,7 @@ import torch
 from conftest import TINY_NETWORK, compose_config, shared_path
 from motiondiff.cli import generate, train
 from motiondiff.core.errors import UserError
-from motiondiff.data.dance3d import Dance3DDataModule, kept_joints
+from motiondiff.data.dance3d import Dance3DDataModule, kept_joints, writable_channels
 from motiondiff.data.formats.bvh import load_bvh, load_bvh_hierarchy, resample
 from motiondiff.data.info import describe_data
 from motiondiff.data.representations.local_rotations import (
@@ -197,3 +197,36 @@ def test_a_3d_dance_description_saved_before_foot_contacts_still_loads():
     for key in ("foot_joints", "ground", "body_height"):
         del saved[key]
     assert describe_data(saved).foot_joints == ()
+
+
+def test_channels_are_completed_where_the_file_could_not_hold_a_generated_motion():
+    channels = (("Xrotation", "Yrotation", "Zrotation"), ("Xrotation",), (), ("Zrotation", "Xrotation", "Yrotation"))
+    written = writable_channels(channels, kept=(0, 1, 3))
+    assert written[0] == ("Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation")
+    assert written[1] == ("Xrotation", "Yrotation", "Zrotation")  # a hinge the model may turn any way
+    assert written[2] == () and written[3] == channels[3]  # not kept: as the file has it; complete: unchanged
+
+
+def one_joint_bvh(path, frames: int, joints: int = 1):
+    """A BVH of `joints` joints in a chain (3 rotation channels each, 6 on the root) and `frames` frames."""
+    lines = [
+        "HIERARCHY",
+        "ROOT Hips",
+        "{",
+        "OFFSET 0 0 0",
+        "CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation",
+    ]
+    for joint in range(1, joints):
+        lines += [f"JOINT J{joint}", "{", "OFFSET 0 10 0", "CHANNELS 3 Zrotation Xrotation Yrotation"]
+    lines += ["End Site", "{", "OFFSET 0 5 0", "}"] + ["}"] * joints
+    values = " ".join(["0"] * (6 + 3 * (joints - 1)))
+    lines += ["MOTION", f"Frames: {frames}", "Frame Time: 0.033333"] + [values] * frames
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_single_joint_or_a_too_short_clip_is_refused_in_one_sentence(tmp_path):
+    with pytest.raises(UserError, match="at least two joints"):
+        Dance3DDataModule(str(one_joint_bvh(tmp_path / "one.bvh", 400))).setup()
+    with pytest.raises(UserError, match="too short"):
+        Dance3DDataModule(str(one_joint_bvh(tmp_path / "short.bvh", 1, joints=3))).setup()

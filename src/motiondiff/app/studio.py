@@ -46,8 +46,8 @@ DESCRIPTIONS = {
     "export.json": "the export's settings and how far each file is from the joints",
     "source.json": "provenance: the run and its checkpoint's SHA-256",
     "run_config.yaml": "the run's training config",
-    SAMPLES_FILE: "keypoints (windows, frames, joints, 2)",
-    LONG_FILE: "keypoints (frames, joints, 2)",
+    SAMPLES_FILE: "positions (windows, frames, joints, 2 or 3)",
+    LONG_FILE: "positions (frames, joints, 2 or 3)",
     ".npy": "joints (frames, joints, 3) in metres, y up",
     ".bvh": "BVH: joint rotations on the motion's own skeleton",
     ".npz": "SMPL parameters",
@@ -184,7 +184,7 @@ class Studio:
                 "max_guidance": self.limits.max_guidance,
             },
             "export": None if self.export_cfg is None else self.export_cfg.format,
-            "no_export_reason": NO_BVH if self.facts.kind == "dance" else None,
+            "no_export_reason": NO_BVH if self.run.module.data.kind == "keypoints" else None,
         }
 
     def status(self) -> dict:
@@ -309,13 +309,14 @@ class Studio:
             windows if windows > 1 else 0,
             facts.overlap,
             self.render,
+            min(8, facts.overlap - 1),  # chain_blend, as generate's default where the overlap allows
         )
         samples = np.load(folder / SAMPLES_FILE)  # (K, N, J, 2)
         player = [
             PlayerMotion(sample, info.parents, info.fps, f"sample {index}", joint_names=info.joint_names)
             for index, sample in enumerate(samples)
         ]
-        notes = [NO_BVH]
+        notes = [] if info.kind == "bvh_dance" else [NO_BVH]  # the 3D dance writes sample_XX.bvh
         if windows > 1:
             long = np.load(folder / LONG_FILE)  # (L, J, 2)
             label = f"sample 0 continued: {windows} windows"

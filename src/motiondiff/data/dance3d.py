@@ -19,6 +19,7 @@ from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.data.dance_windows import DanceSequence, WindowDataset, check_window_fits, window_starts
 from motiondiff.data.formats.bvh import JOINT_MAPS, BvhClip, load_bvh, load_bvh_hierarchy, resample
+from motiondiff.data.formats.bvh_write import POSITION_CHANNELS
 from motiondiff.data.info import RotationDanceData
 from motiondiff.data.kinematics.contacts import contacts_of
 from motiondiff.data.kinematics.skeleton import Skeleton, bone_lengths, subset_parents
@@ -78,6 +79,22 @@ def metres_per_unit(skeleton: Skeleton, given) -> float:
     return LEG_METRES / length if length > 0 else 1.0
 
 
+def writable_channels(channels, kept) -> tuple:
+    """Per joint, the channels to write a generated dance with: the file's, completed where it could not hold the
+    motion (the root gets X/Y/Z position channels; a kept joint gets all three rotation axes, the missing ones after
+    the file's own)."""
+    result = []
+    for joint, listed in enumerate(channels):
+        positions = [c for c in listed if c in POSITION_CHANNELS]
+        rotations = [c for c in listed if c.endswith("rotation")]
+        if joint == 0 and len(positions) < 3:
+            positions = list(POSITION_CHANNELS)
+        if joint in kept and len(rotations) < 3:
+            rotations += [f"{axis}rotation" for axis in "XYZ" if f"{axis}rotation" not in rotations]
+        result.append(tuple(positions + rotations))
+    return tuple(result)
+
+
 class Dance3DDataModule(L.LightningDataModule):
     """Train/validation windows of one BVH dance in 3D features, with what it takes to write BVH back."""
 
@@ -116,8 +133,22 @@ class Dance3DDataModule(L.LightningDataModule):
             return
         clip = resample(load_bvh(self.source), self.fps, source=f"BVH file '{self.source}'")
         skeleton = clip.skeleton
-        self.layout = RotationLayout(kept_joints(skeleton, self.joints), self.with_positions)
+        if skeleton.num_joints < 2:
+            raise UserError(
+                f"'{self.source}' has a single joint; the 3D dance needs a skeleton of at least two joints (one bone)."
+            )
+        check_window_fits(clip.num_frames, self.window, self.val_fraction, self.source)
+        self.hierarchy = load_bvh_hierarchy(self.source)
+        rotating = [j for j, listed in enumerate(self.hierarchy.channels) if any("rotation" in c for c in listed)]
+        kept = tuple(j for j in kept_joints(skeleton, self.joints) if j == 0 or j in rotating)  # others: identity
+        self.layout = RotationLayout(kept, self.with_positions)
         self.offsets = clip.local_translations[0].copy()  # (J, 3): offsets with any non-root position channel applied
+        if np.ptp(clip.local_translations[:, 1:], axis=0).max(initial=0.0) > 1e-6 * max(np.ptp(self.offsets), 1e-9):
+            warnings.warn(
+                f"'{self.source}' animates the position channels of joints below the root; the 3D dance keeps each "
+                "joint's first-frame offset (bone lengths fixed), so that stretching is not reproduced.",
+                stacklevel=2,
+            )
         root = clip.local_translations[:, 0]  # (T, 3)
         raw = encode(clip.local_rotations, root, self.offsets, skeleton.parents, self.layout, self.up)  # (T, F)
         frames = len(raw)
@@ -153,7 +184,7 @@ class Dance3DDataModule(L.LightningDataModule):
     def describe(self) -> RotationDanceData:
         """What the model, the renderer and the BVH writer need to know about the data (`info` after setup)."""
         skeleton, kept = self.clip.skeleton, list(self.layout.kept)
-        hierarchy = load_bvh_hierarchy(self.source)
+        hierarchy = self.hierarchy
         scale = metres_per_unit(skeleton, self.given_scale)
         parents = subset_parents(skeleton.parents, kept)
         positions = self.clip.positions()[: self.train_frames, kept] @ UP_BASIS[self.up].T * scale  # (T, K, 3) y up
@@ -176,7 +207,7 @@ class Dance3DDataModule(L.LightningDataModule):
             file_names=hierarchy.declared_names,
             file_parents=skeleton.parents,
             offsets=np.concatenate([hierarchy.skeleton.offsets[:1], self.offsets[1:]]).tolist(),  # root: as declared
-            channels=hierarchy.channels,
+            channels=writable_channels(hierarchy.channels, kept),
             end_sites=tuple(None if site is None else tuple(site) for site in hierarchy.end_sites),
             fixed_rotations=self.fixed_rotations.tolist(),
             foot_joints=contacts.joints,

@@ -84,14 +84,19 @@ class FeatureLayout:
         return mask
 
 
+def check_editable(info: MotionData) -> None:
+    """UserError for data whose joint columns editing does not know (the 3D dance)."""
+    if not isinstance(info, (KeypointData, TextMotionData)):
+        raise UserError(
+            f"editing knows no joint columns for {info.kind} data (the 3D dance); edit a 2D dance or a text run."
+        )
+
+
 def feature_layout(info: MotionData) -> FeatureLayout:
     """The layout of a run's features: HumanML3D / KIT-ML, smplrifke or 2D keypoints."""
     if isinstance(info, KeypointData):
         return keypoint_layout(info)
-    if not isinstance(info, TextMotionData):
-        raise UserError(
-            f"editing knows no joint columns for {info.kind} data (the 3D dance); edit a 2D dance or a text run."
-        )
+    check_editable(info)
     if info.representation in ("humanml3d", "kit"):
         return humanml3d_layout(info)
     if info.representation == "smplrifke":

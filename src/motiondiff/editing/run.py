@@ -25,6 +25,7 @@ from motiondiff.data.info import KeypointData
 from motiondiff.diffusion.chaining import sample_in_windows
 from motiondiff.diffusion.denoiser import check_guidance_weight
 from motiondiff.diffusion.samplers import Sampler
+from motiondiff.editing.masks import check_editable
 from motiondiff.editing.modes import EditPlan, plan_edit
 from motiondiff.editing.sources import GENERATION_FILE, load_source
 from motiondiff.editing.timeline import run_timeline
@@ -50,6 +51,7 @@ def run(cfg: DictConfig) -> dict:
         raise UserError(f"render={cfg.render} is not an option of edit; use render=true or render=false.")
     run = load_trained_run(cfg)
     module = run.module
+    check_editable(module.data)
     cond, weight = condition(run, cfg.prompt, cfg.guidance_weight, whole_number("num_samples", cfg.num_samples))
     source = load_source(cfg.source, module, run.config.dataset, cfg.source_sample)
     plan = plan_edit(cfg.edit, source.features, module.data, cfg.length)

@@ -33,6 +33,7 @@ from motiondiff.data.info import TextMotionData
 from motiondiff.diffusion.chaining import chain_windows
 from motiondiff.diffusion.denoiser import Denoiser, check_guidance_weight
 from motiondiff.diffusion.samplers import Sampler
+from motiondiff.editing.masks import check_editable
 from motiondiff.generation.prompts import SUMMARY_FILE, warn_unfamiliar_prompts
 from motiondiff.render.skeleton_video import write_skeleton_video
 from motiondiff.render.stick3d import write_stick3d_video
@@ -296,6 +297,7 @@ def run_timeline(cfg: DictConfig) -> dict:
         raise UserError(f"edit=timeline needs edit.file=<a timeline file>; {LINE_HINT}, one segment a line.")
     run = load_trained_run(cfg)
     module, info = run.module, run.module.data
+    check_editable(info)
     min_frames = info.min_frames if isinstance(info, TextMotionData) else 1
     segments = parse_timeline(Path(cfg.edit.file), info.fps, min_frames)
     encoder, weight = timeline_encoder(run, [segment.prompt for segment in segments], cfg.guidance_weight)

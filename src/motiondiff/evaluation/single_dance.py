@@ -33,7 +33,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
     overlap = whole_number("chain_overlap", cfg.chain_overlap)
     if not overlap < info.window:
         raise UserError(f"chain_overlap={overlap} must be below the window length {info.window}; use 16.")
-    blend = int(cfg.get("chain_blend", 0))
+    blend = whole_number("chain_blend", cfg.get("chain_blend", 0), minimum=0)
     if not 0 <= blend < overlap:
         raise UserError(f"chain_blend={blend} must lie between 0 and chain_overlap - 1 = {overlap - 1}; use 8.")
     if not float(cfg.duration_factor) > 0:

@@ -54,7 +54,8 @@ def generate_and_save(
             raise UserError(
                 f"chain_overlap={chain_overlap} must lie between 1 and the window length {info.window} - 1."
             )
-        if not 0 <= chain_blend < chain_overlap:
+        chain_blend = whole_number("chain_blend", chain_blend, minimum=0)
+        if not chain_blend < chain_overlap:
             raise UserError(f"chain_blend={chain_blend} must lie in [0, chain_overlap) = [0, {chain_overlap}).")
 
         numbers = itertools.count(2)  # window 1 of the chain is the first sample
