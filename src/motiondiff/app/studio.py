@@ -309,7 +309,6 @@ class Studio:
             windows if windows > 1 else 0,
             facts.overlap,
             self.render,
-            min(8, facts.overlap - 1),  # chain_blend, as generate's default where the overlap allows
         )
         samples = np.load(folder / SAMPLES_FILE)  # (K, N, J, 2)
         player = [

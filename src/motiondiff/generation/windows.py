@@ -3,6 +3,7 @@
 import itertools
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from motiondiff.training.diffusion_module import MotionDiffusion
 
 SAMPLES_FILE = "samples.npy"
 LONG_FILE = "long_dance.npy"  # the chained windows
+CHAIN_BLEND = 8  # overlap frames crossfaded from one chained window into the next (configs/generate.yaml)
 
 
 def generate_and_save(
@@ -29,7 +31,7 @@ def generate_and_save(
     chain_windows_count: int = 0,
     chain_overlap: int = 16,
     render: bool = True,
-    chain_blend: int = 8,
+    chain_blend: Optional[int] = None,
     foot_lock: bool = True,
 ) -> dict:
     """Write samples.npy (K, N, J, D), sample_XX.mp4, grid.mp4, optionally a chained long dance, and for the 3D
@@ -54,6 +56,8 @@ def generate_and_save(
             raise UserError(
                 f"chain_overlap={chain_overlap} must lie between 1 and the window length {info.window} - 1."
             )
+        if chain_blend is None:  # generate's default, where the overlap leaves room for it
+            chain_blend = min(CHAIN_BLEND, chain_overlap - 1)
         chain_blend = whole_number("chain_blend", chain_blend, minimum=0)
         if not chain_blend < chain_overlap:
             raise UserError(f"chain_blend={chain_blend} must lie in [0, chain_overlap) = [0, {chain_overlap}).")
