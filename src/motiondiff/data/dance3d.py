@@ -13,11 +13,16 @@ from typing import Optional
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
-from motiondiff.data.dance_windows import DanceSequence, WindowDataset, check_window_fits, window_starts
+from motiondiff.data.dance_windows import (
+    DanceSequence,
+    WindowDataset,
+    WindowLoaders,
+    check_window_fits,
+    window_options,
+    window_starts,
+)
 from motiondiff.data.formats.bvh import JOINT_MAPS, BvhClip, load_bvh, load_bvh_hierarchy, resample
 from motiondiff.data.formats.bvh_write import POSITION_CHANNELS
 from motiondiff.data.info import RotationDanceData
@@ -95,7 +100,7 @@ def writable_channels(channels, kept) -> tuple:
     return tuple(result)
 
 
-class Dance3DDataModule(L.LightningDataModule):
+class Dance3DDataModule(WindowLoaders, L.LightningDataModule):
     """Train/validation windows of one BVH dance in 3D features, with what it takes to write BVH back."""
 
     def __init__(
@@ -113,10 +118,7 @@ class Dance3DDataModule(L.LightningDataModule):
         metres_per_unit="auto",
     ):
         super().__init__()
-        self.window, self.stride = whole_number("dataset.window", window), whole_number("dataset.stride", stride)
-        self.batch_size = whole_number("dataset.batch_size", batch_size)
-        if not 0 < val_fraction < 1:
-            raise UserError(f"dataset.val_fraction={val_fraction} must lie strictly between 0 and 1.")
+        self.window, self.stride, self.batch_size = window_options(window, stride, batch_size, val_fraction)
         if up_axis not in UP_BASIS:
             raise UserError(f"dataset.up_axis='{up_axis}' is not an option; use y or z (the file's vertical axis).")
         if str(source) == "procedural" or not str(source).lower().endswith(".bvh"):
@@ -234,21 +236,3 @@ class Dance3DDataModule(L.LightningDataModule):
     def contact_setup(self) -> tuple:
         """(up axis index of `measure_space` positions, contact joints): y up, the feet found in the training span."""
         return 1, self.info.foot_joints
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            shuffle=True,
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.val_set,
-            batch_size=self.batch_size,
-            shuffle=False,
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-        )

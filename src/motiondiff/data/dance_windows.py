@@ -76,7 +76,30 @@ class WindowDataset(Dataset):
         return {"motion": motion, "mask": torch.ones(self.window, dtype=torch.bool)}
 
 
-class DanceDataModule(L.LightningDataModule):
+class WindowLoaders:
+    """The loaders of a single dance's train_set and val_set (shuffled training windows, validation in order)."""
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            num_workers=self.num_workers,
+            drop_last=False,
+            pin_memory=torch.cuda.is_available(),  # faster host-to-GPU copies; nothing to gain on CPU
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.val_set,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+
+class DanceDataModule(WindowLoaders, L.LightningDataModule):
     """Train/validation windows of one dance, with the statistics to undo the normalisation."""
 
     def __init__(
@@ -95,10 +118,7 @@ class DanceDataModule(L.LightningDataModule):
         procedural: Optional[Mapping] = None,
     ):
         super().__init__()
-        window, stride = whole_number("dataset.window", window), whole_number("dataset.stride", stride)
-        batch_size = whole_number("dataset.batch_size", batch_size)
-        if not 0 < val_fraction < 1:
-            raise UserError(f"dataset.val_fraction={val_fraction} must lie strictly between 0 and 1.")
+        window, stride, batch_size = window_options(window, stride, batch_size, val_fraction)
         if fps <= 0:
             raise UserError(f"dataset.fps={fps} must be positive.")
         self.source, self.window, self.stride, self.val_fraction = str(source), window, stride, val_fraction
@@ -176,24 +196,14 @@ class DanceDataModule(L.LightningDataModule):
         """(up axis index of the positions, contact joints): (None, None), no foot contacts in a 2D view."""
         return None, None
 
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set,
-            batch_size=self.batch_size,
-            shuffle=True,
-            num_workers=self.num_workers,
-            drop_last=False,
-            pin_memory=torch.cuda.is_available(),  # faster host-to-GPU copies; nothing to gain on CPU
-        )
 
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.val_set,
-            batch_size=self.batch_size,
-            shuffle=False,
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-        )
+def window_options(window, stride, batch_size, val_fraction) -> tuple:
+    """(window, stride, batch_size) as whole numbers; UserError naming the option that is not, or a val_fraction
+    outside (0, 1)."""
+    if not 0 < val_fraction < 1:
+        raise UserError(f"dataset.val_fraction={val_fraction} must lie strictly between 0 and 1.")
+    names = ("dataset.window", "dataset.stride", "dataset.batch_size")
+    return tuple(whole_number(name, value) for name, value in zip(names, (window, stride, batch_size)))
 
 
 def check_window_fits(frames: int, window: int, val_fraction: float, source: str) -> int:
