@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def terminate_as_interrupt():
-    """SIGTERM (kill, a service manager) stops the app as Ctrl-C does: the same message, exit status 0."""
+    """SIGTERM (kill, a service manager) stops the app as Ctrl-C does: the same message, exit status 0. Ctrl-C
+    (SIGINT) stops it also when it was started in the background, where SIGINT arrives ignored."""
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield
         return
@@ -28,10 +29,12 @@ def terminate_as_interrupt():
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def run(cfg: DictConfig) -> dict:
