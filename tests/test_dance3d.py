@@ -22,6 +22,7 @@ from motiondiff.data.representations.local_rotations import (
     yaw_matrix,
 )
 from motiondiff.metrics.skeleton import foot_skating
+from test_bvh_bounds import write_bvh
 
 CLIPS = ("Gangnam-Style", "Crab-dance-long", "Walk-In-Circle", "proud", "normal")
 
@@ -207,26 +208,10 @@ def test_channels_are_completed_where_the_file_could_not_hold_a_generated_motion
     assert written[2] == () and written[3] == channels[3]  # not kept: as the file has it; complete: unchanged
 
 
-def one_joint_bvh(path, frames: int, joints: int = 1):
-    """A BVH of `joints` joints in a chain (3 rotation channels each, 6 on the root) and `frames` frames."""
-    lines = [
-        "HIERARCHY",
-        "ROOT Hips",
-        "{",
-        "OFFSET 0 0 0",
-        "CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation",
-    ]
-    for joint in range(1, joints):
-        lines += [f"JOINT J{joint}", "{", "OFFSET 0 10 0", "CHANNELS 3 Zrotation Xrotation Yrotation"]
-    lines += ["End Site", "{", "OFFSET 0 5 0", "}"] + ["}"] * joints
-    values = " ".join(["0"] * (6 + 3 * (joints - 1)))
-    lines += ["MOTION", f"Frames: {frames}", "Frame Time: 0.033333"] + [values] * frames
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def test_a_single_joint_or_a_too_short_clip_is_refused_in_one_sentence(tmp_path):
     with pytest.raises(UserError, match="at least two joints"):
-        Dance3DDataModule(str(one_joint_bvh(tmp_path / "one.bvh", 400))).setup()
+        (tmp_path / "one").mkdir()
+        Dance3DDataModule(str(write_bvh(tmp_path / "one", frames="400", joints=1, rows=400))).setup()
     with pytest.raises(UserError, match="too short"):
-        Dance3DDataModule(str(one_joint_bvh(tmp_path / "short.bvh", 1, joints=3))).setup()
+        (tmp_path / "short").mkdir()
+        Dance3DDataModule(str(write_bvh(tmp_path / "short", frames="1", joints=3, rows=1))).setup()
