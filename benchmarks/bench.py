@@ -10,8 +10,10 @@ interleaved, in this one process):
   2. sampling 64 dance windows, DDPM-1000 and DDIM-50: our samplers vs the same network stepped by
      diffusers' DDPMScheduler / DDIMScheduler; sampler overhead = (total - pure network time) / total;
      dance coverage of DDPM vs DDIM samples from a dance model trained here for a few hundred steps.
-  3. DiT variants (incontext, adaln, cross_attention) at the reference and the CPU size: training
-     samples/s, guided DDIM-50 latency for a batch of 32, peak memory.
+  3. DiT variants (incontext, adaln, cross_attention) at the reference and the CPU size, as configs/network/*.yaml
+     build them: training samples/s, guided DDIM-50 latency for a batch of 32, peak memory; at the reference
+     size also today's network (the class defaults: residual dropout, tanh GELU, separate q/kv, masks always
+     built) against the config defaults, interleaved: training samples/s and guided step time (issue 19).
   4. achieved throughput: model FLOPs (torch.utils.flop_counter) per second of a training step and a
      guided sampling step, as a fraction of the float32 matmul peak measured in this run; on CUDA (and with
      --quick) also the bfloat16 matmul peak.
@@ -52,6 +54,11 @@ TARGET_OVERHEAD = 0.05
 TARGET_DDIM_SPEEDUP = 15.0
 TARGET_COVERAGE_POINTS = 5.0
 TARGET_PEAK_FRACTION = 0.40
+# Targets of issue 19: the config defaults of the DiT variants against today's network, same run, float32.
+TARGET_DIT_TRAIN_SPEEDUP = 1.35
+TARGET_DIT_GUIDED_TIME = 0.8
+COST_OPTIONS = ("dropout_placement", "gelu", "fused_qkv", "attention_mask")  # the class defaults are today's network
+NETWORK_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "network"
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -200,6 +207,7 @@ def machine_info(device) -> dict:
 def sizes(quick: bool, cuda: bool = False) -> dict:
     if quick:
         tiny = dict(latent_dim=32, num_layers=1, num_heads=4, frames=16, train_batch=2, gen_batch=2, gen_full=True)
+        tiny_compared = {**tiny, "compare_today": True}
         return dict(
             batch=4,
             window=48,
@@ -212,10 +220,11 @@ def sizes(quick: bool, cuda: bool = False) -> dict:
             sampling_repeats=1,
             matmul=128,
             matmul_bf16=128,
-            dit={"reference": tiny, "cpu": tiny},
+            dit={"reference": tiny_compared, "cpu": tiny},
             dit_warmup=1,
             dit_repeats=1,
             dit_step_repeats=1,
+            dit_compare_repeats=1,
         )
     return dict(
         batch=128,
@@ -234,7 +243,14 @@ def sizes(quick: bool, cuda: bool = False) -> dict:
         # measured per-step sampler cost of the CPU size); the CPU size runs the whole loop, and on CUDA both do.
         dit={
             "reference": dict(
-                latent_dim=512, num_layers=8, num_heads=16, frames=196, train_batch=8, gen_batch=32, gen_full=cuda
+                latent_dim=512,
+                num_layers=8,
+                num_heads=16,
+                frames=196,
+                train_batch=8,
+                gen_batch=32,
+                gen_full=cuda,
+                compare_today=True,  # today's network against the config defaults (issue 19)
             ),
             "cpu": dict(
                 latent_dim=128, num_layers=4, num_heads=4, frames=196, train_batch=64, gen_batch=32, gen_full=True
@@ -243,6 +259,7 @@ def sizes(quick: bool, cuda: bool = False) -> dict:
         dit_warmup=1,
         dit_repeats=3,
         dit_step_repeats=2,
+        dit_compare_repeats=5,
     )
 
 
@@ -449,7 +466,16 @@ def section_sampling(args, size, device, peers, report):
     report["sampling"] = result
 
 
-def build_dit(variant: str, cfg: dict, features: int, text_dim: int):
+def config_options(variant: str) -> dict:
+    """The cost options configs/network/<variant>.yaml chooses (dropout placement, GELU, fused qkv, masks)."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(NETWORK_CONFIGS / f"{variant}.yaml")
+    return {key: cfg[key] for key in COST_OPTIONS}
+
+
+def build_dit(variant: str, cfg: dict, features: int, text_dim: int, options: dict):
+    """A DiT variant at size `cfg` with the cost `options` ({} = the class defaults, today's network)."""
     from motiondiff.networks import conditioning
 
     cls = {
@@ -466,6 +492,7 @@ def build_dit(variant: str, cfg: dict, features: int, text_dim: int):
         mlp_ratio=4.0,
         dropout=0.1,
         max_frames=max(196, cfg["frames"]),
+        **options,
     )
 
 
@@ -487,45 +514,122 @@ def section_dit(args, size, device, report, peak_flops):
                 "size": size_name,
                 **bench_dit_variant(variant, cfg, size, device, peak_flops),
             }
+            if cfg.get("compare_today"):
+                out[f"{size_name}/{variant}"]["today"] = compare_today(variant, cfg, size, device)
     report["dit_variants"] = out
 
 
-def bench_dit_variant(variant: str, cfg: dict, size: dict, device, peak_flops: float) -> dict:
-    """One DiT variant at one size: a training step and a guided sampling step, timed, counted and their memory."""
-    features, text_dim, tokens, guidance = 263, 384, 16, 2.5
-    torch.manual_seed(0)
-    network = build_dit(variant, cfg, features, text_dim).to(device)
-    schedule = LinearSchedule(size["schedule_steps"]).to(device)
+DIT_FEATURES, DIT_TEXT_DIM, DIT_TOKENS, DIT_GUIDANCE = 263, 384, 16, 2.5
+
+
+def dit_training(network, schedule, batch: int, frames: int, device) -> tuple:
+    """A training step of `network` (loss, backward, AdamW, EMA) on a fixed batch: (step callable, loss of the
+    batch as a callable, optimizer). Half the batch is shorter motions and 10% of the captions are dropped."""
     loss_fn = DiffusionLoss("epsilon")
     optimizer = torch.optim.AdamW(network.parameters(), lr=5e-4, weight_decay=0.01)
     ema = make_ema(network).to(device)
-    tb, gb, frames = cfg["train_batch"], cfg["gen_batch"], cfg["frames"]
-    x0 = torch.randn(tb, frames, features, device=device)
-    mask = torch.ones(tb, frames, dtype=torch.bool, device=device)
-    mask[tb // 2 :, frames * 3 // 4 :] = False  # some shorter motions, as in a real batch
-    cond = text_condition(tb, tokens, text_dim, device)
-    drop = torch.rand(tb, generator=torch.Generator().manual_seed(4)) < 0.1
-    cond_train = {**cond, "drop": drop.to(device)}
+    x0 = torch.randn(batch, frames, DIT_FEATURES, generator=torch.Generator().manual_seed(6)).to(device)
+    mask = torch.ones(batch, frames, dtype=torch.bool, device=device)
+    mask[batch // 2 :, frames * 3 // 4 :] = False  # some shorter motions, as in a real batch
+    drop = torch.rand(batch, generator=torch.Generator().manual_seed(4)) < 0.1
+    cond = {**text_condition(batch, DIT_TOKENS, DIT_TEXT_DIM, device), "drop": drop.to(device)}
 
-    def train_step():
-        loss = loss_fn(network, schedule, x0, mask, cond=cond_train)
+    def loss():
+        return loss_fn(network, schedule, x0, mask, cond=cond)
+
+    def step():
+        network.train()
+        value = loss()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         optimizer.step()
         ema.update()
 
-    network.train()
+    return step, loss, optimizer
+
+
+def dit_denoiser(network, schedule, batch: int, frames: int, device) -> Denoiser:
+    """The guided denoiser of the sampling measurements: `batch` captions, no padding, guidance weight 2.5."""
+    cond = text_condition(batch, DIT_TOKENS, DIT_TEXT_DIM, device)
+    mask = torch.ones(batch, frames, dtype=torch.bool, device=device)
+    return Denoiser(network, schedule, "epsilon", cond=cond, mask=mask, guidance_weight=DIT_GUIDANCE)
+
+
+def paired_ratios(fns: dict, device, warmup: int, repeats: int) -> dict:
+    """Interleaved timing of fns {"today": f, "config": g}: the median wall seconds of each, and the medians over the
+    rounds of today/config (wall and process CPU seconds; pairs within a round share the machine's load)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    wall, cpu = {name: [] for name in fns}, {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            started = time.process_time()
+            wall[name].append(timed(fn, device))
+            cpu[name].append(time.process_time() - started)
+    return {
+        **{name: statistics.median(values) for name, values in wall.items()},
+        "ratio": statistics.median(a / b for a, b in zip(wall["today"], wall["config"])),
+        "cpu_ratio": statistics.median(a / b for a, b in zip(cpu["today"], cpu["config"])),
+    }
+
+
+def compare_today(variant: str, cfg: dict, size: dict, device) -> dict:
+    """Today's network (the class defaults) against the config defaults, interleaved: training step, guided step."""
+    schedule = LinearSchedule(size["schedule_steps"]).to(device)
+    tb, gb, frames = cfg["train_batch"], cfg["gen_batch"], cfg["frames"]
+    noise = torch.randn(gb, frames, DIT_FEATURES, generator=torch.Generator().manual_seed(5)).to(device)
+    t_mid = torch.full((gb,), size["schedule_steps"] // 2, device=device, dtype=torch.long)
+    options = {"today": {}, "config": config_options(variant)}
+    train, guided = {}, {}
+    for name, chosen in options.items():
+        torch.manual_seed(0)
+        network = build_dit(variant, cfg, DIT_FEATURES, DIT_TEXT_DIM, chosen).to(device)
+        train[name] = dit_training(network, schedule, tb, frames, device)[0]
+        denoiser = dit_denoiser(network, schedule, gb, frames, device)
+
+        def guided_step(network=network, denoiser=denoiser):
+            network.eval()
+            with torch.inference_mode():
+                denoiser(noise, t_mid)
+
+        guided[name] = guided_step
+    repeats = size["dit_compare_repeats"]
+    train_s = paired_ratios(train, device, size["dit_warmup"], repeats)
+    guided_s = paired_ratios(guided, device, 1, repeats)
+    return {
+        "options": options["config"],
+        "train_batch": tb,
+        "gen_batch": gb,
+        "repeats": repeats,
+        "today_train_samples_per_s": tb / train_s["today"],
+        "config_train_samples_per_s": tb / train_s["config"],
+        "train_speedup": train_s["ratio"],  # median over rounds of today's step time / the config's
+        "train_speedup_cpu_time": train_s["cpu_ratio"],
+        "today_guided_step_s": guided_s["today"],
+        "config_guided_step_s": guided_s["config"],
+        "guided_time_ratio": 1 / guided_s["ratio"],
+        "guided_time_ratio_cpu_time": 1 / guided_s["cpu_ratio"],
+    }
+
+
+def bench_dit_variant(variant: str, cfg: dict, size: dict, device, peak_flops: float) -> dict:
+    """One DiT variant at one size as its config builds it: a training step and a guided sampling step, timed,
+    counted and their memory."""
+    torch.manual_seed(0)
+    network = build_dit(variant, cfg, DIT_FEATURES, DIT_TEXT_DIM, config_options(variant)).to(device)
+    schedule = LinearSchedule(size["schedule_steps"]).to(device)
+    tb, gb, frames = cfg["train_batch"], cfg["gen_batch"], cfg["frames"]
+    train_step, train_loss, optimizer = dit_training(network, schedule, tb, frames, device)
     with PeakMemory(device) as train_memory:
         train_s = median_times({"t": train_step}, device, size["dit_warmup"], size["dit_repeats"])["t"]
-    train_flops = count_flops(lambda: loss_fn(network, schedule, x0, mask, cond=cond_train).backward())
+    train_flops = count_flops(lambda: train_loss().backward())
     optimizer.zero_grad(set_to_none=True)
 
     network.eval()
-    gen_cond = text_condition(gb, tokens, text_dim, device)
-    gen_mask = torch.ones(gb, frames, dtype=torch.bool, device=device)
-    denoiser = Denoiser(network, schedule, "epsilon", cond=gen_cond, mask=gen_mask, guidance_weight=guidance)
+    denoiser = dit_denoiser(network, schedule, gb, frames, device)
     sampler = DDIMSampler(size["ddim_steps"], progress=False)
-    noise = torch.randn(gb, frames, features, generator=torch.Generator().manual_seed(5)).to(device)
+    noise = torch.randn(gb, frames, DIT_FEATURES, generator=torch.Generator().manual_seed(5)).to(device)
     t_mid = torch.full((gb,), size["schedule_steps"] // 2, device=device, dtype=torch.long)
     with torch.inference_mode():
         step_flops = count_flops(lambda: denoiser(noise, t_mid))  # also the warm-up
@@ -548,7 +652,7 @@ def bench_dit_variant(variant: str, cfg: dict, size: dict, device, peak_flops: f
         "train_peak_fraction": train_flops / train_s / peak_flops,
         "train_peak_mem_mb": train_memory.peak_bytes / 2**20,
         "gen_batch": gb,
-        "guidance_weight": guidance,
+        "guidance_weight": DIT_GUIDANCE,
         "guided_step_s": step_s,
         "guided_step_flops": step_flops,
         "guided_step_peak_fraction": step_flops / step_s / peak_flops,
@@ -599,7 +703,52 @@ def targets(report: dict) -> list:
                     fraction >= TARGET_PEAK_FRACTION,
                 )
             )
+    rows.extend(today_targets(report))
     return rows
+
+
+def today_targets(report: dict) -> list:
+    """Issue 19's rows: the config defaults' training samples/s and guided step time against today's network."""
+    rows = []
+    for row in report["dit_variants"].values():
+        today = row.get("today")
+        if today is None:
+            continue
+        speedup, ratio = today["train_speedup"], today["guided_time_ratio"]
+        label = f"{row['variant']} training >= {TARGET_DIT_TRAIN_SPEEDUP}x today's samples/s"
+        rows.append((label, f"{speedup:.2f}x", speedup >= TARGET_DIT_TRAIN_SPEEDUP))
+        label = f"{row['variant']} guided step <= {TARGET_DIT_GUIDED_TIME}x today's time"
+        rows.append((label, f"{ratio:.2f}x", ratio <= TARGET_DIT_GUIDED_TIME))
+    return rows
+
+
+def today_table(report: dict) -> list:
+    """The Markdown parts comparing today's DiT network with the config defaults (empty when not measured)."""
+    rows = [(r["variant"], r["today"]) for r in report["dit_variants"].values() if "today" in r]
+    if not rows:
+        return []
+    options = ", ".join(f"{key}={value}" for key, value in rows[0][1]["options"].items())
+    cells = [
+        [
+            variant,
+            f"{t['today_train_samples_per_s']:.2f}",
+            f"{t['config_train_samples_per_s']:.2f}",
+            f"**{t['train_speedup']:.2f}x** ({t['train_speedup_cpu_time']:.2f}x)",
+            f"{t['today_guided_step_s']:.3f}",
+            f"{t['config_guided_step_s']:.3f}",
+            f"**{t['guided_time_ratio']:.2f}x** ({t['guided_time_ratio_cpu_time']:.2f}x)",
+        ]
+        for variant, t in rows
+    ]
+    header = ["variant", "today samples/s", "config samples/s", "speed-up", "today guided (s)", "config guided (s)"]
+    first = rows[0][1]
+    return [
+        f"**DiT: today's network against the config defaults** (reference size, float32, interleaved; medians of "
+        f"{first['repeats']} rounds, the ratios paired within a round; training batch {first['train_batch']}, guided "
+        f"batch {first['gen_batch']}). Today = the class defaults (dropout on every residual branch, tanh GELU, "
+        f"separate q/kv, masks always built); config = {options}. In brackets: the same ratios of process CPU time.",
+        markdown_table([*header, "time ratio"], cells),
+    ]
 
 
 def bf16_note(report: dict) -> str:
@@ -685,9 +834,11 @@ def markdown(report: dict) -> str:
         markdown_table(["sampler loop", "total (s)", "network (s)", "overhead", "dance coverage"], sampling),
         f"DDIM-{s['ddim_steps']} speed-up over DDPM-{s['ddpm_steps']} (ours): {s['ddim_speedup']:.1f}x; coverage gap "
         f"{s['coverage_gap_points']:.1f} points (window {s['coverage_window']} frames).",
-        "**3 + 4. DiT variants**, 263 features, text dim 384, 16 text tokens, guidance weight 2.5; float32 matmul "
+        "**3 + 4. DiT variants** as configs/network/*.yaml build them, 263 features, text dim 384, 16 text tokens, "
+        "guidance weight 2.5; float32 matmul "
         f"peak {peak:.1f} GFLOP/s (n={report['throughput']['matmul_size']})" + bf16_note(report),
         markdown_table(variant_header, variants),
+        *today_table(report),
         f"punet: training step {100 * tp['punet_train_peak_fraction']:.0f}% of peak, sampling step "
         f"(batch {s['num_windows']}) {100 * tp['punet_sampling_peak_fraction']:.0f}% of peak.",
         "**Targets**",

@@ -70,6 +70,7 @@ COMMANDS = (
     "eval_demo",
     "sweep_demo",
     "edit",
+    "nfe_curve",
 )
 # A command named like its room: `python -m motiondiff.<room>` runs <room>/__main__.py, which calls cli.<module>.
 PACKAGE_COMMANDS = {"export": "export", "app": "serve"}  # room -> its cli module (cli/app.py is the shared machinery)

@@ -47,7 +47,23 @@ def test_quick_benchmark_writes_every_section(tmp_path):
     variants = {(row["size"], row["variant"]) for row in report["dit_variants"].values()}
     assert variants == {(size, v) for size in ("reference", "cpu") for v in ("incontext", "adaln", "cross_attention")}
     assert report["throughput"]["matmul_peak_gflops"] > 0
+    # Issue 19: today's network (the class defaults) against the config defaults, at the reference size only.
+    for key, row in report["dit_variants"].items():
+        assert ("today" in row) == (row["size"] == "reference"), key
+    today = report["dit_variants"]["reference/adaln"]["today"]
+    assert today["options"] == {
+        "dropout_placement": "mlp",
+        "gelu": "exact",
+        "fused_qkv": False,
+        "attention_mask": "when_padded",
+    }
+    assert today["today_train_samples_per_s"] > 0 and today["config_train_samples_per_s"] > 0
+    assert today["train_speedup"] > 0 and today["guided_time_ratio"] > 0
     table = (tmp_path / "bench.md").read_text()
-    for heading in ("1. punet training step", "2. Sampling", "DiT variants", "of peak", "Targets"):
+    for heading in ("1. punet training step", "2. Sampling", "DiT variants", "of peak", "today's network", "Targets"):
         assert heading in table, heading
-    assert len(report["targets"]) == 11
+    names = [name for name, _, _ in report["targets"]]
+    for variant in ("incontext", "adaln", "cross_attention"):
+        assert f"{variant} training >= 1.35x today's samples/s" in names
+        assert f"{variant} guided step <= 0.8x today's time" in names
+    assert len(report["targets"]) == 17

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import compose_config
 from motiondiff.cli import generate
@@ -99,3 +100,21 @@ def test_the_data_description_round_trips_through_the_checkpoint(name):
 
     saved = json.loads((FIXTURES / name / "checkpoint.json").read_text())["hyper_parameters"]["data_info"]
     assert describe_data(saved).to_dict() == saved
+
+
+def test_resuming_a_transformer_run_saved_before_the_cost_options_keeps_its_network():
+    from motiondiff.runs.legacy import added_option_overrides
+
+    old = OmegaConf.create(
+        {"network": {"_target_": "motiondiff.networks.conditioning.AdaLNTransformer", "dropout": 0.1}}
+    )
+    assert added_option_overrides(old) == [
+        "network.dropout_placement=residual",
+        "network.gelu=tanh",
+        "network.fused_qkv=false",
+        "network.attention_mask=always",
+    ]
+    new = OmegaConf.create({"network": {**old.network, "gelu": "exact", "dropout_placement": "mlp"}})
+    assert added_option_overrides(new) == ["network.fused_qkv=false", "network.attention_mask=always"]
+    punet = OmegaConf.create({"network": {"_target_": "motiondiff.networks.punet.PUNet"}})
+    assert added_option_overrides(punet) == []

@@ -1,4 +1,5 @@
-"""MotionTransformer variants: shapes, padding, zero/identity init, condition and null, gradients, batching, configs."""
+"""MotionTransformer variants: shapes, padding, zero/identity init, condition and null, gradients, batching, configs,
+and the options that change only the cost (dropout placement, GELU, fused qkv, masks only when padded)."""
 
 from pathlib import Path
 
@@ -28,6 +29,10 @@ VARIANTS = {
     "cross_attention": (CrossAttentionTransformer, {}),
     "cross_attention_adaln": (CrossAttentionTransformer, dict(time_conditioning="adaln")),
 }
+# The cheaper settings of the cost options; the class defaults are the old behaviour. The configs leave fused_qkv
+# off (no faster on CPU, and an optimizer state saved with separate q/kv would not load into it).
+CHEAP = dict(dropout_placement="mlp", gelu="exact", fused_qkv=True, attention_mask="when_padded")
+CONFIGURED = {**CHEAP, "fused_qkv": False}
 # The reference size (8 layers x 512 wide x 16 heads) for features=263, text_dim=384.
 REFERENCE_PARAMS = {"incontext": 26_344_711, "adaln": 39_460_103, "cross_attention": 34_495_239}
 
@@ -83,9 +88,10 @@ def test_output_shape_and_max_frames(name):
         net(*inputs(frames=MAX_FRAMES + 1), make_cond(3))
 
 
+@pytest.mark.parametrize("options", [{}, CHEAP], ids=["class_defaults", "cheap"])
 @pytest.mark.parametrize("name", VARIANTS)
-def test_padded_frames_and_padded_tokens_change_nothing(name):
-    net = perturb(make(name, dropout=0.1)).eval()
+def test_padded_frames_and_padded_tokens_change_nothing(name, options):
+    net = perturb(make(name, dropout=0.1, **options)).eval()
     x, t = inputs()
     mask = torch.arange(12)[None] < torch.tensor([12, 7, 1])[:, None]  # (B, N)
     cond = make_cond(3, lengths=[5, 2, 0])  # the last caption is empty: only the null token is attendable
@@ -239,6 +245,10 @@ def test_hydra_config_instantiates(variant):
         (dict(num_layers=0), "network.num_layers=0"),
         (dict(max_frames=0), "network.max_frames=0"),
         (dict(mlp_ratio=0.0), "network.mlp_ratio=0.0"),
+        (dict(dropout_placement="both"), "network.dropout_placement='both' must be one of"),
+        (dict(gelu="fast"), "network.gelu='fast' must be one of"),
+        (dict(fused_qkv="yes"), "network.fused_qkv='yes' must be true or false"),
+        (dict(attention_mask="never"), "network.attention_mask='never' must be one of"),
     ],
 )
 def test_bad_config_raises_user_error(kwargs, message):
@@ -254,3 +264,103 @@ def test_bad_time_conditioning_raises_user_error():
 def test_missing_condition_key_is_named():
     with pytest.raises(ValueError, match="text_tokens"):
         make("cross_attention")(*inputs(), {"text_pooled": torch.randn(3, TEXT_DIM)})
+
+
+@pytest.mark.parametrize("variant", ["incontext", "adaln", "cross_attention"])
+def test_configs_choose_the_cheap_options(variant):
+    cfg = OmegaConf.load(CONFIGS / f"{variant}.yaml")
+    assert {key: cfg[key] for key in CONFIGURED} == CONFIGURED
+    net = instantiate(cfg, features=FEATURES, text_dim=TEXT_DIM, latent_dim=32, num_layers=1, num_heads=4)
+    assert net.when_padded and isinstance(net.blocks[0].dropout, nn.Identity)
+    assert net.blocks[0].mlp.net[1].approximate == "none" and not net.blocks[0].attention.fused_qkv
+
+
+def same_weights(name: str, source: nn.Module, **options) -> nn.Module:
+    """A network of variant `name` with `options`, holding the weights of `source` (either qkv layout)."""
+    net = make(name, dropout=0.1, **options)
+    net.load_state_dict(source.state_dict())
+    return net.eval()
+
+
+def recorded_masks(monkeypatch) -> list:
+    """The attn_mask of every scaled_dot_product_attention call from now on."""
+    masks, sdpa = [], torch.nn.functional.scaled_dot_product_attention
+
+    def recording(q, k, v, attn_mask=None, **kwargs):
+        masks.append(attn_mask)
+        return sdpa(q, k, v, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    return masks
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_unpadded_inputs_skip_the_masks_and_give_the_masked_result(name, monkeypatch):
+    masked = perturb(make(name, dropout=0.1)).eval()  # attention_mask=always: masks built for every batch
+    unmasked = same_weights(name, masked, attention_mask="when_padded")
+    x, t = inputs()
+    cond, full = make_cond(3), torch.ones(3, 12, dtype=torch.bool)
+    expected = masked(x, t, cond, full)
+    masks = recorded_masks(monkeypatch)
+    for mask in (None, full):
+        masks.clear()
+        torch.testing.assert_close(unmasked(x, t, cond, mask), expected, atol=1e-6, rtol=0)
+        assert masks and all(m is None for m in masks), "a key mask was built though nothing is padded"
+    # A dropped sample or a padded caption needs the context mask, a padded frame every mask: the masked path.
+    padded = torch.arange(12)[None] < torch.tensor([12, 9, 5])[:, None]
+    for some_cond, mask in (({**cond, "drop": torch.tensor([False, True, False])}, None), (cond, padded)):
+        masks.clear()
+        torch.testing.assert_close(unmasked(x, t, some_cond, mask), masked(x, t, some_cond, mask), atol=1e-6, rtol=0)
+        assert any(m is not None for m in masks)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_unpadded_training_still_reaches_every_parameter(name):
+    net = perturb(make(name, dropout=0.1, **CHEAP)).train()
+    x, t = inputs()
+    (net(x, t, make_cond(3)) ** 2).mean().backward()  # nothing padded or dropped: no masks, no null token
+    for key, param in net.named_parameters():
+        assert param.grad is not None, f"{key} has no grad (DDP needs one for every parameter)"
+        assert (param.grad.abs().sum() > 0) != key.endswith("null.embedding"), key
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_old_separate_qkv_state_dict_loads_into_the_fused_network(name):
+    separate = perturb(make(name)).eval()
+    old_layout = separate.state_dict()
+    assert any(key.endswith("attention.to_kv.weight") for key in old_layout)
+    fused = same_weights(name, separate, fused_qkv=True)  # strict load through the pre-hook
+    fused_keys = [key for key in fused.state_dict() if "to_qkv" in key]
+    assert len(fused_keys) == 2 * len(fused.blocks)  # the self-attention of every block; cross-attention stays
+    x, t = inputs()
+    mask = torch.arange(12)[None] < torch.tensor([12, 7, 4])[:, None]
+    cond = make_cond(3, lengths=[5, 2, 0])
+    expected = separate(x, t, cond, mask)
+    torch.testing.assert_close(fused(x, t, cond, mask), expected, atol=1e-6, rtol=0)
+    back = same_weights(name, fused)  # and a fused checkpoint loads into the separate layout
+    assert torch.equal(back(x, t, cond, mask), expected)
+    assert set(back.state_dict()) == set(old_layout)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_dropout_placement_changes_nothing_in_eval(name):
+    residual = perturb(make(name, dropout=0.3)).eval()
+    mlp = same_weights(name, residual, dropout_placement="mlp")
+    x, t = inputs()
+    mask = torch.arange(12)[None] < torch.tensor([12, 7, 4])[:, None]
+    cond = {**make_cond(3, lengths=[5, 2, 0]), "drop": torch.tensor([False, False, True])}
+    assert torch.equal(mlp(x, t, cond, mask), residual(x, t, cond, mask))
+    assert not torch.equal(mlp.train()(x, t, cond, mask), mlp.train()(x, t, cond, mask))  # dropout is on in training
+
+
+def test_exact_gelu_is_the_erf_gelu():
+    tanh, exact = make("adaln"), make("adaln", gelu="exact")
+    assert tanh.blocks[0].mlp.net[1].approximate == "tanh" and exact.blocks[0].mlp.net[1].approximate == "none"
+
+
+def test_masks_are_built_while_torch_compile_traces(monkeypatch):
+    net = perturb(make("adaln", attention_mask="when_padded")).eval()
+    masks = recorded_masks(monkeypatch)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # no data-dependent branch in a traced graph
+    net(*inputs(), make_cond(3), torch.ones(3, 12, dtype=torch.bool))  # (mask=None needs no branch: no masks)
+    assert masks and all(m is not None for m in masks)

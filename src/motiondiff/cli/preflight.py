@@ -28,7 +28,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.errors import UserError
-from motiondiff.runs.directories import LAST, check_run_dir, latest_checkpoint, no_such_run
+from motiondiff.runs.directories import CONFIG_NAME, LAST, check_run_dir, latest_checkpoint, no_such_run
+from motiondiff.runs.legacy import added_option_overrides
 from motiondiff.tracking.trackers import check_tracker_packages
 from motiondiff.training.config_checks import check_training_config
 from motiondiff.training.devices import check_accelerator
@@ -38,10 +39,17 @@ INSPECTING_FLAGS = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--version", 
 CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--package", "-p")
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 # Keys naming files or folders that must exist, per command (a run directory is checked as a run).
-RUN_KEYS = {"generate": ("run_dir",), "evaluate": ("run_dir",), "edit": ("run_dir",), "app": ("run_dir",)}
+RUN_KEYS = {
+    "generate": ("run_dir",),
+    "evaluate": ("run_dir",),
+    "edit": ("run_dir",),
+    "app": ("run_dir",),
+    "nfe_curve": ("run_dir",),
+}
 FILE_KEYS = {
     "generate": ("ckpt_path", "prompts_file", "export.skeleton"),
     "evaluate": ("ckpt_path",),
+    "nfe_curve": ("ckpt_path",),
     "train": ("ckpt_path",),
     "export": ("export.skeleton",),
     "edit": ("ckpt_path", "edit.file"),
@@ -372,7 +380,8 @@ def resume_in_place(config_dir: Path, overrides: list, parsed: list, multirun: b
         run_dir = latest_checkpoint(root, cfg.run_name).parent.parent
     run_dir = run_dir.resolve()
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    lines = merge_overrides(saved_overrides(run_dir), others) + [
+    saved = OmegaConf.load(run_dir / CONFIG_NAME) if (run_dir / CONFIG_NAME).is_file() else OmegaConf.create()
+    lines = merge_overrides(saved_overrides(run_dir) + added_option_overrides(saved), others) + [
         f"ckpt_path={quote(str(run_dir / 'checkpoints' / LAST))}",
         f"hydra.run.dir={quote(str(run_dir))}",
         f"hydra.output_subdir=.hydra/resumed-{stamp}",

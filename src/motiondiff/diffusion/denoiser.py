@@ -38,6 +38,8 @@ class Denoiser:
     Classifier-free guidance: output = uncond + w * (cond - uncond), both predictions from one
     batched forward pass. Both parameterisations are linear in the output, so guiding the raw
     output guides x_0 and epsilon alike. w = 1 is the plain conditional prediction.
+    autocast=torch.bfloat16 runs the network under autocast in bf16 and hands its output back in x_t's
+    dtype, so guidance and every sampler update stay in float32.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class Denoiser:
         mask: Optional[FrameMask] = None,
         clip_x0: Optional[float] = None,
         guidance_weight=1.0,  # a number >= 0 (checked: config values can be anything)
+        autocast: Optional[torch.dtype] = None,  # e.g. torch.bfloat16; None = the network's own dtype
     ):
         self.network = network
         self.schedule = schedule
@@ -57,15 +60,21 @@ class Denoiser:
         self.mask = mask
         self.clip_x0 = clip_x0
         self.guidance_weight = check_guidance_weight(guidance_weight)
+        self.autocast = autocast
+
+    def call_network(self, x_t: Motion, t: Timesteps, cond: Optional[dict], mask: Optional[FrameMask]) -> Motion:
+        """The network's output in x_t's dtype, run under autocast when one is set."""
+        if self.autocast is None:
+            return self.network(x_t, t, cond=cond, mask=mask)  # (B, N, F)
+        with torch.autocast(x_t.device.type, dtype=self.autocast):
+            return self.network(x_t, t, cond=cond, mask=mask).to(x_t.dtype)  # (B, N, F)
 
     def network_output(self, x_t: Motion, t: Timesteps) -> Motion:
         """The network output, guided when there is a condition and guidance_weight != 1."""
         if self.cond is None or self.guidance_weight == 1.0:
-            return self.network(x_t, t, cond=self.cond, mask=self.mask)  # (B, N, F)
+            return self.call_network(x_t, t, self.cond, self.mask)  # (B, N, F)
         mask = None if self.mask is None else torch.cat([self.mask, self.mask])  # (2B, N)
-        both = self.network(
-            torch.cat([x_t, x_t]), torch.cat([t, t]), cond=with_unconditional_copy(self.cond), mask=mask
-        )
+        both = self.call_network(torch.cat([x_t, x_t]), torch.cat([t, t]), with_unconditional_copy(self.cond), mask)
         conditional, unconditional = both.chunk(2)  # (B, N, F) each
         return unconditional + self.guidance_weight * (conditional - unconditional)
 

@@ -216,7 +216,13 @@ def in_between(
     weight = module.guidance_weight if guidance_weight is None else guidance_weight
     network, prediction = module.ema_network, module.loss.prediction
     denoiser = Denoiser(
-        network, module.schedule, prediction, cond=cond, clip_x0=module.x0_bound, guidance_weight=weight
+        network,
+        module.schedule,
+        prediction,
+        cond=cond,
+        clip_x0=module.x0_bound,
+        guidance_weight=weight,
+        autocast=module.sampling_dtype,
     )
     noise = torch.randn((1, *known.shape), generator=generator, device=module.device)  # (1, W, F)
     blended = CrossfadeDenoiser(denoiser, crossfade.to(module.device))

@@ -46,6 +46,7 @@ from motiondiff.sweeps.jobs import (
     run_recording_status,
     write_job_tables,
 )
+from motiondiff.training.devices import dtype_name
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def run(cfg: DictConfig) -> dict:
         "seed": cfg.seed,
         "replications": cfg.replications,
         "sampler": run.sampler.describe(),
+        "precision": dtype_name(run.module.sampling_dtype),
         "guidance_weight": weight,
         **details,
     }

@@ -20,6 +20,7 @@ from motiondiff.diffusion.samplers import Sampler
 from motiondiff.render.samples import render_text_samples
 from motiondiff.text.encoders import TextEncoder
 from motiondiff.text.vocabulary import prompt_warning
+from motiondiff.training.devices import dtype_name
 from motiondiff.training.diffusion_module import MotionDiffusion
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ def generate_text_and_save(
         "seed": seed,
         "guidance_weight": weight,
         "sampler": sampler.describe(),
+        "precision": dtype_name(module.sampling_dtype),
         "samples": samples,
         **info.skeleton_record(),
         "files": {key: str(path) for key, path in written.items()},

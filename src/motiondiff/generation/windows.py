@@ -15,6 +15,7 @@ from motiondiff.diffusion.chaining import chain_windows
 from motiondiff.diffusion.samplers import Sampler
 from motiondiff.export.dance import write_dance_bvh
 from motiondiff.render.samples import render_samples
+from motiondiff.training.devices import dtype_name
 from motiondiff.training.diffusion_module import MotionDiffusion
 
 SAMPLES_FILE = "samples.npy"
@@ -83,6 +84,7 @@ def generate_and_save(
         "num_samples": num_samples,
         "seed": seed,
         "sampler": sampler.describe(),
+        "precision": dtype_name(module.sampling_dtype),
         "chain": {"windows": chain_windows_count, "overlap": chain_overlap, "blend": chain_blend},
         **({"foot_lock": foot_lock} if isinstance(info, RotationDanceData) else {}),
         **info.skeleton_record(),

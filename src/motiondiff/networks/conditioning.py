@@ -5,7 +5,12 @@
   cross_attention  CrossAttentionTransformer: frames cross-attend to the caption tokens; time by
                    addition to the frame tokens or by adaLN-Zero (time_conditioning).
 The shared backbone (frame embedding, output layer, weight init, masks) is in transformer.py.
+Every block takes (width, **MotionTransformer.block_options): heads, mlp_ratio, dropout (inside the MLP),
+residual_dropout (on each residual branch; 0 with dropout_placement=mlp), gelu, fused_qkv (self-attention).
+A key mask of None means every key is attendable (attention_mask=when_padded with nothing padded).
 """
+
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +23,8 @@ from motiondiff.networks.transformer import (
     MotionTransformer,
     PooledTextEmbedder,
     TokenTextEmbedder,
+    joined_key_mask,
+    maybe_dropout,
     modulate,
 )
 
@@ -25,13 +32,13 @@ from motiondiff.networks.transformer import (
 class Block(nn.Module):
     """Pre-LN transformer block: self-attention then MLP, each a residual."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
+    def __init__(self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False):
         super().__init__()
-        self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads)
-        self.norm2, self.mlp = nn.LayerNorm(width), Mlp(width, mlp_ratio, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads, fused_qkv)
+        self.norm2, self.mlp = nn.LayerNorm(width), Mlp(width, mlp_ratio, dropout, gelu)
+        self.dropout = maybe_dropout(residual_dropout)
 
-    def forward(self, h: Tensor, key_mask: Tensor) -> Tensor:
+    def forward(self, h: Tensor, key_mask: Optional[Tensor]) -> Tensor:
         a = self.norm1(h)  # (B, M, D)
         h = h + self.dropout(self.attention(a, a, key_mask))  # (B, M, D)
         return h + self.dropout(self.mlp(self.norm2(h)))  # (B, M, D)
@@ -40,14 +47,15 @@ class Block(nn.Module):
 class AdaLNBlock(nn.Module):
     """adaLN-Zero block: norms shifted/scaled and residuals gated by c; the identity at init."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
+    def __init__(self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False):
         super().__init__()
-        self.norm1, self.attention = nn.LayerNorm(width, elementwise_affine=False), Attention(width, heads)
-        self.norm2, self.mlp = nn.LayerNorm(width, elementwise_affine=False), Mlp(width, mlp_ratio, dropout)
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
+        self.attention = Attention(width, heads, fused_qkv)
+        self.norm2, self.mlp = nn.LayerNorm(width, elementwise_affine=False), Mlp(width, mlp_ratio, dropout, gelu)
         self.modulation = AdaLNModulation(width, 6)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = maybe_dropout(residual_dropout)
 
-    def forward(self, h: Tensor, c: Tensor, key_mask: Tensor) -> Tensor:
+    def forward(self, h: Tensor, c: Tensor, key_mask: Optional[Tensor]) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c)  # (B, 1, D) each
         a = modulate(self.norm1(h), shift1, scale1)  # (B, N, D)
         h = h + gate1 * self.dropout(self.attention(a, a, key_mask))  # (B, N, D)
@@ -70,14 +78,14 @@ class AdaLNFinalNorm(nn.Module):
 class CrossAttentionBlock(nn.Module):
     """Pre-LN block: self-attention over frames, cross-attention to the text context, MLP; each a residual."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
+    def __init__(self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False):
         super().__init__()
-        self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads)
+        self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads, fused_qkv)
         self.norm2, self.cross_attention = nn.LayerNorm(width), Attention(width, heads)
-        self.norm3, self.mlp = nn.LayerNorm(width), Mlp(width, mlp_ratio, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.norm3, self.mlp = nn.LayerNorm(width), Mlp(width, mlp_ratio, dropout, gelu)
+        self.dropout = maybe_dropout(residual_dropout)
 
-    def forward(self, h: Tensor, c: Tensor, key_mask: Tensor, context: Tensor, context_mask: Tensor) -> Tensor:
+    def forward(self, h: Tensor, c: Tensor, key_mask, context: Tensor, context_mask) -> Tensor:
         # c is unused: time was added to the frame tokens (same signature as AdaLNCrossAttentionBlock).
         a = self.norm1(h)  # (B, N, D)
         h = h + self.dropout(self.attention(a, a, key_mask))  # (B, N, D)
@@ -88,21 +96,21 @@ class CrossAttentionBlock(nn.Module):
 class AdaLNCrossAttentionBlock(nn.Module):
     """CrossAttentionBlock with adaLN-Zero: all three sublayers shifted/scaled/gated by c; the identity at init."""
 
-    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float):
+    def __init__(self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False):
         super().__init__()
-        self.norm1, self.attention = nn.LayerNorm(width, elementwise_affine=False), Attention(width, heads)
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
+        self.attention = Attention(width, heads, fused_qkv)
         self.norm2, self.cross_attention = nn.LayerNorm(width, elementwise_affine=False), Attention(width, heads)
-        self.norm3, self.mlp = nn.LayerNorm(width, elementwise_affine=False), Mlp(width, mlp_ratio, dropout)
+        self.norm3, self.mlp = nn.LayerNorm(width, elementwise_affine=False), Mlp(width, mlp_ratio, dropout, gelu)
         self.modulation = AdaLNModulation(width, 9)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = maybe_dropout(residual_dropout)
 
-    def forward(self, h: Tensor, c: Tensor, key_mask: Tensor, context: Tensor, context_mask: Tensor) -> Tensor:
+    def forward(self, h: Tensor, c: Tensor, key_mask, context: Tensor, context_mask) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2, shift3, scale3, gate3 = self.modulation(c)  # (B, 1, D) each
         a = modulate(self.norm1(h), shift1, scale1)  # (B, N, D)
         h = h + gate1 * self.dropout(self.attention(a, a, key_mask))  # (B, N, D)
-        h = h + gate2 * self.dropout(
-            self.cross_attention(modulate(self.norm2(h), shift2, scale2), context, context_mask)
-        )
+        cross = self.cross_attention(modulate(self.norm2(h), shift2, scale2), context, context_mask)  # (B, N, D)
+        h = h + gate2 * self.dropout(cross)  # (B, N, D)
         return h + gate3 * self.dropout(self.mlp(modulate(self.norm3(h), shift3, scale3)))  # (B, N, D)
 
 
@@ -123,26 +131,28 @@ class InContextTransformer(MotionTransformer):
     def __init__(self, features: int, text_dim: int, text_tokens: bool = False, **backbone):
         super().__init__(features, text_dim, **backbone)
         self.pooled_text = PooledTextEmbedder(text_dim, self.width, self.null_condition)
-        self.token_text = TokenTextEmbedder(text_dim, self.width, self.null_condition) if text_tokens else None
-        self.blocks = nn.ModuleList(
-            Block(self.width, self.num_heads, self.mlp_ratio, self.dropout) for _ in range(self.num_layers)
+        self.token_text = (
+            TokenTextEmbedder(text_dim, self.width, self.null_condition, self.when_padded) if text_tokens else None
         )
+        self.blocks = nn.ModuleList(Block(self.width, **self.block_options) for _ in range(self.num_layers))
         self.final_norm = nn.LayerNorm(self.width)
         self.initialize_weights()
 
     def prefix(self, t_emb: Tensor, cond: dict) -> tuple:
-        """The condition tokens (B, P, D) and their key mask (B, P)."""
+        """The condition tokens (B, P, D) and their key mask parts for joined_key_mask (the time and pooled
+        tokens are always attendable; the caption tokens' mask is None when none is padded)."""
         tokens = torch.stack([t_emb, self.pooled_text(cond)], dim=1)  # (B, 2, D)
-        mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)  # (B, 2), always attendable
+        parts = [(None, *tokens.shape[:2])]
         if self.token_text is not None:
-            context, context_mask = self.token_text(cond)  # (B, 1+L, D), (B, 1+L)
-            tokens, mask = torch.cat([tokens, context], dim=1), torch.cat([mask, context_mask], dim=1)  # (B, 3+L, ...)
-        return tokens, mask
+            context, context_mask = self.token_text(cond)  # (B, 1+L, D), (B, 1+L) or (B, L, D), None
+            tokens = torch.cat([tokens, context], dim=1)  # (B, P, D)
+            parts.append((context_mask, *context.shape[:2]))
+        return tokens, parts
 
-    def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Tensor) -> Tensor:
-        prefix, prefix_mask = self.prefix(t_emb, cond)  # (B, P, D), (B, P)
+    def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Optional[Tensor]) -> Tensor:
+        prefix, parts = self.prefix(t_emb, cond)  # (B, P, D), key mask parts
         tokens = torch.cat([prefix, h], dim=1)  # (B, P+N, D)
-        keys = torch.cat([prefix_mask, key_mask], dim=1)  # (B, P+N)
+        keys = joined_key_mask([*parts, (key_mask, *h.shape[:2])], h.device)  # (B, P+N) or None: all attendable
         for block in self.blocks:
             tokens = block(tokens, keys)  # (B, P+N, D)
         return self.final_norm(tokens[:, prefix.shape[1] :])  # (B, N, D)
@@ -154,13 +164,11 @@ class AdaLNTransformer(MotionTransformer):
     def __init__(self, features: int, text_dim: int, **backbone):
         super().__init__(features, text_dim, **backbone)
         self.pooled_text = PooledTextEmbedder(text_dim, self.width, self.null_condition)
-        self.blocks = nn.ModuleList(
-            AdaLNBlock(self.width, self.num_heads, self.mlp_ratio, self.dropout) for _ in range(self.num_layers)
-        )
+        self.blocks = nn.ModuleList(AdaLNBlock(self.width, **self.block_options) for _ in range(self.num_layers))
         self.final_norm = AdaLNFinalNorm(self.width)
         self.initialize_weights()
 
-    def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Tensor) -> Tensor:
+    def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Optional[Tensor]) -> Tensor:
         c = t_emb + self.pooled_text(cond)  # (B, D)
         for block in self.blocks:
             h = block(h, c, key_mask)  # (B, N, D)
@@ -199,15 +207,13 @@ class CrossAttentionTransformer(MotionTransformer):
             )
         time_entry, block, final_norm = TIME_CONDITIONING[time_conditioning]
         self.time_entry = time_entry()
-        self.token_text = TokenTextEmbedder(text_dim, self.width, self.null_condition)
-        self.blocks = nn.ModuleList(
-            block(self.width, self.num_heads, self.mlp_ratio, self.dropout) for _ in range(self.num_layers)
-        )
+        self.token_text = TokenTextEmbedder(text_dim, self.width, self.null_condition, self.when_padded)
+        self.blocks = nn.ModuleList(block(self.width, **self.block_options) for _ in range(self.num_layers))
         self.final_norm = final_norm(self.width)
         self.initialize_weights()
 
-    def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Tensor) -> Tensor:
-        context, context_mask = self.token_text(cond)  # (B, 1+L, D), (B, 1+L)
+    def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Optional[Tensor]) -> Tensor:
+        context, context_mask = self.token_text(cond)  # (B, 1+L, D), (B, 1+L); or (B, L, D), None
         h, c = self.time_entry(h, t_emb)  # (B, N, D), (B, D)
         for block in self.blocks:
             h = block(h, c, key_mask, context, context_mask)  # (B, N, D)

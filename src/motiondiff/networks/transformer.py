@@ -15,6 +15,13 @@ caption of a dropped sample; "zero" = the zero vector does (no parameter).
 Padding: frames with mask False are zeroed on input, masked out as attention keys everywhere and
 zeroed on output, so they never influence valid frames.
 
+Options that change the cost, not the parameters (the class defaults are the behaviour of runs saved before
+they existed, which rebuild exactly; configs/network/*.yaml choose the cheaper one where it measured cheaper):
+  dropout_placement  residual = dropout inside the MLP and on every residual branch; mlp = inside the MLP only.
+  gelu               tanh = tanh-approximated GELU; exact = the erf GELU (cheaper on CPU).
+  fused_qkv          true = one Linear(D, 3D) for the self-attention's q, k, v; checkpoints of either layout load.
+  attention_mask     always = key masks built for every batch; when_padded = only when a frame or token is padded.
+
 Also here: the pieces the variants share (attention with key padding, MLP, adaLN modulation,
 the text embedders with their null condition).
 """
@@ -24,7 +31,6 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor, nn
 
 from motiondiff.core.checks import whole_number
@@ -33,6 +39,9 @@ from motiondiff.core.types import FrameMask, Motion, TextPooled, TextTokens, Tim
 from motiondiff.networks.embeddings import TimestepEmbedder
 
 NULL_CONDITIONS = ("learned", "zero")
+DROPOUT_PLACEMENTS = ("residual", "mlp")
+GELUS = {"tanh": "tanh", "exact": "none"}  # network.gelu -> nn.GELU(approximate=...)
+ATTENTION_MASKS = ("always", "when_padded")
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -40,35 +49,68 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1 + scale) + shift  # (B, N, D)
 
 
+def nothing_padded(mask: Tensor) -> bool:
+    """Whether every entry of a bool mask is True; False while torch.compile traces (no data-dependent branch)."""
+    return not torch.compiler.is_compiling() and bool(mask.all())
+
+
+def maybe_dropout(p: float) -> nn.Module:
+    """nn.Dropout(p), or nn.Identity when p is 0 (no random mask drawn in training)."""
+    return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
 class Attention(nn.Module):
-    """Multi-head attention from queries x to a context; key_mask (B, M) True = attendable key."""
+    """Multi-head attention from queries x to a context; key_mask (B, M) True = attendable key, None = every key.
 
-    def __init__(self, width: int, heads: int):
+    fused_qkv (self-attention only: the context is x) projects q, k and v with one Linear(D, 3D). A state dict
+    in the other layout (separate to_q and to_kv, or one to_qkv) is converted on load, so checkpoints of
+    either layout load into either (fuse_qkv_state).
+    """
+
+    def __init__(self, width: int, heads: int, fused_qkv: bool = False):
         super().__init__()
-        self.heads = heads
-        self.to_q = nn.Linear(width, width)
-        self.to_kv = nn.Linear(width, 2 * width)
+        self.heads, self.fused_qkv = heads, fused_qkv
+        if fused_qkv:
+            self.to_qkv = nn.Linear(width, 3 * width)  # rows: q, k, v (the to_q rows, then the to_kv rows)
+        else:
+            self.to_q = nn.Linear(width, width)
+            self.to_kv = nn.Linear(width, 2 * width)
         self.out = nn.Linear(width, width)
+        self.register_load_state_dict_pre_hook(fuse_qkv_state)
 
-    def forward(self, x: Tensor, context: Tensor, key_mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor, key_mask: Optional[Tensor]) -> Tensor:
         # Every row of key_mask must hold a True (the callers guarantee it): a query with no
         # attendable key would give NaN.
-        q = rearrange(self.to_q(x), "b n (h d) -> b h n d", h=self.heads)  # (B, H, N, D/H)
-        k, v = rearrange(
-            self.to_kv(context), "b m (two h d) -> two b h m d", two=2, h=self.heads
-        )  # (B, H, M, D/H) each
-        h = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])  # (B, H, N, D/H)
-        return self.out(rearrange(h, "b h n d -> b n (h d)"))  # (B, N, D)
+        if self.fused_qkv:
+            q, k, v = self.to_qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (B, H, N, D/H) each
+        else:
+            q = self.to_q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, N, D/H)
+            k, v = self.to_kv(context).unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (B, H, M, D/H)
+        mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, M)
+        h = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, D/H), views only
+        return self.out(h.transpose(1, 2).flatten(2))  # (B, N, D)
+
+
+def fuse_qkv_state(module: Attention, state_dict: dict, prefix: str, *_) -> None:
+    """load_state_dict pre-hook: to_q + to_kv entries concatenated into to_qkv for a fused module, split back
+    for a separate one; entries already in the module's layout are left as they are."""
+    for kind in ("weight", "bias"):
+        fused, q, kv = (f"{prefix}{name}.{kind}" for name in ("to_qkv", "to_q", "to_kv"))
+        if module.fused_qkv and q in state_dict and kv in state_dict:
+            state_dict[fused] = torch.cat([state_dict.pop(q), state_dict.pop(kv)])  # (3D, ...)
+        elif not module.fused_qkv and fused in state_dict:
+            value = state_dict.pop(fused)  # (3D, ...)
+            state_dict[q], state_dict[kv] = value.tensor_split([value.shape[0] // 3])  # (D, ...), (2D, ...)
 
 
 class Mlp(nn.Module):
-    """Linear -> GELU -> dropout -> Linear, hidden width mlp_ratio x width."""
+    """Linear -> GELU (tanh-approximated or exact) -> dropout -> Linear, hidden width mlp_ratio x width."""
 
-    def __init__(self, width: int, mlp_ratio: float, dropout: float):
+    def __init__(self, width: int, mlp_ratio: float, dropout: float, gelu: str = "tanh"):
         super().__init__()
         hidden = int(width * mlp_ratio)
         self.net = nn.Sequential(
-            nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Dropout(dropout), nn.Linear(hidden, width)
+            nn.Linear(width, hidden), nn.GELU(approximate=GELUS[gelu]), maybe_dropout(dropout), nn.Linear(hidden, width)
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -175,11 +217,13 @@ class TokenTextEmbedder(nn.Module):
     The first context token is the null condition; it is attendable exactly where no text token
     is (dropped samples, empty captions), so every query always has a key, and a caption's
     output never depends on the null embedding.
+    when_padded: when every sample has L >= 1 real tokens and none is dropped, the context is the L tokens
+    (B, L, D) with mask None: the same attention, as the null token would have been masked out everywhere.
     """
 
-    def __init__(self, text_dim: int, width: int, null_condition: str):
+    def __init__(self, text_dim: int, width: int, null_condition: str, when_padded: bool = False):
         super().__init__()
-        self.text_dim = text_dim
+        self.text_dim, self.when_padded = text_dim, when_padded
         self.proj = nn.Linear(text_dim, width)
         self.null = NullCondition(width, null_condition)
 
@@ -189,10 +233,14 @@ class TokenTextEmbedder(nn.Module):
         tokens: TextTokens = condition_entry(cond, "text_tokens", (batch, None, self.text_dim))
         text_mask: TokenMask = condition_entry(cond, "text_mask", (batch, tokens.shape[1]))
         valid = text_mask.bool() & ~drop[:, None]  # (B, L) attendable text tokens
+        null = self.null.embedding.to(self.proj.weight.dtype)  # (D,)
+        if self.when_padded and valid.shape[1] > 0 and nothing_padded(valid):
+            # 0 * null keeps the null in the graph with the zero gradient the masked path gives it (DDP needs it).
+            return self.proj(tokens.to(null.dtype)) + 0.0 * null, None  # (B, L, D), no mask
         tokens = tokens.to(self.proj.weight.dtype).masked_fill(
             ~valid[:, :, None], 0.0
         )  # (B, L, Dt), padding never reaches the net
-        null = self.null.embedding.to(tokens.dtype).expand(batch, 1, -1)  # (B, 1, D)
+        null = null.expand(batch, 1, -1)  # (B, 1, D)
         context = torch.cat([null, self.proj(tokens)], dim=1)  # (B, 1+L, D)
         context_mask = torch.cat([~valid.any(dim=1, keepdim=True), valid], dim=1)  # (B, 1+L), one True per row at least
         return context, context_mask
@@ -201,8 +249,8 @@ class TokenTextEmbedder(nn.Module):
 class MotionTransformer(nn.Module):
     """Frames -> tokens (projection + positions) -> variant's conditioned blocks -> zero-initialised projection back.
 
-    Subclasses (conditioning.py) build their blocks after calling this __init__, implement
-    `encode`, and call `initialize_weights()` last.
+    Subclasses (conditioning.py) build their blocks after calling this __init__ (with `block_options`),
+    implement `encode`, and call `initialize_weights()` last.
     """
 
     def __init__(
@@ -216,21 +264,36 @@ class MotionTransformer(nn.Module):
         dropout: float = 0.1,
         max_frames: int = 196,
         null_condition: str = "learned",
+        dropout_placement: str = "residual",
+        gelu: str = "tanh",
+        fused_qkv=False,  # a bool (checked: config values can be anything)
+        attention_mask: str = "always",
     ):
         super().__init__()
         check_config(
             features, text_dim, latent_dim, num_layers, num_heads, mlp_ratio, dropout, max_frames, null_condition
         )
+        check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask)
         self.features, self.text_dim = features, text_dim
         self.width, self.num_layers, self.num_heads = latent_dim, num_layers, num_heads
         self.mlp_ratio, self.dropout, self.null_condition = mlp_ratio, dropout, null_condition
+        self.when_padded = attention_mask == "when_padded"  # no key masks when nothing is padded
+        # The blocks' arguments after the width (conditioning.py).
+        self.block_options = dict(
+            heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            residual_dropout=dropout if dropout_placement == "residual" else 0.0,
+            gelu=gelu,
+            fused_qkv=fused_qkv,
+        )
         self.input = nn.Linear(features, latent_dim)
         self.positions = SinusoidalPositions(max_frames, latent_dim)
         self.time_embedder = TimestepEmbedder(latent_dim)
         self.output = nn.Linear(latent_dim, features)
 
-    def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Tensor) -> Tensor:
-        """The variant's conditioned blocks and final norm: frame tokens (B, N, D) -> (B, N, D)."""
+    def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Optional[Tensor]) -> Tensor:
+        """The variant's conditioned blocks and final norm: frame tokens (B, N, D) -> (B, N, D); key_mask None = all."""
         raise NotImplementedError
 
     def initialize_weights(self) -> None:
@@ -258,16 +321,25 @@ class MotionTransformer(nn.Module):
             )
         batch, frames, _ = x.shape
         positions = self.positions(frames)  # (N, D); UserError beyond max_frames
-        mask = torch.ones(batch, frames, dtype=torch.bool, device=x.device) if mask is None else mask.bool()  # (B, N)
-        assert mask.shape == (batch, frames), f"mask must be ({batch}, {frames}), got {tuple(mask.shape)}"
+        mask = self.frame_mask(mask, batch, frames, x.device)  # (B, N) or None: nothing padded
+        t_emb = self.time_embedder(t.reshape(-1).expand(batch))  # (B, D)
+        cond = complete_condition(cond, batch, self.text_dim, x.device)
+        if mask is None:
+            return self.output(self.encode(self.input(x) + positions, t_emb, cond, None))  # (B, N, F)
         key_mask = mask | ~mask.any(
             dim=1, keepdim=True
         )  # (B, N); a sample without valid frames attends to all (output discarded)
         h = self.input(x.masked_fill(~mask[:, :, None], 0.0)) + positions  # (B, N, D), padded frames zeroed first
-        t_emb = self.time_embedder(t.reshape(-1).expand(batch))  # (B, D)
-        cond = complete_condition(cond, batch, self.text_dim, x.device)
         h = self.encode(h, t_emb, cond, key_mask)  # (B, N, D)
         return self.output(h).masked_fill(~mask[:, :, None], 0.0)  # (B, N, F), padded frames zeroed
+
+    def frame_mask(self, mask: Optional[FrameMask], batch: int, frames: int, device) -> Optional[Tensor]:
+        """The frame mask (B, N) as bool; None when attention_mask=when_padded and no frame is padded."""
+        if mask is None:
+            return None if self.when_padded else torch.ones(batch, frames, dtype=torch.bool, device=device)
+        mask = mask.bool()
+        assert mask.shape == (batch, frames), f"mask must be ({batch}, {frames}), got {tuple(mask.shape)}"
+        return None if self.when_padded and nothing_padded(mask) else mask
 
 
 def check_config(features, text_dim, latent_dim, num_layers, num_heads, mlp_ratio, dropout, max_frames, null_condition):
@@ -285,6 +357,28 @@ def check_config(features, text_dim, latent_dim, num_layers, num_heads, mlp_rati
         raise UserError(f"network.mlp_ratio={mlp_ratio!r} must be a positive number (4.0 is usual).")
     if null_condition not in NULL_CONDITIONS:
         raise UserError(f"network.null_condition={null_condition!r} must be one of {list(NULL_CONDITIONS)}.")
+
+
+def check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask) -> None:
+    """Raise a UserError naming the config key of the first invalid option of those that change only the cost."""
+    for key, value, allowed in (
+        ("dropout_placement", dropout_placement, DROPOUT_PLACEMENTS),
+        ("gelu", gelu, tuple(GELUS)),
+        ("attention_mask", attention_mask, ATTENTION_MASKS),
+    ):
+        if value not in allowed:
+            raise UserError(f"network.{key}={value!r} must be one of {list(allowed)}.")
+    if not isinstance(fused_qkv, bool):
+        raise UserError(f"network.fused_qkv={fused_qkv!r} must be true or false.")
+
+
+def joined_key_mask(parts: list, device) -> Optional[Tensor]:
+    """Key masks of consecutive token groups [(mask (B, M_i) or None, B, M_i), ...] joined: (B, sum M_i), None = all."""
+    if all(mask is None for mask, _, _ in parts):
+        return None
+    return torch.cat(
+        [torch.ones(b, m, dtype=torch.bool, device=device) if mask is None else mask for mask, b, m in parts], dim=1
+    )
 
 
 def check_sizes(dropout: float, **sizes) -> None:

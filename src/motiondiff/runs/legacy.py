@@ -15,6 +15,16 @@ MOVED_TARGETS = {
     ),
     "motiondiff.networks.evaluator.MotionTextEncoders": "motiondiff.networks.text_motion_encoders.MotionTextEncoders",
 }
+# Transformer options added later (issue 19), with the behaviour runs saved before them trained with: their
+# class defaults, so loading such a run rebuilds its network; `resume=` needs them as overrides, because it
+# composes today's network config (whose defaults are the cheaper choices).
+TRANSFORMER_OPTIONS_ADDED = {
+    "dropout_placement": "residual",
+    "gelu": "tanh",
+    "fused_qkv": False,
+    "attention_mask": "always",
+}
+TRANSFORMER_PREFIX = "motiondiff.networks.conditioning."
 # module options that became options of the validation-metrics callback (callbacks.generation_metrics)
 MOVED_MODULE_OPTIONS = ("val_evaluator", "val_metrics_every_n_epochs", "val_metrics_items")
 
@@ -29,6 +39,15 @@ def upgrade_run_config(cfg: DictConfig) -> DictConfig:
             for key in MOVED_MODULE_OPTIONS:
                 module.pop(key, None)
     return upgraded
+
+
+def added_option_overrides(saved: DictConfig) -> list:
+    """`network.<key>=<old value>` for each transformer option a saved run config predates."""
+    network = saved.get("network") or {}
+    if not str(network.get("_target_", "")).startswith(TRANSFORMER_PREFIX):
+        return []
+    old = {key: value for key, value in TRANSFORMER_OPTIONS_ADDED.items() if key not in network}
+    return [f"network.{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in old.items()]
 
 
 def _renamed(node):

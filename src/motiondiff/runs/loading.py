@@ -19,6 +19,7 @@ from motiondiff.runs.directories import load_run_config, resolve_checkpoint
 from motiondiff.training.build import DEFAULT_MODULE, build_module
 from motiondiff.training.checkpoint_io import load_checkpoint
 from motiondiff.training.config_checks import check_sampling_config
+from motiondiff.training.devices import sampling_dtype
 from motiondiff.training.diffusion_module import MotionDiffusion
 
 
@@ -57,7 +58,7 @@ class TrainedRun:
 
 
 def load_trained_run(cfg: DictConfig) -> TrainedRun:
-    """The run named by a generate/evaluate config (run_dir or ckpt_path, checkpoint, device, sampler)."""
+    """The run named by a generate/evaluate config (run_dir or ckpt_path, checkpoint, device, precision, sampler)."""
     run_dir, ckpt_path = resolve_checkpoint(cfg.run_dir, cfg.ckpt_path, cfg.checkpoint)
     train_cfg = load_run_config(run_dir)
     check_sampling_config(cfg, train_cfg)
@@ -67,6 +68,9 @@ def load_trained_run(cfg: DictConfig) -> TrainedRun:
             f"'{run_dir}' is a {module_class.__name__} run, which does not generate; give run_dir=<a diffusion run> "
             "(an evaluator run goes in evaluator=...)."
         )
-    module = load_module(train_cfg, ckpt_path, pick_device(cfg.device))
+    device = pick_device(cfg.device)
+    dtype = sampling_dtype(device, cfg.get("precision", "auto"))  # checked before the checkpoint is read
+    module = load_module(train_cfg, ckpt_path, device)
+    module.sampling_dtype = dtype
     sampler = instantiate(cfg.sampler if cfg.get("sampler") else train_cfg.sampler)
     return TrainedRun(run_dir, ckpt_path, train_cfg, module, sampler)

@@ -1,8 +1,16 @@
-"""Which device a run trains on: the GPU when CUDA sees one (bf16-mixed), else the CPU (float32).
+"""Which device and precision a run trains and samples in.
 
-The default trainer (configs/trainer/auto.yaml) asks `accelerator()` and `precision()` through
-the `device` resolver, so the saved config.yaml records what was chosen; `trainer=cpu` / `trainer=gpu`
-force one. `check_accelerator` turns "a GPU trainer without a GPU" into one sentence.
+Training: the GPU when CUDA sees one (bf16-mixed), else the CPU (float32). The default trainer
+(configs/trainer/auto.yaml) asks `accelerator()` and `precision()` through the `device` resolver, so the
+saved config.yaml records what was chosen; `trainer=cpu` / `trainer=gpu` force one, and
+`trainer.precision=bf16-mixed` trains in bf16 on a CPU too. `check_accelerator` turns "a GPU trainer
+without a GPU" into one sentence.
+
+Sampling (generate, evaluate, edit, app: `precision=auto|32|bf16`): auto samples in bf16 where the
+hardware has bf16 matrix units (a CUDA GPU with bf16; a CPU with Intel AMX or AVX512-BF16), float32
+elsewhere. The two choices differ because they measured differently (benchmarks/RESULTS.md, "bf16 on
+the CPU"): on a 2-core AMX Xeon a guided forward ran 1.5x faster in bf16 at the reference size, while a
+bf16-mixed training step ran slower (the casts around every linear cost more than the matmuls gain).
 """
 
 import os
@@ -12,6 +20,8 @@ import torch
 
 from motiondiff.core.errors import UserError
 
+BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16"})  # x86 flags; "bf16" is Arm's (BFMMLA)
+SAMPLING_PRECISIONS = ("auto", "32", "bf16")
 CUDA_INSTALL = "install a CUDA build of torch (README, 'Using a GPU')"
 
 
@@ -25,6 +35,46 @@ def precision() -> str:
     if not torch.cuda.is_available():
         return "32-true"
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags (from /proc/cpuinfo; empty where there is none)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return set()
+    for line in cpuinfo.read_text(errors="replace").splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has bf16 matrix instructions (Intel AMX-BF16 or AVX512-BF16; Arm's bf16)."""
+    return bool(cpu_flags() & BF16_CPU_FLAGS)
+
+
+def sampling_dtype(device: str, choice="auto"):
+    """torch.bfloat16 or None (float32) for sampling on `device` ('cpu' | 'cuda'); choice auto | 32 | bf16."""
+    choice = str(choice)
+    if choice not in SAMPLING_PRECISIONS:
+        raise UserError(f"precision={choice} is unknown; use one of {list(SAMPLING_PRECISIONS)}.")
+    if choice == "32":
+        return None
+    if device == "cuda":
+        supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    else:
+        supported = cpu_has_bf16()
+    if choice == "bf16" and not supported:
+        raise UserError(
+            f"precision=bf16 needs bf16 units on the {device}, which it lacks (no AMX/AVX512-BF16 flag in "
+            "/proc/cpuinfo, or a GPU without bf16); use precision=auto or precision=32."
+        )
+    return torch.bfloat16 if supported else None
+
+
+def dtype_name(dtype) -> str:
+    """'bf16' or '32': how a generation/evaluation record names the sampling precision."""
+    return "bf16" if dtype == torch.bfloat16 else "32"
 
 
 def device_choice(what: str) -> str:

@@ -61,6 +61,9 @@ class MotionDiffusion(L.LightningModule):
             raise UserError(f"module.cond_drop_prob={cond_drop_prob} must lie in [0, 1) (0.1 is usual for guidance).")
         self.cond_drop_prob = cond_drop_prob
         self.guidance_weight = check_guidance_weight(guidance_weight)
+        # Set by runs.loading for generate/evaluate/edit/app (precision=auto|32|bf16); in training,
+        # trainer.precision's autocast covers validation sampling.
+        self.sampling_dtype: Optional[torch.dtype] = None
 
     @staticmethod
     def check_network_class(network_class: type) -> None:
@@ -169,6 +172,7 @@ class MotionDiffusion(L.LightningModule):
             mask=mask,
             clip_x0=self.x0_bound,
             guidance_weight=weight,
+            autocast=self.sampling_dtype,
         )
         x = sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
         return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)  # padded frames zeroed
