@@ -369,3 +369,20 @@ def test_bad_arguments_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="num_motions"):
         ptm.write_procedural_dataset(tmp_path / "x", num_motions=0)
     assert not (tmp_path / "x").exists()
+
+
+def test_captions_per_motion_sets_the_whole_motion_lines(tmp_path):
+    default = ptm.write_procedural_dataset(tmp_path / "three", num_motions=4, seed=2)
+    five = ptm.write_procedural_dataset(tmp_path / "five", num_motions=4, seed=2, captions_per_motion=5)
+    for root, count in ((default, 3), (five, 5)):
+        for path in sorted((root / "texts").glob("*.txt")):
+            whole = [line for line in path.read_text().splitlines() if line.endswith("#0.0#0.0")]
+            assert len(whole) == count, path
+    assert "captions_per_motion" not in json.loads((default / ptm.MANIFEST).read_text())  # older sets stay valid
+    assert json.loads((five / ptm.MANIFEST).read_text())["captions_per_motion"] == 5
+    assert ptm.dataset_name(4, 2) == "procedural_text_motion-v2-n4-seed2"
+    assert ptm.dataset_name(4, 2, captions_per_motion=5) == "procedural_text_motion-v2-n4-seed2-c5"
+    with pytest.raises(UserError, match="num_motions"):
+        ptm.write_procedural_dataset(five, num_motions=4, seed=2)  # the same folder holds another set
+    with pytest.raises(UserError, match="captions_per_motion"):
+        ptm.write_procedural_dataset(tmp_path / "none", num_motions=4, captions_per_motion=0)

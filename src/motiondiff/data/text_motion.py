@@ -20,14 +20,22 @@ so generation can warn about a prompt made mostly of words the model never saw.
 Batches: motion (B, N, F) normalised float32, zero past each length; mask (B, N) bool, True on
 valid frames; cond {"text_pooled" (B, D), "text_tokens" (B, L, D), "text_mask" (B, L) bool};
 caption [B str]; name [B str]; length (B,) long. N is the longest length in the batch.
+
+Each split is read once into a packed cache (data.packed: one memory-mapped array of all its motions,
+rebuilt when the files change), so a start reads a few files instead of one or two per motion, and
+items are normalised when they are read. `packed=false` reads the files at every start instead.
+Loader workers: `num_workers=auto` is min(4, cores - 1) where a CUDA GPU trains and 0 on the CPU (see
+`loader_workers`); workers start again every epoch, so a crop drawn in a worker still follows the run's
+seed and a resumed run (training.reproducibility).
 """
 
 import hashlib
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import lightning as L
 import numpy as np
@@ -47,6 +55,7 @@ from motiondiff.data.formats.kit_layout import KIT_LAYOUT
 from motiondiff.data.formats.lab_layout import LAB_LAYOUT
 from motiondiff.data.info import TextMotionData
 from motiondiff.data.normalizers import FeatureNormalizer
+from motiondiff.data.packed import PackedSplit, pack_clips, packed_split
 from motiondiff.data.procedural.actions import ACTIONS as PROCEDURAL_ACTIONS
 from motiondiff.data.procedural.text_motion import MANIFEST as PROCEDURAL_MANIFEST
 from motiondiff.data.procedural.text_motion import dataset_name, write_procedural_dataset
@@ -92,36 +101,74 @@ def training_vocabulary(source: str, layout: str, split: str = "train") -> Optio
     return build_vocabulary([(item.text, item.tokens) for item in items], actions)
 
 
+class PackedClip:
+    """One item as evaluation reads it: name, captions and normalised features (T, F) computed on access."""
+
+    def __init__(self, dataset: "TextMotionDataset", index: int):
+        self.dataset, self.index = dataset, index
+        self.name, self.captions = dataset.split.names[index], dataset.split.captions[index]
+
+    @property
+    def features(self) -> np.ndarray:
+        return self.dataset.normalized(self.index).numpy()  # (T, F)
+
+
 class TextMotionDataset(Dataset):
     """Items of normalised motions (T, F) with captions: random crop and caption in training, fixed otherwise."""
 
-    def __init__(self, clips: list, keys: list, max_frames: int, train: bool):
-        assert len(clips) == len(keys) and all(len(c.captions) == len(k) for c, k in zip(clips, keys))
-        self.clips, self.keys, self.max_frames, self.train = clips, keys, max_frames, train
+    def __init__(self, split: PackedSplit, keys: list, max_frames: int, train: bool, normalizer: FeatureNormalizer):
+        assert len(split) == len(keys) and all(len(c) == len(k) for c, k in zip(split.captions, keys))
+        self.split, self.keys, self.max_frames, self.train = split, keys, max_frames, train
+        self.mean = normalizer.mean.detach().cpu().numpy().copy()  # (F,) float32
+        self.std = normalizer.std.detach().cpu().numpy().copy()  # (F,) float32
 
     def __len__(self) -> int:
-        return len(self.clips)
+        return len(self.split)
+
+    @property
+    def clips(self) -> list:
+        """Every item as a PackedClip (name, captions, normalised features)."""
+        return [PackedClip(self, index) for index in range(len(self))]
 
     def lengths(self) -> list:
         """Every item's length after cropping."""
-        return [min(len(clip.features), self.max_frames) for clip in self.clips]
+        return np.minimum(self.split.lengths(), self.max_frames).tolist()
+
+    def normalized(self, index: int, start: int = 0, length: Optional[int] = None) -> torch.Tensor:
+        """Frames [start, start + length) of item `index`, normalised: (length, F) float32."""
+        raw = self.split.item(index)[start : None if length is None else start + length]  # (length, F)
+        # numpy, not torch: the same float32 arithmetic without waking torch's thread pool for every item
+        return torch.from_numpy((raw - self.mean) / self.std)
 
     def __getitem__(self, index: int) -> dict:
-        clip = self.clips[index]
-        frames = len(clip.features)
+        frames = int(self.split.offsets[index + 1] - self.split.offsets[index])
         length = min(frames, self.max_frames)
+        captions = self.split.captions[index]
         if self.train:
             start = int(torch.randint(frames - length + 1, ()))
-            choice = int(torch.randint(len(clip.captions), ()))
+            choice = int(torch.randint(len(captions), ()))
         else:
             start, choice = 0, 0
         return {
-            "motion": torch.from_numpy(clip.features[start : start + length]),  # (n, F)
+            "motion": self.normalized(index, start, length),  # (n, F)
             "length": length,
-            "caption": clip.captions[choice].text,
+            "caption": captions[choice].text,
             "key": self.keys[index][choice],
-            "name": clip.name,
+            "name": self.split.names[index],
         }
+
+
+def loader_workers(value) -> int:
+    """dataset.num_workers: a count, or `auto`: min(4, cores - 1) where a CUDA GPU trains (0 on one core), else 0."""
+    # On the CPU a training step needs every core and takes ~1000x longer than loading its batch (data_bench.py).
+    if str(value).strip().lower() == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(0, min(4, cores - 1)) if torch.cuda.is_available() else 0
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise UserError(
+            f"dataset.num_workers={value!r} is not a whole number >= 0 or auto; e.g. dataset.num_workers=auto."
+        )
+    return int(value)
 
 
 @dataclass
@@ -133,9 +180,10 @@ class TextMotionCollate:
     def __call__(self, items: list) -> dict:
         lengths = torch.tensor([item["length"] for item in items], dtype=torch.long)  # (B,)
         features = items[0]["motion"].shape[-1]
-        motion = torch.zeros(len(items), int(lengths.max()), features)  # (B, N, F)
+        padded = np.zeros((len(items), int(lengths.max()), features), np.float32)  # (B, N, F)
         for row, item in enumerate(items):
-            motion[row, : item["length"]] = item["motion"]
+            padded[row, : item["length"]] = item["motion"].numpy()
+        motion = torch.from_numpy(padded)  # (B, N, F)
         mask = torch.arange(motion.shape[1])[None] < lengths[:, None]  # (B, N)
         cond = self.table.lookup([item["key"] for item in items]).as_cond()
         return {
@@ -159,12 +207,13 @@ class TextMotionDataModule(L.LightningDataModule):
         max_frames: int = 196,
         min_frames: int = 40,
         batch_size: int = 64,
-        num_workers: int = 0,
+        num_workers: Union[int, str] = 0,
         cache_dir: Optional[str] = None,
         procedural: Optional[Mapping] = None,
         train_split: str = "train",
         val_split: str = "val",
         test_split: str = "test",
+        packed: bool = True,
     ):
         super().__init__()
         if root is None or not str(root).strip():
@@ -189,15 +238,16 @@ class TextMotionDataModule(L.LightningDataModule):
             max_frames,
             min_frames,
             batch_size,
-            num_workers,
+            loader_workers(num_workers),
         )
-        self.cache_dir, self.procedural = cache_dir, dict(procedural or {})
+        self.cache_dir, self.procedural, self.packed = cache_dir, dict(procedural or {}), bool(packed)
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self.representation = get_representation(self.layout.representation)
         self.normalizer = FeatureNormalizer(self.layout.features)
         self.data_root: Optional[Path] = None
         self.table: Optional[EmbeddingTable] = None
         self.caption_items: list = []
+        self.packs: dict = {}  # split name -> PackedSplit
         self.train_set = self.val_set = self.test_set = None
 
     # ------------------------------------------------------------ loading
@@ -207,7 +257,7 @@ class TextMotionDataModule(L.LightningDataModule):
         if self.root != "procedural":
             return Path(self.root).expanduser()
         settings = {**PROCEDURAL_DEFAULTS, **self.procedural}
-        name = dataset_name(settings["num_motions"], settings["seed"])
+        name = dataset_name(settings["num_motions"], settings["seed"], settings.get("captions_per_motion", 3))
         return write_procedural_dataset(Path(self.cache_dir or "data") / name, **settings)
 
     def embedding_dir(self) -> Path:
@@ -219,22 +269,48 @@ class TextMotionDataModule(L.LightningDataModule):
         if self.train_set is None:
             self._setup_fit()
         if stage in (None, "test", "predict") and self.test_set is None:
-            clips = read_split(self.data_root, self.layout, self.splits["test"], self.min_frames)
-            self._embed([item for clip in clips for item in clip.captions])
-            self.test_set = self._dataset(clips, train=False)
+            split = self._split("test")
+            self._embed([item for captions in split.captions for item in captions])
+            self.test_set = self._dataset(split, train=False)
+
+    def _split(self, name: str) -> PackedSplit:
+        """Split `name` (train, val or test) from its packed cache, or from the files with packed=false."""
+        if name not in self.packs:
+            split, root = self.splits[name], self.data_root
+            try:
+                if self.packed:
+                    self.packs[name] = packed_split(root, self.layout, split, self.min_frames, self.embedding_dir())
+            except OSError as error:  # e.g. a read-only cache folder: read the files, as packed=false does
+                log.warning(
+                    "cannot pack the %s split under '%s' (%s); reading its files.", split, self.embedding_dir(), error
+                )
+            if name not in self.packs:
+                clips = read_split(root, self.layout, split, self.min_frames)
+                self.packs[name] = pack_clips(clips, self.layout.features)
+        return self.packs[name]
+
+    def _test_captions(self) -> list:
+        """The test split's captions, embedded with the rest at fit time so evaluation never loads the encoder."""
+        if not self.layout.split_path(self.data_root, self.splits["test"]).is_file():
+            return []
+        try:
+            return [item for captions in self._split("test").captions for item in captions]
+        except UserError as error:  # training does not need the test split: evaluation reports it
+            log.debug("the test split is not loadable (%s); reading its captions only.", error)
+            return split_caption_items(self.data_root, self.layout, self.splits["test"])
 
     def _setup_fit(self) -> None:
         root = self.resolve_root()
         check_root(root, self.layout, [self.splits["train"], self.splits["val"]])
         self.data_root = root
         self.dataset_id = dataset_fingerprint(root, self.layout, self.splits)
-        train = read_split(root, self.layout, self.splits["train"], self.min_frames)
-        val = read_split(root, self.layout, self.splits["val"], self.min_frames)
-        self.normalizer.set_statistics(*self.layout.statistics(root, self.layout, train))
-        captions = [item for clip in train + val for item in clip.captions]
-        self._embed(captions + split_caption_items(root, self.layout, self.splits["test"]))
+        train, val = self._split("train"), self._split("val")
+        self.normalizer.set_statistics(*self.layout.statistics(root, self.layout, train.clips()))
+        captions = [item for split in (train, val) for captions in split.captions for item in captions]
+        self._embed(captions + self._test_captions())
         self.train_set, self.val_set = self._dataset(train, train=True), self._dataset(val, train=False)
-        self.feature_abs_max = max(float(np.abs(clip.features).max()) for clip in train)
+        bounds = self.normalizer.normalize(torch.from_numpy(np.stack([train.low, train.high])))  # (2, F)
+        self.feature_abs_max = float(bounds.abs().max())  # normalising is monotonic per feature: the extremes bound it
         if len(self.train_set) < self.batch_size:
             log.warning(
                 "only %d training items for dataset.batch_size=%d; batches will be smaller than asked.",
@@ -248,12 +324,10 @@ class TextMotionDataModule(L.LightningDataModule):
         if self.table is None or any(self.text_encoder.item_key(item) not in self.table for item in items):
             self.table = cached_table(self.text_encoder, self.caption_items, self.embedding_dir())
 
-    def _dataset(self, clips: list, train: bool) -> TextMotionDataset:
-        """A dataset of `clips` with their features normalised in place."""
-        for clip in clips:
-            clip.features = self.normalizer.normalize(torch.from_numpy(clip.features)).numpy()  # (T, F)
-        keys = [[self.text_encoder.item_key(item) for item in clip.captions] for clip in clips]
-        return TextMotionDataset(clips, keys, self.max_frames, train)
+    def _dataset(self, split: PackedSplit, train: bool) -> TextMotionDataset:
+        """A dataset of the split's items, normalised as they are read."""
+        keys = [[self.text_encoder.item_key(item) for item in captions] for captions in split.captions]
+        return TextMotionDataset(split, keys, self.max_frames, train, self.normalizer)
 
     # ------------------------------------------------------------ description
 
@@ -297,9 +371,10 @@ class TextMotionDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             collate_fn=TextMotionCollate(self.table),
-            # Pinned host memory speeds the copy to a GPU (nothing to gain on CPU); workers stay alive between epochs.
+            # Pinned host memory speeds the copy to a GPU (nothing to gain on CPU). Workers start again each epoch
+            # with seeds drawn from the run's generator, so their crops follow the seed and survive a resume.
             pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=False,
         )
 
     def train_dataloader(self) -> DataLoader:

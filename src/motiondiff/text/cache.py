@@ -10,16 +10,24 @@ Only keys missing from the file are encoded, so a run whose captions are all cac
 loads the text model. Writes go to a temporary file then os.replace; an unreadable file is
 reported and rebuilt. Encoding is announced in one line (how many captions, the file, its estimated
 size) and shows progress with the time left (text.progress); the last line gives the file's real size.
+A long encoding (a first run on HumanML3D: ~87k captions) saves what it has every SAVE_EVERY_S
+seconds, so an interrupted run goes on from there. `load` maps pooled and tokens from the file
+(np.savez stores them uncompressed) instead of reading them: a start does not copy the whole table.
+Encoding runs on one torch thread fewer than the cores (`encoding_threads`).
 """
 
+import contextlib
 import logging
 import os
 import re
 import tempfile
+import time
+import zipfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
 
 from motiondiff.core.units import duration, megabytes
 from motiondiff.text.encoders import CaptionItem, TextEmbedding, TextEncoder
@@ -28,6 +36,8 @@ from motiondiff.text.progress import Progress
 log = logging.getLogger(__name__)
 
 ENCODE_CHUNK = 2048  # captions encoded at once (bounds the padded token memory)
+SAVE_EVERY_S = 300.0  # a long encoding saves what it has this often (at most 5 min lost when stopped)
+MAPPED = ("pooled", "tokens")  # the large members, mapped from the file by `load`
 
 
 class EmbeddingTable:
@@ -58,8 +68,14 @@ class EmbeddingTable:
     def lookup(self, keys: list) -> TextEmbedding:
         """The embeddings of `keys` (each must be in the table), tokens padded to the batch's longest."""
         rows = [self.row[key] for key in keys]
-        sequences = [self.tokens[self.offsets[row] : self.offsets[row + 1]] for row in rows]  # B x (L_i, D)
-        return TextEmbedding.from_sequences(self.pooled[rows], sequences)
+        lengths = self.lengths[rows]  # (B,)
+        # Padded in numpy (one thread), as a data loader calls this for every batch.
+        tokens = np.zeros((len(rows), int(lengths.max(initial=0)), self.dim), np.float32)  # (B, L, D)
+        for index, row in enumerate(rows):
+            tokens[index, : lengths[index]] = self.tokens[self.offsets[row] : self.offsets[row + 1]]
+        mask = np.arange(tokens.shape[1])[None] < lengths[:, None]  # (B, L)
+        pooled = torch.from_numpy(np.array(self.pooled[rows], dtype=np.float32))  # (B, D)
+        return TextEmbedding(pooled, torch.from_numpy(tokens), torch.from_numpy(mask))
 
     @staticmethod
     def empty(name: str, dim: int) -> "EmbeddingTable":
@@ -106,9 +122,37 @@ class EmbeddingTable:
 
     @staticmethod
     def load(path: Path) -> "EmbeddingTable":
-        """Read a table written by `save` (no pickle)."""
+        """Read a table written by `save` (no pickle), pooled and tokens memory-mapped where the file allows."""
         with np.load(path, allow_pickle=False) as data:
-            return EmbeddingTable(str(data["name"]), data["keys"], data["pooled"], data["tokens"], data["lengths"])
+            name, keys, lengths = str(data["name"]), data["keys"], data["lengths"]
+            mapped = mapped_members(path, MAPPED)
+            arrays = {member: mapped[member] if member in mapped else data[member] for member in MAPPED}
+            return EmbeddingTable(name, keys, arrays["pooled"], arrays["tokens"], lengths)
+
+
+def mapped_members(path: Path, names: tuple) -> dict:
+    """{name: read-only memmap} of the plain numeric members of an uncompressed .npz (the others left out)."""
+    mapped = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as file:
+        for name in names:
+            try:
+                info = archive.getinfo(f"{name}.npy")
+                if info.compress_type != zipfile.ZIP_STORED:
+                    continue
+                file.seek(info.header_offset + 26)  # the local header's name and extra-field lengths
+                skip = int.from_bytes(file.read(2), "little") + int.from_bytes(file.read(2), "little")
+                file.seek(info.header_offset + 30 + skip)
+                version = np.lib.format.read_magic(file)
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, fortran, dtype = read_header(file)
+                if dtype.hasobject or fortran or 0 in shape:
+                    continue
+                mapped[name] = np.memmap(path, dtype=dtype, mode="r", offset=file.tell(), shape=shape)
+            except (KeyError, OSError, ValueError):
+                continue  # read by np.load instead
+    return mapped
 
 
 def cache_file(encoder: TextEncoder, cache_dir) -> Path:
@@ -156,11 +200,15 @@ def cached_table(encoder: TextEncoder, items: list, cache_dir: Optional[Path]) -
         return table
     announce(encoder, list(missing.values()), len(table), path)
     keys, todo = list(missing), list(missing.values())
-    tables = [table]
-    with Progress(len(todo), f"encoding captions with {encoder.name}", unit="captions") as progress:
+    tables, saved = [table], time.monotonic()
+    with encoding_threads(), Progress(len(todo), f"encoding captions with {encoder.name}", unit="captions") as progress:
         for start in range(0, len(todo), ENCODE_CHUNK):
             chunk = encoder.encode_items(todo[start : start + ENCODE_CHUNK], progress=progress.update)
             tables.append(EmbeddingTable.from_embedding(encoder.name, keys[start : start + ENCODE_CHUNK], chunk))
+            if path is not None and time.monotonic() - saved > SAVE_EVERY_S and start + ENCODE_CHUNK < len(todo):
+                tables = [EmbeddingTable.concat(tables)]
+                tables[0].save(path)  # an interrupted run goes on from here
+                saved = time.monotonic()
     table = EmbeddingTable.concat(tables)
     if path is not None:
         table.save(path)
@@ -173,6 +221,20 @@ def cached_table(encoder: TextEncoder, items: list, cache_dir: Optional[Path]) -
             megabytes(path.stat().st_size),
         )
     return table
+
+
+@contextlib.contextmanager
+def encoding_threads():
+    """Within the block torch uses one thread fewer than the cores (at least one); restored after."""
+    # On the 2-core Xeon with other work beside it, MiniLM encoded 260-290 captions/s on one thread and 60-70 on two,
+    # which spin-wait for each other (benchmarks/data_bench.py); idle, two threads did 476/s and one 271/s.
+    before = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, min(before, cores - 1)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def estimated_size(encoder: TextEncoder, items: list) -> float:

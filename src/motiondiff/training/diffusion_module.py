@@ -30,6 +30,10 @@ from motiondiff.networks.text_motion_encoders import MotionTextEncoders
 class MotionDiffusion(L.LightningModule):
     """Diffusion training (with EMA) and sampling for any network mapping (x_t, t) to x's shape."""
 
+    # The network's dtype while sampling: runs.loading sets it for generate/evaluate/edit/app (precision=auto|32|bf16);
+    # in training, trainer.precision's autocast covers validation sampling.
+    sampling_dtype: Optional[torch.dtype] = None
+
     def __init__(
         self,
         network: nn.Module,
@@ -61,9 +65,6 @@ class MotionDiffusion(L.LightningModule):
             raise UserError(f"module.cond_drop_prob={cond_drop_prob} must lie in [0, 1) (0.1 is usual for guidance).")
         self.cond_drop_prob = cond_drop_prob
         self.guidance_weight = check_guidance_weight(guidance_weight)
-        # Set by runs.loading for generate/evaluate/edit/app (precision=auto|32|bf16); in training,
-        # trainer.precision's autocast covers validation sampling.
-        self.sampling_dtype: Optional[torch.dtype] = None
 
     @staticmethod
     def check_network_class(network_class: type) -> None:

@@ -2,7 +2,8 @@
 
 Each motion is drawn from its own random stream (seed, index): a spec (`sample_spec`: one or two
 actions with direction, side, repetitions, speed and frame ranges), the joints (`make_motion`)
-and three captions (`captions_for`). `write_procedural_dataset` writes, under one root:
+and three captions (`captions_for`; `captions_per_motion` sets how many). `write_procedural_dataset`
+writes, under one root:
 
     new_joint_vecs/<id>.npy   (T-1, 263) float32   HumanML3D features of the joints
     new_joints/<id>.npy       (T-1, 22, 3) float32 the joints recovered from those features
@@ -53,12 +54,12 @@ def motion_id(index: int) -> str:
     return f"{index:06d}"
 
 
-def generate_motion(seed: int, index: int) -> dict:
+def generate_motion(seed: int, index: int, captions_per_motion: int = CAPTIONS_PER_MOTION) -> dict:
     """Motion `index` of the dataset with seed `seed`: spec, joints (T, 22, 3), captions and caption lines."""
     rng = np.random.default_rng([seed, index])
     spec = sample_spec(rng)
     joints = make_motion(spec, rng)  # (T, 22, 3)
-    captions = captions_for(spec, rng, CAPTIONS_PER_MOTION)
+    captions = captions_for(spec, rng, captions_per_motion)
     lines = [caption_line(text) for text in captions]
     subclip = None
     long_enough = [a for a in spec["actions"] if min(a["end"], spec["length"] - 1) - a["start"] >= MIN_FRAMES]
@@ -81,24 +82,42 @@ def split_ids(num_motions: int, seed: int, splits) -> dict:
     return {name: sorted(motion_id(int(i)) for i in part) for name, part in zip(SPLIT_NAMES, np.split(order, cuts))}
 
 
-def feature_statistics(features: list) -> tuple:
-    """Mean and std (263,) of the frames of `features` [(T, 263)]; the std averaged within each feature group."""
-    frames = np.concatenate(features, axis=0).astype(np.float64)  # (N, 263)
-    mean, std = frames.mean(0), frames.std(0)
-    for part in hml.feature_slices().values():  # as the dataset's statistics: one scale per group
-        std[part] = std[part].mean()
-    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+class FeatureStatistics:
+    """Mean and std (263,) of the training frames, merged motion by motion in float64 (Chan et al.)."""
+
+    def __init__(self, features: int = hml.FEATURES):
+        # One motion at a time: concatenating the 29k motions of a HumanML3D-size set ran out of memory.
+        self.count, self.mean, self.squares = 0, np.zeros(features), np.zeros(features)  # squares: sum of (x - mean)^2
+
+    def add(self, frames: np.ndarray) -> None:
+        """Count the frames (T, 263) of one motion."""
+        frames = frames.astype(np.float64)
+        count, mean = len(frames), frames.mean(0)  # (263,)
+        total, delta = self.count + count, mean - self.mean
+        self.squares += ((frames - mean) ** 2).sum(0) + delta**2 * self.count * count / total
+        self.mean += delta * count / total
+        self.count = total
+
+    def result(self) -> tuple:
+        """(mean, std), each (263,) float32."""
+        std = np.sqrt(self.squares / self.count)
+        for part in hml.feature_slices().values():  # as the dataset's statistics: one scale per group
+            std[part] = std[part].mean()
+        return self.mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
 
 
-def manifest(num_motions: int, seed: int, splits) -> dict:
-    """The settings that determine a procedural dataset."""
-    return {
+def manifest(num_motions: int, seed: int, splits, captions_per_motion: int = CAPTIONS_PER_MOTION) -> dict:
+    """The settings that determine a procedural dataset (captions_per_motion only when not the default 3)."""
+    settings = {
         "generator": "motiondiff.data.procedural.text_motion",
         "version": GENERATOR_VERSION,
         "num_motions": int(num_motions),
         "seed": int(seed),
         "splits": [float(s) for s in splits],
     }
+    if captions_per_motion != CAPTIONS_PER_MOTION:
+        settings["captions_per_motion"] = int(captions_per_motion)
+    return settings
 
 
 def missing_parts(root: Path, num_motions: int) -> list:
@@ -146,20 +165,20 @@ def write_motion(folder: Path, motion_name: str, motion: dict) -> np.ndarray:
     return features
 
 
-def fill(folder: Path, num_motions: int, seed: int, splits) -> None:
+def fill(folder: Path, num_motions: int, seed: int, splits, captions_per_motion: int = CAPTIONS_PER_MOTION) -> None:
     """Write the whole dataset into `folder` (an empty directory)."""
     for name in ("new_joint_vecs", "new_joints", "texts"):
         (folder / name).mkdir()
     split_of = {i: name for name, ids in split_ids(num_motions, seed, splits).items() for i in ids}
-    train_features = []
+    statistics = FeatureStatistics()
     progress = Progress(num_motions, "writing procedural motions", unit="motions")
     with progress, open(folder / "specs.jsonl", "w", encoding="utf-8") as specs:
         for index in range(num_motions):
             name = motion_id(index)
-            motion = generate_motion(seed, index)
+            motion = generate_motion(seed, index, captions_per_motion)
             features = write_motion(folder, name, motion)
             if split_of[name] == "train":
-                train_features.append(features)
+                statistics.add(features)
             record = {"id": name, "split": split_of[name], **motion["spec"], "captions": motion["captions"]}
             if motion["subclip"] is not None:
                 record["subclip"] = motion["subclip"]
@@ -168,14 +187,15 @@ def fill(folder: Path, num_motions: int, seed: int, splits) -> None:
     for name in SPLIT_NAMES:
         ids = sorted(i for i, s in split_of.items() if s == name)
         (folder / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
-    if not train_features:
+    if not statistics.count:
         raise UserError(
             f"The training split of {num_motions} motions is empty; use more motions or a larger train split."
         )
-    mean, std = feature_statistics(train_features)
+    mean, std = statistics.result()
     np.save(folder / "Mean.npy", mean)
     np.save(folder / "Std.npy", std)
-    (folder / MANIFEST).write_text(json.dumps(manifest(num_motions, seed, splits), indent=2) + "\n", encoding="utf-8")
+    settings = manifest(num_motions, seed, splits, captions_per_motion)
+    (folder / MANIFEST).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
 
 def estimated_size(num_motions: int, seed: int) -> int:
@@ -190,12 +210,19 @@ def estimated_size(num_motions: int, seed: int) -> int:
     return total + 2 * block + num_motions * 400  # statistics, split files; specs.jsonl
 
 
-def dataset_name(num_motions: int, seed: int) -> str:
-    """The folder name of a procedural dataset: the generator version, its size and seed."""
-    return f"procedural_text_motion-v{GENERATOR_VERSION}-n{num_motions}-seed{seed}"
+def dataset_name(num_motions: int, seed: int, captions_per_motion: int = CAPTIONS_PER_MOTION) -> str:
+    """The folder name of a procedural dataset: the generator version, its size and seed (and -c<k> for k captions)."""
+    captions = "" if captions_per_motion == CAPTIONS_PER_MOTION else f"-c{captions_per_motion}"
+    return f"procedural_text_motion-v{GENERATOR_VERSION}-n{num_motions}-seed{seed}{captions}"
 
 
-def write_procedural_dataset(root, num_motions: int = 2000, seed: int = 0, splits=(0.8, 0.05, 0.15)) -> Path:
+def write_procedural_dataset(
+    root,
+    num_motions: int = 2000,
+    seed: int = 0,
+    splits=(0.8, 0.05, 0.15),
+    captions_per_motion: int = CAPTIONS_PER_MOTION,
+) -> Path:
     """Generate the procedural text-motion dataset under `root` (HumanML3D layout) and return `root`.
 
     An existing complete dataset with the same settings is reused as it is; any other existing
@@ -203,7 +230,8 @@ def write_procedural_dataset(root, num_motions: int = 2000, seed: int = 0, split
     """
     root = Path(root)
     num_motions = whole_number("num_motions", num_motions, why="e.g. 2000")
-    wanted = manifest(num_motions, seed, splits)
+    captions_per_motion = whole_number("captions_per_motion", captions_per_motion, why="e.g. 3")
+    wanted = manifest(num_motions, seed, splits, captions_per_motion)
     split_ids(1, seed, splits)  # validate the fractions before any work
     if root.exists():
         check_existing(root, wanted)
@@ -217,7 +245,7 @@ def write_procedural_dataset(root, num_motions: int = 2000, seed: int = 0, split
         root,
     )
     try:
-        fill(folder, int(num_motions), int(seed), splits)
+        fill(folder, int(num_motions), int(seed), splits, captions_per_motion)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
