@@ -13,7 +13,11 @@ reference size 512 wide, 8 layers, 16 heads; trainer=gpu; compile.enabled=true),
              (10 steps), in bfloat16 autocast and in float32: seconds per batch.
   lightning  the same module trained by the configured Lightning Trainer (trainer=gpu) for a few steps: samples/s.
   compile    the training run's torch.compile of the network and its EMA (compile.*), then train at the experiment's
-             batch: samples/s, and the warm-up's seconds (3 steps, compiling included).
+             batch and at the largest batch, compiled afresh for each (static shapes): samples/s, and the warm-up's
+             seconds (3 steps, compiling included).
+  profile    torch.profiler over 5 compiled training steps at the experiment's batch (asked for by name only, not in
+             the default parts): GPU kernel time by kind (matmul, attention, optimizer, other) against the wall time,
+             and the top kernels, in gpu_train.json and <out>/profile.txt.
 Extra arguments are config overrides (compile.mode=max-autotune). Writes <out>/gpu_train.json after every part.
 """
 
@@ -37,7 +41,7 @@ from motiondiff.data.info import TextMotionData
 from motiondiff.runs.train import _compile_networks
 from motiondiff.training.build import build_module
 
-PARTS = ("train", "sample", "lightning", "compile")
+PARTS = ("train", "sample", "lightning", "compile", "profile")
 FEATURES, TEXT_DIM, TOKENS, GUIDANCE = 263, 384, 16, 2.5
 REFERENCE = ["network.latent_dim=512", "network.num_layers=8", "network.num_heads=16"]
 TINY = ["network.latent_dim=32", "network.num_layers=1", "network.num_heads=4", "compile.backend=eager"]
@@ -48,7 +52,7 @@ def sizes(quick: bool) -> dict:
     if quick:
         return dict(frames=16, batches=[2, 4], warmup=1, rounds=1, steps=2, gen_batch=2, sampler_steps=3, matmul=128)
     return dict(
-        frames=196, batches=[8, None], warmup=3, rounds=3, steps=10, gen_batch=32, sampler_steps=None, matmul=8192
+        frames=196, batches=[8, None, 256], warmup=3, rounds=3, steps=10, gen_batch=32, sampler_steps=None, matmul=8192
     )
 
 
@@ -244,6 +248,50 @@ def measure_lightning(cfg, size: dict, device, batch_size: int) -> dict:
     }
 
 
+KERNEL_KINDS = {  # substrings of CUDA kernel names, first match wins
+    "attention": ("flash", "fmha", "attention", "sdpa"),
+    "matmul": ("gemm", "nvjet", "cutlass", "sm90_", "wgmma"),
+    "optimizer_ema": ("multi_tensor", "adam", "foreach", "lerp"),
+}
+
+
+def kernel_kind(name: str) -> str:
+    """The kind of a CUDA kernel by its name: attention, matmul, optimizer_ema or other."""
+    lowered = name.lower()
+    return next((kind for kind, keys in KERNEL_KINDS.items() if any(k in lowered for k in keys)), "other")
+
+
+def profile_training(module, cfg, batch_size: int, frames: int, device, out: Path, steps: int = 5) -> dict:
+    """GPU kernel seconds per step by kind, against the step's wall time, over `steps` profiled steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = train_stepper(module, cfg, batch_of(batch_size, frames, device), device)
+    for _ in range(3):
+        step()
+    sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync(device)
+        wall = (time.perf_counter() - start) / steps
+    kinds = dict.fromkeys([*KERNEL_KINDS, "other"], 0.0)
+    for event in prof.key_averages():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            kinds[kernel_kind(event.key)] += event.self_device_time_total / 1e6 / steps
+    table = prof.key_averages().table(sort_by="self_device_time_total", row_limit=30)
+    (out / "profile.txt").write_text(table)
+    busy = sum(kinds.values())
+    row = {"batch": batch_size, "wall_step_s": wall, "kernel_s": kinds, "gpu_busy_fraction": busy / wall}
+    print(
+        f"profile batch {batch_size}: step {1e3 * wall:.2f} ms, GPU busy {100 * busy / wall:.0f}%, kernels "
+        + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in kinds.items()),
+        flush=True,
+    )
+    return row
+
+
 def show(label: str, row: dict) -> None:
     """One line of a training measurement."""
     fraction = 100 * row["bf16_peak_fraction"]
@@ -263,7 +311,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (smoke test)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda | cpu")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
+    parser.add_argument("--parts", default=",".join(PARTS[:-1]), help=f"comma-separated, of {', '.join(PARTS)}")
+    parser.add_argument("--batches", help="training batch sizes, comma-separated (default 8,<experiment's>,256)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for gpu_train.json")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. compile.mode=max-autotune")
     args = parser.parse_args(argv)
@@ -275,6 +324,8 @@ def main(argv=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     base = ["experiment=text2motion", "network=adaln", "trainer=gpu", "compile.enabled=true"]
     cfg = compose_train(out / "run", [*base, *(TINY if args.quick else REFERENCE), *args.overrides])
+    if args.batches:
+        size["batches"] = [int(b) for b in args.batches.split(",")]
     size["batches"] = [b or cfg.dataset.batch_size for b in size["batches"]]
     torch.manual_seed(0)
     module = build_module(cfg, data_info(size["frames"])).to(device)
@@ -290,7 +341,6 @@ def main(argv=None) -> dict:
     report["bf16_matmul_peak_gflops"] = peak / 1e9
     print(f"bfloat16 matmul peak: {peak / 1e12:.1f} TFLOP/s (n={size['matmul']})", flush=True)
     save(out, report)
-    largest = max(size["batches"])
     if "train" in parts:
         report["train_eager"] = []
         for batch_size in size["batches"]:
@@ -301,14 +351,24 @@ def main(argv=None) -> dict:
         report["sampling"] = measure_sampling(module, size, device)
         save(out, report)
     if "lightning" in parts:
-        report["lightning"] = measure_lightning(cfg, size, device, largest)
-        print(f"lightning fit batch {largest}: {report['lightning']['samples_per_s']:.1f} samples/s", flush=True)
+        row = report["lightning"] = measure_lightning(cfg, size, device, size["batches"][1])
+        print(f"lightning fit batch {row['batch']}: {row['samples_per_s']:.1f} samples/s", flush=True)
         save(out, report)
     if "compile" in parts:
-        flops = model_flops(module, batch_of(largest, size["frames"], device))  # before compiling
+        report["train_compiled"] = []
+        compiled_batches = size["batches"][1:]  # the experiment's batch and larger
+        flops = {b: model_flops(module, batch_of(b, size["frames"], device)) for b in compiled_batches}  # eagerly
+        for batch_size in compiled_batches:
+            torch._dynamo.reset()  # a fresh static-shape compile for each batch size
+            _compile_networks(module, cfg.compile)
+            row = measure_training(module, cfg, batch_size, size, device, peak, flops[batch_size])
+            report["train_compiled"].append(row)
+            show("train compiled", row)
+            save(out, report)
+    if "profile" in parts:
+        torch._dynamo.reset()
         _compile_networks(module, cfg.compile)
-        report["train_compiled"] = measure_training(module, cfg, largest, size, device, peak, flops)
-        show("train compiled", report["train_compiled"])
+        report["profile"] = profile_training(module, cfg, size["batches"][1], size["frames"], device, out)
         save(out, report)
     print(f"wrote {out / 'gpu_train.json'}")
     return report
