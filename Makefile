@@ -42,7 +42,7 @@ format: $(STAMP) ## format the code and apply ruff's safe fixes
 	$(PY) -m ruff format src tests benchmarks
 	$(PY) -m ruff check --fix src tests benchmarks
 
-bench: $(STAMP) ## benchmark vs peer implementations (installs benchmarks/requirements.txt; about 15 min, 2 CPU cores)
+bench: $(STAMP) ## benchmark vs peers, and the data pipeline at 29k motions (installs benchmarks/requirements.txt; about 25 min, 2 CPU cores)
 	$(PY) -m pip install --quiet --no-deps -r benchmarks/requirements.txt
 	$(PY) benchmarks/bench.py $(ARGS)
 

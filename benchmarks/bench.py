@@ -17,6 +17,9 @@ interleaved, in this one process):
   4. achieved throughput: model FLOPs (torch.utils.flop_counter) per second of a training step and a
      guided sampling step, as a fraction of the float32 matmul peak measured in this run; on CUDA (and with
      --quick) also the bfloat16 matmul peak.
+  5. the data pipeline at HumanML3D's scale (benchmarks/data_bench.py's section: 29,000 procedural motions, cold and
+     warm start, loader samples/s against the reference training rate, memory); --data-motions 0 skips it, --quick
+     leaves it out (tests/test_data_bench.py runs it small).
 On CUDA the matmuls are 8192 wide and the reference size runs its whole guided DDIM-50 loop; the rest is as on CPU.
 Writes <out>/bench.json (also after each section, so a stopped run keeps what it measured) and <out>/bench.md.
 """
@@ -38,6 +41,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from data_bench import data_markdown, section_data  # benchmarks/
 from motiondiff.core.tables import markdown_table
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.loss import DiffusionLoss
@@ -858,6 +862,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda")
     parser.add_argument("--out", default="benchmarks/results", help="folder for bench.json and bench.md")
+    parser.add_argument(
+        "--data-motions",
+        type=int,
+        default=None,
+        help="the data section's procedural set (default 29000, HumanML3D's size, about 10 min; 0 = skip; --quick: 0)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}", flush=True)
@@ -885,6 +895,12 @@ def main(argv=None) -> dict:
     section_dit(args, size, device, report, peak)
     write_json(out, report)
     print(f"[3] DiT variants done ({time.perf_counter() - started:.0f} s)", flush=True)
+    data_motions = args.data_motions if args.data_motions is not None else (0 if args.quick else 29000)
+    if data_motions:  # 4. the data pipeline at scale (benchmarks/data_bench.py): start-up, memory, loader speed
+        data_args = dict(motions=data_motions, captions_per_motion=3, data_dir=None, threads=None, quick=False)
+        section_data(argparse.Namespace(**data_args), report)
+        write_json(out, report)
+        print(f"[4] data pipeline done ({time.perf_counter() - started:.0f} s)", flush=True)
     peak_end = matmul_peak(device, size["matmul"], repeats)
     tr, s = report["punet_training"], report["sampling"]
     report["throughput"] = {
@@ -901,7 +917,7 @@ def main(argv=None) -> dict:
     }
     report["targets"] = targets(report)
     report["seconds"] = time.perf_counter() - started
-    text = markdown(report)
+    text = markdown(report) + (f"\n{data_markdown(report)}" if "data" in report else "")
     (out / "bench.md").write_text(text)
     write_json(out, report)
     print(text)

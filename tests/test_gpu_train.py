@@ -23,12 +23,13 @@ MISSING = [name for name in NEEDED if importlib.util.find_spec(name) is None]
 @pytest.mark.skipif(not SCRIPT.exists(), reason=f"{SCRIPT.relative_to(ROOT)} is not in this checkout")
 @pytest.mark.skipif(bool(MISSING), reason=f"gpu_train.py needs {', '.join(MISSING)}: pip install -r requirements.txt")
 def test_quick_gpu_train_writes_every_part(tmp_path):
-    command = [sys.executable, str(SCRIPT), "--quick", "--device", "cpu", "--out", str(tmp_path)]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    parts = "train,sample,lightning,compile,profile"  # every part, the profile (asked for by name) too
+    command = [sys.executable, str(SCRIPT), "--quick", "--device", "cpu", "--parts", parts, "--batches", "2,3"]
+    result = subprocess.run([*command, "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_train.json").read_text())
-    assert report["quick"] is True and report["machine"]["device"] == "cpu"
-    assert report["parts"] == ["train", "sample", "lightning", "compile"]
+    assert report["quick"] is True and report["machine"]["device"] == "cpu" and report["sizes"]["batches"] == [2, 3]
+    assert report["parts"] == ["train", "sample", "lightning", "compile", "profile"]
     assert report["bf16_matmul_peak_gflops"] > 0
     assert report["config"]["precision"] == "bf16-mixed" and report["config"]["compile"]["enabled"] is True
     assert [row["batch"] for row in report["train_eager"]] == report["sizes"]["batches"]
@@ -41,6 +42,11 @@ def test_quick_gpu_train_writes_every_part(tmp_path):
     assert all(row["seconds"] > 0 for row in report["sampling"].values())
     assert report["lightning"]["samples_per_s"] > 0
     assert "wrote" in result.stdout
+    profile = report["profile"]
+    assert profile["batch"] == report["sizes"]["batches"][1] and profile["wall_step_s"] > 0
+    assert set(profile["kernel_s"]) == {"attention", "matmul", "optimizer_ema", "other"}
+    assert profile["gpu_busy_fraction"] == 0  # no CUDA kernels on the CPU
+    assert "aten::" in (tmp_path / "profile.txt").read_text()
 
 
 @pytest.mark.skipif(not DEVICE_CHECK.exists(), reason=f"{DEVICE_CHECK.relative_to(ROOT)} is not in this checkout")
@@ -48,21 +54,6 @@ def test_quick_gpu_train_writes_every_part(tmp_path):
 def test_device_check_script_parses():
     result = subprocess.run(["bash", "-n", str(DEVICE_CHECK)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-
-
-@pytest.mark.skipif(not SCRIPT.exists(), reason=f"{SCRIPT.relative_to(ROOT)} is not in this checkout")
-@pytest.mark.skipif(bool(MISSING), reason=f"gpu_train.py needs {', '.join(MISSING)}: pip install -r requirements.txt")
-def test_quick_profile_part_and_batches(tmp_path):
-    command = [sys.executable, str(SCRIPT), "--quick", "--device", "cpu", "--parts", "profile", "--batches", "2,3"]
-    result = subprocess.run([*command, "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((tmp_path / "gpu_train.json").read_text())
-    assert report["parts"] == ["profile"] and report["sizes"]["batches"] == [2, 3]
-    profile = report["profile"]
-    assert profile["batch"] == 3 and profile["wall_step_s"] > 0
-    assert set(profile["kernel_s"]) == {"attention", "matmul", "optimizer_ema", "other"}
-    assert profile["gpu_busy_fraction"] == 0  # no CUDA kernels on the CPU
-    assert "aten::" in (tmp_path / "profile.txt").read_text()
 
 
 def test_kernel_kinds():

@@ -46,6 +46,7 @@ RUN_KEYS = {
     "app": ("run_dir",),
     "nfe_curve": ("run_dir",),
 }
+OPTIONAL_RUN_KEYS = {"train": ("teacher",)}  # a finished run when given (experiment=distill teacher=<run>)
 FILE_KEYS = {
     "generate": ("ckpt_path", "prompts_file", "export.skeleton"),
     "evaluate": ("ckpt_path",),
@@ -318,6 +319,9 @@ def check_paths(config_name: str, cfg: DictConfig, parsed: list, overrides: list
                 raise UserError(f"no such sweep directory: {key}={value}; list your sweeps with: ls {root}/multirun/")
     if config_name in RUN_KEYS:
         overrides = check_run_dirs(cfg, parsed, overrides, root)
+    for key in OPTIONAL_RUN_KEYS.get(config_name, ()):
+        for value in given_values(parsed, key, cfg):
+            check_run_dir(value, key, root)
     check_evaluator_paths(cfg, root)
     return overrides
 

@@ -22,6 +22,16 @@ def check_guidance_weight(weight) -> float:
     return float(weight)
 
 
+def check_guidance_weights(weight):
+    """A float (checked as above) or a (B,) tensor of per-sample weights, finite and >= 0."""
+    if not isinstance(weight, Tensor):
+        return check_guidance_weight(weight)
+    assert weight.ndim == 1 and bool(torch.isfinite(weight).all()) and bool((weight >= 0).all()), (
+        f"per-sample guidance weights must be a finite (B,) tensor >= 0, got shape {tuple(weight.shape)}"
+    )
+    return weight
+
+
 def with_unconditional_copy(cond: dict) -> dict:
     """The condition batch twice: the first half as given, the second half all dropped (the null condition)."""
     batch = next(v for v in cond.values() if isinstance(v, Tensor)).shape[0]
@@ -37,7 +47,8 @@ class Denoiser:
 
     Classifier-free guidance: output = uncond + w * (cond - uncond), both predictions from one
     batched forward pass. Both parameterisations are linear in the output, so guiding the raw
-    output guides x_0 and epsilon alike. w = 1 is the plain conditional prediction.
+    output guides x_0 and epsilon alike. w = 1 is the plain conditional prediction; a (B,) tensor
+    gives each sample its own weight (consistency distillation draws one per sample).
     autocast=torch.bfloat16 runs the network under autocast in bf16 and hands its output back in x_t's
     dtype, so guidance and every sampler update stay in float32.
     """
@@ -50,7 +61,7 @@ class Denoiser:
         cond: Optional[dict] = None,
         mask: Optional[FrameMask] = None,
         clip_x0: Optional[float] = None,
-        guidance_weight=1.0,  # a number >= 0 (checked: config values can be anything)
+        guidance_weight=1.0,  # a number >= 0 (checked: config values can be anything), or a (B,) tensor
         autocast: Optional[torch.dtype] = None,  # e.g. torch.bfloat16; None = the network's own dtype
     ):
         self.network = network
@@ -59,7 +70,7 @@ class Denoiser:
         self.cond = cond
         self.mask = mask
         self.clip_x0 = clip_x0
-        self.guidance_weight = check_guidance_weight(guidance_weight)
+        self.guidance_weight = check_guidance_weights(guidance_weight)
         self.autocast = autocast
 
     def call_network(self, x_t: Motion, t: Timesteps, cond: Optional[dict], mask: Optional[FrameMask]) -> Motion:
@@ -71,12 +82,15 @@ class Denoiser:
 
     def network_output(self, x_t: Motion, t: Timesteps) -> Motion:
         """The network output, guided when there is a condition and guidance_weight != 1."""
-        if self.cond is None or self.guidance_weight == 1.0:
+        weight = self.guidance_weight
+        if self.cond is None or (not isinstance(weight, Tensor) and weight == 1.0):
             return self.call_network(x_t, t, self.cond, self.mask)  # (B, N, F)
         mask = None if self.mask is None else torch.cat([self.mask, self.mask])  # (2B, N)
         both = self.call_network(torch.cat([x_t, x_t]), torch.cat([t, t]), with_unconditional_copy(self.cond), mask)
         conditional, unconditional = both.chunk(2)  # (B, N, F) each
-        return unconditional + self.guidance_weight * (conditional - unconditional)
+        if isinstance(weight, Tensor):
+            weight = weight.to(x_t.dtype).view(-1, 1, 1)  # (B, 1, 1)
+        return unconditional + weight * (conditional - unconditional)
 
     def __call__(self, x_t: Motion, t: Timesteps) -> tuple:
         return self.predict(x_t, t, need_eps=True)

@@ -27,12 +27,16 @@ def check_prediction(prediction: str) -> str:
 
 def masked_mse(output: Motion, target: Motion, mask: Optional[FrameMask]) -> Loss:
     """Mean squared error over the valid frames (mask True) and all features."""
-    squared = (output - target).pow(2)  # (B, N, F)
+    return masked_mean((output - target).pow(2), mask)
+
+
+def masked_mean(values: Motion, mask: Optional[FrameMask]) -> Loss:
+    """The mean of per-value losses (B, N, F) over the valid frames (mask True) and all features."""
     if mask is None:
-        return squared.mean()
-    weights = mask.to(squared.dtype).unsqueeze(-1)  # (B, N, 1)
+        return values.mean()
+    weights = mask.to(values.dtype).unsqueeze(-1)  # (B, N, 1)
     assert weights.sum() > 0, "a batch must contain at least one valid frame"
-    return (squared * weights).sum() / (weights.sum() * squared.shape[-1])
+    return (values * weights).sum() / (weights.sum() * values.shape[-1])
 
 
 class DiffusionLoss(nn.Module):

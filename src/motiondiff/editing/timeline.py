@@ -213,17 +213,7 @@ def in_between(
         return module.sample(
             1, sampler, generator, len(known), known[None], known_mask[None], cond, None, guidance_weight
         )[0]
-    weight = module.guidance_weight if guidance_weight is None else guidance_weight
-    network, prediction = module.ema_network, module.loss.prediction
-    denoiser = Denoiser(
-        network,
-        module.schedule,
-        prediction,
-        cond=cond,
-        clip_x0=module.x0_bound,
-        guidance_weight=weight,
-        autocast=module.sampling_dtype,
-    )
+    denoiser = module.denoiser(cond, None, guidance_weight)
     noise = torch.randn((1, *known.shape), generator=generator, device=module.device)  # (1, W, F)
     blended = CrossfadeDenoiser(denoiser, crossfade.to(module.device))
     return sampler.sample(blended, module.schedule, noise, generator, known[None], known_mask[None])[0]

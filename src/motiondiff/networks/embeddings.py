@@ -1,4 +1,4 @@
-"""Embeddings shared by the networks: diffusion timesteps as vectors.
+"""Embeddings shared by the networks: diffusion timesteps, and guidance weights, as vectors.
 
 Weights are initialised by the network that owns the embedder (one `_init_weights`
 per network), not here.
@@ -35,3 +35,14 @@ class TimestepEmbedder(nn.Module):
     def forward(self, t: Tensor) -> Tensor:
         t_freq = timestep_embedding(t, self.frequency_dim, self.max_period)  # (B, frequency_dim)
         return self.mlp(t_freq.to(self.mlp[0].weight.dtype))  # (B, dim)
+
+
+class GuidanceEmbedder(nn.Module):
+    """Map guidance weights w (B,) to vectors (B, dim) as timesteps are mapped, from (w - 1) x 1000 (LCM's scaling)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.embedder = TimestepEmbedder(dim)
+
+    def forward(self, weight: Tensor) -> Tensor:
+        return self.embedder((weight - 1.0) * 1000.0)  # (B, dim)

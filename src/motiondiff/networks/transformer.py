@@ -9,6 +9,9 @@ knows nothing about diffusion: t is only an integer step.
 The condition `cond` is a dict (each variant reads only the keys it needs):
   text_pooled (B, Dt) float, text_tokens (B, L, Dt) float, text_mask (B, L) bool (True = real token),
   drop (B,) bool, optional: True = the null condition for that sample (classifier-free guidance).
+  guidance (B,) float: the guidance weight, read only by a network built with guidance_embedding=true (a
+  distilled student, training.distill_module), whose time embedding adds it; zero-initialised, so the
+  student starts as its teacher.
 cond=None is the null condition for every sample, the same as drop all True.
 null_condition: "learned" = a learned vector in the network's width replaces the embedded
 caption of a dropped sample; "zero" = the zero vector does (no parameter).
@@ -36,7 +39,7 @@ from torch import Tensor, nn
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.core.types import FrameMask, Motion, TextPooled, TextTokens, Timesteps, TokenMask
-from motiondiff.networks.embeddings import TimestepEmbedder
+from motiondiff.networks.embeddings import GuidanceEmbedder, TimestepEmbedder
 
 NULL_CONDITIONS = ("learned", "zero")
 DROPOUT_PLACEMENTS = ("residual", "mlp")
@@ -268,6 +271,7 @@ class MotionTransformer(nn.Module):
         gelu: str = "tanh",
         fused_qkv=False,  # a bool (checked: config values can be anything)
         attention_mask: str = "always",
+        guidance_embedding=False,  # a bool: the guidance weight enters with the time (distilled students)
     ):
         super().__init__()
         check_config(
@@ -290,6 +294,9 @@ class MotionTransformer(nn.Module):
         self.input = nn.Linear(features, latent_dim)
         self.positions = SinusoidalPositions(max_frames, latent_dim)
         self.time_embedder = TimestepEmbedder(latent_dim)
+        if guidance_embedding not in (True, False):
+            raise UserError(f"network.guidance_embedding={guidance_embedding!r} must be true or false.")
+        self.guidance_embedder = GuidanceEmbedder(latent_dim) if guidance_embedding else None
         self.output = nn.Linear(latent_dim, features)
 
     def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Optional[Tensor]) -> Tensor:
@@ -310,6 +317,10 @@ class MotionTransformer(nn.Module):
             if isinstance(module, AdaLNModulation):  # every adaLN block starts as the identity
                 nn.init.zeros_(module.linear.weight)
                 nn.init.zeros_(module.linear.bias)
+        if self.guidance_embedder is not None:  # adds exactly 0 until trained: a student starts as its teacher
+            nn.init.normal_(self.guidance_embedder.embedder.mlp[0].weight, std=0.02)
+            nn.init.zeros_(self.guidance_embedder.embedder.mlp[2].weight)
+            nn.init.zeros_(self.guidance_embedder.embedder.mlp[2].bias)
         nn.init.zeros_(self.output.weight)  # the untrained network outputs exactly 0
         nn.init.zeros_(self.output.bias)
 
@@ -323,6 +334,8 @@ class MotionTransformer(nn.Module):
         positions = self.positions(frames)  # (N, D); UserError beyond max_frames
         mask = self.frame_mask(mask, batch, frames, x.device)  # (B, N) or None: nothing padded
         t_emb = self.time_embedder(t.reshape(-1).expand(batch))  # (B, D)
+        if self.guidance_embedder is not None:
+            t_emb = t_emb + self.guidance_embedder(condition_entry(cond or {}, "guidance", (batch,)))  # (B, D)
         cond = complete_condition(cond, batch, self.text_dim, x.device)
         if mask is None:
             return self.output(self.encode(self.input(x) + positions, t_emb, cond, None))  # (B, N, F)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from motiondiff.core.errors import UserError, require_file
 from motiondiff.core.units import duration
 from motiondiff.runs.directories import latest_checkpoint, save_resumed_config, save_run_config, shown
+from motiondiff.runs.distill import attach_teacher, with_teacher
 from motiondiff.tracking.curves import TrainingCurves
 from motiondiff.tracking.trackers import (
     build_loggers,
@@ -57,6 +58,7 @@ IRRELEVANT_WARNINGS = (
 def run(cfg: DictConfig) -> dict:
     """Train as configured; return the run directory, the module, the last checkpoint and the final metrics."""
     quiet_lightning()
+    cfg = with_teacher(cfg)  # experiment=distill: the teacher run's data, network, schedule and loss
     run_dir = Path(cfg.paths.output_dir)
     first_process = rank_zero_only.rank == 0  # under DDP Lightning re-runs this command once per other rank
     ckpt_path = _resume_path(cfg)
@@ -74,6 +76,7 @@ def run(cfg: DictConfig) -> dict:
     datamodule.setup("fit")
     module = build_module(cfg, datamodule.info)
     module.normalizer.load_state_dict(datamodule.normalizer.state_dict())
+    attach_teacher(module, cfg)  # experiment=distill: the student starts from the teacher's weights
     _compile_networks(module, cfg.get("compile"))
     loggers = build_loggers(cfg.get("logger"), run_dir, resumed_step)
     callbacks = callbacks_for([instantiate(c) for c in cfg.callbacks.values()], loggers)

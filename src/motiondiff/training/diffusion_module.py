@@ -164,19 +164,22 @@ class MotionDiffusion(L.LightningModule):
             raise UserError("this model is unconditional (trained without text): drop prompt/prompts_file.")
         shape = (num_samples, frames or self.data.sample_frames, self.data.features)
         noise = torch.randn(shape, generator=generator, device=self.device)
-        weight = self.guidance_weight if guidance_weight is None else guidance_weight
-        denoiser = Denoiser(
+        denoiser = self.denoiser(cond, mask, guidance_weight)
+        x = sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
+        return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)  # padded frames zeroed
+
+    def denoiser(self, cond: Optional[dict], mask: Optional[FrameMask], guidance_weight=None) -> Denoiser:
+        """The EMA network as the samplers' denoiser: guided (module.guidance_weight unless given), x_0 clipped."""
+        return Denoiser(
             self.ema_network,
             self.schedule,
             self.loss.prediction,
             cond=cond,
             mask=mask,
             clip_x0=self.x0_bound,
-            guidance_weight=weight,
+            guidance_weight=self.guidance_weight if guidance_weight is None else guidance_weight,
             autocast=self.sampling_dtype,
         )
-        x = sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
-        return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)  # padded frames zeroed
 
     def to_keypoints(self, features: Motion) -> np.ndarray:
         """Normalised features (..., frames, feats) -> float32 positions (..., frames, joints, dims), original units.

@@ -1,0 +1,157 @@
+"""Consistency distillation (latent consistency models, Luo et al. 2023; MotionLCM for motion) as data and loops.
+
+A consistency function f(x_t, t) maps any point of a probability-flow trajectory to its clean end. It is read off
+a denoiser with the boundary scalings f = c_skip(t) x_t + c_out(t) x0_hat(x_t, t), which make f(x, 0) = x exactly.
+Distillation trains a student f_theta so that f_theta(x_t, t) equals the target network's f at the point x_s one
+guided teacher ODE step (DDIM, eta = 0) closer to the data, with t and s neighbours on a coarse solver grid (skipping
+steps). The guidance weight w is drawn per sample and given to the student as a condition (cond['guidance']), so the
+student samples guided motions with one network call per step, without the doubled unconditional batch. Sampling:
+f at the noisiest step, then re-noise to the next step and apply f again (Song et al. 2023, Algorithm 1).
+"""
+
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from motiondiff.core.checks import whole_number
+from motiondiff.core.errors import UserError
+from motiondiff.core.types import FrameMask, Loss, Motion, Timesteps
+from motiondiff.diffusion.denoiser import Denoiser, check_guidance_weight
+from motiondiff.diffusion.loss import check_prediction, masked_mean
+from motiondiff.diffusion.samplers import Sampler, _randn_like, evenly_spaced, log_alpha_bars
+from motiondiff.diffusion.schedule import NoiseSchedule
+
+DISTANCES = ("huber", "l2")
+
+
+def boundary_scalings(t: Timesteps, sigma_data: float = 0.5, timestep_scaling: float = 10.0) -> tuple:
+    """(c_skip, c_out) (B,) of LCM: c_skip(0) = 1 and c_out(0) = 0, so f(x, 0) = x; c_skip ~ 0 beyond a few steps."""
+    scaled = t.double() * timestep_scaling
+    c_skip = sigma_data**2 / (scaled**2 + sigma_data**2)
+    c_out = scaled / (scaled**2 + sigma_data**2).sqrt()
+    return c_skip.float(), c_out.float()
+
+
+def consistency_output(denoiser: Callable, x_t: Motion, t: Timesteps) -> Motion:
+    """f(x_t, t) = c_skip x_t + c_out x0_hat: the denoiser's clean sample with the boundary condition f(x, 0) = x."""
+    c_skip, c_out = (c.to(x_t.dtype).view(-1, 1, 1) for c in boundary_scalings(t))  # (B, 1, 1) each
+    x0 = denoiser.predict_x0(x_t, t) if hasattr(denoiser, "predict_x0") else denoiser(x_t, t)[0]  # (B, N, F)
+    return c_skip * x_t + c_out * x0
+
+
+def skipping_steps(schedule: NoiseSchedule, num_steps: int) -> list:
+    """`num_steps` steps from the noisiest down with a stride of T // num_steps (LCM's: 4 of 1000 = 999, 749, 499,
+    249), so that the last one is not the nearly clean step 0."""
+    whole_number("sampler.num_steps", num_steps)
+    evenly_spaced(schedule, num_steps)  # refuses more steps than the schedule has
+    stride = schedule.num_steps // num_steps
+    return [schedule.num_steps - 1 - i * stride for i in range(num_steps)]
+
+
+class ConsistencySampler(Sampler):
+    """Multistep consistency sampling: f at each step, the result re-noised to the next step with fresh noise."""
+
+    name = "consistency"
+
+    def __init__(self, num_steps: int = 4, progress: bool = True, resample: int = 1):
+        super().__init__(progress, resample)
+        self.num_steps = whole_number("sampler.num_steps", num_steps, why="1 = one network call per sample")
+
+    def timesteps(self, schedule: NoiseSchedule) -> list:
+        return skipping_steps(schedule, self.num_steps)
+
+    def coefficient_table(self, schedule, pairs):
+        """(sqrt(abar_prev), sqrt(1 - abar_prev)) of each step: q(x_prev | x0) (t_prev = -1: (1, 0)), float64."""
+        _, log_abar_prev = log_alpha_bars(schedule, pairs)
+        rows = torch.stack([(0.5 * log_abar_prev).exp(), (-torch.expm1(log_abar_prev)).sqrt()], dim=1).tolist()
+        return [tuple(row) for row in rows]
+
+    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
+        t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+        x0 = consistency_output(denoise, x, t_batch)  # (B, N, F)
+        if t_prev < 0:
+            return x0
+        scale, std = coefficients
+        return x0.mul_(scale).add_(_randn_like(x, generator).mul_(std))
+
+
+class ConsistencyDistillationLoss(nn.Module):
+    """The consistency distillation objective for one batch of clean motions (LCM, Algorithm 1)."""
+
+    def __init__(
+        self,
+        solver_steps: int = 50,
+        guidance_min: float = 1.0,
+        guidance_max: float = 4.0,
+        distance: str = "huber",
+        huber_c: float = 0.001,
+    ):
+        super().__init__()
+        self.solver_steps = whole_number("distillation.solver_steps", solver_steps, why="the teacher's ODE grid")
+        if self.solver_steps < 2:
+            raise UserError(f"distillation.solver_steps={solver_steps} must be >= 2 (50 is LCM's).")
+        if not 0 <= guidance_min <= guidance_max:
+            raise UserError(
+                f"distillation.guidance_min={guidance_min} and guidance_max={guidance_max} must satisfy "
+                "0 <= guidance_min <= guidance_max (the range of guidance weights the student learns)."
+            )
+        if distance not in DISTANCES:
+            raise UserError(f"distillation.distance='{distance}' is unknown; use one of {', '.join(DISTANCES)}.")
+        if not huber_c > 0:
+            raise UserError(f"distillation.huber_c={huber_c} must be > 0 (LCM's is 0.001).")
+        self.guidance_min, self.guidance_max = float(guidance_min), float(guidance_max)
+        self.distance, self.huber_c = distance, float(huber_c)
+
+    def forward(
+        self,
+        student: nn.Module,
+        target: nn.Module,
+        teacher: nn.Module,
+        schedule: NoiseSchedule,
+        prediction: str,
+        x0: Motion,
+        mask: Optional[FrameMask] = None,
+        cond: Optional[dict] = None,
+        clip_x0: Optional[float] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> Loss:
+        """d(f_student(x_t, t, w), f_target(x_s, s, w)), x_s one guided teacher DDIM step from x_t; t, s, w, noise
+        drawn per sample (from `generator` when given). Every clean estimate is clipped to clip_x0 as in sampling
+        (an epsilon network's x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar) explodes where abar ~ 0)."""
+        check_prediction(prediction)
+        batch, device = x0.shape[0], x0.device
+        grid = torch.tensor(evenly_spaced(schedule, self.solver_steps), device=device)  # (S,) noisiest first
+        index = torch.randint(0, len(grid) - 1, (batch,), generator=generator, device=device)
+        t, s = grid[index], grid[index + 1]  # (B,) each, s < t
+        noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
+        x_t = schedule.q_sample(x0, t, noise)  # (B, N, F)
+        weight, student_cond = None, cond
+        if cond is not None:
+            draws = torch.rand(batch, generator=generator, device=device)
+            weight = self.guidance_min + (self.guidance_max - self.guidance_min) * draws  # (B,)
+            student_cond = {**cond, "guidance": weight}
+        with torch.no_grad():
+            guided = Denoiser(teacher, schedule, prediction, cond, mask, clip_x0, 1.0 if weight is None else weight)
+            x0_teacher, eps_teacher = guided(x_t, t)  # (B, N, F) each
+            x_s = ddim_step(schedule, x0_teacher, eps_teacher, s)  # (B, N, F)
+            goal = consistency_output(Denoiser(target, schedule, prediction, student_cond, mask, clip_x0), x_s, s)
+        online = consistency_output(Denoiser(student, schedule, prediction, student_cond, mask, clip_x0), x_t, t)
+        return masked_mean(self.pointwise(online, goal), mask)
+
+    def pointwise(self, output: Motion, goal: Motion) -> Motion:
+        """The distance per value: pseudo-Huber sqrt(d^2 + c^2) - c (LCM), or the squared difference."""
+        if self.distance == "l2":
+            return (output - goal).pow(2)
+        return ((output - goal).pow(2) + self.huber_c**2).sqrt() - self.huber_c
+
+
+def ddim_step(schedule: NoiseSchedule, x0: Motion, eps: Motion, s: Timesteps) -> Motion:
+    """The deterministic DDIM point at steps s (B,): sqrt(abar_s) x0 + sqrt(1 - abar_s) eps."""
+    return schedule.q_sample(x0, s, eps)
+
+
+def guidance_condition(cond: dict, weight: float) -> dict:
+    """`cond` with every sample's guidance weight `weight` (a student's condition, sized by the text batch)."""
+    weight, batch = check_guidance_weight(weight), cond["text_pooled"].shape[0]
+    return {**cond, "guidance": torch.full((batch,), weight, device=cond["text_pooled"].device)}

@@ -1,0 +1,246 @@
+"""Consistency distillation: the boundary scalings, the sampler, per-sample guidance, the guidance input, the loss,
+and `experiment=distill teacher=<run>` end to end on a tiny text run (config from the teacher, loss going down,
+the teacher kept out of the checkpoint, generation with sampler=consistency)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import compose_config
+from motiondiff.cli import generate, train
+from motiondiff.cli.app import CONFIG_DIR
+from motiondiff.cli.preflight import preflight
+from motiondiff.core.errors import UserError
+from motiondiff.diffusion.consistency import (
+    ConsistencyDistillationLoss,
+    ConsistencySampler,
+    boundary_scalings,
+    skipping_steps,
+)
+from motiondiff.diffusion.denoiser import Denoiser
+from motiondiff.diffusion.schedule import CosineSchedule, LinearSchedule
+from motiondiff.networks.conditioning import AdaLNTransformer
+from motiondiff.runs.distill import with_teacher
+from motiondiff.training.checkpoint_io import load_checkpoint
+from test_text2motion_end_to_end import data_dir, train_text_run  # noqa: F401 (data_dir: a fixture)
+
+FEATURES, TEXT_DIM = 6, 5
+
+
+def tiny_network(**options) -> AdaLNTransformer:
+    torch.manual_seed(0)
+    return AdaLNTransformer(features=FEATURES, text_dim=TEXT_DIM, latent_dim=16, num_layers=1, num_heads=2, **options)
+
+
+def text_cond(batch: int) -> dict:
+    generator = torch.Generator().manual_seed(1)
+    return {
+        "text_pooled": torch.randn(batch, TEXT_DIM, generator=generator),
+        "text_tokens": torch.randn(batch, 3, TEXT_DIM, generator=generator),
+        "text_mask": torch.ones(batch, 3, dtype=torch.bool),
+    }
+
+
+def test_boundary_scalings_make_f_the_identity_at_step_zero():
+    c_skip, c_out = boundary_scalings(torch.tensor([0, 1, 20, 999]))
+    assert c_skip[0] == 1 and c_out[0] == 0
+    assert c_skip[2] < 2e-3 and c_skip[3] < 1e-6 and c_out[3] > 0.999
+    assert bool((c_skip[1:] < c_skip[:-1]).all())
+
+
+def test_skipping_steps_as_lcm_and_refusals():
+    schedule = LinearSchedule(1000)
+    assert skipping_steps(schedule, 4) == [999, 749, 499, 249]
+    assert skipping_steps(schedule, 1) == [999]
+    with pytest.raises(UserError, match="exceeds"):
+        skipping_steps(LinearSchedule(10), 11)
+    with pytest.raises(UserError):
+        ConsistencySampler(num_steps=0)
+
+
+def test_one_step_sample_is_the_boundary_scaled_clean_estimate():
+    schedule = CosineSchedule(100)
+    network = tiny_network()
+    torch.nn.init.normal_(network.output.weight, std=0.1)  # a non-zero output
+    cond = text_cond(3)
+    denoiser = Denoiser(network, schedule, "x0", cond=cond)
+    noise = torch.randn(3, 7, FEATURES, generator=torch.Generator().manual_seed(2))
+    sample = ConsistencySampler(num_steps=1, progress=False).sample(denoiser, schedule, noise)
+    t = torch.full((3,), 99)
+    c_skip, c_out = boundary_scalings(t)
+    expected = c_skip.view(-1, 1, 1) * noise + c_out.view(-1, 1, 1) * network(noise, t, cond=cond)
+    assert torch.allclose(sample, expected, atol=1e-6)
+
+
+def test_multistep_sampler_is_seeded_and_keeps_known_frames():
+    schedule = CosineSchedule(100)
+    network = tiny_network()
+    torch.nn.init.normal_(network.output.weight, std=0.1)
+    denoiser = Denoiser(network, schedule, "epsilon", cond=text_cond(2))
+    noise = torch.randn(2, 8, FEATURES, generator=torch.Generator().manual_seed(3))
+    known, known_mask = torch.randn(2, 8, FEATURES), torch.zeros(2, 8, dtype=torch.bool)
+    known_mask[:, :3] = True
+    sampler = ConsistencySampler(num_steps=4, progress=False)
+
+    def run(seed):
+        generator = torch.Generator().manual_seed(seed)
+        return sampler.sample(denoiser, schedule, noise, generator, known=known, known_mask=known_mask)
+
+    first, again, other = run(0), run(0), run(1)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert torch.allclose(first[:, :3], known[:, :3])
+
+
+def test_per_sample_guidance_weights_match_scalar_weights():
+    schedule, network, cond = CosineSchedule(50), tiny_network(), text_cond(3)
+    torch.nn.init.normal_(network.output.weight, std=0.1)
+    x, t = torch.randn(3, 5, FEATURES), torch.tensor([10, 20, 30])
+    weights = torch.tensor([0.0, 1.0, 3.5])
+    batched = Denoiser(network, schedule, "x0", cond=cond, guidance_weight=weights)(x, t)[0]
+    for i, weight in enumerate(weights.tolist()):
+        one = {key: value[i : i + 1] for key, value in cond.items()}
+        alone = Denoiser(network, schedule, "x0", cond=one, guidance_weight=weight)(x[i : i + 1], t[i : i + 1])[0]
+        assert torch.allclose(batched[i : i + 1], alone, atol=1e-5)
+
+
+def test_guidance_input_starts_at_zero_and_is_required():
+    teacher, student = tiny_network(), tiny_network(guidance_embedding=True)
+    torch.nn.init.normal_(teacher.output.weight, std=0.1)
+    result = student.load_state_dict(teacher.state_dict(), strict=False)
+    assert all(key.startswith("guidance_embedder.") for key in result.missing_keys) and not result.unexpected_keys
+    x, t, cond = torch.randn(2, 4, FEATURES), torch.tensor([5, 40]), text_cond(2)
+    assert torch.equal(student(x, t, cond={**cond, "guidance": torch.tensor([1.0, 4.0])}), teacher(x, t, cond=cond))
+    with pytest.raises(ValueError, match="guidance"):
+        student(x, t, cond=cond)
+    with pytest.raises(UserError, match="guidance_embedding"):
+        tiny_network(guidance_embedding="yes")
+
+
+def test_loss_trains_only_the_student():
+    schedule = CosineSchedule(100)
+    teacher, student, target = (
+        tiny_network(),
+        tiny_network(guidance_embedding=True),
+        tiny_network(guidance_embedding=True),
+    )
+    for network in (teacher, student, target):
+        torch.nn.init.normal_(network.output.weight, std=0.1)
+    loss_fn = ConsistencyDistillationLoss(solver_steps=10)
+    x0, mask = torch.randn(4, 6, FEATURES), torch.ones(4, 6, dtype=torch.bool)
+    mask[0, 4:] = False
+    loss = loss_fn(student, target, teacher, schedule, "x0", x0, mask, cond=text_cond(4))
+    assert loss.ndim == 0 and torch.isfinite(loss) and loss > 0
+    loss.backward()
+    assert student.output.weight.grad is not None
+    assert all(p.grad is None for p in (*teacher.parameters(), *target.parameters()))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"solver_steps": 1}, "solver_steps"),
+        ({"guidance_min": 3.0, "guidance_max": 2.0}, "guidance_min"),
+        ({"distance": "l1"}, "distance"),
+        ({"huber_c": 0.0}, "huber_c"),
+    ],
+)
+def test_loss_refuses_bad_options(options, message):
+    with pytest.raises(UserError, match=message):
+        ConsistencyDistillationLoss(**options)
+
+
+def test_distillation_loss_goes_down_for_a_teacher_with_inconsistent_predictions():
+    """A random (untrained, so far from consistent) teacher; the student learns to agree with itself along the
+    teacher's ODE: 80 Adam steps on one batch, the target an EMA (0.9) of the student."""
+    schedule, cond = CosineSchedule(100), text_cond(8)
+    teacher = tiny_network()
+    torch.nn.init.normal_(teacher.output.weight, std=0.3)
+    student = tiny_network(guidance_embedding=True)
+    student.load_state_dict(teacher.state_dict(), strict=False)
+    target = tiny_network(guidance_embedding=True)
+    target.load_state_dict(student.state_dict())
+    loss_fn = ConsistencyDistillationLoss(solver_steps=10, distance="l2")
+    optimizer = torch.optim.Adam(student.parameters(), lr=3e-3)
+    x0 = torch.randn(8, 6, FEATURES, generator=torch.Generator().manual_seed(4))
+    generator, losses = torch.Generator().manual_seed(5), []
+    for _ in range(80):
+        loss = loss_fn(student, target, teacher, schedule, "x0", x0, cond=cond, clip_x0=3.0, generator=generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            for online, slow in zip(student.parameters(), target.parameters()):
+                slow.lerp_(online, 0.1)
+        losses.append(loss.item())
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10]), losses
+
+
+FAST = ["+trainer.fast_dev_run=true", "sampler.num_steps=3", "generate_after_training.num_samples=1"]
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory, data_dir) -> dict:  # noqa: F811 (the fixture imported above)
+    """A tiny text teacher (one training step; epsilon prediction, a linear schedule of 500 steps)."""
+    run_dir = tmp_path_factory.mktemp("teacher")
+    return train_text_run(run_dir, data_dir, "loss=epsilon", "schedule=linear", "schedule.num_steps=500")
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory, data_dir, teacher_run) -> dict:  # noqa: F811
+    cfg = compose_config(
+        "train",
+        tmp_path_factory.mktemp("distilled"),
+        [
+            "experiment=distill",
+            f"teacher={teacher_run['run_dir']}",
+            f"paths.data_dir={data_dir}",
+            "trainer.max_steps=2",  # not fast_dev_run: validation and the checkpoint callback run as in a real run
+            "trainer.check_val_every_n_epoch=1",
+            "+trainer.limit_train_batches=2",
+            "+trainer.limit_val_batches=1",
+            "sampler.num_steps=3",
+            "generate_after_training.num_samples=1",
+        ],
+    )
+    return train.run(cfg)
+
+
+def test_distilled_run_takes_the_teachers_config_and_not_its_weights(distilled, teacher_run):
+    saved = (distilled["run_dir"] / "config.yaml").read_text()
+    assert "guidance_embedding: true" in saved and f"teacher: {teacher_run['run_dir']}" in saved
+    assert "prediction: epsilon" in saved and "LinearSchedule" in saved and "num_steps: 500" in saved
+    state = load_checkpoint(distilled["run_dir"] / "checkpoints" / "last.ckpt")["state_dict"]
+    assert not any(key.startswith("teacher") for key in state)
+    assert any("guidance_embedder" in key for key in state)
+    assert list((distilled["run_dir"] / "checkpoints").glob("best-*.ckpt"))  # monitored on val/loss_ema
+    final = json.loads((distilled["run_dir"] / "generations" / "final" / "generation.json").read_text())
+    assert final["sampler"]["name"] == "ConsistencySampler"
+
+
+def test_distilled_run_generates_with_its_consistency_sampler(distilled, tmp_path):
+    out = tmp_path / "gen"
+    cfg = compose_config(
+        "generate",
+        out,
+        [f"run_dir={distilled['run_dir']}", "prompt=a person jumps", "length=40", "num_samples=2", "render=false"],
+    )
+    generate.run(cfg)
+    summary = json.loads((out / "generation.json").read_text())
+    assert summary["sampler"]["name"] == "ConsistencySampler" and summary["sampler"]["num_steps"] == 3  # the run's
+    assert np.isfinite(np.load(out / "sample_01.npy")).all()
+
+
+def test_teacher_is_required_and_only_for_distillation(tmp_path, teacher_run):
+    with pytest.raises(UserError, match="teacher="):
+        with_teacher(compose_config("train", tmp_path / "a", ["experiment=distill"]))
+    with pytest.raises(UserError, match="experiment=distill"):
+        with_teacher(compose_config("train", tmp_path / "b", [f"teacher={teacher_run['run_dir']}"]))
+
+
+def test_the_command_line_refuses_a_teacher_that_is_not_a_run(tmp_path, teacher_run):
+    with pytest.raises(UserError, match="no such run: teacher="):
+        preflight(CONFIG_DIR, "train", ["experiment=distill", f"teacher={tmp_path / 'missing'}"])
+    preflight(CONFIG_DIR, "train", ["experiment=distill", f"teacher={teacher_run['run_dir']}"])  # a run: accepted
+    preflight(CONFIG_DIR, "train", ["experiment=dance2d"])  # no teacher, nothing to check
