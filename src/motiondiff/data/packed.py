@@ -37,10 +37,8 @@ from motiondiff.data.formats.humanml3d_layout import (
     Layout,
     MotionClip,
     SkipTally,
-    clips_of,
-    load_features,
-    read_captions,
     read_split_ids,
+    split_clips,
 )
 from motiondiff.text.encoders import CaptionItem
 from motiondiff.text.progress import Progress
@@ -146,34 +144,19 @@ def write_pack(root: Path, layout: Layout, split: str, min_frames: int, folder: 
     """Read the split's files one motion at a time (as read_split) and write the pack into the empty `folder`."""
     path = layout.split_path(root, split)
     require_file(path, f"{split} split file", layout.hint)
-    ids = read_split_ids(path)
     tally, names, captions, lengths = SkipTally(), [], [], []
     low = np.full(layout.features, np.inf, np.float32)  # (F,)
     high = np.full(layout.features, -np.inf, np.float32)  # (F,)
-    progress = Progress(len(ids), f"packing the {split} split", unit="motions")
+    progress = Progress(len(read_split_ids(path)), f"packing the {split} split", unit="motions")
     with progress, open(folder / "features.npy", "wb") as out:
         out.write(bytes(HEADER_BYTES))
-        for motion_id in ids:
-            progress.update()
-            features = load_features(root, layout, motion_id, tally)
-            if features is None:
-                continue
-            items = read_captions(root, layout, motion_id, tally)
-            if not items:
-                tally.add("motions have no usable caption and were skipped", motion_id)
-                continue
-            for clip in clips_of(motion_id, features, items, layout, min_frames, tally):
-                out.write(np.ascontiguousarray(clip.features, dtype=np.float32).data)
-                np.minimum(low, clip.features.min(0), out=low)
-                np.maximum(high, clip.features.max(0), out=high)
-                names.append(clip.name)
-                captions.append([[c.motion_id, c.line, c.text, list(c.tokens)] for c in clip.captions])
-                lengths.append(len(clip.features))
-        if not names:
-            raise UserError(
-                f"no motion of the {len(ids)} ids in '{path}' could be loaded from '{root}' ({tally.summary()}); "
-                f"check that the split file belongs to this dataset ({layout.hint})."
-            )
+        for clip in split_clips(root, layout, split, min_frames, tally, progress.update):
+            out.write(np.ascontiguousarray(clip.features, dtype=np.float32).data)
+            np.minimum(low, clip.features.min(0), out=low)
+            np.maximum(high, clip.features.max(0), out=high)
+            names.append(clip.name)
+            captions.append([[c.motion_id, c.line, c.text, list(c.tokens)] for c in clip.captions])
+            lengths.append(len(clip.features))
         out.seek(0)
         out.write(npy_header((sum(lengths), layout.features)))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)  # (N+1,)

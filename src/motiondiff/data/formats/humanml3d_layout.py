@@ -23,7 +23,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -204,12 +204,24 @@ def clips_of(
 
 
 def read_split(root: Path, layout: Layout, split: str, min_frames: int) -> list:
-    """Every usable item of a split, in split-file order; a UserError when none is."""
+    """Every usable item of a split, in split-file order (skips reported); a UserError when none is."""
+    tally = SkipTally()
+    clips = list(split_clips(root, layout, split, min_frames, tally))
+    tally.report(str(layout.split_path(root, split)))
+    return clips
+
+
+def split_clips(
+    root: Path, layout: Layout, split: str, min_frames: int, tally: SkipTally, each_motion: Optional[Callable] = None
+) -> Iterator[MotionClip]:
+    """The usable clips of a split one motion at a time, in split-file order, skips counted in `tally` (each_motion()
+    is called before each motion is read); a UserError after the last motion when none was usable."""
     path = layout.split_path(root, split)
     require_file(path, f"{split} split file", layout.hint)
-    ids = read_split_ids(path)
-    tally, clips = SkipTally(), []
+    ids, found = read_split_ids(path), False
     for motion_id in ids:
+        if each_motion is not None:
+            each_motion()
         features = load_features(root, layout, motion_id, tally)
         if features is None:
             continue
@@ -217,14 +229,14 @@ def read_split(root: Path, layout: Layout, split: str, min_frames: int) -> list:
         if not captions:
             tally.add("motions have no usable caption and were skipped", motion_id)
             continue
-        clips += clips_of(motion_id, features, captions, layout, min_frames, tally)
-    tally.report(str(path))
-    if not clips:
+        for clip in clips_of(motion_id, features, captions, layout, min_frames, tally):
+            found = True
+            yield clip
+    if not found:
         raise UserError(
             f"no motion of the {len(ids)} ids in '{path}' could be loaded from '{root}' ({tally.summary()}); "
             f"check that the split file belongs to this dataset ({layout.hint})."
         )
-    return clips
 
 
 def split_caption_items(root: Path, layout: Layout, split: str) -> list:
