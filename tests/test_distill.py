@@ -3,6 +3,7 @@ and `experiment=distill teacher=<run>` end to end on a tiny text run (config fro
 the teacher kept out of the checkpoint, generation with sampler=consistency)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,24 +188,28 @@ def teacher_run(tmp_path_factory, data_dir) -> dict:  # noqa: F811 (the fixture 
     return train_text_run(run_dir, data_dir, "loss=epsilon", "schedule=linear", "schedule.num_steps=500")
 
 
+def distill_overrides(teacher_dir: Path, data_dir: Path) -> list:  # noqa: F811 (data_dir: a path here)
+    """experiment=distill of the teacher, 2 steps; not fast_dev_run: validation and checkpoints run as in a real run."""
+    return [
+        "experiment=distill",
+        f"teacher={teacher_dir}",
+        f"paths.data_dir={data_dir}",
+        "trainer.max_steps=2",
+        "trainer.check_val_every_n_epoch=1",
+        "+trainer.limit_train_batches=2",
+        "+trainer.limit_val_batches=1",
+        "sampler.num_steps=3",
+        "generate_after_training.num_samples=1",
+    ]
+
+
 @pytest.fixture(scope="module")
 def distilled(tmp_path_factory, data_dir, teacher_run) -> dict:  # noqa: F811
-    cfg = compose_config(
-        "train",
-        tmp_path_factory.mktemp("distilled"),
-        [
-            "experiment=distill",
-            f"teacher={teacher_run['run_dir']}",
-            f"paths.data_dir={data_dir}",
-            "trainer.max_steps=2",  # not fast_dev_run: validation and the checkpoint callback run as in a real run
-            "trainer.check_val_every_n_epoch=1",
-            "+trainer.limit_train_batches=2",
-            "+trainer.limit_val_batches=1",
-            "sampler.num_steps=3",
-            "generate_after_training.num_samples=1",
-        ],
-    )
-    return train.run(cfg)
+    overrides = distill_overrides(teacher_run["run_dir"], data_dir)
+    return {
+        **train.run(compose_config("train", tmp_path_factory.mktemp("distilled"), overrides)),
+        "overrides": overrides,
+    }
 
 
 def test_distilled_run_takes_the_teachers_config_and_not_its_weights(distilled, teacher_run):
@@ -244,3 +249,13 @@ def test_the_command_line_refuses_a_teacher_that_is_not_a_run(tmp_path, teacher_
         preflight(CONFIG_DIR, "train", ["experiment=distill", f"teacher={tmp_path / 'missing'}"])
     preflight(CONFIG_DIR, "train", ["experiment=distill", f"teacher={teacher_run['run_dir']}"])  # a run: accepted
     preflight(CONFIG_DIR, "train", ["experiment=dance2d"])  # no teacher, nothing to check
+
+
+def test_a_finished_run_resumed_to_more_steps_keeps_its_samples(distilled):
+    run_dir = distilled["run_dir"]
+    before = sorted(p.name for p in (run_dir / "generations" / "final").iterdir())
+    last = run_dir / "checkpoints" / "last.ckpt"
+    cfg = compose_config("train", run_dir, [*distilled["overrides"], "trainer.max_steps=3", f"ckpt_path={last}"])
+    train.run(cfg)
+    assert sorted(p.name for p in (run_dir / "generations" / "final").iterdir()) == before
+    assert (run_dir / "generations" / "final-step3" / "generation.json").is_file()

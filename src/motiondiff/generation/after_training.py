@@ -50,15 +50,16 @@ class GenerateAfterTraining(L.Callback):
         if not self.wanted(pl_module) or not trainer.is_global_zero:
             return
         module, sampler = pl_module.eval(), instantiate(self.sampler_cfg)
+        out_dir = self.out_dir
+        if out_dir.is_dir() and any(out_dir.iterdir()):  # a finished run resumed to more steps: keep its samples
+            out_dir = out_dir.with_name(f"{out_dir.name}-step{trainer.global_step}")
         if module.conditional:
             prompts = [(text, None) for text in self.prompts]
             encoder = instantiate(self.text_encoder_cfg)
             self.written = generate_text_and_save(
-                module, sampler, encoder, self.out_dir, prompts, self.num_samples, seed=self.seed
+                module, sampler, encoder, out_dir, prompts, self.num_samples, seed=self.seed
             )
         else:
-            self.written = generate_and_save(
-                module, sampler, self.out_dir, self.num_samples, self.seed, self.chain_windows
-            )
-        self.written["report"] = write_report(self.out_dir)
-        log.info("Generated samples in %s; open %s in a browser", self.out_dir, self.written["report"])
+            self.written = generate_and_save(module, sampler, out_dir, self.num_samples, self.seed, self.chain_windows)
+        self.written["report"] = write_report(out_dir)
+        log.info("Generated samples in %s; open %s in a browser", out_dir, self.written["report"])
