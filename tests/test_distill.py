@@ -145,6 +145,7 @@ def test_loss_trains_only_the_student():
         ({"guidance_min": 3.0, "guidance_max": 2.0}, "guidance_min"),
         ({"distance": "l1"}, "distance"),
         ({"huber_c": 0.0}, "huber_c"),
+        ({"weighting": "snr"}, "weighting"),
     ],
 )
 def test_loss_refuses_bad_options(options, message):
@@ -259,3 +260,12 @@ def test_a_finished_run_resumed_to_more_steps_keeps_its_samples(distilled):
     train.run(cfg)
     assert sorted(p.name for p in (run_dir / "generations" / "final").iterdir()) == before
     assert (run_dir / "generations" / "final-step3" / "generation.json").is_file()
+
+
+def test_ict_weights_favour_the_low_noise_intervals_and_average_one():
+    schedule = CosineSchedule(100)
+    grid = torch.tensor([99, 66, 33, 0])
+    uniform = ConsistencyDistillationLoss().interval_weights(schedule, grid)
+    ict = ConsistencyDistillationLoss(weighting="ict").interval_weights(schedule, grid)
+    assert torch.equal(uniform, torch.ones(3))
+    assert ict.shape == (3,) and torch.isclose(ict.mean(), torch.tensor(1.0)) and bool((ict[1:] > ict[:-1]).all())

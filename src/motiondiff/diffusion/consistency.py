@@ -12,7 +12,7 @@ f at the noisiest step, then re-noise to the next step and apply f again (Song e
 from typing import Callable, Optional
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
@@ -23,6 +23,7 @@ from motiondiff.diffusion.samplers import Sampler, _randn_like, evenly_spaced, l
 from motiondiff.diffusion.schedule import NoiseSchedule
 
 DISTANCES = ("huber", "l2")
+WEIGHTINGS = ("uniform", "ict")
 
 
 def boundary_scalings(t: Timesteps, sigma_data: float = 0.5, timestep_scaling: float = 10.0) -> tuple:
@@ -86,6 +87,7 @@ class ConsistencyDistillationLoss(nn.Module):
         guidance_max: float = 4.0,
         distance: str = "huber",
         huber_c: float = 0.001,
+        weighting: str = "uniform",
     ):
         super().__init__()
         self.solver_steps = whole_number("distillation.solver_steps", solver_steps, why="the teacher's ODE grid")
@@ -100,6 +102,9 @@ class ConsistencyDistillationLoss(nn.Module):
             raise UserError(f"distillation.distance='{distance}' is unknown; use one of {', '.join(DISTANCES)}.")
         if not huber_c > 0:
             raise UserError(f"distillation.huber_c={huber_c} must be > 0 (LCM's is 0.001).")
+        if weighting not in WEIGHTINGS:
+            raise UserError(f"distillation.weighting='{weighting}' is unknown; use one of {', '.join(WEIGHTINGS)}.")
+        self.weighting = weighting
         self.guidance_min, self.guidance_max = float(guidance_min), float(guidance_max)
         self.distance, self.huber_c = distance, float(huber_c)
 
@@ -137,7 +142,18 @@ class ConsistencyDistillationLoss(nn.Module):
             x_s = ddim_step(schedule, x0_teacher, eps_teacher, s)  # (B, N, F)
             goal = consistency_output(Denoiser(target, schedule, prediction, student_cond, mask, clip_x0), x_s, s)
         online = consistency_output(Denoiser(student, schedule, prediction, student_cond, mask, clip_x0), x_t, t)
-        return masked_mean(self.pointwise(online, goal), mask)
+        weights = self.interval_weights(schedule, grid)[index].to(x0.dtype).view(-1, 1, 1)  # (B, 1, 1)
+        return masked_mean(self.pointwise(online, goal) * weights, mask)
+
+    def interval_weights(self, schedule: NoiseSchedule, grid: Tensor) -> Tensor:
+        """A weight per grid interval (S-1,): 1 (uniform), or iCT's 1 / (sigma_t - sigma_s) with sigma = sqrt((1 -
+        abar) / abar) (Song & Dhariwal 2023), divided by its mean, which weighs the low-noise intervals up."""
+        if self.weighting == "uniform":
+            return torch.ones(len(grid) - 1, device=grid.device)
+        abar = schedule.alphas_cumprod[grid].double()  # (S,)
+        sigma = ((1 - abar) / abar).sqrt()
+        weights = 1.0 / (sigma[:-1] - sigma[1:])  # (S-1,), grid noisiest first
+        return (weights / weights.mean()).float()
 
     def pointwise(self, output: Motion, goal: Motion) -> Motion:
         """The distance per value: pseudo-Huber sqrt(d^2 + c^2) - c (LCM), or the squared difference."""
