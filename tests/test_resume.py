@@ -101,3 +101,17 @@ def test_compile_option_compiles_in_place_and_checkpoints_keep_their_keys(tmp_pa
         and result["module"].ema_network._compiled_call_impl is not None
     )
     assert weights(result["run_dir"]).keys() == weights(uninterrupted).keys()
+
+
+def test_a_periodic_save_before_the_first_validation_leaves_one_last_checkpoint(tmp_path):
+    """last_checkpoint refreshing last.ckpt before ModelCheckpoint first saves must not make it write last-v1.ckpt."""
+    overrides = [
+        *QUICK,
+        "trainer.max_steps=12",
+        "trainer.check_val_every_n_epoch=2",
+        "callbacks.last_checkpoint.every_minutes=0",
+    ]
+    result = train.run(compose_config("train", tmp_path / "run", overrides))
+    names = sorted(path.name for path in (result["run_dir"] / "checkpoints").glob("*.ckpt"))
+    assert [name for name in names if name.startswith("last")] == ["last.ckpt"], names
+    assert load_checkpoint(result["run_dir"] / "checkpoints" / "last.ckpt")["global_step"] == 12
