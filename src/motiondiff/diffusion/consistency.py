@@ -19,7 +19,7 @@ from motiondiff.core.errors import UserError
 from motiondiff.core.types import FrameMask, Loss, Motion, Timesteps
 from motiondiff.diffusion.denoiser import Denoiser, check_guidance_weight
 from motiondiff.diffusion.loss import check_prediction, masked_mean
-from motiondiff.diffusion.samplers import Sampler, _randn_like, evenly_spaced, log_alpha_bars
+from motiondiff.diffusion.samplers import Sampler, _randn_like, evenly_spaced, log_alpha_bars, x0_at
 from motiondiff.diffusion.schedule import NoiseSchedule
 
 DISTANCES = ("huber", "l2")
@@ -37,8 +37,7 @@ def boundary_scalings(t: Timesteps, sigma_data: float = 0.5, timestep_scaling: f
 def consistency_output(denoiser: Callable, x_t: Motion, t: Timesteps) -> Motion:
     """f(x_t, t) = c_skip x_t + c_out x0_hat: the denoiser's clean sample with the boundary condition f(x, 0) = x."""
     c_skip, c_out = (c.to(x_t.dtype).view(-1, 1, 1) for c in boundary_scalings(t))  # (B, 1, 1) each
-    x0 = denoiser.predict_x0(x_t, t) if hasattr(denoiser, "predict_x0") else denoiser(x_t, t)[0]  # (B, N, F)
-    return c_skip * x_t + c_out * x0
+    return c_skip * x_t + c_out * x0_at(denoiser, x_t, t)  # (B, N, F)
 
 
 def skipping_steps(schedule: NoiseSchedule, num_steps: int) -> list:

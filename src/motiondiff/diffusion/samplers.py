@@ -337,8 +337,12 @@ class KarrasSampler(Sampler):
 def predict_x0(denoise: Denoise, x: Tensor, t: int) -> Tensor:
     """The denoiser's x0 (B, N, F) at step t for the whole batch; only x0 where the denoiser can skip epsilon (the
     samplers that need only x0: DDPM, DPM-Solver++, Karras)."""
-    t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-    return denoise.predict_x0(x, t_batch) if hasattr(denoise, "predict_x0") else denoise(x, t_batch)[0]
+    return x0_at(denoise, x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
+
+
+def x0_at(denoise: Denoise, x: Tensor, t: Tensor) -> Tensor:
+    """The denoiser's x0 (B, N, F) at steps t (B,): predict_x0 where the denoiser can skip epsilon."""
+    return denoise.predict_x0(x, t) if hasattr(denoise, "predict_x0") else denoise(x, t)[0]
 
 
 def log_sigmas(schedule: NoiseSchedule) -> Tensor:

@@ -1,15 +1,13 @@
 """Distillation runs (`experiment=distill teacher=<run>`): the teacher's run lends its data, network, schedule and
 loss to the student's config, and its weights to the student (training.distill_module)."""
 
-from pathlib import Path
-
 from hydra.utils import get_class
 from omegaconf import DictConfig, open_dict
 
 from motiondiff.core.errors import UserError
-from motiondiff.runs.directories import check_run_dir, load_run_config
+from motiondiff.runs.directories import check_run_dir, load_run_config, resolve_checkpoint
 from motiondiff.runs.loading import load_module
-from motiondiff.training.build import DEFAULT_MODULE, reads_text
+from motiondiff.training.build import module_class_of, reads_text
 from motiondiff.training.diffusion_module import MotionDiffusion
 from motiondiff.training.distill_module import ConsistencyDistillation
 
@@ -20,8 +18,7 @@ TEACHER_MODULE_OPTIONS = ("clip_x0", "guidance_weight")
 
 def distills(cfg: DictConfig) -> bool:
     """Whether a training config trains a ConsistencyDistillation module."""
-    module_class = get_class(cfg.module.get("_target_", DEFAULT_MODULE))
-    return issubclass(module_class, ConsistencyDistillation)
+    return issubclass(module_class_of(cfg), ConsistencyDistillation)
 
 
 def with_teacher(cfg: DictConfig) -> DictConfig:
@@ -36,7 +33,7 @@ def with_teacher(cfg: DictConfig) -> DictConfig:
         raise UserError("experiment=distill needs the run to distil: add teacher=<run directory under outputs/>.")
     teacher_dir = check_run_dir(teacher, "teacher", cfg.paths.output_root)
     teacher_cfg = load_run_config(teacher_dir)
-    teacher_module = get_class(teacher_cfg.get("module", {}).get("_target_", DEFAULT_MODULE))
+    teacher_module = module_class_of(teacher_cfg)
     if not issubclass(teacher_module, MotionDiffusion) or issubclass(teacher_module, ConsistencyDistillation):
         raise UserError(
             f"'{teacher_dir}' is a {teacher_module.__name__} run; the teacher must be a diffusion training run."
@@ -56,6 +53,6 @@ def attach_teacher(module, cfg: DictConfig) -> None:
     """Load the teacher run's last checkpoint and hand it to a distillation module (nothing for other modules)."""
     if not isinstance(module, ConsistencyDistillation):
         return
-    teacher_dir = Path(cfg.teacher)
-    teacher = load_module(load_run_config(teacher_dir), teacher_dir / "checkpoints" / "last.ckpt")
+    teacher_dir, checkpoint = resolve_checkpoint(cfg.teacher, None, "last")
+    teacher = load_module(load_run_config(teacher_dir), checkpoint)
     module.attach_teacher(teacher)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from motiondiff.core.errors import UserError
 from motiondiff.data.info import describe_data
 from motiondiff.diffusion.samplers import Sampler
 from motiondiff.runs.directories import load_run_config, resolve_checkpoint
-from motiondiff.training.build import DEFAULT_MODULE, build_module
+from motiondiff.training.build import build_module, module_class_of
 from motiondiff.training.checkpoint_io import load_checkpoint
 from motiondiff.training.config_checks import check_sampling_config
 from motiondiff.training.devices import sampling_dtype
@@ -62,7 +62,7 @@ def load_trained_run(cfg: DictConfig) -> TrainedRun:
     run_dir, ckpt_path = resolve_checkpoint(cfg.run_dir, cfg.ckpt_path, cfg.checkpoint)
     train_cfg = load_run_config(run_dir)
     check_sampling_config(cfg, train_cfg)
-    module_class = get_class(train_cfg.get("module", {}).get("_target_", DEFAULT_MODULE))
+    module_class = module_class_of(train_cfg)
     if not issubclass(module_class, MotionDiffusion):  # refused before its checkpoint is read
         raise UserError(
             f"'{run_dir}' is a {module_class.__name__} run, which does not generate; give run_dir=<a diffusion run> "

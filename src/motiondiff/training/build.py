@@ -20,12 +20,17 @@ CROSS_ATTENTION = "CrossAttentionTransformer"
 
 def build_module(cfg: DictConfig, data: MotionData) -> L.LightningModule:
     """The LightningModule described by a composed training config (`module` group), for `data`."""
-    module_class = get_class(cfg.module.get("_target_", DEFAULT_MODULE))
+    module_class = module_class_of(cfg)
     network_class = get_class(cfg.network._target_)
     module_class.check_network_class(network_class)
     check_network_options(cfg.network, network_class)
     network = instantiate(cfg.network, **network_sizes(network_class, data))
     return module_class.from_config(cfg, network, data, module_options(cfg))
+
+
+def module_class_of(cfg: DictConfig) -> type:
+    """The LightningModule class a training config's `module` group names (MotionDiffusion for runs saved before it)."""
+    return get_class(cfg.get("module", {}).get("_target_", DEFAULT_MODULE))
 
 
 def check_network_options(network_cfg: DictConfig, network_class: type) -> None:
