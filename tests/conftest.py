@@ -26,12 +26,34 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from motiondiff.cli.app import CONFIG_DIR, expand_shorthands, register_resolvers  # noqa: E402
+from motiondiff.training import devices  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # A punet small enough for CPU tests.
 TINY_NETWORK = ["network.base_channels=16", "network.channel_mults=[1,2]", "network.num_res_blocks=1"]
+
+
+PROCESSOR_PRECISION = devices.precision  # what the default trainer would take on this machine
+
+
+@pytest.fixture(scope="session", autouse=True)
+def float32_default_trainer():
+    """In-process tests train in float32 on every processor: on a CPU with bf16 units the default trainer would time
+    bf16 against float32 and take the faster, a choice two runs of a test could make differently. (Session-wide, so
+    that module-scoped fixtures that train are covered too; the tests of that probe mark themselves `probe`.)"""
+    with pytest.MonkeyPatch.context() as patch:
+        if not torch.cuda.is_available():
+            patch.setattr(devices, "precision", lambda: "32-true")
+        yield
+
+
+@pytest.fixture(autouse=True)
+def processor_precision_for_probe_tests(request, monkeypatch):
+    """Tests marked `probe` see the default trainer's own choice of precision."""
+    if "probe" in request.keywords:
+        monkeypatch.setattr(devices, "precision", PROCESSOR_PRECISION)
 
 
 def compose_config(name: str, output_dir: Path, overrides=()) -> DictConfig:

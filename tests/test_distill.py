@@ -18,6 +18,7 @@ from motiondiff.diffusion.consistency import (
     ConsistencyDistillationLoss,
     ConsistencySampler,
     boundary_scalings,
+    consistency_output,
     skipping_steps,
 )
 from motiondiff.diffusion.denoiser import Denoiser
@@ -92,6 +93,38 @@ def test_multistep_sampler_is_seeded_and_keeps_known_frames():
     first, again, other = run(0), run(0), run(1)
     assert torch.equal(first, again) and not torch.equal(first, other)
     assert torch.allclose(first[:, :3], known[:, :3])
+
+
+def test_gamma_walks_deterministically_then_noises_from_the_intermediate_step():
+    schedule = CosineSchedule(100)
+    network = tiny_network()
+    torch.nn.init.normal_(network.output.weight, std=0.1)
+    denoiser = Denoiser(network, schedule, "x0", cond=text_cond(2))
+    noise = torch.randn(2, 6, FEATURES, generator=torch.Generator().manual_seed(4))
+    abar = schedule.alphas_cumprod.double()
+
+    def by_hand(gamma, generator):  # 2 steps, 99 -> 49 -> clean, written out in float64 coefficients
+        x = noise
+        f = consistency_output(denoiser, x, torch.full((2,), 99))
+        eps = (x - abar[99].sqrt().float() * f) / (1 - abar[99]).sqrt().float()
+        mid = round((1 - gamma) * 50) - 1
+        a_mid = abar[mid] if mid >= 0 else torch.tensor(1.0, dtype=torch.float64)
+        x = a_mid.sqrt().float() * f + (1 - a_mid).sqrt().float() * eps
+        ratio = abar[49] / a_mid
+        if ratio < 1:
+            x = ratio.sqrt().float() * x + (1 - ratio).sqrt().float() * torch.randn(x.shape, generator=generator)
+        return consistency_output(denoiser, x, torch.full((2,), 49))
+
+    for gamma in (0.0, 0.4, 1.0):
+        sampler = ConsistencySampler(num_steps=2, gamma=gamma, progress=False)
+        assert sampler.timesteps(schedule) == [99, 49]
+        got = sampler.sample(denoiser, schedule, noise, torch.Generator().manual_seed(5))
+        assert torch.allclose(got, by_hand(gamma, torch.Generator().manual_seed(5)), atol=1e-5), gamma
+    deterministic = ConsistencySampler(num_steps=2, gamma=0.0, progress=False)
+    first = deterministic.sample(denoiser, schedule, noise, torch.Generator().manual_seed(0))
+    assert torch.equal(first, deterministic.sample(denoiser, schedule, noise, torch.Generator().manual_seed(1)))
+    with pytest.raises(UserError, match="gamma"):
+        ConsistencySampler(gamma=1.5)
 
 
 def test_per_sample_guidance_weights_match_scalar_weights():

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from conftest import ROOT, TINY_NETWORK, compose_config
 from motiondiff.cli import generate, train
@@ -15,7 +16,8 @@ from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.samplers import DDIMSampler
 from motiondiff.diffusion.schedule import CosineSchedule
 from motiondiff.networks.conditioning import AdaLNTransformer
-from motiondiff.training import devices
+from motiondiff.training import devices, precision_probe
+from motiondiff.training.build import build_module
 
 
 @pytest.fixture
@@ -140,3 +142,65 @@ def test_bf16_benchmark_quick_run(tmp_path):
     size = report["sizes"]["quick"]
     assert size["train_speedup"] > 0 and size["guided_speedup"] > 0
     assert (tmp_path / "bf16_cpu.json").is_file()
+
+
+@pytest.mark.probe
+def test_the_trainer_probes_bf16_only_on_a_cpu_with_bf16_units(flags):
+    flags("avx2", "avx512_bf16")
+    assert devices.precision() == devices.PROBED
+    flags("avx2", "avx512f")
+    assert devices.precision() == "32-true"
+
+
+@pytest.mark.parametrize("bf16_seconds, expected", [(0.002, "bf16-mixed"), (0.02, "32-true")])
+def test_the_probe_times_both_precisions_and_keeps_the_faster(bf16_seconds, expected):
+    import time
+
+    def step():  # float32 takes 10 ms, bf16 as given: the probe reads autocast the way a training step does
+        time.sleep(bf16_seconds if torch.is_autocast_enabled("cpu") else 0.01)
+
+    speedup = precision_probe.step_speedup(step, min_seconds=0.05)
+    assert speedup == pytest.approx(0.01 / bf16_seconds, rel=0.5)
+    assert ("bf16-mixed" if speedup >= precision_probe.MIN_SPEEDUP else "32-true") == expected
+
+
+@pytest.mark.probe
+def test_probed_precision_is_saved_kept_on_resume_and_leaves_the_random_state(tmp_path, flags, monkeypatch):
+    """A CPU with bf16 units: the probe picks, config.yaml records it, the run trains as one told that precision
+    (the probe draws no random numbers of the run), and a resumed run keeps it instead of probing again."""
+    from motiondiff.runs import train as train_run
+
+    flags("avx512_bf16")
+    picks = iter(["bf16-mixed", "32-true"])  # the first probe says bf16; a second one would say float32
+    monkeypatch.setattr(train_run, "choose_precision", lambda module, batch: (next(picks), 1.5))
+    overrides = [*TINY_NETWORK, "trainer.max_steps=3", "dataset.batch_size=8", "generate_after_training.num_samples=0"]
+    overrides += ["trainer.check_val_every_n_epoch=1000"]
+    probed = train.run(compose_config("train", tmp_path / "probed", ["experiment=dance2d", *overrides]))
+    config = (probed["run_dir"] / "config.yaml").read_text()
+    assert "precision: bf16-mixed" in config and "precision: auto" not in config
+    told = train.run(
+        compose_config("train", tmp_path / "told", ["experiment=dance2d", *overrides, "trainer.precision=bf16-mixed"])
+    )
+    for key, value in probed["module"].state_dict().items():
+        assert torch.equal(value, told["module"].state_dict()[key]), key
+    resumed = compose_config("train", probed["run_dir"], ["experiment=dance2d", *overrides, "trainer.max_steps=5"])
+    resumed.ckpt_path = str(probed["run_dir"] / "checkpoints" / "last.ckpt")
+    train.run(resumed)
+    assert "precision: bf16-mixed" in (probed["run_dir"] / "config.yaml").read_text()
+    assert next(picks) == "32-true"  # not probed again
+
+
+def test_the_probe_leaves_weights_gradients_and_random_state(tmp_path):
+    cfg = compose_config("train", tmp_path / "run", ["experiment=dance2d", *TINY_NETWORK, "dataset.batch_size=8"])
+    datamodule = instantiate(cfg.dataset)
+    datamodule.setup("fit")
+    module = build_module(cfg, datamodule.info).eval()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    choice, speedup = precision_probe.choose_precision(module, precision_probe.first_batch(datamodule))
+    assert torch.equal(torch.rand(4), expected)
+    assert choice in ("bf16-mixed", "32-true") and speedup > 0
+    assert not module.training and all(p.grad is None for p in module.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in module.state_dict().items())

@@ -6,7 +6,8 @@ Distillation trains a student f_theta so that f_theta(x_t, t) equals the target 
 guided teacher ODE step (DDIM, eta = 0) closer to the data, with t and s neighbours on a coarse solver grid (skipping
 steps). The guidance weight w is drawn per sample and given to the student as a condition (cond['guidance']), so the
 student samples guided motions with one network call per step, without the doubled unconditional batch. Sampling:
-f at the noisiest step, then re-noise to the next step and apply f again (Song et al. 2023, Algorithm 1).
+f at the noisiest step, then on to the next step and f again: with fresh noise (Song et al. 2023, Algorithm 1) or,
+by `gamma`, partly or wholly deterministically (TCD, Zheng et al. 2024).
 """
 
 from typing import Callable, Optional
@@ -50,30 +51,52 @@ def skipping_steps(schedule: NoiseSchedule, num_steps: int) -> list:
 
 
 class ConsistencySampler(Sampler):
-    """Multistep consistency sampling: f at each step, the result re-noised to the next step with fresh noise."""
+    """Multistep consistency sampling: f at each step, then on to the next step. gamma = 1 re-noises f's clean
+    estimate with fresh noise (Song et al. 2023, LCM); gamma < 1 first walks deterministically (DDIM on f and the
+    noise it implies) to the intermediate step s' = (1 - gamma)(s + 1) - 1 and adds fresh noise only from s' to s
+    (TCD's strategic stochastic sampling, Zheng et al. 2024); gamma = 0 is deterministic."""
 
     name = "consistency"
 
-    def __init__(self, num_steps: int = 4, progress: bool = True, resample: int = 1):
+    def __init__(self, num_steps: int = 4, gamma: float = 1.0, progress: bool = True, resample: int = 1):
         super().__init__(progress, resample)
         self.num_steps = whole_number("sampler.num_steps", num_steps, why="1 = one network call per sample")
+        if not 0.0 <= gamma <= 1.0:
+            raise UserError(f"sampler.gamma={gamma} must lie in [0, 1] (1: fresh noise each step, 0: deterministic).")
+        self.gamma = float(gamma)
 
     def timesteps(self, schedule: NoiseSchedule) -> list:
         return skipping_steps(schedule, self.num_steps)
 
+    def intermediate(self, t_prev: int) -> int:
+        """s' of the step to t_prev: t_prev itself at gamma 0, -1 (clean) at gamma 1."""
+        return round((1.0 - self.gamma) * (t_prev + 1)) - 1
+
     def coefficient_table(self, schedule, pairs):
-        """(sqrt(abar_prev), sqrt(1 - abar_prev)) of each step: q(x_prev | x0) (t_prev = -1: (1, 0)), float64."""
+        """Per step, float64 then floats: (sqrt(abar_t), sqrt(1 - abar_t)) to read f's noise, (sqrt(abar_s'),
+        sqrt(1 - abar_s')) to walk to s', and (sqrt(abar_prev / abar_s'), sqrt(1 - abar_prev / abar_s')) to noise
+        from s' to t_prev (abar of step -1 is 1)."""
+        walks = [(t, self.intermediate(t_prev)) for t, t_prev in pairs]
+        log_abar, log_abar_mid = log_alpha_bars(schedule, walks)
         _, log_abar_prev = log_alpha_bars(schedule, pairs)
-        rows = torch.stack([(0.5 * log_abar_prev).exp(), (-torch.expm1(log_abar_prev)).sqrt()], dim=1).tolist()
-        return [tuple(row) for row in rows]
+        log_ratio = log_abar_prev - log_abar_mid
+        columns = []
+        for log_a in (log_abar, log_abar_mid, log_ratio):
+            columns += [(0.5 * log_a).exp(), (-torch.expm1(log_a)).sqrt()]
+        return [tuple(row) for row in torch.stack(columns, dim=1).tolist()]
 
     def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
         t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         x0 = consistency_output(denoise, x, t_batch)  # (B, N, F)
         if t_prev < 0:
             return x0
-        scale, std = coefficients
-        return x0.mul_(scale).add_(_randn_like(x, generator).mul_(std))
+        scale_t, std_t, scale_mid, std_mid, scale_on, std_on = coefficients
+        if std_mid > 0:  # gamma < 1: x_s' = sqrt(abar_s') f + sqrt(1 - abar_s') eps_f
+            eps = (x - scale_t * x0) / std_t  # (B, N, F)
+            x0 = x0.mul_(scale_mid).add_(eps.mul_(std_mid))
+        if std_on == 0:  # gamma = 0: no fresh noise
+            return x0
+        return x0.mul_(scale_on).add_(_randn_like(x, generator).mul_(std_on))
 
 
 class ConsistencyDistillationLoss(nn.Module):

@@ -15,11 +15,11 @@ from pathlib import Path
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from motiondiff.core.errors import UserError, require_file
 from motiondiff.core.units import duration
-from motiondiff.runs.directories import latest_checkpoint, save_resumed_config, save_run_config, shown
+from motiondiff.runs.directories import CONFIG_NAME, latest_checkpoint, save_resumed_config, save_run_config, shown
 from motiondiff.runs.distill import attach_teacher, with_teacher
 from motiondiff.tracking.curves import TrainingCurves
 from motiondiff.tracking.trackers import (
@@ -34,10 +34,11 @@ from motiondiff.tracking.trackers import (
 from motiondiff.training.build import build_module
 from motiondiff.training.checkpoint_io import load_checkpoint
 from motiondiff.training.config_checks import check_training_config
-from motiondiff.training.devices import describe_device
+from motiondiff.training.devices import PROBED, describe_device
 from motiondiff.training.diffusion_module import MotionDiffusion
 from motiondiff.training.interrupts import TrainingInterrupted
 from motiondiff.training.metrics_log import METRICS_FILE, truncate_from
+from motiondiff.training.precision_probe import MIN_SPEEDUP, choose_precision, first_batch
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ def run(cfg: DictConfig) -> dict:
     check_training_config(cfg)
     check_tracker_packages(cfg.get("logger"))
     resumed_step = load_checkpoint(Path(ckpt_path))["global_step"] if in_place else None
-    if first_process:
-        save_resumed_config(cfg, run_dir, resumed_step) if in_place else save_run_config(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.dataset)
@@ -77,6 +76,9 @@ def run(cfg: DictConfig) -> dict:
     module = build_module(cfg, datamodule.info)
     module.normalizer.load_state_dict(datamodule.normalizer.state_dict())
     attach_teacher(module, cfg)  # experiment=distill: the student starts from the teacher's weights
+    _settle_precision(cfg, run_dir, in_place, module, datamodule)
+    if first_process:
+        save_resumed_config(cfg, run_dir, resumed_step) if in_place else save_run_config(cfg, run_dir)
     _compile_networks(module, cfg.get("compile"))
     loggers = build_loggers(cfg.get("logger"), run_dir, resumed_step)
     callbacks = callbacks_for([instantiate(c) for c in cfg.callbacks.values()], loggers)
@@ -178,6 +180,25 @@ def curves_line(trainer) -> list:
     """'Curves: <run>/logs/curves.png' when the run has drawn them (callbacks.training_curves with logger=csv)."""
     drawn = [c.written for c in trainer.callbacks if isinstance(c, TrainingCurves) and c.written is not None]
     return [f"Curves: {shown(drawn[0])}"] if drawn else []
+
+
+def _settle_precision(cfg: DictConfig, run_dir: Path, in_place: bool, module, datamodule) -> None:
+    """trainer.precision=auto (a CPU with bf16 units): a run resumed in place keeps its saved choice; a new run takes
+    bf16-mixed where its training step measures clearly faster (training.precision_probe), else 32-true."""
+    if str(cfg.trainer.get("precision")) != PROBED:
+        return
+    if in_place:
+        cfg.trainer.precision = OmegaConf.load(run_dir / CONFIG_NAME).trainer.precision
+        return
+    choice, speedup = choose_precision(module, first_batch(datamodule))
+    cfg.trainer.precision = choice
+    log.info(
+        "Precision: a training step ran %.2fx as fast in bf16-mixed as in float32 on this CPU, so %s "
+        "(bf16-mixed from %.2fx; trainer.precision=32-true or bf16-mixed fixes it)",
+        speedup,
+        choice,
+        MIN_SPEEDUP,
+    )
 
 
 def _compile_networks(module: L.LightningModule, options) -> None:

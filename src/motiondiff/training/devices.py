@@ -1,9 +1,10 @@
 """Which device and precision a run trains and samples in.
 
-Training: the GPU when CUDA sees one (bf16-mixed), else the CPU (float32). The default trainer
-(configs/trainer/auto.yaml) asks `accelerator()` and `precision()` through the `device` resolver, so the
-saved config.yaml records what was chosen; `trainer=cpu` / `trainer=gpu` force one, and
-`trainer.precision=bf16-mixed` trains in bf16 on a CPU too. `check_accelerator` turns "a GPU trainer
+Training: the GPU when CUDA sees one (bf16-mixed), else the CPU: float32, or on a CPU with bf16 units `auto`,
+which the run settles before training by timing its own training step both ways (training.precision_probe).
+The default trainer (configs/trainer/auto.yaml) asks `accelerator()` and `precision()` through the `device`
+resolver, and the saved config.yaml records what was chosen; `trainer=cpu` / `trainer=gpu` force one, and
+`trainer.precision=bf16-mixed` or `32-true` fixes the precision. `check_accelerator` turns "a GPU trainer
 without a GPU" into one sentence.
 
 Sampling (generate, evaluate, edit, app: `precision=auto|32|bf16`): auto samples in bf16 where the
@@ -23,6 +24,7 @@ from motiondiff.core.errors import UserError
 
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16"})  # x86 flags; "bf16" is Arm's (BFMMLA)
 SAMPLING_PRECISIONS = ("auto", "32", "bf16")
+PROBED = "auto"  # the CPU trainer's precision where bf16 units exist, until the run's probe picks one
 CUDA_INSTALL = "install a CUDA build of torch (README, 'Using a GPU')"
 
 
@@ -32,9 +34,10 @@ def accelerator() -> str:
 
 
 def precision() -> str:
-    """bf16-mixed on a GPU that has bf16, 16-mixed on an older GPU, 32-true on the CPU."""
+    """bf16-mixed on a GPU that has bf16, 16-mixed on an older GPU; on the CPU `auto` (probed) where it has bf16
+    units, else 32-true."""
     if not torch.cuda.is_available():
-        return "32-true"
+        return PROBED if cpu_has_bf16() else "32-true"
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
