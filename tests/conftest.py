@@ -44,8 +44,7 @@ def float32_default_trainer():
     bf16 against float32 and take the faster, a choice two runs of a test could make differently. (Session-wide, so
     that module-scoped fixtures that train are covered too; the tests of that probe mark themselves `probe`.)"""
     with pytest.MonkeyPatch.context() as patch:
-        if not torch.cuda.is_available():
-            patch.setattr(devices, "precision", lambda: "32-true")
+        patch.setattr(devices, "precision", lambda: PROCESSOR_PRECISION() if torch.cuda.is_available() else "32-true")
         yield
 
 
