@@ -76,12 +76,16 @@ def test_one_step_sample_is_the_boundary_scaled_clean_estimate():
     assert torch.allclose(sample, expected, atol=1e-6)
 
 
-def test_multistep_sampler_is_seeded_and_keeps_known_frames():
-    schedule = CosineSchedule(100)
-    network = tiny_network()
+def sampling_setup(prediction: str, batch: int, frames: int, seed: int) -> tuple:
+    """A 100-step cosine schedule, a denoiser over a tiny network with a non-zero output, and seeded noise."""
+    schedule, network = CosineSchedule(100), tiny_network()
     torch.nn.init.normal_(network.output.weight, std=0.1)
-    denoiser = Denoiser(network, schedule, "epsilon", cond=text_cond(2))
-    noise = torch.randn(2, 8, FEATURES, generator=torch.Generator().manual_seed(3))
+    denoiser = Denoiser(network, schedule, prediction, cond=text_cond(batch))
+    return schedule, denoiser, torch.randn(batch, frames, FEATURES, generator=torch.Generator().manual_seed(seed))
+
+
+def test_multistep_sampler_is_seeded_and_keeps_known_frames():
+    schedule, denoiser, noise = sampling_setup("epsilon", batch=2, frames=8, seed=3)
     known, known_mask = torch.randn(2, 8, FEATURES), torch.zeros(2, 8, dtype=torch.bool)
     known_mask[:, :3] = True
     sampler = ConsistencySampler(num_steps=4, progress=False)
@@ -96,11 +100,7 @@ def test_multistep_sampler_is_seeded_and_keeps_known_frames():
 
 
 def test_gamma_walks_deterministically_then_noises_from_the_intermediate_step():
-    schedule = CosineSchedule(100)
-    network = tiny_network()
-    torch.nn.init.normal_(network.output.weight, std=0.1)
-    denoiser = Denoiser(network, schedule, "x0", cond=text_cond(2))
-    noise = torch.randn(2, 6, FEATURES, generator=torch.Generator().manual_seed(4))
+    schedule, denoiser, noise = sampling_setup("x0", batch=2, frames=6, seed=4)
     abar = schedule.alphas_cumprod.double()
 
     def by_hand(gamma, generator):  # 2 steps, 99 -> 49 -> clean, written out in float64 coefficients
