@@ -15,11 +15,17 @@ from pathlib import Path
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from motiondiff.core.errors import UserError, require_file
 from motiondiff.core.units import duration
-from motiondiff.runs.directories import CONFIG_NAME, latest_checkpoint, save_resumed_config, save_run_config, shown
+from motiondiff.runs.directories import (
+    latest_checkpoint,
+    load_run_config,
+    save_resumed_config,
+    save_run_config,
+    shown,
+)
 from motiondiff.runs.distill import attach_teacher, with_teacher
 from motiondiff.tracking.curves import TrainingCurves
 from motiondiff.tracking.trackers import (
@@ -188,7 +194,7 @@ def _settle_precision(cfg: DictConfig, run_dir: Path, in_place: bool, module, da
     if str(cfg.trainer.get("precision")) != PROBED:
         return
     if in_place:
-        cfg.trainer.precision = OmegaConf.load(run_dir / CONFIG_NAME).trainer.precision
+        cfg.trainer.precision = load_run_config(run_dir).trainer.precision
         return
     choice, speedup = choose_precision(module, first_batch(datamodule))
     cfg.trainer.precision = choice
