@@ -23,7 +23,7 @@ import torch
 MIN_SPEEDUP = 1.15  # bf16-mixed only when a step is at least this much faster: a near tie keeps float32's numerics
 
 
-def step_speedup(step: Callable[[], None], min_seconds: float = 1.0, max_pairs: int = 40) -> float:
+def step_speedup(step: Callable[[], None], min_seconds: float = 0.3, max_pairs: int = 40) -> float:
     """float32 seconds / bf16-autocast seconds of `step`: one warm-up call each, then float32 and bf16 calls in turn
     until both have run `min_seconds` (2 to max_pairs pairs, so a millisecond step is timed often); ratio of medians."""
     times = {False: [], True: []}
