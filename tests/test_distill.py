@@ -19,9 +19,12 @@ from motiondiff.diffusion.consistency import (
     ConsistencySampler,
     boundary_scalings,
     consistency_output,
+    phase_grid,
+    phase_output,
     skipping_steps,
 )
 from motiondiff.diffusion.denoiser import Denoiser
+from motiondiff.diffusion.samplers import evenly_spaced
 from motiondiff.diffusion.schedule import CosineSchedule, LinearSchedule
 from motiondiff.networks.conditioning import AdaLNTransformer
 from motiondiff.runs.distill import with_teacher
@@ -179,6 +182,8 @@ def test_loss_trains_only_the_student():
         ({"distance": "l1"}, "distance"),
         ({"huber_c": 0.0}, "huber_c"),
         ({"weighting": "snr"}, "weighting"),
+        ({"phases": 0}, "phases"),
+        ({"solver_steps": 4, "phases": 4}, "phases"),
     ],
 )
 def test_loss_refuses_bad_options(options, message):
@@ -186,7 +191,8 @@ def test_loss_refuses_bad_options(options, message):
         ConsistencyDistillationLoss(**options)
 
 
-def test_distillation_loss_goes_down_for_a_teacher_with_inconsistent_predictions():
+@pytest.mark.parametrize("phases", [1, 4])
+def test_distillation_loss_goes_down_for_a_teacher_with_inconsistent_predictions(phases):
     """A random (untrained, so far from consistent) teacher; the student learns to agree with itself along the
     teacher's ODE: 80 Adam steps on one batch, the target an EMA (0.9) of the student."""
     schedule, cond = CosineSchedule(100), text_cond(8)
@@ -196,7 +202,7 @@ def test_distillation_loss_goes_down_for_a_teacher_with_inconsistent_predictions
     student.load_state_dict(teacher.state_dict(), strict=False)
     target = tiny_network(guidance_embedding=True)
     target.load_state_dict(student.state_dict())
-    loss_fn = ConsistencyDistillationLoss(solver_steps=10, distance="l2")
+    loss_fn = ConsistencyDistillationLoss(solver_steps=10, distance="l2", phases=phases)
     optimizer = torch.optim.Adam(student.parameters(), lr=3e-3)
     x0 = torch.randn(8, 6, FEATURES, generator=torch.Generator().manual_seed(4))
     generator, losses = torch.Generator().manual_seed(5), []
@@ -210,6 +216,48 @@ def test_distillation_loss_goes_down_for_a_teacher_with_inconsistent_predictions
                 slow.lerp_(online, 0.1)
         losses.append(loss.item())
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10]), losses
+
+
+def test_phase_grid_adds_the_sampling_steps_and_never_crosses_them():
+    schedule = LinearSchedule(1000)
+    grid, edges = phase_grid(schedule, 50, 4)
+    assert set(grid) == set(evenly_spaced(schedule, 50)) | {749, 499, 249} and grid == sorted(grid, reverse=True)
+    assert len(edges) == len(grid) and all(edge < t for t, edge in zip(grid, edges))
+    assert all(grid[i + 1] >= edges[i] for i in range(len(grid) - 1))  # a teacher step stays inside its phase
+    lookup = dict(zip(grid, edges))
+    assert [lookup[t] for t in (999, 754, 749, 734, 0)] == [749, 749, 499, 499, -1]  # 754 and 734: the DDIM grid's
+    starts = skipping_steps(schedule, 4)  # the sampler's steps: each phase ends where the next call starts
+    assert [lookup[t] for t in starts] == starts[1:] + [-1]
+    assert phase_grid(schedule, 50, 1) == (evenly_spaced(schedule, 50), [-1] * 50)  # LCM's grid, unchanged
+
+
+def test_phase_output_is_f_in_the_last_phase_and_the_identity_on_its_edge():
+    schedule, denoiser, x = sampling_setup("x0", batch=3, frames=5, seed=6)
+    t = torch.tensor([80, 60, 40])
+    f = consistency_output(denoiser, x, t)
+    assert torch.equal(phase_output(denoiser, schedule, x, t, torch.full((3,), -1)), f)
+    edge = torch.tensor([50, 60, -1])  # a DDIM step to 50, the edge itself, the data
+    out = phase_output(denoiser, schedule, x, t, edge)
+    eps = schedule.eps_from_x0(x[:1], t[:1], f[:1])
+    assert torch.allclose(out[:1], schedule.q_sample(f[:1], edge[:1], eps), atol=1e-6)
+    assert torch.equal(out[1], x[1]) and torch.equal(out[2], f[2])
+
+
+def test_a_phased_student_samples_its_phases_with_the_deterministic_sampler():
+    """K deterministic consistency steps are the K phase maps one after the other (what training fits)."""
+    schedule, denoiser, noise = sampling_setup("epsilon", batch=2, frames=6, seed=7)
+    grid, edges = phase_grid(schedule, 20, 4)
+    lookup, x = dict(zip(grid, edges)), noise
+    for start in skipping_steps(schedule, 4):
+        x = phase_output(denoiser, schedule, x, torch.full((2,), start), torch.full((2,), lookup[start]))
+    sampled = ConsistencySampler(num_steps=4, gamma=0.0, progress=False).sample(denoiser, schedule, noise)
+    assert torch.allclose(sampled, x, atol=1e-5)
+
+
+def test_a_phased_distillation_samples_in_its_phases(tmp_path):
+    cfg = compose_config("train", tmp_path, ["experiment=distill", "module.distillation.phases=4"])
+    assert cfg.sampler.num_steps == 4 and cfg.val_sampler.num_steps == 4
+    assert compose_config("train", tmp_path / "lcm", ["experiment=distill"]).sampler.num_steps == 1
 
 
 FAST = ["+trainer.fast_dev_run=true", "sampler.num_steps=3", "generate_after_training.num_samples=1"]

@@ -7,7 +7,10 @@ guided teacher ODE step (DDIM, eta = 0) closer to the data, with t and s neighbo
 steps). The guidance weight w is drawn per sample and given to the student as a condition (cond['guidance']), so the
 student samples guided motions with one network call per step, without the doubled unconditional batch. Sampling:
 f at the noisiest step, then on to the next step and f again: with fresh noise (Song et al. 2023, Algorithm 1) or,
-by `gamma`, partly or wholly deterministically (TCD, Zheng et al. 2024).
+by `gamma`, partly or wholly deterministically (TCD, Zheng et al. 2024). With `phases` K > 1 (multistep consistency
+models, Heek et al. 2024; phased consistency models, Wang et al. 2024) the trajectory is cut at the K sampling steps
+and f maps each point only to the start of the next phase (DDIM on its clean estimate), so K deterministic steps
+(gamma = 0) follow the teacher's ODE instead of jumping to the data K times.
 """
 
 from typing import Callable, Optional
@@ -39,6 +42,28 @@ def consistency_output(denoiser: Callable, x_t: Motion, t: Timesteps) -> Motion:
     """f(x_t, t) = c_skip x_t + c_out x0_hat: the denoiser's clean sample with the boundary condition f(x, 0) = x."""
     c_skip, c_out = (c.to(x_t.dtype).view(-1, 1, 1) for c in boundary_scalings(t))  # (B, 1, 1) each
     return c_skip * x_t + c_out * x0_at(denoiser, x_t, t)  # (B, N, F)
+
+
+def phase_output(denoiser: Callable, schedule: NoiseSchedule, x_t: Motion, t: Timesteps, edge: Timesteps) -> Motion:
+    """f_k(x_t, t): f carried by a DDIM step to the lower edge (B,) of t's phase (-1: the data, where this is f),
+    x_t itself where t is the edge (the phase's boundary condition)."""
+    x0 = consistency_output(denoiser, x_t, t)  # (B, N, F)
+    clean = edge < 0  # (B,)
+    if bool(clean.all()):
+        return x0
+    moved = schedule.q_sample(x0, edge.clamp(min=0), schedule.eps_from_x0(x_t, t, x0))  # (B, N, F)
+    moved = torch.where(clean.view(-1, 1, 1), x0, moved)
+    return torch.where((edge == t).view(-1, 1, 1), x_t, moved)
+
+
+def phase_grid(schedule: NoiseSchedule, solver_steps: int, phases: int) -> tuple:
+    """(grid, edges): the teacher's DDIM grid with the K phase starts added (noisiest first), and per grid step the
+    lower edge of its phase (the next phase's start; -1 in the last phase). Neighbours never cross an edge."""
+    starts = skipping_steps(schedule, phases)
+    grid = sorted(set(evenly_spaced(schedule, solver_steps)) | set(starts), reverse=True)
+    lower = starts[1:] + [-1]
+    edges = [next(edge for start, edge in zip(starts[::-1], lower[::-1]) if start >= t) for t in grid]
+    return grid, edges
 
 
 def skipping_steps(schedule: NoiseSchedule, num_steps: int) -> list:
@@ -110,11 +135,18 @@ class ConsistencyDistillationLoss(nn.Module):
         distance: str = "huber",
         huber_c: float = 0.001,
         weighting: str = "uniform",
+        phases: int = 1,
     ):
         super().__init__()
         self.solver_steps = whole_number("distillation.solver_steps", solver_steps, why="the teacher's ODE grid")
         if self.solver_steps < 2:
             raise UserError(f"distillation.solver_steps={solver_steps} must be >= 2 (50 is LCM's).")
+        self.phases = whole_number("distillation.phases", phases, why="1 = LCM; K = a K-step student")
+        if self.phases >= self.solver_steps:
+            raise UserError(
+                f"distillation.phases={phases} must be fewer than distillation.solver_steps={solver_steps} (the "
+                "teacher's steps that each phase is cut into)."
+            )
         if not 0 <= guidance_min <= guidance_max:
             raise UserError(
                 f"distillation.guidance_min={guidance_min} and guidance_max={guidance_max} must satisfy "
@@ -143,14 +175,15 @@ class ConsistencyDistillationLoss(nn.Module):
         clip_x0: Optional[float] = None,
         generator: Optional[torch.Generator] = None,
     ) -> Loss:
-        """d(f_student(x_t, t, w), f_target(x_s, s, w)), x_s one guided teacher DDIM step from x_t; t, s, w, noise
-        drawn per sample (from `generator` when given). Every clean estimate is clipped to clip_x0 as in sampling
-        (an epsilon network's x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar) explodes where abar ~ 0)."""
+        """d(f_student(x_t, t, w), f_target(x_s, s, w)), x_s one guided teacher DDIM step from x_t, both f taken to
+        the lower edge of t's phase (`phase_output`); t, s, w, noise drawn per sample (from `generator` when given).
+        Every clean estimate is clipped to clip_x0 as in sampling (an epsilon network's x0 = (x_t - sqrt(1 - abar)
+        eps) / sqrt(abar) explodes where abar ~ 0)."""
         check_prediction(prediction)
         batch, device = x0.shape[0], x0.device
-        grid = torch.tensor(evenly_spaced(schedule, self.solver_steps), device=device)  # (S,) noisiest first
-        index = torch.randint(0, len(grid) - 1, (batch,), generator=generator, device=device)
-        t, s = grid[index], grid[index + 1]  # (B,) each, s < t
+        grid, edges = (torch.tensor(v, device=device) for v in phase_grid(schedule, self.solver_steps, self.phases))
+        index = torch.randint(0, len(grid) - 1, (batch,), generator=generator, device=device)  # grid is (S,)
+        t, s, edge = grid[index], grid[index + 1], edges[index]  # (B,) each, t > s >= edge
         noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
         x_t = schedule.q_sample(x0, t, noise)  # (B, N, F)
         weight, student_cond = None, cond
@@ -162,8 +195,10 @@ class ConsistencyDistillationLoss(nn.Module):
             guided = Denoiser(teacher, schedule, prediction, cond, mask, clip_x0, 1.0 if weight is None else weight)
             x0_teacher, eps_teacher = guided(x_t, t)  # (B, N, F) each
             x_s = ddim_step(schedule, x0_teacher, eps_teacher, s)  # (B, N, F)
-            goal = consistency_output(Denoiser(target, schedule, prediction, student_cond, mask, clip_x0), x_s, s)
-        online = consistency_output(Denoiser(student, schedule, prediction, student_cond, mask, clip_x0), x_t, t)
+            target_denoiser = Denoiser(target, schedule, prediction, student_cond, mask, clip_x0)
+            goal = phase_output(target_denoiser, schedule, x_s, s, edge)  # (B, N, F)
+        online_denoiser = Denoiser(student, schedule, prediction, student_cond, mask, clip_x0)
+        online = phase_output(online_denoiser, schedule, x_t, t, edge)  # (B, N, F)
         weights = self.interval_weights(schedule, grid)[index].to(x0.dtype).view(-1, 1, 1)  # (B, 1, 1)
         return masked_mean(self.pointwise(online, goal) * weights, mask)
 
