@@ -61,9 +61,8 @@ def phase_grid(schedule: NoiseSchedule, solver_steps: int, phases: int) -> tuple
     lower edge of its phase (the next phase's start; -1 in the last phase). Neighbours never cross an edge."""
     starts = skipping_steps(schedule, phases)
     grid = sorted(set(evenly_spaced(schedule, solver_steps)) | set(starts), reverse=True)
-    lower = starts[1:] + [-1]
-    edges = [next(edge for start, edge in zip(starts[::-1], lower[::-1]) if start >= t) for t in grid]
-    return grid, edges
+    lower = starts[1:] + [-1]  # each phase's lower edge
+    return grid, [max(edge for edge in lower if edge < t) for t in grid]
 
 
 def skipping_steps(schedule: NoiseSchedule, num_steps: int) -> list:
