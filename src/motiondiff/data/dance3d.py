@@ -8,6 +8,7 @@ the training span; the statistics travel with the checkpoint (FeatureNormalizer 
 """
 
 import warnings
+from dataclasses import replace
 from typing import Optional
 
 import lightning as L
@@ -175,6 +176,8 @@ class Dance3DDataModule(WindowLoaders, L.LightningDataModule):
         # One scale, as the 2D dance's: the RMS distance of the joints from the root's ground point (the body's size).
         self.descriptor_scale = float(np.sqrt((local**2).mean()))  # local: (T, K, 3)
         self.info = self.describe()
+        training_raw = self.raw[: self.train_frames]
+        self.info = replace(self.info, pins_fit=self.info.pinning_fits(training_raw))
         positions = self.info.to_positions(torch.from_numpy(raw)).numpy()  # (T, K, 3) metres, y up: the clip itself
         self.sequence = DanceSequence(positions, self.info.joint_names, self.info.parents, self.info.fps)
 
@@ -227,10 +230,11 @@ class Dance3DDataModule(WindowLoaders, L.LightningDataModule):
         positions = self.info.to_positions(torch.from_numpy(raw)).numpy()  # from the source's opening
         return local.reshape(len(raw), -1) / self.descriptor_scale, positions
 
-    def lock_feet(self, features: np.ndarray) -> np.ndarray:
-        """Normalised features (T, F) with the feet in contact locked (RotationDanceData.lock_feet), normalised."""
+    def lock_feet(self, features: np.ndarray, lock: bool = True, pin="auto") -> np.ndarray:
+        """Normalised features (T, F) with the feet in contact locked (RotationDanceData.clean_feet: the root lock,
+        the legs' IK), normalised."""
         raw = self.normalizer.denormalize(torch.as_tensor(features, dtype=torch.float32)).double().numpy()
-        locked = torch.from_numpy(self.info.lock_feet(raw)).float()
+        locked = torch.from_numpy(self.info.clean_feet(raw, lock, pin)).float()
         return self.normalizer.normalize(locked).double().numpy()
 
     def contact_setup(self) -> tuple:

@@ -15,14 +15,31 @@ from torch import nn
 
 from motiondiff.core.errors import UserError
 from motiondiff.data.kinematics.contacts import Contacts
+from motiondiff.data.kinematics.foot_ik import contact_pins, leg_chains, pin_feet, upper_feet
+from motiondiff.data.kinematics.quaternion import matrix_to_cont6d
+from motiondiff.data.kinematics.skeleton import mean_acceleration
 from motiondiff.data.normalizers import FeatureNormalizer, KeypointNormalizer
-from motiondiff.data.representations.local_rotations import UP_BASIS, RotationLayout, decode, yaw_matrix
+from motiondiff.data.representations.local_rotations import (
+    UP_BASIS,
+    RotationLayout,
+    decode,
+    facing_positions,
+    yaw_matrix,
+)
 from motiondiff.data.representations.registry import get_representation
 
 # Frames: the std of the Gaussian that smooths the foot lock's correction of the root over time. Measured on the
 # Gangnam-Style 3D dance (4000 steps, DDIM-50; skating / jitter ratios): no lock 2.13 / 1.18; sigma 0: 0.99 / 1.26;
 # 0.5: 1.19 / 1.22; 0.8: 1.57 / 1.19 (the contact jitter it removes is frame-to-frame, so smoothing gives it back).
 LOCK_SMOOTHING = 0.5
+# Foot pinning by IK runs twice, the contacts found again on the first pass's result: pinning slows feet that slid
+# just above the speed threshold into contact. Measured on four Crab-dance-long 3D dances (DDIM-100, root lock first;
+# foot speed in contact, m/s, the data's about 0.011): no pinning 0.047, one pass 0.014, two 0.012.
+PIN_PASSES = 2
+# foot_ik=auto pins feet where pinning the training span itself raises its mean acceleration by at most this factor.
+# Measured (training spans): Crab-dance-long 1.03, Gangnam-Style 1.51, Walk-In-Circle 3.08 (human ankles roll
+# through a contact, so holding them where it began bends the leg).
+PIN_FIT_ACCELERATION = 1.1
 
 
 def as_lists(value):
@@ -157,6 +174,7 @@ class RotationDanceData(MotionData):
     foot_joints: tuple = ()  # kept-joint indices that touch the ground in the training span (data.kinematics.contacts)
     ground: float = 0.0  # the floor's height in the training span, metres
     body_height: float = 0.0  # the body's median vertical extent in the training span, metres
+    pins_fit: bool = False  # whether pinning feet by IK keeps the training span's own motion (`pinning_fits`)
 
     def __post_init__(self):
         super().__post_init__()
@@ -227,6 +245,57 @@ class RotationDanceData(MotionData):
         locked[:-1, 2] -= local[:, 2]
         locked[-1, 1:3] = locked[-2, 1:3]  # the last frame repeats the velocity before it
         return locked
+
+    def clean_feet(self, raw: np.ndarray, lock: bool = True, pin="auto") -> np.ndarray:
+        """Denormalised features (T, F) after the foot clean-up that generation applies: the root lock (`lock`,
+        `lock_feet`), then the legs' IK (`pin_feet`) where `pin` is true, or "auto" and the pins fit this data."""
+        raw = self.lock_feet(raw) if lock else np.asarray(raw, dtype=np.float64)
+        return self.pin_feet(raw) if self.pins(pin) else raw
+
+    def pins(self, setting) -> bool:
+        """Whether the foot_ik `setting` (true, false or "auto": where the pins fit this data) pins feet."""
+        if setting == "auto":
+            return bool(self.pins_fit)
+        if not isinstance(setting, bool):
+            raise UserError(f"foot_ik={setting!r} is not one of true, false, auto (pin where it fits the data).")
+        return setting
+
+    def pinning_fits(self, raw: np.ndarray) -> bool:
+        """Whether pinning the feet of the training span's features (T, F) leaves its own motion as smooth (mean
+        acceleration within PIN_FIT_ACCELERATION of itself): true for the crab's planted leg tips, false for human
+        ankles, which roll through a contact (docs/dance3d.md)."""
+        if not self.foot_joints:
+            return False
+        before, after = (self.to_positions(torch.from_numpy(r)).numpy() for r in (raw, self.pin_feet(raw)))
+        return bool(mean_acceleration(after) <= PIN_FIT_ACCELERATION * mean_acceleration(before))
+
+    def pin_feet(self, raw: np.ndarray, contacts: Optional[Contacts] = None) -> np.ndarray:
+        """Denormalised features (T, F) with each planted foot held where its contact began, by turning the kept
+        joints above it (data.kinematics.foot_ik), PIN_PASSES times with the contacts found again on the result;
+        the root's path and every other joint untouched."""
+        contacts = self.contacts if contacts is None else contacts
+        pinned = np.asarray(raw, dtype=np.float64).copy()
+        if not contacts.joints or len(raw) < 2:
+            return pinned
+        all_feet = [self.kept[k] for k in contacts.joints]
+        feet = upper_feet(self.file_parents, all_feet)
+        columns = [all_feet.index(foot) for foot in feet]  # of the contacts
+        chains = leg_chains(self.file_parents, feet, set(self.kept[1:]))
+        turned = sorted({joint for chain in chains for joint in chain})
+        for _ in range(PIN_PASSES):
+            planted = contacts.in_contact(self.to_positions(torch.from_numpy(pinned)).numpy())[:, columns]  # (T-1, F)
+            local, path, positions = self.decode(pinned)  # file coordinates
+            translations = np.broadcast_to(np.asarray(self.offsets), positions.shape).copy()  # (T, J, 3)
+            translations[:, 0] = path
+            targets, weights = contact_pins(positions[:, feet], planted)
+            local = pin_feet(self.file_parents, local, translations, feet, chains, targets, weights)
+            for joint in turned:
+                k = self.kept.index(joint)
+                pinned[:, 4 + 6 * k : 10 + 6 * k] = matrix_to_cont6d(local[:, joint])
+        if self.with_positions:
+            layout, skeleton = self.layout, (self.offsets, self.file_parents, self.fixed_rotations)
+            pinned[:, layout.positions] = facing_positions(pinned, *skeleton, layout, self.up).reshape(len(raw), -1)
+        return pinned
 
 
 def nested_tuple(value):

@@ -44,7 +44,9 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
     heldout, heldout_positions = datamodule.measure_space(datamodule.val_set.features.numpy())  # (V, D)
     up_index, feet = datamodule.contact_setup()
     frames = max(info.window, int(round(float(cfg.duration_factor) * len(training))))
-    lock = bool(cfg.get("foot_lock", False)) and hasattr(datamodule, "lock_feet")  # the 3D dance's post-process
+    cleanup = hasattr(datamodule, "lock_feet")  # the 3D dance's post-process
+    lock = cleanup and bool(cfg.get("foot_lock", False))
+    pin = cleanup and info.pins(cfg.get("foot_ik", False))  # "auto": where the pins fit the data
 
     def report(descriptors: list, positions: list) -> dict:
         return as_floats(
@@ -56,8 +58,8 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
     for replication in range(cfg.replications):
         generator = torch.Generator(device=run.module.device).manual_seed(cfg.seed + replication)
         dances = generate_dances(run, clips, frames, overlap, blend, generator)  # (K, frames, F)
-        if lock:
-            dances = np.stack([datamodule.lock_feet(dance) for dance in dances])  # as generate writes them
+        if lock or pin:
+            dances = np.stack([datamodule.lock_feet(dance, lock, pin) for dance in dances])  # as generate writes them
         measured = [datamodule.measure_space(dance) for dance in dances]
         rows["generated"].append(report([d for d, _ in measured], [p for _, p in measured]))
         rows["validation"].append(reference)
@@ -69,6 +71,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
         "chain_overlap": overlap,
         "chain_blend": blend,
         "foot_lock": lock,
+        "foot_ik": pin,
         "chained_windows": chained_windows(frames, info.window, overlap),
         "training_frames": len(training),
         "heldout_frames": len(heldout),

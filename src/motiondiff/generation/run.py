@@ -66,6 +66,7 @@ def run(cfg: DictConfig) -> dict:
             bool(cfg.render),
             cfg.chain_blend,
             cfg.foot_lock,
+            cfg.foot_ik,
         )
     write_provenance(out_dir, run)
     written["report"] = write_report(out_dir)  # last: it lists every file written above

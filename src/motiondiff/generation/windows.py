@@ -34,9 +34,11 @@ def generate_and_save(
     render: bool = True,
     chain_blend: Optional[int] = None,
     foot_lock: bool = True,
+    foot_ik="auto",
 ) -> dict:
     """Write samples.npy (K, N, J, D), sample_XX.mp4, grid.mp4, optionally a chained long dance, and for the 3D
-    dance sample_XX.bvh and long_dance.bvh on the source clip's skeleton (feet in contact locked: `foot_lock`)."""
+    dance sample_XX.bvh and long_dance.bvh on the source clip's skeleton (feet in contact locked: the root by
+    `foot_lock`, the legs by IK with `foot_ik`: true, false or auto)."""
     num_samples = whole_number("num_samples", num_samples)
     out_dir = Path(out_dir)
     if (out_dir / SAMPLES_FILE).exists():
@@ -46,7 +48,7 @@ def generate_and_save(
     generator = torch.Generator(device=module.device).manual_seed(seed)
     with sampler.labelled(f"{num_samples} windows of {info.window} frames"):
         samples = module.sample(num_samples, sampler, generator)  # (K, N, F)
-    keypoints, raws = finished(module, samples, foot_lock)  # (K, N, J, D); 3D dance: (K, N, F) to write as BVH
+    keypoints, raws = finished(module, samples, foot_lock, foot_ik)  # (K, N, J, D); 3D dance: (K, N, F) to write as BVH
     written = {"samples": out_dir / SAMPLES_FILE}
     np.save(written["samples"], keypoints)
     for index, raw in enumerate([] if raws is None else raws):
@@ -71,7 +73,7 @@ def generate_and_save(
 
         first = samples[:1]  # (1, N, F)
         chained = chain_windows(continue_window, first, chain_windows_count, chain_overlap, chain_blend)  # (1, L, F)
-        long, long_raws = finished(module, chained, foot_lock)
+        long, long_raws = finished(module, chained, foot_lock, foot_ik)
         long = long[0]
         written["long"] = out_dir / LONG_FILE
         np.save(written["long"], long)  # (L, J, D)
@@ -86,7 +88,7 @@ def generate_and_save(
         "sampler": sampler.describe(),
         "precision": dtype_name(module.sampling_dtype),
         "chain": {"windows": chain_windows_count, "overlap": chain_overlap, "blend": chain_blend},
-        **({"foot_lock": foot_lock} if isinstance(info, RotationDanceData) else {}),
+        **({"foot_lock": foot_lock, "foot_ik": info.pins(foot_ik)} if isinstance(info, RotationDanceData) else {}),
         **info.skeleton_record(),
         "files": {k: str(v) for k, v in written.items()},
     }
@@ -94,13 +96,13 @@ def generate_and_save(
     return written
 
 
-def finished(module: MotionDiffusion, features: torch.Tensor, foot_lock: bool) -> tuple:
+def finished(module: MotionDiffusion, features: torch.Tensor, foot_lock: bool, foot_ik="auto") -> tuple:
     """(positions (K, N, J, D) float32, None) of normalised features (K, N, F); for the 3D dance, (positions, the
-    denormalised features (K, N, F) float64 to write as BVH), with the feet in contact locked when `foot_lock`."""
+    denormalised features (K, N, F) float64 to write as BVH), feet in contact locked by the root (`foot_lock`)
+    and the legs (`foot_ik`)."""
     info = module.data
     if not isinstance(info, RotationDanceData):
         return module.to_keypoints(features), None
     raws = module.normalizer.denormalize(features.float()).cpu().double().numpy()  # (K, N, F)
-    if foot_lock:
-        raws = np.stack([info.lock_feet(raw) for raw in raws])
+    raws = np.stack([info.clean_feet(raw, foot_lock, foot_ik) for raw in raws])
     return info.to_positions(torch.from_numpy(raws)).numpy().astype(np.float32), raws

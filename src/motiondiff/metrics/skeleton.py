@@ -3,7 +3,7 @@
 import numpy as np
 
 from motiondiff.data.kinematics.contacts import Contacts
-from motiondiff.data.kinematics.skeleton import bone_lengths
+from motiondiff.data.kinematics.skeleton import bone_lengths, mean_acceleration  # noqa: F401 (measured here)
 
 
 def bone_length_error(keypoints: np.ndarray, reference_lengths, parents) -> float:
@@ -14,12 +14,6 @@ def bone_length_error(keypoints: np.ndarray, reference_lengths, parents) -> floa
     reference = np.asarray(reference_lengths, dtype=np.float64)
     assert mean_lengths.shape == reference.shape, (mean_lengths.shape, reference.shape)
     return float(np.mean(np.abs(mean_lengths - reference) / np.maximum(reference, 1e-8)))
-
-
-def mean_acceleration(keypoints: np.ndarray) -> float:
-    """Mean magnitude of the second frame difference of (..., frames, joints, dims) keypoints."""
-    acceleration = np.diff(keypoints, n=2, axis=-3)
-    return float(np.linalg.norm(acceleration, axis=-1).mean())
 
 
 def nearest_window_distance(queries: np.ndarray, references: np.ndarray, exclude_self: bool = False) -> np.ndarray:

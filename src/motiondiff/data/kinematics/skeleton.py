@@ -130,6 +130,12 @@ def forward_kinematics(
     return positions
 
 
+def mean_acceleration(keypoints: np.ndarray) -> float:
+    """Mean magnitude of the second frame difference of (..., frames, joints, dims) keypoints."""
+    acceleration = np.diff(keypoints, n=2, axis=-3)
+    return float(np.linalg.norm(acceleration, axis=-1).mean())
+
+
 def bone_lengths(positions: np.ndarray, parents) -> np.ndarray:
     """Length of each bone per frame: (frames, bones), bones in `Skeleton.bones()` order."""
     pairs = [(p, j) for j, p in enumerate(parents) if p >= 0]
