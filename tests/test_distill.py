@@ -278,14 +278,15 @@ class TinyStudent(torch.nn.Module):
 
     def __init__(self, width: int = 64):
         super().__init__()
-        torch.manual_seed(0)
-        self.mlp = torch.nn.Sequential(
-            torch.nn.Linear(3, width),
-            torch.nn.SiLU(),
-            torch.nn.Linear(width, width),
-            torch.nn.SiLU(),
-            torch.nn.Linear(width, 1),
-        )
+        with torch.random.fork_rng():  # the same weights every time, the global stream untouched
+            torch.manual_seed(0)
+            self.mlp = torch.nn.Sequential(
+                torch.nn.Linear(3, width),
+                torch.nn.SiLU(),
+                torch.nn.Linear(width, width),
+                torch.nn.SiLU(),
+                torch.nn.Linear(width, 1),
+            )
 
     def forward(self, x_t, t, cond=None, mask=None):
         time = (t.float() / 1000).view(-1, 1, 1).expand_as(x_t)

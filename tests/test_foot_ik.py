@@ -9,8 +9,15 @@ from conftest import shared_path
 from motiondiff.core.errors import UserError
 from motiondiff.data.dance3d import Dance3DDataModule
 from motiondiff.data.info import describe_data
-from motiondiff.data.kinematics.foot_ik import BLEND_FRAMES, contact_pins, leg_chains, path_transforms, pin_feet
-from motiondiff.data.kinematics.skeleton import bone_lengths
+from motiondiff.data.kinematics.foot_ik import (
+    BLEND_FRAMES,
+    contact_pins,
+    leg_chains,
+    path_transforms,
+    pin_feet,
+    upper_feet,
+)
+from motiondiff.data.representations.local_rotations import encode
 from motiondiff.metrics.skeleton import foot_skating
 
 
@@ -25,23 +32,46 @@ def random_rotations(rng, shape, scale=0.6) -> np.ndarray:
     return np.eye(3) + np.sin(angle) * skew + (1 - np.cos(angle)) * skew @ skew
 
 
-def test_contact_pins_hold_the_first_position_and_fade_at_the_ends():
+def test_contact_pins_hold_the_first_position_and_slide_the_goal_in_and_out():
     positions = np.random.default_rng(0).normal(size=(20, 1, 3))
     planted = np.zeros((19, 1), dtype=bool)
     planted[5:10] = True  # pairs 5..9: frames 5..10 share one contact
-    targets, weights = contact_pins(positions, planted)
-    assert np.array_equal(targets[5:11, 0], np.repeat(positions[5:6, 0], 6, axis=0)) and (weights[5:11] == 1).all()
-    ramp = np.arange(1, BLEND_FRAMES + 1) / (BLEND_FRAMES + 1)
-    assert np.allclose(weights[5 - BLEND_FRAMES : 5, 0], ramp) and np.allclose(
-        weights[11 : 11 + BLEND_FRAMES, 0], ramp[::-1]
-    )
-    assert np.array_equal(targets[1:5, 0], np.repeat(positions[5:6, 0], 4, axis=0))  # fading towards the same spot
+    goals, weights = contact_pins(positions, planted)
+    assert np.allclose(goals[5:11, 0], positions[5, 0], atol=1e-12) and (weights[5:11] == 1).all()
+    ramp = np.arange(1, BLEND_FRAMES + 1) / (BLEND_FRAMES + 1)  # 0.2 ... 0.8 for 4 frames
+    assert np.allclose(weights[5 - BLEND_FRAMES : 5, 0], ramp)
+    assert np.allclose(weights[11 : 11 + BLEND_FRAMES, 0], ramp[::-1])
+    fading = positions[1:5, 0] + ramp[:, None] * (positions[5, 0] - positions[1:5, 0])  # that share of the way
+    assert np.allclose(goals[1:5, 0], fading)
     untouched = np.r_[0, 11 + BLEND_FRAMES : 20]
-    assert (weights[untouched] == 0).all() and np.array_equal(targets[untouched], positions[untouched])
+    assert (weights[untouched] == 0).all() and np.array_equal(goals[untouched], positions[untouched])
 
 
-def test_ccd_reaches_reachable_targets_and_leaves_unpinned_frames_alone():
-    """A root, three leg joints and a foot; targets made by other rotations of the same leg, so reachable."""
+def test_a_fade_cut_by_the_ends_of_the_motion_keeps_its_weights():
+    positions = np.random.default_rng(3).normal(size=(10, 1, 3))
+    planted = np.zeros((9, 1), dtype=bool)
+    planted[1:3] = True  # frames 1..3
+    planted[8] = True  # frames 8..9, up to the last frame
+    weights = contact_pins(positions, planted)[1][:, 0]
+    assert np.allclose(weights, [0.8, 1, 1, 1, 0.8, 0.6, 0.6, 0.8, 1, 1])  # frame 0 is one frame from a contact
+
+
+def test_one_ccd_sweep_of_one_joint_points_the_foot_at_its_goal():
+    rng = np.random.default_rng(4)
+    parents = [-1, 0, 1]
+    translations = np.broadcast_to(np.array([[0, 0, 0], [0, -0.5, 0], [0.1, -0.4, 0]]), (6, 3, 3)).copy()
+    local = random_rotations(rng, (6, 3))
+    goals = rng.normal(size=(6, 1, 3))
+    pinned = pin_feet(parents, local, translations, [2], [[1]], goals, np.ones((6, 1)), iterations=1)
+    positions = path_transforms(parents, pinned, translations, [0, 1, 2])[1]
+    reach, goal = positions[2] - positions[1], goals[:, 0] - positions[1]
+    cosine = np.sum(reach * goal, -1) / np.linalg.norm(reach, axis=-1) / np.linalg.norm(goal, axis=-1)
+    assert np.allclose(cosine, 1.0, atol=1e-9)  # the world-frame turn composed into the local rotation
+    assert np.array_equal(pinned[:, :1], local[:, :1])
+
+
+def test_ccd_reaches_reachable_goals_and_leaves_unpinned_frames_alone():
+    """A root, three leg joints and a foot; goals made by other rotations of the same leg, so reachable."""
     rng = np.random.default_rng(1)
     parents, frames = [-1, 0, 1, 2, 3], 12
     translations = np.broadcast_to(
@@ -51,21 +81,35 @@ def test_ccd_reaches_reachable_targets_and_leaves_unpinned_frames_alone():
     goal_rotations = local.copy()
     goal_rotations[:, 1:4] = goal_rotations[:, 1:4] @ random_rotations(rng, (frames, 3), scale=0.3)
     path = [0, 1, 2, 3, 4]
-    targets = path_transforms(parents, goal_rotations, translations, path)[1][4][:, None]  # (T, 1, 3)
+    goals = path_transforms(parents, goal_rotations, translations, path)[1][4][:, None]  # (T, 1, 3)
     weights = np.zeros((frames, 1))
     weights[:8] = 1.0
     chains = leg_chains(parents, [4], {1, 2, 3, 4})
     assert chains == [[3, 2, 1]]
-    pinned = pin_feet(parents, local, translations, [4], chains, targets, weights)
+    pinned = pin_feet(parents, local, translations, [4], chains, goals, weights)
     foot = path_transforms(parents, pinned, translations, path)[1][4]
-    assert np.linalg.norm(foot[:8] - targets[:8, 0], axis=-1).max() < 0.01 * 0.9  # within 1% of the leg's length
+    assert np.linalg.norm(foot[:8] - goals[:8, 0], axis=-1).max() < 0.01 * 0.9  # within 1% of the leg's length
     assert np.array_equal(pinned[8:], local[8:]) and np.array_equal(pinned[:, [0, 4]], local[:, [0, 4]])
     assert np.allclose(pinned @ np.swapaxes(pinned, -1, -2), np.eye(3), atol=1e-9)  # still rotations
     assert np.allclose(np.linalg.det(pinned), 1.0)
 
 
+def test_a_human_leg_is_pinned_once_at_the_ankle():
+    datamodule = Dance3DDataModule(str(shared_path("bvh", "Gangnam-Style.bvh")))
+    datamodule.setup()
+    info = datamodule.info
+    feet = [info.kept[k] for k in info.foot_joints]
+    upper = upper_feet(info.file_parents, feet)
+    assert [info.file_names[j].split(":")[-1] for j in upper] == ["LeftFoot", "RightFoot"]
+    chains = leg_chains(info.file_parents, upper, set(info.kept[1:]))
+    assert [[info.file_names[j].split(":")[-1] for j in chain] for chain in chains] == [
+        ["LeftLeg", "LeftUpLeg"],
+        ["RightLeg", "RightUpLeg"],
+    ]  # up to CHAIN joints: the hips are the root
+
+
 def test_pinning_stops_the_crabs_planted_legs_sliding_and_turns_only_the_legs():
-    datamodule = Dance3DDataModule(str(shared_path("bvh", "Crab-dance-long.bvh")))
+    datamodule = Dance3DDataModule(str(shared_path("bvh", "Crab-dance-long.bvh")), with_positions=True)
     datamodule.setup()
     info, layout = datamodule.info, datamodule.info.layout
     raw = datamodule.raw[:240].copy()
@@ -85,7 +129,9 @@ def test_pinning_stops_the_crabs_planted_legs_sliding_and_turns_only_the_legs():
     if info.with_positions:
         columns[layout.positions] = False
     assert np.array_equal(pinned[:, columns], raw[:, columns])  # the root and every other joint as they were
-    assert np.allclose(bone_lengths(after, info.parents), bone_lengths(before, info.parents), atol=1e-9)
+    local, path, _ = info.decode(pinned)  # the pinned features are one motion's, positions block included
+    encoded = encode(local, path, np.asarray(info.offsets), info.file_parents, layout, info.up)
+    assert np.abs(encoded[:-1] - pinned[:-1]).max() < 1e-6
     assert np.array_equal(info.clean_feet(raw, lock=False, pin=False), raw)
 
 

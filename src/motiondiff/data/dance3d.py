@@ -176,8 +176,6 @@ class Dance3DDataModule(WindowLoaders, L.LightningDataModule):
         # One scale, as the 2D dance's: the RMS distance of the joints from the root's ground point (the body's size).
         self.descriptor_scale = float(np.sqrt((local**2).mean()))  # local: (T, K, 3)
         self.info = self.describe()
-        training_raw = self.raw[: self.train_frames]
-        self.info = replace(self.info, pins_fit=self.info.pinning_fits(training_raw))
         positions = self.info.to_positions(torch.from_numpy(raw)).numpy()  # (T, K, 3) metres, y up: the clip itself
         self.sequence = DanceSequence(positions, self.info.joint_names, self.info.parents, self.info.fps)
 
@@ -194,7 +192,7 @@ class Dance3DDataModule(WindowLoaders, L.LightningDataModule):
         parents = subset_parents(skeleton.parents, kept)
         positions = self.clip.positions()[: self.train_frames, kept] @ UP_BASIS[self.up].T * scale  # (T, K, 3) y up
         contacts = contacts_of(positions, parents, up_index=1, fps=self.clip.fps)
-        return RotationDanceData(
+        info = RotationDanceData(
             features=self.layout.features,
             num_joints=len(kept),
             dims=3,
@@ -220,6 +218,7 @@ class Dance3DDataModule(WindowLoaders, L.LightningDataModule):
             body_height=contacts.height,
             opening=tuple(opening_of(self.clip.local_rotations, self.clip.local_translations[:, 0], self.up).tolist()),
         )
+        return replace(info, pins_fit=info.pinning_fits(self.raw[: self.train_frames]))  # foot_ik=auto's choice
 
     def measure_space(self, features: np.ndarray) -> tuple:
         """Normalised features (T, F) -> (descriptors (T, 3K): facing-frame joint positions in one scale,

@@ -40,11 +40,13 @@ def generate_and_save(
     dance sample_XX.bvh and long_dance.bvh on the source clip's skeleton (feet in contact locked: the root by
     `foot_lock`, the legs by IK with `foot_ik`: true, false or auto)."""
     num_samples = whole_number("num_samples", num_samples)
+    info = module.data
+    if isinstance(info, RotationDanceData):
+        info.pins(foot_ik)  # a bad foot_ik stops here, before any sampling
     out_dir = Path(out_dir)
     if (out_dir / SAMPLES_FILE).exists():
         raise UserError(f"'{out_dir}' already holds generated samples; generations are never overwritten.")
     out_dir.mkdir(parents=True, exist_ok=True)
-    info = module.data
     generator = torch.Generator(device=module.device).manual_seed(seed)
     with sampler.labelled(f"{num_samples} windows of {info.window} frames"):
         samples = module.sample(num_samples, sampler, generator)  # (K, N, F)

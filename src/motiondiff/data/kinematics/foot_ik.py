@@ -1,11 +1,11 @@
 """Planted feet pinned by inverse kinematics: each foot held where its contact began, by turning the leg above it.
 
 The animators' clean-up for foot sliding (GANimator and SinMDM post-process their dances the same way), for any
-skeleton: a foot joint in contact (low and slow, `Contacts`) is given a target, its position on the contact's first
-frame, held for the whole contact; the pin fades in and out over BLEND_FRAMES frames at the contact's ends, so a
-foot does not jump when it lands or lifts. Cyclic coordinate descent (CCD) then turns the CHAIN joints above each
-foot (a human's knee and hip, a crab leg's two upper joints), nearest first, each time by the rotation that swings
-the foot towards its target, scaled by the pin's weight. Only those joints' local rotations change: the root, every
+skeleton: a foot joint in contact (low and slow, `Contacts`) is pinned to its position on the contact's first frame
+for the whole contact; over BLEND_FRAMES frames on either side the goal slides linearly from the foot's own position
+to the pin, so a foot does not jump when it lands or lifts. Cyclic coordinate descent (CCD) then turns up to CHAIN
+joints above each foot (a human's knee and hip, a crab leg's three upper joints), nearest first, each time by the
+rotation that swings the foot onto the line to its goal. Only those joints' local rotations change: the root, every
 other joint and every bone length stay as they were.
 
 Arrays are numpy float64 in one coordinate system: local rotations (T, J, 3, 3) acting on column vectors,
@@ -45,27 +45,28 @@ def path_transforms(parents, local: np.ndarray, translations: np.ndarray, path: 
 
 
 def contact_pins(feet_positions: np.ndarray, planted: np.ndarray, blend: int = BLEND_FRAMES) -> tuple:
-    """(targets (T, F, 3), weights (T, F) in [0, 1]) of feet positions (T, F, 3) and pairwise contacts (T - 1, F):
-    frames t and t + 1 of a planted pair share one contact; its target is the foot's position on the contact's
-    first frame, weight 1 during it and falling linearly to 0 over `blend` frames on either side."""
+    """(goals (T, F, 3), weights (T, F) in [0, 1]) of feet positions (T, F, 3) and pairwise contacts (T - 1, F):
+    frames t and t + 1 of a planted pair share one contact, pinned to the foot's position on its first frame with
+    weight 1; the weight falls linearly with the distance from the contact, to 0 `blend` + 1 frames away; the goal
+    is the foot's own position moved that share of the way to the pin (weight 0: the foot where it is)."""
     frames, feet = feet_positions.shape[:2]
     assert planted.shape == (frames - 1, feet), (planted.shape, feet_positions.shape)
     pinned = np.zeros((frames, feet), dtype=bool)
     pinned[:-1] |= planted
     pinned[1:] |= planted
-    targets, weights = feet_positions.copy(), np.zeros((frames, feet))
+    pins, weights = feet_positions.copy(), np.zeros((frames, feet))
     for foot in range(feet):
         starts = np.flatnonzero(pinned[:, foot] & ~np.concatenate([[False], pinned[:-1, foot]]))
         ends = np.flatnonzero(pinned[:, foot] & ~np.concatenate([pinned[1:, foot], [False]])) + 1  # exclusive
         for start, end in zip(starts, ends):
             lo, hi = max(0, start - blend), min(frames, end + blend)
-            ramp = np.ones(hi - lo)
-            ramp[: start - lo] = np.arange(1, start - lo + 1) / (blend + 1)
-            ramp[end - lo :] = np.arange(hi - end, 0, -1) / (blend + 1)
+            span = np.arange(lo, hi)
+            distance = np.maximum(start - span, span - (end - 1)).clip(min=0)  # frames outside the contact
+            ramp = 1.0 - distance / (blend + 1)
             take = ramp > weights[lo:hi, foot]  # where two contacts' fades meet, the nearer contact holds the foot
             weights[lo:hi, foot] = np.where(take, ramp, weights[lo:hi, foot])
-            targets[lo:hi, foot] = np.where(take[:, None], feet_positions[start, foot], targets[lo:hi, foot])
-    return targets, weights
+            pins[lo:hi, foot] = np.where(take[:, None], feet_positions[start, foot], pins[lo:hi, foot])
+    return feet_positions + weights[..., None] * (pins - feet_positions), weights
 
 
 def upper_feet(parents, feet) -> list:
@@ -104,12 +105,12 @@ def pin_feet(
     translations: np.ndarray,  # (T, J, 3)
     feet: list,  # foot joint per pin
     chains: list,  # per foot, the joints that turn (leg_chains)
-    targets: np.ndarray,  # (T, F, 3)
-    weights: np.ndarray,  # (T, F)
+    goals: np.ndarray,  # (T, F, 3)
+    weights: np.ndarray,  # (T, F): 0 where a foot is left alone
     iterations: int = ITERATIONS,
 ) -> np.ndarray:
-    """Local rotations (T, J, 3, 3) with each chain turned (CCD) so that its foot moves towards its target by the
-    pin's weight; frames and feet of weight 0 keep their rotations exactly."""
+    """Local rotations (T, J, 3, 3) with each chain turned (CCD) so that its foot reaches its goal, where its
+    weight is above 0; other frames and feet keep their rotations exactly."""
     local = local.copy()
     for _ in range(iterations):
         for pin, (foot, chain) in enumerate(zip(feet, chains)):
@@ -120,10 +121,10 @@ def pin_feet(
             for joint in chain:
                 rotations, positions = path_transforms(parents, moving, fixed, path)
                 pivot = positions[joint]  # (A, 3)
-                reach, goal = positions[foot] - pivot, targets[active, pin] - pivot  # (A, 3) each
+                reach, goal = positions[foot] - pivot, goals[active, pin] - pivot  # (A, 3) each
                 axis = np.cross(reach, goal)
                 sine = np.linalg.norm(axis, axis=-1)
-                angle = np.arctan2(sine, np.sum(reach * goal, axis=-1)) * weights[active, pin]  # (A,)
+                angle = np.arctan2(sine, np.sum(reach * goal, axis=-1))  # (A,)
                 turn = axis_angle(unit(axis), np.where(sine > 1e-12, angle, 0.0))  # (A, 3, 3) a world-frame turn
                 parent = rotations[parents[joint]]  # (A, 3, 3)
                 moving[:, joint] = np.swapaxes(parent, -1, -2) @ turn @ rotations[joint]
