@@ -169,6 +169,16 @@ def test_generate_from_a_3d_dance_run_writes_bvh(crab_run, tmp_path):
     generate.run(cfg)
     clip = load_bvh(out / "sample_00.bvh")
     assert clip.num_frames == 48 and clip.skeleton.num_joints == 56
+    summary = json.loads((out / "generation.json").read_text())
+    assert summary["foot_lock"] is True and summary["foot_ik"] is True  # foot_ik=auto: the crab's pins fit its data
+
+
+def test_a_bad_foot_ik_is_refused_before_any_sampling(crab_run, tmp_path):
+    out = tmp_path / "gen"
+    cfg = compose_config("generate", out, [f"run_dir={crab_run['run_dir']}", "num_samples=1", "foot_ik=yes"])
+    with pytest.raises(UserError, match="foot_ik='yes' is not one of true, false, auto"):
+        generate.run(cfg)
+    assert not (out / "samples.npy").exists()
 
 
 def test_foot_lock_stops_planted_feet_sliding_and_keeps_the_pose():
