@@ -229,7 +229,7 @@ class Dance3DDataModule(WindowLoaders, L.LightningDataModule):
         positions = self.info.to_positions(torch.from_numpy(raw)).numpy()  # from the source's opening
         return local.reshape(len(raw), -1) / self.descriptor_scale, positions
 
-    def lock_feet(self, features: np.ndarray, lock: bool = True, pin="auto") -> np.ndarray:
+    def lock_feet(self, features: np.ndarray, lock: bool, pin: bool) -> np.ndarray:
         """Normalised features (T, F) with the feet in contact locked (RotationDanceData.clean_feet: the root lock,
         the legs' IK), normalised."""
         raw = self.normalizer.denormalize(torch.as_tensor(features, dtype=torch.float32)).double().numpy()

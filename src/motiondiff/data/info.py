@@ -214,9 +214,15 @@ class RotationDanceData(MotionData):
 
     def to_positions(self, raw: torch.Tensor) -> torch.Tensor:
         """Denormalised features (..., N, F) -> the kept joints' positions (..., N, K, 3), metres, y up."""
-        positions = self.decode(raw)[2][..., list(self.kept), :]  # (..., N, K, 3) file coordinates
-        basis = torch.as_tensor(UP_BASIS[self.up], dtype=positions.dtype, device=positions.device)
-        return positions @ basis.T * self.metres_per_unit
+        return self.kept_in_metres(self.decode(raw)[2])
+
+    def kept_in_metres(self, positions):
+        """`decode`'s positions of every file joint (..., N, J, 3), file coordinates (numpy or torch) -> the kept
+        joints' (..., N, K, 3), metres, y up."""
+        basis = UP_BASIS[self.up]
+        if isinstance(positions, torch.Tensor):
+            basis = torch.as_tensor(basis, dtype=positions.dtype, device=positions.device)
+        return positions[..., list(self.kept), :] @ basis.T * self.metres_per_unit
 
     @property
     def contacts(self) -> Contacts:
@@ -247,11 +253,11 @@ class RotationDanceData(MotionData):
         locked[-1, 1:3] = locked[-2, 1:3]  # the last frame repeats the velocity before it
         return locked
 
-    def clean_feet(self, raw: np.ndarray, lock: bool = True, pin="auto") -> np.ndarray:
+    def clean_feet(self, raw: np.ndarray, lock: bool, pin: bool) -> np.ndarray:
         """Denormalised features (T, F) after the foot clean-up that generation applies: the root lock (`lock`,
-        `lock_feet`), then the legs' IK (`pin_feet`) where `pin` is true, or "auto" and the pins fit this data."""
+        `lock_feet`), then the legs' IK (`pin`, `pin_feet`; `pins` turns the foot_ik setting into it)."""
         raw = self.lock_feet(raw) if lock else np.asarray(raw, dtype=np.float64)
-        return self.pin_feet(raw) if self.pins(pin) else raw
+        return self.pin_feet(raw) if pin else raw
 
     def pins(self, setting) -> bool:
         """Whether the foot_ik `setting` (true, false or "auto": where the pins fit this data) pins feet."""
@@ -285,8 +291,8 @@ class RotationDanceData(MotionData):
         chains = leg_chains(self.file_parents, feet, set(self.kept[1:]))
         turned = sorted({joint for chain in chains for joint in chain})
         for _ in range(PIN_PASSES):
-            planted = contacts.in_contact(self.to_positions(torch.from_numpy(pinned)).numpy())[:, columns]  # (T-1, F)
             local, path, positions = self.decode(pinned)  # file coordinates
+            planted = contacts.in_contact(self.kept_in_metres(positions))[:, columns]  # (T - 1, F)
             translations = np.broadcast_to(np.asarray(self.offsets), positions.shape).copy()  # (T, J, 3)
             translations[:, 0] = path
             goals, weights = contact_pins(positions[:, feet], planted)

@@ -41,8 +41,7 @@ def generate_and_save(
     `foot_lock`, the legs by IK with `foot_ik`: true, false or auto)."""
     num_samples = whole_number("num_samples", num_samples)
     info = module.data
-    if isinstance(info, RotationDanceData):
-        info.pins(foot_ik)  # a bad foot_ik stops here, before any sampling
+    pin = isinstance(info, RotationDanceData) and info.pins(foot_ik)  # a bad foot_ik stops here, before sampling
     out_dir = Path(out_dir)
     if (out_dir / SAMPLES_FILE).exists():
         raise UserError(f"'{out_dir}' already holds generated samples; generations are never overwritten.")
@@ -50,7 +49,7 @@ def generate_and_save(
     generator = torch.Generator(device=module.device).manual_seed(seed)
     with sampler.labelled(f"{num_samples} windows of {info.window} frames"):
         samples = module.sample(num_samples, sampler, generator)  # (K, N, F)
-    keypoints, raws = finished(module, samples, foot_lock, foot_ik)  # (K, N, J, D); 3D dance: (K, N, F) to write as BVH
+    keypoints, raws = finished(module, samples, foot_lock, pin)  # (K, N, J, D); 3D dance: (K, N, F) to write as BVH
     written = {"samples": out_dir / SAMPLES_FILE}
     np.save(written["samples"], keypoints)
     for index, raw in enumerate([] if raws is None else raws):
@@ -75,7 +74,7 @@ def generate_and_save(
 
         first = samples[:1]  # (1, N, F)
         chained = chain_windows(continue_window, first, chain_windows_count, chain_overlap, chain_blend)  # (1, L, F)
-        long, long_raws = finished(module, chained, foot_lock, foot_ik)
+        long, long_raws = finished(module, chained, foot_lock, pin)
         long = long[0]
         written["long"] = out_dir / LONG_FILE
         np.save(written["long"], long)  # (L, J, D)
@@ -90,7 +89,7 @@ def generate_and_save(
         "sampler": sampler.describe(),
         "precision": dtype_name(module.sampling_dtype),
         "chain": {"windows": chain_windows_count, "overlap": chain_overlap, "blend": chain_blend},
-        **({"foot_lock": foot_lock, "foot_ik": info.pins(foot_ik)} if isinstance(info, RotationDanceData) else {}),
+        **({"foot_lock": foot_lock, "foot_ik": pin} if isinstance(info, RotationDanceData) else {}),
         **info.skeleton_record(),
         "files": {k: str(v) for k, v in written.items()},
     }
@@ -98,13 +97,13 @@ def generate_and_save(
     return written
 
 
-def finished(module: MotionDiffusion, features: torch.Tensor, foot_lock: bool, foot_ik="auto") -> tuple:
+def finished(module: MotionDiffusion, features: torch.Tensor, foot_lock: bool, pin: bool) -> tuple:
     """(positions (K, N, J, D) float32, None) of normalised features (K, N, F); for the 3D dance, (positions, the
     denormalised features (K, N, F) float64 to write as BVH), feet in contact locked by the root (`foot_lock`)
-    and the legs (`foot_ik`)."""
+    and the legs (`pin`: the foot_ik setting as `RotationDanceData.pins` resolves it)."""
     info = module.data
     if not isinstance(info, RotationDanceData):
         return module.to_keypoints(features), None
     raws = module.normalizer.denormalize(features.float()).cpu().double().numpy()  # (K, N, F)
-    raws = np.stack([info.clean_feet(raw, foot_lock, foot_ik) for raw in raws])
+    raws = np.stack([info.clean_feet(raw, foot_lock, pin) for raw in raws])
     return info.to_positions(torch.from_numpy(raws)).numpy().astype(np.float32), raws
