@@ -18,6 +18,7 @@ from motiondiff.metrics.single_motion import (
     intra_diversity,
     local_diversity,
     patched_reconstruction_cost,
+    replay_clips,
     resolve_windows,
     single_motion_report,
     sliding_windows,
@@ -265,3 +266,28 @@ def test_coverage_is_per_clip_averaged(walk):
     report = single_motion_report([first, second], walk, [walk[150:]], info, coverage_window=10)
     assert coverage([first, second], walk, 10) == pytest.approx(182 / 191)  # pooled, as before
     assert report["coverage"] == pytest.approx((91 / 191 + 91 / 191) / 2)
+    assert report["pooled_coverage"] == pytest.approx(182 / 191)  # no window across the two clips' joint
+
+
+def test_replay_clips_are_exact_training_windows_of_the_asked_lengths(walk):
+    clips = replay_clips(walk, [100, 37, 48], piece=24, seed=3)
+    assert [len(clip) for clip in clips] == [100, 37, 48]
+    for clip in clips:
+        for start in range(0, len(clip), 24):
+            piece = clip[start : start + 24]  # each 24-frame piece (the last one cut) is a training stretch
+            distances = np.abs(sliding_windows(walk, len(piece)) - piece).max(axis=(1, 2))
+            assert distances.min() == 0.0
+    again = replay_clips(walk, [100, 37, 48], piece=24, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(clips, again))  # a fixed seed: the same yardstick every time
+
+
+def test_replay_coverage_tells_a_repetitive_dance_from_one_that_never_repeats(walk):
+    """A loop is covered by any replay of its windows; the random walk, whose windows never repeat, is covered by a
+    replay twice its length only where the random pieces happened to fall (far below 0.9)."""
+    info = KeypointData(6, 3, 2, 30.0, ("a", "b", "c"), (-1, 0, 1), 1.0, "walk", 48, (1.0, 1.0))
+    loop = np.tile(walk[:20], (10, 1))  # (200, 6): a 20-frame move danced ten times
+    looped = single_motion_report([loop, loop], loop, [loop[:60]], info)
+    assert looped["replay_coverage"] == 1.0
+    never = single_motion_report([walk, walk], walk, [walk[150:]], info)
+    assert 0.3 < never["replay_coverage"] < 0.8
+    assert never["coverage"] == never["pooled_coverage"] == 1.0  # the walk itself, twice

@@ -30,7 +30,7 @@ class Better(Enum):
     HIGHER = ("↑", "higher is better")
     REFERENCE = ("→", "closer to the reference row is better")
     ONE = ("→1", "closer to 1 is better")
-    CONTEXT = ("(context)", "not a score: the same for every row")
+    CONTEXT = ("(context)", "not a score: a yardstick")
     UNSTATED = ("?", "no direction recorded for this measure")
 
     @property
@@ -146,6 +146,8 @@ SINGLE_DANCE = Layout(
     protocol="single_dance",
     metrics=(
         Metric("coverage", Better.HIGHER, "share of the dance's 1 s windows a clip reproduces, mean over clips"),
+        Metric("pooled_coverage", Better.HIGHER, "share of the dance's 1 s windows any clip reproduces"),
+        Metric("replay_coverage", Better.CONTEXT, "coverage of the dance's own windows replayed at random, as long"),
         Metric("local_diversity", Better.REFERENCE, "distance of 0.5 s sample windows to the nearest dance window"),
         Metric("global_diversity", Better.REFERENCE, "cost of rebuilding a sample from >= 1 s pieces of the dance"),
         Metric("inter_diversity", Better.REFERENCE, "distance between different samples at the same frames"),
@@ -162,11 +164,13 @@ SINGLE_DANCE = Layout(
     reference_label="validation (reference)",
     printed=(
         "coverage",
-        "copies_training",
+        "replay_coverage",
         "copy_ratio",
-        "bone_length_error",
         "jitter_ratio",
+        "copies_training",
+        "bone_length_error",
         "foot_skating_ratio",
+        "pooled_coverage",
         "inter_diversity",
         "local_diversity",
     ),

@@ -1,0 +1,93 @@
+"""How much of each shared dance a clip can cover without a model: the yardsticks beside a run's coverage.
+
+    .venv/bin/python benchmarks/coverage_yardsticks.py            # every shared clip, 2D and 3D (about a minute)
+
+Per clip and representation, on the training span's descriptors (each data module's `measure_space`), clips twice
+the span long as the evaluation makes them:
+- recurring: the share of 1 s training windows with another window, at least 1 s away, within the coverage
+  threshold (how often the dance repeats itself);
+- replay: `replay_coverage` as evaluate prints it (the dance's exact 48-frame windows in random order);
+- planned: every part of the span once, in 48-frame pieces evenly spaced over it and shuffled (hard cuts): coverage,
+  copy ratio (against the held-out end) and global diversity (0: a collage of the dance), over 4 clips.
+"""
+
+import argparse
+import warnings
+
+import numpy as np
+
+from motiondiff.data.dance3d import Dance3DDataModule
+from motiondiff.data.dance_windows import DanceDataModule
+from motiondiff.metrics.single_motion import (
+    COVERAGE_THRESHOLD,
+    clip_coverage,
+    global_diversity,
+    nn_distance,
+    replay_clips,
+    sliding_windows,
+)
+
+CLIPS = ("Gangnam-Style", "Crab-dance-long", "Walk-In-Circle")
+PIECE, COVERAGE_WINDOW, CLIPS_PER_SET = 48, 30, 4
+
+
+def recurring_share(training: np.ndarray, window: int) -> float:
+    """Share of training windows with a window at least `window` frames away within the coverage threshold."""
+    windows = sliding_windows(training, window)  # (W, w, F)
+    flat = windows.reshape(len(windows), -1)
+    recurring = 0
+    for i, row in enumerate(flat):
+        distances = np.sqrt(((flat - row) ** 2).mean(axis=1))  # (W,)
+        distances[max(0, i - window + 1) : i + window] = np.inf  # overlapping windows are not repeats
+        recurring += distances.min() < COVERAGE_THRESHOLD
+    return recurring / len(windows)
+
+
+def planned_replays(training: np.ndarray, length: int, count: int) -> list:
+    """`count` clips of `length` frames, each every part of the span once in shuffled PIECE-frame pieces."""
+    pieces = -(-length // PIECE)
+    starts = np.linspace(0, len(training) - PIECE, pieces).round().astype(int)
+    clips = []
+    for seed in range(count):
+        order = np.random.default_rng(seed).permutation(starts)
+        clips.append(np.concatenate([training[s : s + PIECE] for s in order])[:length])  # (length, F)
+    return clips
+
+
+def data_module(clip: str, dims: int, folder: str):
+    """The clip's data module as the committed experiment builds it (the crab has no human joint map in 2D)."""
+    source = f"{folder}/{clip}.bvh"
+    if dims == 3:
+        return Dance3DDataModule(source=source, window=PIECE)
+    return DanceDataModule(source=source, window=PIECE, joint_map="none" if clip.startswith("Crab") else "auto")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bvh", default="../shared/data/bvh", help="folder of the shared BVH clips")
+    args = parser.parse_args()
+    print("| clip | | recurring | replay | planned: coverage / copy ratio / global diversity |")
+    print("|---|---|---|---|---|")
+    for clip in CLIPS:
+        for dims in (2, 3):
+            data = data_module(clip, dims, args.bvh)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the crab's "no joint map fits" warning
+                data.setup("fit")
+            training = data.measure_space(data.train_set.features.numpy())[0].astype(np.float64)  # (T, D)
+            heldout = data.measure_space(data.val_set.features.numpy())[0].astype(np.float64)  # (V, D)
+            length = 2 * len(training)
+            replay = clip_coverage(replay_clips(training, [length] * 16, PIECE), training, COVERAGE_WINDOW)
+            planned = planned_replays(training, length, CLIPS_PER_SET)
+            planned_cover = clip_coverage(planned, training, COVERAGE_WINDOW)
+            copy_ratio = nn_distance(planned, training, PIECE) / nn_distance([heldout], training, PIECE)
+            collage = global_diversity(planned, training, COVERAGE_WINDOW)
+            print(
+                f"| {clip} | {dims}D | {recurring_share(training, COVERAGE_WINDOW):.2f} | {replay:.2f} | "
+                f"{planned_cover:.2f} / {copy_ratio:.2f} / {collage:.3f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
