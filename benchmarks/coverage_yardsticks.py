@@ -1,14 +1,18 @@
 """How much of each shared dance a clip can cover without a model: the yardsticks beside a run's coverage.
 
-    .venv/bin/python benchmarks/coverage_yardsticks.py            # every shared clip, 2D and 3D (about a minute)
+    .venv/bin/python benchmarks/coverage_yardsticks.py            # every shared clip, 2D and 3D (about 15 s)
 
 Per clip and representation, on the training span's descriptors (each data module's `measure_space`), clips twice
 the span long as the evaluation makes them:
 - recurring: the share of 1 s training windows with another window, at least 1 s away, within the coverage
   threshold (how often the dance repeats itself);
 - replay: `replay_coverage` as evaluate prints it (the dance's exact 48-frame windows in random order);
-- planned: every part of the span once, in 48-frame pieces evenly spaced over it and shuffled (hard cuts): coverage,
-  copy ratio (against the held-out end) and global diversity (0: a collage of the dance), over 4 clips.
+- planned: the whole span in 48-frame pieces evenly spaced over it (each frame in about two for clips twice the
+  span) and shuffled (hard cuts): coverage,
+  copy ratio (against the held-out end) and global diversity (0: a collage of the dance), over 4 clips;
+- bone error of real motion (2D; 3D decodes by forward kinematics, 0): `bone_length_error` of the held-out end and
+  of the random replays against the training span's mean bone lengths. A 2D projection shortens a bone as it turns
+  from the camera, so a clip's mean bone lengths follow the poses and headings it holds.
 """
 
 import argparse
@@ -18,6 +22,7 @@ import numpy as np
 
 from motiondiff.data.dance3d import Dance3DDataModule
 from motiondiff.data.dance_windows import DanceDataModule
+from motiondiff.data.kinematics.skeleton import bone_lengths
 from motiondiff.metrics.single_motion import (
     COVERAGE_THRESHOLD,
     clip_coverage,
@@ -26,6 +31,7 @@ from motiondiff.metrics.single_motion import (
     replay_clips,
     sliding_windows,
 )
+from motiondiff.metrics.skeleton import bone_length_error
 
 CLIPS = ("Gangnam-Style", "Crab-dance-long", "Walk-In-Circle")
 PIECE, COVERAGE_WINDOW, CLIPS_PER_SET = 48, 30, 4
@@ -44,7 +50,7 @@ def recurring_share(training: np.ndarray, window: int) -> float:
 
 
 def planned_replays(training: np.ndarray, length: int, count: int) -> list:
-    """`count` clips of `length` frames, each every part of the span once in shuffled PIECE-frame pieces."""
+    """`count` clips of `length` frames, each PIECE-frame pieces evenly spaced over the whole span, shuffled."""
     pieces = -(-length // PIECE)
     starts = np.linspace(0, len(training) - PIECE, pieces).round().astype(int)
     clips = []
@@ -66,27 +72,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bvh", default="../shared/data/bvh", help="folder of the shared BVH clips")
     args = parser.parse_args()
-    print("| clip | | recurring | replay | planned: coverage / copy ratio / global diversity |")
-    print("|---|---|---|---|---|")
+    print(
+        "| clip | | recurring | replay | planned: coverage / copy ratio / global diversity "
+        "| bone error: held-out, replay |"
+    )
+    print("|---|---|---|---|---|---|")
     for clip in CLIPS:
         for dims in (2, 3):
             data = data_module(clip, dims, args.bvh)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the crab's "no joint map fits" warning
                 data.setup("fit")
-            training = data.measure_space(data.train_set.features.numpy())[0].astype(np.float64)  # (T, D)
-            heldout = data.measure_space(data.val_set.features.numpy())[0].astype(np.float64)  # (V, D)
+            training, positions = data.measure_space(data.train_set.features.numpy())  # (T, D), (T, J, dims)
+            heldout, heldout_positions = data.measure_space(data.val_set.features.numpy())  # (V, D), (V, J, dims)
+            training, heldout = training.astype(np.float64), heldout.astype(np.float64)
             length = 2 * len(training)
-            replay = clip_coverage(replay_clips(training, [length] * 16, PIECE), training, COVERAGE_WINDOW)
+            replays = replay_clips(training, [length] * 16, PIECE)
+            replay = clip_coverage(replays, training, COVERAGE_WINDOW)
             planned = planned_replays(training, length, CLIPS_PER_SET)
             planned_cover = clip_coverage(planned, training, COVERAGE_WINDOW)
             copy_ratio = nn_distance(planned, training, PIECE) / nn_distance([heldout], training, PIECE)
             collage = global_diversity(planned, training, COVERAGE_WINDOW)
+            bones = bone_errors(np.asarray(positions, np.float64), np.asarray(heldout_positions, np.float64), data)
             print(
                 f"| {clip} | {dims}D | {recurring_share(training, COVERAGE_WINDOW):.2f} | {replay:.2f} | "
-                f"{planned_cover:.2f} / {copy_ratio:.2f} / {collage:.3f} |",
+                f"{planned_cover:.2f} / {copy_ratio:.2f} / {collage:.3f} | {bones} |",
                 flush=True,
             )
+
+
+def bone_errors(positions: np.ndarray, heldout: np.ndarray, data) -> str:
+    """Bone-length error of the held-out end and of random replays (2D keypoints), against the training span's."""
+    if positions.shape[-1] == 3:
+        return "0 (FK)"
+    parents, frames = data.info.parents, len(positions)
+    reference = bone_lengths(positions, parents).mean(axis=0)  # (bones,)
+    flat = positions.reshape(frames, -1)  # replays of the keypoints themselves, as for the descriptors
+    replays = [clip.reshape(len(clip), *positions.shape[1:]) for clip in replay_clips(flat, [2 * frames] * 16, PIECE)]
+    replayed = np.mean([bone_length_error(clip, reference, parents) for clip in replays])
+    return f"{bone_length_error(heldout, reference, parents):.1%}, {replayed:.1%}"
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ TRAIN = {
 EVALUATE = ["sampler=ddim", "sampler.num_steps=100", "replications=3"]
 COLUMNS = (
     ("coverage", "coverage"),
+    ("replay_coverage", "replay coverage"),
+    ("pooled_coverage", "pooled coverage"),
     ("copy_ratio", "copy ratio"),
     ("copies_training", "flagged as copy"),
     ("jitter_ratio", "jitter ratio"),

@@ -170,3 +170,10 @@ def test_aligned_markdown_pads_columns_and_the_default_is_unchanged():
     aligned = markdown_table(["a", "bb"], [["xyz", 1]], align=True)
     assert aligned == "| a   | bb |\n|-----|----|\n| xyz | 1  |"
     assert re.fullmatch(r"(\|[^\n]*\|\n?)+", aligned)
+
+
+@pytest.mark.parametrize("replications", [1, 3])
+def test_a_dance_evaluation_prints_its_copy_verdict_and_smoothness(tmp_path, replications):
+    """The terminal keeps what decides a dance run (coverage, the copy check, jitter); yardsticks go to metrics.md."""
+    shown = [header.rsplit(" ", 1)[0] for header in headers(evaluate(tmp_path, "single_dance", replications))]
+    assert {"coverage", "copy_ratio", "copies_training", "jitter_ratio"} <= set(shown), shown

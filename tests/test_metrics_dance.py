@@ -11,7 +11,9 @@ from motiondiff.core.errors import UserError
 from motiondiff.data.dance_windows import DanceDataModule
 from motiondiff.data.info import KeypointData
 from motiondiff.metrics.single_motion import (
+    REPLAYS,
     REPORT_KEYS,
+    clip_coverage,
     coverage,
     global_diversity,
     inter_diversity,
@@ -279,11 +281,23 @@ def test_replay_clips_are_exact_training_windows_of_the_asked_lengths(walk):
             assert distances.min() == 0.0
     again = replay_clips(walk, [100, 37, 48], piece=24, seed=3)
     assert all(np.array_equal(a, b) for a, b in zip(clips, again))  # a fixed seed: the same yardstick every time
+    # Two possible pieces (starts 0 and 1): both are drawn, each whole.
+    short = walk[:25]
+    firsts = {tuple(clip[0]) for clip in replay_clips(short, [24] * 40, piece=24)}
+    assert firsts == {tuple(short[0]), tuple(short[1])}
+
+
+def test_the_report_replays_each_clip_length_four_times(dance):
+    training, validation, info, _ = dance
+    clips = [training[:100], training[50:180]]
+    report = single_motion_report(clips, training, [validation], info)
+    replays = replay_clips(training, [100, 130] * REPLAYS, 48)
+    assert REPLAYS == 4 and report["replay_coverage"] == clip_coverage(replays, training, 30)
 
 
 def test_replay_coverage_tells_a_repetitive_dance_from_one_that_never_repeats(walk):
     """A loop is covered by any replay of its windows; the random walk, whose windows never repeat, is covered by a
-    replay twice its length only where the random pieces happened to fall (far below 0.9)."""
+    replay as long as itself only where the random pieces happened to fall (far below 0.9)."""
     info = KeypointData(6, 3, 2, 30.0, ("a", "b", "c"), (-1, 0, 1), 1.0, "walk", 48, (1.0, 1.0))
     loop = np.tile(walk[:20], (10, 1))  # (200, 6): a 20-frame move danced ten times
     looped = single_motion_report([loop, loop], loop, [loop[:60]], info)

@@ -147,7 +147,11 @@ SINGLE_DANCE = Layout(
     metrics=(
         Metric("coverage", Better.HIGHER, "share of the dance's 1 s windows a clip reproduces, mean over clips"),
         Metric("pooled_coverage", Better.HIGHER, "share of the dance's 1 s windows any clip reproduces"),
-        Metric("replay_coverage", Better.CONTEXT, "coverage of the dance's own windows replayed at random, as long"),
+        Metric(
+            "replay_coverage",
+            Better.CONTEXT,
+            "coverage of the dance's own windows replayed at random, as long as the row's clips (one seed)",
+        ),
         Metric("local_diversity", Better.REFERENCE, "distance of 0.5 s sample windows to the nearest dance window"),
         Metric("global_diversity", Better.REFERENCE, "cost of rebuilding a sample from >= 1 s pieces of the dance"),
         Metric("inter_diversity", Better.REFERENCE, "distance between different samples at the same frames"),
@@ -164,12 +168,12 @@ SINGLE_DANCE = Layout(
     reference_label="validation (reference)",
     printed=(
         "coverage",
-        "replay_coverage",
         "copy_ratio",
-        "jitter_ratio",
         "copies_training",
+        "jitter_ratio",
         "bone_length_error",
         "foot_skating_ratio",
+        "replay_coverage",
         "pooled_coverage",
         "inter_diversity",
         "local_diversity",

@@ -340,9 +340,10 @@ def single_motion_report(
     reference_lengths = bone_lengths(training_positions, info.parents).mean(axis=0)  # (bones,)
     copy_window = windows["copy_window"]
     nn_generated, nn_heldout = nn_distance(clips, training, copy_window), nn_distance(heldout, training, copy_window)
+    nearest = nearest_per_clip(clips, training, windows["coverage_window"])  # (K, Wt)
     report = {
-        "coverage": clip_coverage(clips, training, windows["coverage_window"], coverage_threshold),
-        "pooled_coverage": coverage(clips, training, windows["coverage_window"], coverage_threshold),
+        "coverage": float(np.mean(nearest < coverage_threshold)),
+        "pooled_coverage": float(np.mean(nearest.min(axis=0) < coverage_threshold)),
         "replay_coverage": clip_coverage(
             replay_clips(training, [len(clip) for clip in clips] * REPLAYS, copy_window),
             training,
@@ -390,7 +391,15 @@ def nn_distance(clips: list, training: np.ndarray, window: int) -> float:
 
 def clip_coverage(clips: list, training: np.ndarray, window: int, threshold: float = COVERAGE_THRESHOLD) -> float:
     """GANimator's coverage: `coverage` of each clip on its own, averaged over the clips."""
-    return float(np.mean([coverage([clip], training, window, threshold) for clip in clips]))
+    return float(np.mean(nearest_per_clip(clips, training, window) < threshold))
+
+
+def nearest_per_clip(clips: list, training: np.ndarray, window: int) -> np.ndarray:
+    """(K, Wt): each training window's (stride 1) distance to its nearest window of each clip."""
+    training_windows = sliding_windows(np.asarray(training, dtype=np.float64), window)  # (Wt, w, F)
+    return np.stack(
+        [nearest_window_distance(training_windows, sliding_windows(clip, window)) for clip in as_clips(clips)]
+    )
 
 
 def unflatten_keypoints(features: np.ndarray, dims: int) -> np.ndarray:
