@@ -253,19 +253,9 @@ class MemoryWatch:
 
 def compose_train(overrides: list):
     """configs/train.yaml composed with `overrides`, as the train command composes it."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from motiondiff.cli.app import compose_command_config
 
-    from motiondiff.cli.app import CONFIG_DIR, expand_shorthands, register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose("train", overrides=expand_shorthands(list(overrides)), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    return compose_command_config("train", overrides)
 
 
 def loader_rate(loader, seconds: float) -> dict:

@@ -13,24 +13,10 @@ import sys
 import warnings
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import open_dict
 
-from motiondiff.cli.app import CONFIG_DIR, expand_shorthands, register_resolvers
+from motiondiff.cli.app import compose_command_config
 from motiondiff.runs.loading import load_trained_run
-
-
-def evaluate_config(overrides: list):
-    """configs/evaluate.yaml composed with `overrides`, as the evaluate command composes it."""
-    register_resolvers()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose("evaluate", overrides=expand_shorthands(list(overrides)), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 def acceleration(motion: torch.Tensor) -> torch.Tensor:
@@ -41,7 +27,7 @@ def acceleration(motion: torch.Tensor) -> torch.Tensor:
 def main(arguments: list) -> None:
     options = dict(argument.split("=", 1) for argument in arguments if argument.split("=", 1)[0] in ("kept", "windows"))
     kept, count = int(options.get("kept", 8)), int(options.get("windows", 16))
-    cfg = evaluate_config([a for a in arguments if a.split("=", 1)[0] not in ("kept", "windows")])
+    cfg = compose_command_config("evaluate", [a for a in arguments if a.split("=", 1)[0] not in ("kept", "windows")])
     run = load_trained_run(cfg)
     data = instantiate(run.config.dataset)
     with warnings.catch_warnings():

@@ -21,13 +21,25 @@ CLIPS = ("Gangnam-Style.bvh", "Crab-dance-long.bvh")  # the crab has no human jo
 
 
 @pytest.fixture(scope="module", params=CLIPS)
-def clip(request):
-    """(training (T, F), held-out span (V, F), info) of a shared clip as the 2D dance experiment cuts it."""
-    data = DanceDataModule(source=str(shared_path("bvh", request.param)), window=48)
+def data(request):
+    """A shared clip's data module as the 2D dance experiment cuts it (set up)."""
+    module = DanceDataModule(source=str(shared_path("bvh", request.param)), window=48)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the crab's "no joint map fits" warning
-        data.setup("fit")
+        module.setup("fit")
+    return module
+
+
+@pytest.fixture(scope="module")
+def clip(data):
+    """(training (T, F), held-out span (V, F), info) of the clip's normalised features."""
     return data.train_set.features.double().numpy(), data.val_set.features.double().numpy(), data.info
+
+
+@pytest.fixture(scope="module")
+def descriptors(data):
+    """The training span in the 2D descriptors evaluate measures coverage on (measure_space): (T, D)."""
+    return data.measure_space(data.train_set.features.numpy())[0].astype(np.float64)
 
 
 def copy_ratio(generated, clip) -> float:
@@ -66,16 +78,6 @@ def test_long_replayed_stretches_are_copies_and_short_collages_are_not(clip):
 
     assert copy_ratio([collage(96) for _ in range(3)], clip) < COPY_FRACTION  # measured 0.34-0.40
     assert copy_ratio([collage(24) for _ in range(3)], clip) > 0.8  # measured 1.06-1.18
-
-
-@pytest.fixture(scope="module", params=CLIPS)
-def descriptors(request):
-    """The training span of a shared clip in the 2D descriptors evaluate measures coverage on (measure_space)."""
-    data = DanceDataModule(source=str(shared_path("bvh", request.param)), window=48)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the crab's "no joint map fits" warning
-        data.setup("fit")
-    return data.measure_space(data.train_set.features.numpy())[0].astype(np.float64)  # (T, D)
 
 
 def test_the_dances_own_windows_replayed_at_random_cover_less_than_nine_tenths(descriptors):

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Callable
 
 import hydra
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from motiondiff.cli.help import command_help
 from motiondiff.cli.preflight import preflight
@@ -44,6 +45,18 @@ def expand_shorthands(overrides: list) -> list:
         else:
             expanded.append(override)
     return expanded
+
+
+def compose_command_config(config_name: str, overrides: list) -> DictConfig:
+    """configs/<config_name>.yaml composed with `overrides` as the command composes it, outside a Hydra run (for
+    scripts): shorthands written out, HydraConfig set for the resolvers, the `hydra` node dropped."""
+    register_resolvers()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose(config_name, overrides=expand_shorthands(list(overrides)), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 def hydra_entry_point(config_name: str, run: Callable[[DictConfig], object]) -> Callable[[], None]:
