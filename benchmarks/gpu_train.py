@@ -29,14 +29,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from bench import PeakMemory, count_flops, machine_info, matmul_peak, num_params, sync, text_condition  # benchmarks/
-from motiondiff.cli.app import CONFIG_DIR, register_resolvers
+from motiondiff.cli.app import CONFIG_DIR, compose_command_config
 from motiondiff.data.info import TextMotionData
 from motiondiff.runs.train import _compile_networks
 from motiondiff.training.build import build_module
@@ -58,13 +56,7 @@ def sizes(quick: bool) -> dict:
 
 def compose_train(out: Path, overrides: list):
     """configs/train.yaml composed as a run would (experiment=text2motion, adaln, trainer=gpu, compile on)."""
-    register_resolvers()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose("train", overrides=[f"paths.output_dir={out}", *overrides], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    return compose_command_config("train", [f"paths.output_dir={out}", *overrides])
 
 
 def data_info(frames: int) -> TextMotionData:

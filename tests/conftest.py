@@ -21,11 +21,9 @@ if TYPECHECKED:
     install_import_hook("motiondiff")
 
 import pytest  # noqa: E402  (after the import hook, like every motiondiff import below)
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig, open_dict  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
-from motiondiff.cli.app import CONFIG_DIR, expand_shorthands, register_resolvers  # noqa: E402
+from motiondiff.cli.app import CONFIG_DIR, compose_command_config  # noqa: E402, F401 (CONFIG_DIR: for the tests)
 from motiondiff.training import devices  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,14 +55,7 @@ def processor_precision_for_probe_tests(request, monkeypatch):
 
 def compose_config(name: str, output_dir: Path, overrides=()) -> DictConfig:
     """Compose configs/<name>.yaml as Hydra would for a run writing to output_dir."""
-    register_resolvers()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        overrides = [f"paths.output_dir={output_dir}", *expand_shorthands(list(overrides))]  # as the commands do
-        cfg = compose(name, overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    return compose_command_config(name, [f"paths.output_dir={output_dir}", *overrides])  # as the commands do
 
 
 def shared_path(*parts) -> Path:
