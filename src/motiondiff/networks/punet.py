@@ -2,6 +2,10 @@
 
 Convolutions run over frames with the features as channels. The network knows nothing
 about diffusion: what its output means (noise or clean sample) is the denoiser's business.
+With `context=True` it also reads frames known in advance (clean values and a 0/1 frame mask as
+extra input channels, `cond={"known": ..., "known_mask": ...}`), so that a window continuing
+frames made before sees them exactly from the first step (the module trains it with random
+known prefixes and suffixes, `module.context_prob`).
 """
 
 import warnings
@@ -93,6 +97,7 @@ class PUNet(nn.Module):
         groups: int = 8,
         dropout: float = 0.0,
         time_dim: Optional[int] = None,
+        context: bool = False,
     ):
         super().__init__()
         channel_mults = tuple(channel_mults)  # Hydra passes a ListConfig
@@ -109,11 +114,13 @@ class PUNet(nn.Module):
             time_dim,
         )
         self.features = features
+        self.context = bool(context)
         self.factor = 2 ** (len(channel_mults) - 1)  # frames are padded to a multiple of this
         widths = [base_channels * mult for mult in channel_mults]
 
         self.time_embedder = TimestepEmbedder(time_dim)
-        self.input = nn.Conv1d(features, widths[0], 3, padding=1)
+        inputs = 2 * features + 1 if self.context else features  # x_t, then known values and the known-frame mask
+        self.input = nn.Conv1d(inputs, widths[0], 3, padding=1)
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         channels = widths[0]
         for level, width in enumerate(widths):
@@ -157,16 +164,19 @@ class PUNet(nn.Module):
     def forward(
         self, x: Motion, t: Union[Timesteps, ScalarTimestep], cond=None, mask: Optional[FrameMask] = None
     ) -> Motion:
-        """Predict a tensor shaped like x (B, frames, feats); any frame count >= 1 works."""
-        if cond is not None:
-            raise ValueError(f"PUNet is unconditional: cond must be None, got {type(cond).__name__}.")
+        """Predict a tensor shaped like x (B, frames, feats); any frame count >= 1 works. With `context`, `cond`
+        may hold "known" (B, N, F) values and "known_mask" (B, N) marking the frames they fix (None: none known)."""
         if x.ndim != 3 or x.shape[-1] != self.features or x.shape[1] < 1:
             raise ValueError(f"PUNet expects x of shape (batch, frames>=1, {self.features}), got {tuple(x.shape)}.")
         frames = x.shape[1]
         if mask is not None:
             x = x.masked_fill(~mask.bool()[:, :, None], 0.0)  # (B, N, F), invalid frames zeroed
+        if self.context:
+            x = torch.cat([x, *self.context_channels(x, cond)], dim=-1)  # (B, N, 2F + 1)
+        elif cond is not None:
+            raise ValueError(f"PUNet is unconditional: cond must be None, got {type(cond).__name__}.")
         emb = self.time_embedder(t.expand(x.shape[0]))  # (B, T)
-        h = rearrange(x, "b n f -> b f n")  # (B, F, N)
+        h = rearrange(x, "b n f -> b f n")  # (B, C_in, N)
         h = F.pad(h, (0, -frames % self.factor))  # (B, F, N') with N' a multiple of 2**(levels-1)
         h = self.input(h)  # (B, C0, N')
         skips = []
@@ -183,6 +193,18 @@ class PUNet(nn.Module):
             h = upsample(h)  # (B, C_l, 2 N_l), except at the top level
         h = self.final(h)[:, :, :frames]  # (B, F, N)
         return rearrange(h, "b f n -> b n f")  # (B, N, F)
+
+
+    @staticmethod
+    def context_channels(x: Motion, cond: Optional[dict]) -> tuple:
+        """(known values zeroed elsewhere (B, N, F), frame mask (B, N, 1)) in x's dtype; zeros when cond is None."""
+        if cond is None:
+            return x.new_zeros(x.shape), x.new_zeros(*x.shape[:2], 1)
+        assert set(cond) == {"known", "known_mask"}, f"PUNet's context is known and known_mask, got {sorted(cond)}"
+        known, known_mask = cond["known"], cond["known_mask"]
+        assert known.shape == x.shape and known_mask.shape == x.shape[:2], (known.shape, known_mask.shape, x.shape)
+        weights = known_mask.to(x.dtype).unsqueeze(-1)  # (B, N, 1)
+        return known.to(x.dtype) * weights, weights
 
 
 def _check_config(features, base_channels, channel_mults, num_res_blocks, attention, heads, groups, dropout, time_dim):

@@ -4,7 +4,9 @@ Network, noise schedule, loss and validation sampler are separate objects built 
 their own config groups; this class only wires them together. Sampling and generation
 always use the EMA weights. Conditional data (batches with a "cond" dict, e.g. text)
 are trained with condition dropout, so that the same network also predicts unconditionally
-and samplers can apply classifier-free guidance. What the data is (its width, skeleton, whether it
+and samplers can apply classifier-free guidance. A network that reads known frames (punet with
+`network.context=true`) is trained with a random known prefix or suffix on a `context_prob` share
+of the windows, and is shown the known frames whenever it samples with some. What the data is (its width, skeleton, whether it
 is conditional, how features become positions) comes from its typed description (data.info).
 """
 
@@ -49,6 +51,7 @@ class MotionDiffusion(L.LightningModule):
         clip_x0: float = 0.0,
         cond_drop_prob: float = 0.1,
         guidance_weight: float = 1.0,
+        context_prob: float = 0.0,
     ):
         super().__init__()
         self.save_hyperparameters({"data_info": data.to_dict()}, logger=False)  # trackers get the run config
@@ -65,6 +68,7 @@ class MotionDiffusion(L.LightningModule):
             raise UserError(f"module.cond_drop_prob={cond_drop_prob} must lie in [0, 1) (0.1 is usual for guidance).")
         self.cond_drop_prob = cond_drop_prob
         self.guidance_weight = check_guidance_weight(guidance_weight)
+        self.context_prob = check_context(context_prob, network)
 
     @staticmethod
     def check_network_class(network_class: type) -> None:
@@ -100,8 +104,15 @@ class MotionDiffusion(L.LightningModule):
         """True when the data carries a condition (text), so sampling needs one."""
         return self.data.conditional
 
+    @property
+    def reads_context(self) -> bool:
+        """True when the network takes known frames as input (punet with network.context=true)."""
+        return self.context_prob > 0
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         cond = self.drop_conditions(batch.get("cond"))
+        if self.reads_context:
+            cond = known_context(batch["motion"], random_known_frames(batch["motion"], self.context_prob))
         loss = self.loss(self.network, self.schedule, batch["motion"], batch["mask"], cond=cond)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["motion"].shape[0])
         return loss
@@ -164,6 +175,9 @@ class MotionDiffusion(L.LightningModule):
             raise UserError("this model is unconditional (trained without text): drop prompt/prompts_file.")
         shape = (num_samples, frames or self.data.sample_frames, self.data.features)
         noise = torch.randn(shape, generator=generator, device=self.device)
+        if self.reads_context:  # the known frames (those fixed in every feature) as the network's input
+            fixed = None if known is None else (known_mask if known_mask.ndim == 2 else known_mask.all(dim=-1))  # (B, N)
+            cond, guidance_weight = (None if fixed is None else known_context(known, fixed.to(self.device))), 1.0
         denoiser = self.denoiser(cond, mask, guidance_weight)
         x = sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
         return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)  # padded frames zeroed
@@ -193,3 +207,36 @@ class MotionDiffusion(L.LightningModule):
         optimizer = self.optimizer_factory(params=self.network.parameters())
         scheduler = self.lr_scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def check_context(context_prob: float, network: nn.Module) -> float:
+    """context_prob as a float; UserError unless it lies in [0, 1) and agrees with the network's `context` input."""
+    if not 0.0 <= context_prob < 1.0:
+        raise UserError(f"module.context_prob={context_prob} must lie in [0, 1) (0 = off; 0.5 trains half the windows "
+                        "with known frames).")
+    takes = bool(getattr(network, "context", False))
+    if context_prob > 0 and not takes:
+        raise UserError(f"module.context_prob={context_prob} needs a network that reads known frames: use network=punet "
+                        "network.context=true, or module.context_prob=0.")
+    if takes and context_prob == 0:
+        raise UserError("network.context=true needs module.context_prob > 0 (0.5 is usual): a network never shown "
+                        "known frames in training must not be given any when sampling.")
+    return float(context_prob)
+
+
+def random_known_frames(x0: Motion, prob: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """(B, N) bool: for a `prob` share of the windows a known prefix or suffix (evenly) of 1 to N/2 frames, else none."""
+    batch, frames = x0.shape[:2]
+    device = x0.device
+    chosen = torch.rand(batch, generator=generator, device=device) < prob  # (B,)
+    lengths = torch.randint(1, frames // 2 + 1, (batch, 1), generator=generator, device=device)  # (B, 1)
+    suffix = torch.rand(batch, 1, generator=generator, device=device) < 0.5  # (B, 1)
+    index = torch.arange(frames, device=device).expand(batch, frames)  # (B, N)
+    position = torch.where(suffix, frames - 1 - index, index)  # distance from the known end
+    return (position < lengths) & chosen[:, None]
+
+
+def known_context(known: Motion, known_frames: torch.Tensor) -> dict:
+    """The network's context condition: known values (B, N, F) and the frames they fix (B, N) bool."""
+    assert known_frames.shape == known.shape[:2] and known_frames.dtype == torch.bool, (known_frames.shape, known.shape)
+    return {"known": known, "known_mask": known_frames}

@@ -1,0 +1,161 @@
+"""Known-frame context: punet reads known frames as input, the module trains with random known prefixes/suffixes
+and shows the network the frames a chained window continues."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_NETWORK, compose_config, shared_path
+from motiondiff.cli import evaluate, train
+from motiondiff.core.errors import UserError
+from motiondiff.data.info import KeypointData
+from motiondiff.diffusion.samplers import DDIMSampler
+from motiondiff.networks.punet import PUNet
+from motiondiff.training.build import module_options
+from motiondiff.training.diffusion_module import MotionDiffusion, check_context, known_context, random_known_frames
+
+WALKER = KeypointData(
+    features=40, dims=2, window=48, bone_lengths=[1.0] * 19, feature_abs_max=2.0, source="test", num_joints=20,
+    joint_names=[f"j{i}" for i in range(20)], parents=[-1, *range(19)], fps=30.0,
+)
+
+
+def context_net(features: int = 6) -> PUNet:
+    """A small context punet whose output layer is not zero, so its output depends on its inputs."""
+    net = PUNet(features=features, base_channels=16, channel_mults=(1, 2), num_res_blocks=1, context=True)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in net.final[-1].parameters():
+            param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    return net
+
+
+def test_the_context_network_reads_the_known_frames_and_nothing_else_of_known():
+    net = context_net()
+    x, t = torch.randn(2, 24, 6), torch.tensor([10, 500])
+    frames = torch.arange(24)[None].expand(2, 24) < 8  # (B, N): the first 8 frames known
+    known = torch.randn(2, 24, 6)
+    out = net(x, t, cond=known_context(known, frames))
+    assert out.shape == x.shape
+    # Values outside the known frames are not read; values inside are.
+    other = torch.where(frames[:, :, None], known, 100 * torch.randn_like(known))
+    assert torch.equal(out, net(x, t, cond=known_context(other, frames)))
+    assert not torch.allclose(out, net(x, t, cond=known_context(known + 1, frames)))
+    # No context is the same as context with no known frame.
+    nothing = torch.zeros_like(frames)
+    assert torch.equal(net(x, t), net(x, t, cond=known_context(known, nothing)))
+    assert net.input.in_channels == 2 * 6 + 1
+
+
+def test_a_context_network_accepts_only_known_and_known_mask():
+    with pytest.raises(AssertionError, match="known"):
+        context_net()(torch.randn(1, 8, 6), torch.zeros(1, dtype=torch.long), cond={"text_pooled": torch.zeros(1, 4)})
+
+
+def test_random_known_frames_are_a_prefix_or_suffix_of_up_to_half_the_window():
+    generator = torch.Generator().manual_seed(0)
+    frames = random_known_frames(torch.zeros(4000, 48, 3), 0.5, generator)  # (B, N)
+    assert frames.shape == (4000, 48) and frames.dtype == torch.bool
+    counts = frames.sum(dim=1)
+    chosen = counts > 0
+    assert 0.45 < chosen.float().mean() < 0.55
+    assert counts.max() == 24 and counts[chosen].min() == 1
+    prefix = frames[:, 0] & chosen
+    suffix = frames[:, -1] & chosen
+    assert not bool((prefix & suffix).any()) and bool((prefix | suffix)[chosen].all())
+    assert 0.4 < prefix[chosen].float().mean() < 0.6
+    index = torch.arange(48)
+    assert torch.equal(frames[prefix], index[None] < counts[prefix, None])  # contiguous from the start
+    assert torch.equal(frames[suffix], index[None] >= 48 - counts[suffix, None])  # contiguous to the end
+    assert not bool(random_known_frames(torch.zeros(50, 48, 3), 0.0).any())
+
+
+def test_context_prob_and_the_network_must_agree():
+    plain = PUNet(features=6, base_channels=16, channel_mults=(1, 2), num_res_blocks=1)
+    assert check_context(0.0, plain) == 0.0 and check_context(0.5, context_net()) == 0.5
+    with pytest.raises(UserError, match="network.context=true"):
+        check_context(0.5, plain)
+    with pytest.raises(UserError, match="module.context_prob > 0"):
+        check_context(0.0, context_net())
+    with pytest.raises(UserError, match=r"\[0, 1\)"):
+        check_context(1.0, context_net())
+
+
+class Spy(torch.nn.Module):
+    """A network that records the condition it is called with and outputs zeros."""
+
+    context = True
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.conds = []
+
+    def forward(self, x, t, cond=None, mask=None):
+        self.conds.append(cond)
+        return x * self.weight
+
+
+def test_sampling_shows_the_network_the_frames_fixed_in_every_feature(dance_module_with):
+    module, spy = dance_module_with(Spy())
+    sampler = DDIMSampler(num_steps=2, progress=False)
+    known = torch.randn(2, 48, module.data.features)
+    frames = torch.arange(48)[None].expand(2, 48) < 8
+    module.sample(2, sampler, known=known, known_mask=frames)
+    assert len(spy.conds) == 2 and all(torch.equal(c["known_mask"], frames) for c in spy.conds)
+    assert torch.equal(spy.conds[0]["known"], known)
+    features = frames[:, :, None].expand(2, 48, module.data.features).clone()
+    features[:, 0, 0] = False  # frame 0 is not fixed in every feature: the network is not told it is known
+    module.sample(2, sampler, known=known, known_mask=features)
+    assert torch.equal(spy.conds[-1]["known_mask"], frames & (torch.arange(48) > 0))
+    module.sample(2, sampler)
+    assert spy.conds[-1] is None
+
+
+@pytest.fixture
+def dance_module_with(tmp_path):
+    """A dance2d module (the committed configs, context_prob 0.5) built around a given network."""
+
+    def build(network):
+        overrides = ["experiment=dance2d", "network.context=true", "module.context_prob=0.5"]
+        cfg = compose_config("train", tmp_path, overrides)
+        module = MotionDiffusion.from_config(cfg, network, WALKER, module_options(cfg)).eval()
+        return module, module.ema_network  # sampling calls the EMA copy
+
+    return build
+
+
+def test_a_context_dance_run_trains_generates_and_evaluates(tmp_path):
+    cfg = compose_config(
+        "train",
+        tmp_path / "run",
+        [
+            "experiment=dance2d",
+            f"dataset.source={shared_path('bvh', 'Walk-In-Circle.bvh')}",
+            "network.context=true",
+            "module.context_prob=0.5",
+            "trainer.max_steps=3",
+            "generate_after_training.num_samples=2",
+            "generate_after_training.chain_windows=3",
+            "sampler=ddim",
+            "sampler.num_steps=3",
+            *TINY_NETWORK,
+        ],
+    )
+    result = train.run(cfg)
+    final = result["run_dir"] / "generations" / "final"
+    long = np.load(final / "long_dance.npy")
+    assert long.shape[0] == 48 + 2 * 32 and np.isfinite(long).all()
+    out = tmp_path / "eval"
+    evaluate.run(
+        compose_config(
+            "evaluate",
+            out,
+            [f"run_dir={result['run_dir']}", "sampler=ddim", "sampler.num_steps=2", "replications=1", "clips=2"],
+        )
+    )
+    saved = json.loads((out / "metrics.json").read_text())
+    assert 0 <= saved["results"]["generated"]["coverage"]["mean"] <= 1  # the reloaded context run chains windows
+    assert saved["settings"]["generated_frames"] >= saved["settings"]["training_frames"] > 48
