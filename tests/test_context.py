@@ -11,7 +11,10 @@ from conftest import TINY_NETWORK, compose_config, shared_path
 from motiondiff.cli import evaluate, train
 from motiondiff.core.errors import UserError
 from motiondiff.data.info import KeypointData
+from motiondiff.diffusion.denoiser import Denoiser
+from motiondiff.diffusion.loss import DiffusionLoss
 from motiondiff.diffusion.samplers import DDIMSampler
+from motiondiff.diffusion.schedule import LinearSchedule
 from motiondiff.networks.punet import PUNet
 from motiondiff.training.build import module_options
 from motiondiff.training.diffusion_module import MotionDiffusion, check_context, known_context, random_known_frames
@@ -159,3 +162,42 @@ def test_a_context_dance_run_trains_generates_and_evaluates(tmp_path):
     saved = json.loads((out / "metrics.json").read_text())
     assert 0 <= saved["results"]["generated"]["coverage"]["mean"] <= 1  # the reloaded context run chains windows
     assert saved["settings"]["generated_frames"] >= saved["settings"]["training_frames"] > 48
+
+
+def test_a_context_network_continues_known_frames_better_than_replacement_alone():
+    """Windows of lines with a random offset and slope: given the first 8 frames, the rest is determined. The same
+    context-trained network continues them more closely when shown the frames than by known-value replacement alone
+    (measured: seam second difference 0.09 against 0.24, continuation error 0.14 against 0.41)."""
+    torch.manual_seed(0)
+    frames = 16
+
+    def lines(batch, generator=None):
+        offset = torch.rand(batch, 1, 1, generator=generator) * 2 - 1
+        slope = (torch.rand(batch, 1, 1, generator=generator) * 2 - 1) * 0.1
+        return offset + slope * (torch.arange(frames).view(1, frames, 1) - frames / 2)  # (B, N, 1)
+
+    net = PUNet(features=1, base_channels=32, channel_mults=(1, 2), num_res_blocks=1, context=True)
+    schedule, loss = LinearSchedule(100), DiffusionLoss("x0")
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
+    for _ in range(600):
+        x0 = lines(64)
+        value = loss(net, schedule, x0, cond=known_context(x0, random_known_frames(x0, 0.5)))
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+    net.eval()
+    truth = lines(256, torch.Generator().manual_seed(1))
+    fixed = torch.zeros(256, frames, dtype=torch.bool)
+    fixed[:, :8] = True
+    known = truth * fixed[:, :, None]
+    scores = {}
+    for name, cond in (("replacement", None), ("context", known_context(known, fixed))):
+        noise = torch.randn(truth.shape, generator=torch.Generator().manual_seed(2))
+        out = DDIMSampler(num_steps=20, progress=False).sample(
+            Denoiser(net, schedule, "x0", cond=cond), schedule, noise, known=known, known_mask=fixed
+        )  # (B, N, 1)
+        assert torch.equal(out[:, :8], truth[:, :8])
+        seam = (out[:, 8] - 2 * out[:, 7] + out[:, 6]).abs().mean()  # 0 on a line
+        scores[name] = (float(seam), float((out[:, 8:] - truth[:, 8:]).abs().mean()))
+    assert scores["context"][0] < 0.6 * scores["replacement"][0], scores
+    assert scores["context"][1] < 0.6 * scores["replacement"][1], scores
