@@ -32,6 +32,7 @@ COLUMNS = (
     ("copy_ratio", "copy ratio"),
     ("copies_training", "flagged as copy"),
     ("jitter_ratio", "jitter ratio"),
+    ("frozen_share", "frozen share"),
     ("foot_skating_ratio", "foot skating ratio"),
     ("bone_length_error", "bone error"),
 )

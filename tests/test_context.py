@@ -20,8 +20,16 @@ from motiondiff.training.build import module_options
 from motiondiff.training.diffusion_module import MotionDiffusion, check_context, known_context, random_known_frames
 
 WALKER = KeypointData(
-    features=40, dims=2, window=48, bone_lengths=[1.0] * 19, feature_abs_max=2.0, source="test", num_joints=20,
-    joint_names=[f"j{i}" for i in range(20)], parents=[-1, *range(19)], fps=30.0,
+    features=40,
+    dims=2,
+    window=48,
+    bone_lengths=[1.0] * 19,
+    feature_abs_max=2.0,
+    source="test",
+    num_joints=20,
+    joint_names=[f"j{i}" for i in range(20)],
+    parents=[-1, *range(19)],
+    fps=30.0,
 )
 
 

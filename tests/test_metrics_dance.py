@@ -15,6 +15,7 @@ from motiondiff.metrics.single_motion import (
     REPORT_KEYS,
     clip_coverage,
     coverage,
+    frozen_share,
     global_diversity,
     inter_diversity,
     intra_diversity,
@@ -24,6 +25,7 @@ from motiondiff.metrics.single_motion import (
     resolve_windows,
     single_motion_report,
     sliding_windows,
+    window_speeds,
 )
 
 EXACT = 1e-6  # distances of exact copies come out of a |a|^2 + |b|^2 - 2ab expansion: zero up to rounding
@@ -78,6 +80,7 @@ def test_training_windows_cover_the_dance_without_diversity(dance):
     assert report["copies_training"] is True
     assert report["bone_length_error"] < 0.01  # windows weight the middle frames more than the whole span does
     assert abs(report["jitter_ratio"] - 1) < 0.05
+    assert report["frozen_share"] == 0.0  # no window of the dance is stiller than its own slowest
     # The whole training sequence as one clip: exact zeros and ratios of one, no pair of clips to compare.
     whole = single_motion_report([training], training, [validation], info)
     assert whole["coverage"] == 1.0
@@ -305,3 +308,32 @@ def test_replay_coverage_tells_a_repetitive_dance_from_one_that_never_repeats(wa
     never = single_motion_report([walk, walk], walk, [walk[150:]], info)
     assert 0.3 < never["replay_coverage"] < 0.8
     assert never["coverage"] == never["pooled_coverage"] == 1.0  # the walk itself, twice
+
+
+# ---------------------------------------------------------------- frozen share
+
+
+def test_window_speeds_are_the_mean_joint_speed_per_window():
+    frames = np.arange(10.0)
+    positions = np.stack([np.stack([frames, 0 * frames], -1), np.stack([0 * frames, 2 * frames], -1)], 1)  # (10, 2, 2)
+    speeds = window_speeds(positions, 4)
+    assert speeds.shape == (7,) and np.allclose(speeds, 1.5)  # joint speeds 1 and 2
+    positions[5:] = positions[5]  # still after frame 5: windows of 3 steps from step 3 on take in the stillness
+    assert np.allclose(window_speeds(positions, 4), [1.5, 1.5, 1.5, 1.0, 0.5, 0.0, 0.0])
+
+
+def test_a_clip_that_holds_a_pose_is_frozen_and_the_dance_is_not(dance):
+    training, validation, info, _ = dance
+    positions = training.reshape(len(training), -1, 2)  # (T, J, 2)
+    assert frozen_share([positions], positions, 30) == 0.0
+    held = np.repeat(positions[:1], 200, axis=0)  # one pose for 200 frames
+    assert frozen_share([held], positions, 30) == 1.0
+    # A chain that dances 200 frames and then stands for 200: the windows inside the still part (171 of 371).
+    chain = np.concatenate([positions[:200], np.repeat(positions[199:200], 200, axis=0)])
+    share = frozen_share([chain], positions, 30)
+    assert 171 / 371 <= share <= 190 / 371, share
+    # A dance that itself holds still for a second allows it.
+    still_dance = np.concatenate([positions[:300], np.repeat(positions[299:300], 40, axis=0), positions[300:]])
+    assert frozen_share([held], still_dance, 30) == 0.0
+    report = single_motion_report([chain.reshape(len(chain), -1)], training, [validation], info)
+    assert report["frozen_share"] == share

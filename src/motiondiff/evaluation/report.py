@@ -158,6 +158,7 @@ SINGLE_DANCE = Layout(
         Metric("intra_diversity", Better.REFERENCE, "distance between windows of one sample (0: frozen or looping)"),
         Metric("bone_length_error", Better.LOWER, "mean relative error of bone lengths against the dance's"),
         Metric("jitter_ratio", Better.ONE, "acceleration of the samples / of the dance (1: as smooth)"),
+        Metric("frozen_share", Better.LOWER, "share of 1 s sample windows at under half the dance's slowest speed"),
         Metric("foot_skating_ratio", Better.LOWER, "foot speed in contact, samples / dance (3D; 1.5 at most)"),
         Metric("nn_distance_to_training", Better.REFERENCE, "distance of window-long pieces to the nearest dance one"),
         Metric("heldout_nn_distance", Better.CONTEXT, "the same for the held-out end of the dance: the copy yardstick"),

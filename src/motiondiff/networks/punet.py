@@ -194,7 +194,6 @@ class PUNet(nn.Module):
         h = self.final(h)[:, :, :frames]  # (B, F, N)
         return rearrange(h, "b f n -> b n f")  # (B, N, F)
 
-
     @staticmethod
     def context_channels(x: Motion, cond: Optional[dict]) -> tuple:
         """(known values zeroed elsewhere (B, N, F), frame mask (B, N, 1)) in x's dtype; zeros when cond is None."""

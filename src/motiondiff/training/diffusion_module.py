@@ -176,7 +176,9 @@ class MotionDiffusion(L.LightningModule):
         shape = (num_samples, frames or self.data.sample_frames, self.data.features)
         noise = torch.randn(shape, generator=generator, device=self.device)
         if self.reads_context:  # the known frames (those fixed in every feature) as the network's input
-            fixed = None if known is None else (known_mask if known_mask.ndim == 2 else known_mask.all(dim=-1))  # (B, N)
+            fixed = (
+                None if known is None else (known_mask if known_mask.ndim == 2 else known_mask.all(dim=-1))
+            )  # (B, N)
             cond, guidance_weight = (None if fixed is None else known_context(known, fixed.to(self.device))), 1.0
         denoiser = self.denoiser(cond, mask, guidance_weight)
         x = sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
@@ -212,15 +214,21 @@ class MotionDiffusion(L.LightningModule):
 def check_context(context_prob: float, network: nn.Module) -> float:
     """context_prob as a float; UserError unless it lies in [0, 1) and agrees with the network's `context` input."""
     if not 0.0 <= context_prob < 1.0:
-        raise UserError(f"module.context_prob={context_prob} must lie in [0, 1) (0 = off; 0.5 trains half the windows "
-                        "with known frames).")
+        raise UserError(
+            f"module.context_prob={context_prob} must lie in [0, 1) (0 = off; 0.5 trains half the windows "
+            "with known frames)."
+        )
     takes = bool(getattr(network, "context", False))
     if context_prob > 0 and not takes:
-        raise UserError(f"module.context_prob={context_prob} needs a network that reads known frames: use network=punet "
-                        "network.context=true, or module.context_prob=0.")
+        raise UserError(
+            f"module.context_prob={context_prob} needs a network that reads known frames: use network=punet "
+            "network.context=true, or module.context_prob=0."
+        )
     if takes and context_prob == 0:
-        raise UserError("network.context=true needs module.context_prob > 0 (0.5 is usual): a network never shown "
-                        "known frames in training must not be given any when sampling.")
+        raise UserError(
+            "network.context=true needs module.context_prob > 0 (0.5 is usual): a network never shown "
+            "known frames in training must not be given any when sampling."
+        )
     return float(context_prob)
 
 
