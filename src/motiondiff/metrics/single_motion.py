@@ -415,7 +415,7 @@ def nearest_per_clip(clips: list, training: np.ndarray, window: int) -> np.ndarr
 
 
 def window_speeds(positions: np.ndarray, window: int) -> np.ndarray:
-    """(T - window + 1,): the mean joint speed (position change per frame) of each `window`-frame window of (T, J, D)."""
+    """(T - window + 1,): the mean joint speed (position change a frame) of each `window`-frame window of (T, J, D)."""
     speed = np.linalg.norm(np.diff(positions, axis=0), axis=-1).mean(axis=-1)  # (T - 1,)
     steps = max(window - 1, 1)
     sums = np.concatenate([[0.0], np.cumsum(speed)])  # (T,)

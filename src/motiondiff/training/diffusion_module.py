@@ -6,8 +6,9 @@ always use the EMA weights. Conditional data (batches with a "cond" dict, e.g. t
 are trained with condition dropout, so that the same network also predicts unconditionally
 and samplers can apply classifier-free guidance. A network that reads known frames (punet with
 `network.context=true`) is trained with a random known prefix or suffix on a `context_prob` share
-of the windows, and is shown the known frames whenever it samples with some. What the data is (its width, skeleton, whether it
-is conditional, how features become positions) comes from its typed description (data.info).
+of the windows, and is shown the known frames whenever it samples with some. What the data is (its
+width, skeleton, whether it is conditional, how features become positions) comes from its typed
+description (data.info).
 """
 
 from typing import Callable, Optional
@@ -175,11 +176,8 @@ class MotionDiffusion(L.LightningModule):
             raise UserError("this model is unconditional (trained without text): drop prompt/prompts_file.")
         shape = (num_samples, frames or self.data.sample_frames, self.data.features)
         noise = torch.randn(shape, generator=generator, device=self.device)
-        if self.reads_context:  # the known frames (those fixed in every feature) as the network's input
-            fixed = (
-                None if known is None else (known_mask if known_mask.ndim == 2 else known_mask.all(dim=-1))
-            )  # (B, N)
-            cond, guidance_weight = (None if fixed is None else known_context(known, fixed.to(self.device))), 1.0
+        if self.reads_context and known is not None:  # the network also reads the frames fixed in every feature
+            cond, guidance_weight = known_context(known, fixed_frames(known_mask).to(self.device)), 1.0  # not guided
         denoiser = self.denoiser(cond, mask, guidance_weight)
         x = sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
         return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)  # padded frames zeroed
@@ -233,7 +231,7 @@ def check_context(context_prob: float, network: nn.Module) -> float:
 
 
 def random_known_frames(x0: Motion, prob: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """(B, N) bool: for a `prob` share of the windows a known prefix or suffix (evenly) of 1 to N/2 frames, else none."""
+    """(B, N) bool: for a `prob` share of the windows a known prefix or suffix (even odds) of 1 to N/2 frames."""
     batch, frames = x0.shape[:2]
     device = x0.device
     chosen = torch.rand(batch, generator=generator, device=device) < prob  # (B,)
@@ -242,6 +240,11 @@ def random_known_frames(x0: Motion, prob: float, generator: Optional[torch.Gener
     index = torch.arange(frames, device=device).expand(batch, frames)  # (B, N)
     position = torch.where(suffix, frames - 1 - index, index)  # distance from the known end
     return (position < lengths) & chosen[:, None]
+
+
+def fixed_frames(known_mask: torch.Tensor) -> torch.Tensor:
+    """(B, N) bool: the frames a known_mask over frames (B, N) or frames x features (B, N, F) fixes in every feature."""
+    return known_mask.bool() if known_mask.ndim == 2 else known_mask.bool().all(dim=-1)
 
 
 def known_context(known: Motion, known_frames: torch.Tensor) -> dict:
