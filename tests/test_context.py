@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import TINY_NETWORK, compose_config, shared_path
 from motiondiff.cli import evaluate, train
@@ -16,6 +17,7 @@ from motiondiff.diffusion.loss import DiffusionLoss
 from motiondiff.diffusion.samplers import DDIMSampler
 from motiondiff.diffusion.schedule import LinearSchedule
 from motiondiff.networks.punet import PUNet
+from motiondiff.runs.distill import with_teacher
 from motiondiff.training.build import module_options
 from motiondiff.training.diffusion_module import MotionDiffusion, check_context, known_context, random_known_frames
 
@@ -118,11 +120,19 @@ def test_sampling_shows_the_network_the_frames_fixed_in_every_feature(dance_modu
     assert len(spy.conds) == 2 and all(torch.equal(c["known_mask"], frames) for c in spy.conds)
     assert torch.equal(spy.conds[0]["known"], known)
     features = frames[:, :, None].expand(2, 48, module.data.features).clone()
-    features[:, 0, 0] = False  # frame 0 is not fixed in every feature: the network is not told it is known
+    features[:, 7, 0] = False  # frame 7 is not fixed in every feature: the network is not told it is known
     module.sample(2, sampler, known=known, known_mask=features)
-    assert torch.equal(spy.conds[-1]["known_mask"], frames & (torch.arange(48) > 0))
+    assert torch.equal(spy.conds[-1]["known_mask"], frames & (torch.arange(48) < 7))
     module.sample(2, sampler)
     assert spy.conds[-1] is None
+    # Patterns training never shows (both ends of a window, more than half of it) are sampled by replacement alone.
+    ends = (torch.arange(48) < 8) | (torch.arange(48) >= 40)
+    long = torch.arange(48) < 30
+    module.sample(2, sampler, known=known, known_mask=torch.stack([ends, long]))
+    assert not bool(spy.conds[-1]["known_mask"].any())
+    suffix = torch.arange(48)[None].expand(2, 48) >= 40
+    module.sample(2, sampler, known=known, known_mask=suffix)
+    assert torch.equal(spy.conds[-1]["known_mask"], suffix)
 
 
 @pytest.fixture
@@ -209,3 +219,14 @@ def test_a_context_network_continues_known_frames_better_than_replacement_alone(
         scores[name] = (float(seam), float((out[:, 8:] - truth[:, 8:]).abs().mean()))
     assert scores["context"][0] < 0.6 * scores["replacement"][0], scores
     assert scores["context"][1] < 0.6 * scores["replacement"][1], scores
+
+
+def test_a_context_trained_teacher_is_refused_by_distillation(tmp_path):
+    """The student would be shown known frames it never learned to read: refused in one sentence."""
+    teacher = tmp_path / "teacher"
+    (teacher / "checkpoints").mkdir(parents=True)
+    (teacher / "checkpoints" / "last.ckpt").write_bytes(b"")
+    overrides = ["experiment=dance2d", "network.context=true", "module.context_prob=0.5"]
+    OmegaConf.save(compose_config("train", teacher, overrides), teacher / "config.yaml")
+    with pytest.raises(UserError, match="network.context=true, which experiment=distill does not distil"):
+        with_teacher(compose_config("train", tmp_path / "student", ["experiment=distill", f"teacher={teacher}"]))

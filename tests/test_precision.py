@@ -35,6 +35,8 @@ def test_sampling_precision_follows_the_processor(flags):
     assert devices.sampling_dtype("cpu", "auto") == torch.bfloat16
     assert devices.sampling_dtype("cpu", "bf16") == torch.bfloat16
     assert devices.sampling_dtype("cpu", 32) is None  # Hydra reads precision=32 as an int
+    assert devices.sampling_dtype("cpu", "auto", conditional=False) is None  # dance runs: float32 under auto
+    assert devices.sampling_dtype("cpu", "bf16", conditional=False) == torch.bfloat16  # asked for: given
     flags("avx2", "avx512f")
     assert devices.sampling_dtype("cpu", "auto") is None
     with pytest.raises(UserError, match="precision=bf16 needs bf16 units on the cpu.*use precision=auto"):

@@ -172,6 +172,7 @@ SINGLE_DANCE = Layout(
         "copy_ratio",
         "copies_training",
         "jitter_ratio",
+        "frozen_share",
         "bone_length_error",
         "foot_skating_ratio",
         "replay_coverage",
@@ -179,7 +180,7 @@ SINGLE_DANCE = Layout(
         "inter_diversity",
         "local_diversity",
     ),
-    good="Good: coverage high, copy_ratio near 1 (no copies), bone_length_error low, jitter_ratio near 1.",
+    good="Good: coverage high, copy_ratio near 1, bone_length_error low, jitter_ratio near 1, frozen_share 0.",
     reference_means="Reference: the dance's held-out end as one clip: copy_ratio 1 by definition, coverage low.",
 )
 LAYOUTS = {layout.protocol: layout for layout in (OURS, LAB, GUO, SINGLE_DANCE)}

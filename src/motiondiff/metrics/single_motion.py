@@ -416,8 +416,9 @@ def nearest_per_clip(clips: list, training: np.ndarray, window: int) -> np.ndarr
 
 def window_speeds(positions: np.ndarray, window: int) -> np.ndarray:
     """(T - window + 1,): the mean joint speed (position change a frame) of each `window`-frame window of (T, J, D)."""
+    assert 2 <= window <= len(positions), f"a speed window needs 2 to {len(positions)} frames, got {window}"
     speed = np.linalg.norm(np.diff(positions, axis=0), axis=-1).mean(axis=-1)  # (T - 1,)
-    steps = max(window - 1, 1)
+    steps = window - 1
     sums = np.concatenate([[0.0], np.cumsum(speed)])  # (T,)
     return (sums[steps:] - sums[:-steps]) / steps
 
@@ -425,8 +426,9 @@ def window_speeds(positions: np.ndarray, window: int) -> np.ndarray:
 def frozen_share(positions: list, training_positions: np.ndarray, window: int) -> float:
     """Share of the clips' `window`-frame windows K x (T_k, J, D) (stride 1) whose mean joint speed is below
     FROZEN_FRACTION x that of the training span's slowest window (0: never stiller than the dance gets)."""
+    window = max(2, min(window, len(training_positions)))
     slowest = window_speeds(training_positions, window).min()
-    speeds = np.concatenate([window_speeds(clip, window) for clip in positions])
+    speeds = np.concatenate([window_speeds(clip, window) for clip in positions if len(clip) >= window])
     return float(np.mean(speeds < FROZEN_FRACTION * slowest))
 
 

@@ -38,6 +38,11 @@ def with_teacher(cfg: DictConfig) -> DictConfig:
         raise UserError(
             f"'{teacher_dir}' is a {teacher_module.__name__} run; the teacher must be a diffusion training run."
         )
+    if teacher_cfg.network.get("context", False):
+        raise UserError(
+            f"teacher={teacher} was trained with network.context=true, which experiment=distill does not distil; "
+            "give a run trained without it."
+        )
     with open_dict(cfg):
         for group in TEACHER_GROUPS:
             cfg[group] = teacher_cfg[group]

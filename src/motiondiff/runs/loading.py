@@ -70,12 +70,8 @@ def load_trained_run(cfg: DictConfig) -> TrainedRun:
         )
     device = pick_device(cfg.device)
     choice = cfg.get("precision", "auto")
-    dtype = sampling_dtype(device, choice)  # checked before the checkpoint is read
+    sampling_dtype(device, choice)  # checked before the checkpoint is read
     module = load_module(train_cfg, ckpt_path, device)
-    if str(choice) == "auto" and not module.conditional:
-        dtype = (
-            None  # dance runs: float32 (bf16 saved no time on their small networks and added jitter, docs/dance3d.md)
-        )
-    module.sampling_dtype = dtype
+    module.sampling_dtype = sampling_dtype(device, choice, conditional=module.conditional)
     sampler = instantiate(cfg.sampler if cfg.get("sampler") else train_cfg.sampler)
     return TrainedRun(run_dir, ckpt_path, train_cfg, module, sampler)

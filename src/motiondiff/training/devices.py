@@ -7,12 +7,14 @@ resolver, and the saved config.yaml records what was chosen; `trainer=cpu` / `tr
 `trainer.precision=bf16-mixed` or `32-true` fixes the precision. `check_accelerator` turns "a GPU trainer
 without a GPU" into one sentence.
 
-Sampling (generate, evaluate, edit, app: `precision=auto|32|bf16`): auto samples in bf16 where the
-hardware has bf16 matrix units (a CUDA GPU with bf16; a CPU with Intel AMX or AVX512-BF16), float32
-elsewhere. The two choices differ because they measured differently (docs/fast-sampling.md, "bf16 on
-the CPU"): a guided forward ran faster in bf16 on both processors measured (1.5x on a 2-core AMX Xeon,
-2.7x on an AVX512-BF16 EPYC, reference size), while a bf16-mixed training step ran slower on the Xeon (the
-casts around every linear cost more than the matmuls gain) and 1.5-2.2x faster on the EPYC.
+Sampling (generate, evaluate, edit, app: `precision=auto|32|bf16`): auto samples text runs in bf16 where the
+hardware has bf16 matrix units (a CUDA GPU with bf16; a CPU with Intel AMX or AVX512-BF16), float32 elsewhere;
+unconditional (dance) runs always in float32 (their small networks gained no time, and bf16's rounding roughened the
+slow 2D walk: jitter 1.47 against 1.10, docs/dance3d.md). Sampling and training choose differently because they
+measured differently (docs/fast-sampling.md, "bf16 on the CPU"): a guided forward ran faster in bf16 on both
+processors measured (1.5x on a 2-core AMX Xeon, 2.7x on an AVX512-BF16 EPYC, reference size), while a bf16-mixed
+training step ran slower on the Xeon (the casts around every linear cost more than the matmuls gain) and 1.5-2.2x
+faster on the EPYC.
 """
 
 import os
@@ -57,12 +59,13 @@ def cpu_has_bf16() -> bool:
     return bool(cpu_flags() & BF16_CPU_FLAGS)
 
 
-def sampling_dtype(device: str, choice="auto"):
-    """torch.bfloat16 or None (float32) for sampling on `device` ('cpu' | 'cuda'); choice auto | 32 | bf16."""
+def sampling_dtype(device: str, choice="auto", conditional: bool = True):
+    """torch.bfloat16 or None (float32) for sampling on `device` ('cpu' | 'cuda'); choice auto | 32 | bf16; auto
+    gives an unconditional (dance) run float32."""
     choice = str(choice)
     if choice not in SAMPLING_PRECISIONS:
         raise UserError(f"precision={choice} is unknown; use one of {list(SAMPLING_PRECISIONS)}.")
-    if choice == "32":
+    if choice == "32" or (choice == "auto" and not conditional):
         return None
     if device == "cuda":
         supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()

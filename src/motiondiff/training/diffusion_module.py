@@ -177,7 +177,8 @@ class MotionDiffusion(L.LightningModule):
         shape = (num_samples, frames or self.data.sample_frames, self.data.features)
         noise = torch.randn(shape, generator=generator, device=self.device)
         if self.reads_context and known is not None:  # the network also reads the frames fixed in every feature
-            cond, guidance_weight = known_context(known, fixed_frames(known_mask).to(self.device)), 1.0  # not guided
+            shown = trained_pattern(fixed_frames(known_mask).to(self.device))  # (B, N); other patterns: replacement
+            cond, guidance_weight = known_context(known, shown), 1.0  # not guided
         denoiser = self.denoiser(cond, mask, guidance_weight)
         x = sampler.sample(denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask)
         return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)  # padded frames zeroed
@@ -245,6 +246,18 @@ def random_known_frames(x0: Motion, prob: float, generator: Optional[torch.Gener
 def fixed_frames(known_mask: torch.Tensor) -> torch.Tensor:
     """(B, N) bool: the frames a known_mask over frames (B, N) or frames x features (B, N, F) fixes in every feature."""
     return known_mask.bool() if known_mask.ndim == 2 else known_mask.bool().all(dim=-1)
+
+
+def trained_pattern(frames: torch.Tensor) -> torch.Tensor:
+    """(B, N) bool: the rows of `frames` (B, N) that are a prefix or a suffix of at most N/2 frames (what training
+    shows), the other rows emptied (those windows are sampled by replacement alone)."""
+    length = frames.shape[1]
+    count = frames.sum(dim=1, keepdim=True)  # (B, 1)
+    index = torch.arange(length, device=frames.device)[None]  # (1, N)
+    prefix = (frames == (index < count)).all(dim=1)  # (B,)
+    suffix = (frames == (index >= length - count)).all(dim=1)  # (B,)
+    seen = (prefix | suffix) & (count[:, 0] <= length // 2)  # (B,)
+    return frames & seen[:, None]
 
 
 def known_context(known: Motion, known_frames: torch.Tensor) -> dict:
