@@ -418,9 +418,7 @@ def window_speeds(positions: np.ndarray, window: int) -> np.ndarray:
     """(T - window + 1,): the mean joint speed (position change a frame) of each `window`-frame window of (T, J, D)."""
     assert 2 <= window <= len(positions), f"a speed window needs 2 to {len(positions)} frames, got {window}"
     speed = np.linalg.norm(np.diff(positions, axis=0), axis=-1).mean(axis=-1)  # (T - 1,)
-    steps = window - 1
-    sums = np.concatenate([[0.0], np.cumsum(speed)])  # (T,)
-    return (sums[steps:] - sums[:-steps]) / steps
+    return sliding_windows(speed[:, None], window - 1).mean(axis=(1, 2))  # the window's window - 1 steps
 
 
 def frozen_share(positions: list, training_positions: np.ndarray, window: int) -> float:
