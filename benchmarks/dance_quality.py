@@ -5,7 +5,8 @@
 
 Each (clip, dims) trains `experiment=dance2d|dance3d` with the overrides below (the README's table states them),
 timed on this machine, then `motiondiff.evaluate` measures it (evaluation.single_dance: chained dances of twice the
-training span). The table (markdown and JSON, with the processor and the commands) goes to --out.
+training span), and again with each chain following a collage of the dance (`collage_strength=0.3`). The tables
+(markdown and JSON, with the processor and the commands) go to --out.
 """
 
 import argparse
@@ -25,6 +26,7 @@ TRAIN = {
     3: ["experiment=dance3d"],  # its committed settings (network 128 wide without attention, velocity term, 4000 steps)
 }
 EVALUATE = ["sampler=ddim", "sampler.num_steps=100", "replications=3"]
+COLLAGE = ["collage_strength=0.3"]  # the second table: each chain follows a shuffled collage of the dance
 COLUMNS = (
     ("coverage", "coverage"),
     ("replay_coverage", "replay coverage"),
@@ -72,7 +74,8 @@ def measure(clip: str, dims: int, out: Path, data: Path, reuse: bool = False) ->
     else:
         (out / name / "train_seconds.json").write_text(json.dumps(seconds))
     row = {"clip": clip, "dims": dims, "train_minutes": round(seconds / 60, 1), "commands": [shlex.join(train)]}
-    for label, extra in [("generated", []), *([("without_foot_lock", ["foot_lock=false"])] if dims == 3 else [])]:
+    evaluations = [("generated", []), *([("without_foot_lock", ["foot_lock=false"])] if dims == 3 else [])]
+    for label, extra in [*evaluations, ("collage", COLLAGE)]:
         evaluate = [sys.executable, "-m", "motiondiff.evaluate", f"run_dir={out / name / 'run'}", *EVALUATE, *extra]
         evaluation = out / name / f"evaluation-{label}-{time.strftime('%H%M%S')}"
         evaluate.append(f"paths.output_dir={evaluation}")
@@ -84,15 +87,15 @@ def measure(clip: str, dims: int, out: Path, data: Path, reuse: bool = False) ->
     return row
 
 
-def table(rows: list) -> str:
-    """The markdown table of the rows: the generated dances' means (3D without the foot lock in brackets)."""
+def table(rows: list, label: str = "generated") -> str:
+    """The markdown table of the rows: the means of the evaluation `label` (3D without the foot lock in brackets)."""
     header = "| clip | | train (min) | " + " | ".join(title for _, title in COLUMNS) + " |"
     lines = [header, "|" + "---|" * (3 + len(COLUMNS))]
     for row in rows:
         values = []
         for key, _ in COLUMNS:
-            value = f"{row['generated'][key]:.3g}"
-            if "without_foot_lock" in row and key in ("jitter_ratio", "foot_skating_ratio"):
+            value = f"{row[label][key]:.3g}"
+            if label == "generated" and "without_foot_lock" in row and key in ("jitter_ratio", "foot_skating_ratio"):
                 value += f" ({row['without_foot_lock'][key]:.3g})"
             values.append(value)
         lines.append(f"| {row['clip']} | {row['dims']}D | {row['train_minutes']} | " + " | ".join(values) + " |")
@@ -112,8 +115,9 @@ def main() -> None:
     summary = {"processor": processor(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows}
     (args.out / "dance_quality.json").write_text(json.dumps(summary, indent=2))
     heading = f"Processor: {summary['processor']}, {summary['date']}"
-    (args.out / "dance_quality.md").write_text(f"{heading}\n\n{table(rows)}\n")
-    print(table(rows))
+    tables = f"{table(rows)}\n\nWith `{' '.join(COLLAGE)}`:\n\n{table(rows, 'collage')}"
+    (args.out / "dance_quality.md").write_text(f"{heading}\n\n{tables}\n")
+    print(tables)
 
 
 if __name__ == "__main__":

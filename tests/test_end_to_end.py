@@ -242,3 +242,23 @@ def test_evaluate_writes_the_single_motion_measures(trained_run, tmp_path):
         evaluate.run(
             compose_config("evaluate", tmp_path / "f", [f"run_dir={trained_run['run_dir']}", "replications=0"])
         )
+
+
+def test_generate_and_evaluate_follow_a_collage_of_the_dance(trained_run, tmp_path):
+    """collage_strength shapes the long dance (generate) and every evaluation clip (evaluate); both record it."""
+    from motiondiff.cli import evaluate
+
+    run = f"run_dir={trained_run['run_dir']}"
+    out = tmp_path / "gen"
+    options = ["sampler=ddim", "sampler.num_steps=10", "collage_strength=0.5"]
+    generate.run(compose_config("generate", out, [run, "num_samples=1", "chain_windows=3", *options]))
+    record = json.loads((out / "generation.json").read_text())
+    assert record["collage"] == {"strength": 0.5, "start": 500, "piece": 48}
+    long = np.load(out / "long_dance.npy")
+    assert long.shape == (48 + 2 * 32, 20, 2) and np.isfinite(long).all()
+    with pytest.raises(UserError, match="chain_windows"):
+        generate.run(compose_config("generate", tmp_path / "g2", [run, "chain_windows=0", *options]))
+    evaluate.run(compose_config("evaluate", tmp_path / "e", [run, "clips=2", "replications=1", *options]))
+    saved = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert saved["settings"]["collage"] == {"strength": 0.5, "start": 500, "piece": 48}
+    assert np.isfinite(saved["results"]["generated"]["coverage"]["mean"])

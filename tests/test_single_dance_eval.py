@@ -28,12 +28,17 @@ class Sampler:
 class NoiseModule:
     """A stand-in model: windows of noise that keep the known frames; it records the windows asked for."""
 
-    def __init__(self, info):
-        self.data, self.device, self.calls = info, "cpu", []
+    schedule = SimpleNamespace(num_steps=1000)
 
-    def sample(self, count, sampler, generator, known=None, known_mask=None):
+    def __init__(self, info):
+        self.data, self.device, self.calls, self.starts = info, "cpu", [], []
+
+    def sample(self, count, sampler, generator, known=None, known_mask=None, **guide):
         self.calls.append(count)
         noise = torch.randn(count, self.data.window, self.data.features, generator=generator)  # (K, N, F)
+        if guide:  # a window started from its collage: this stand-in reconstructs the collage exactly
+            self.starts.append(guide["start"])
+            noise = guide["source"]
         return noise if known is None else torch.where(known_mask[..., None], known, noise)
 
 
@@ -44,13 +49,14 @@ def info():
     return data.info
 
 
-def evaluate(info, **settings):
+def evaluate(info, module=None, **settings):
     """evaluate_dance of the noise model with the given settings (defaults: 2 clips, 0.5 x the span, 1 replication)."""
     cfg = OmegaConf.create(
         {"clips": 2, "duration_factor": 0.5, "chain_overlap": 16, "chain_blend": 8, "replications": 1, "seed": 0}
         | settings
     )
-    run = SimpleNamespace(module=NoiseModule(info), sampler=Sampler(), config=OmegaConf.create({"dataset": DATASET}))
+    module = NoiseModule(info) if module is None else module
+    run = SimpleNamespace(module=module, sampler=Sampler(), config=OmegaConf.create({"dataset": DATASET}))
     rows, details = evaluate_dance(run, cfg)
     return rows, details, run.module.calls
 
@@ -93,3 +99,22 @@ def test_the_config_defaults_follow_ganimator(tmp_path):
 def test_unusable_settings_are_refused(info, settings, match):
     with pytest.raises(UserError, match=match):
         evaluate(info, **settings)
+
+
+def test_with_a_collage_every_window_starts_from_the_clip_s_own_collage(info):
+    """A model that rebuilds what it starts from exactly turns each clip into its collage of the training span:
+    pieces of every part of the dance (coverage near 1), shuffled differently per clip; the settings record it."""
+    module = NoiseModule(info)
+    rows, settings, calls = evaluate(info, module, collage_strength=0.3, duration_factor=2.0)
+    assert settings["collage"] == {"strength": 0.3, "start": 300, "piece": 48}
+    assert module.starts == [300] * len(calls) and len(calls) == settings["chained_windows"]
+    generated = rows["generated"][0]
+    assert generated["coverage"] > 0.9 and generated["copies_training"] == 0  # cut into 48-frame pieces: no copy
+    assert generated["inter_diversity"] > 0.1  # the two clips' collages differ
+    free, settings, _ = evaluate(info, duration_factor=2.0)
+    assert settings["collage"] is None and free["generated"][0]["coverage"] == 0.0  # noise
+
+
+def test_a_collage_piece_longer_than_the_training_span_is_refused(info):
+    with pytest.raises(UserError, match="collage_piece"):
+        evaluate(info, collage_strength=0.3, collage_piece=10_000)

@@ -1,6 +1,6 @@
 """Longer sequences from a window model: windows over the sequence, each one continuing the frames made so far."""
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -36,21 +36,32 @@ def sample_in_windows(
     return result
 
 
-def chain_windows(sample: Callable, first: Motion, num_windows: int, overlap: int, blend: int = 0) -> LongMotion:
+def chained_length(window: int, num_windows: int, overlap: int) -> int:
+    """Frames of `num_windows` chained windows of `window` frames sharing `overlap` frames."""
+    return window + (num_windows - 1) * (window - overlap)
+
+
+def chain_windows(
+    sample: Callable, first: Motion, num_windows: int, overlap: int, blend: int = 0, guide: Optional[Tensor] = None
+) -> LongMotion:
     """Extend `first` (B, N, F) by `num_windows - 1` windows, each generated with its first `overlap - blend`
     frames fixed to the frames so far; over the next `blend` frames the sequence crossfades (linear weights) from
     the frames so far into the new window's, hiding the step where known frames meet generated ones.
-    `sample(known, known_mask)` returns a window. Result: (B, N + (num_windows - 1) * (N - overlap), F)."""
+    `sample(known, known_mask)` returns a window; with a `guide` (B, >= result's length, F), a sequence the chain
+    follows, `sample(known, known_mask, guide_window)` gets the guide's frames where the window lies.
+    Result: (B, N + (num_windows - 1) * (N - overlap), F)."""
     batch, window, features = first.shape
     assert 0 < overlap < window, f"overlap must lie in (0, {window}), got {overlap}"
     assert 0 <= blend < overlap, f"blend must lie in [0, {overlap}), got {blend}"
+    assert guide is None or guide.shape[1] >= chained_length(window, num_windows, overlap), "the guide is too short"
     sequence = first.clone()  # (B, L, F), grown window by window
     keep = torch.zeros(batch, window, dtype=torch.bool, device=first.device)  # (B, N)
     keep[:, : overlap - blend] = True
     weights = torch.linspace(1.0, 0.0, blend + 2, device=first.device, dtype=first.dtype)[1:-1, None]  # (blend, 1)
     for _ in range(num_windows - 1):
         known = torch.cat([sequence[:, -overlap:], first.new_zeros(batch, window - overlap, features)], dim=1)
-        new = sample(known, keep)  # (B, N, F)
+        start = sequence.shape[1] - overlap
+        new = sample(known, keep) if guide is None else sample(known, keep, guide[:, start : start + window])
         if blend:
             tail = sequence[:, -blend:]  # (B, blend, F): the old frames the new window also made
             sequence[:, -blend:] = weights * tail + (1 - weights) * new[:, overlap - blend : overlap]

@@ -93,10 +93,16 @@ class Sampler:
         known: Optional[Motion] = None,
         known_mask: Optional[Tensor] = None,
         label: Optional[str] = None,
+        start: Optional[int] = None,
     ) -> Motion:
         """Run the reverse process from x_T = noise; `known_mask` (B, N) over frames or (B, N, F) over frames x
-        features marks the values fixed to `known`; `label` says in the progress bar what is generated."""
+        features marks the values fixed to `known`; `label` says in the progress bar what is generated. With
+        `start` (a step below T), `noise` is x at that step (a motion noised to it: SDEdit, Meng et al. 2022) and the
+        process runs from there over the sampler's steps below it."""
         steps = self.timesteps(schedule)
+        if start is not None:
+            assert 0 <= start < schedule.num_steps, f"start must be a step of the schedule, got {start}"
+            steps = [start, *(step for step in steps if step < start)]
         pairs = list(zip(steps, steps[1:] + [-1]))
         table = self.coefficient_table(schedule, pairs)
         repeats = 1 if known is None else self.resample

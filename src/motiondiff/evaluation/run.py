@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError, find_user_error
 from motiondiff.core.files import relative
+from motiondiff.data.collage import refuse_for_text
 from motiondiff.evaluation.guo_protocol import evaluate_guo
 from motiondiff.evaluation.lab_protocol import evaluate_lab
 from motiondiff.evaluation.report import refuse_existing_report, summarize, write_report
@@ -62,6 +63,7 @@ def run(cfg: DictConfig) -> dict:
     refuse_existing_report(Path(cfg.paths.output_dir))
     run = load_trained_run(cfg)
     torch.manual_seed(cfg.seed)
+    refuse_for_text(cfg.get("collage_strength"), run.module.conditional, run.run_dir)
     if run.module.conditional:
         if cfg.protocol_name not in PROTOCOLS:
             raise UserError(f"protocol_name={cfg.protocol_name} is unknown; use protocol={' | '.join(PROTOCOLS)}.")

@@ -3,8 +3,9 @@
 Protocol (GANimator's evaluate.py: clips of twice the training length, each scored on its own). Per replication r
 (seed + r) the run generates `clips` dances of `duration_factor` x the training span's frames each: a first window
 from the sampler, continued by `diffusion.chaining.chain_windows` as generation chains (each window keeps the last
-`chain_overlap` frames so far, the last `chain_blend` of them crossfaded), cut to length. Each clip goes through
-`datamodule.measure_space` (normalised features (T, F) -> descriptors (T, D), positions (T, J, dims)) and is
+`chain_overlap` frames so far, the last `chain_blend` of them crossfaded), cut to length; with `collage_strength`
+each clip's windows start from a shuffled collage of the training span noised that far (data.collage). Each clip goes
+through `datamodule.measure_space` (normalised features (T, F) -> descriptors (T, D), positions (T, J, dims)) and is
 measured against the training span (motiondiff.metrics.single_motion): coverage and the diversities per clip,
 averaged over the clips; the copy check against the dance's held-out span. `datamodule.contact_setup()` -> (up axis
 index or None, contact joints or None) says whether and on which joints foot skating is measured. The `validation`
@@ -21,8 +22,9 @@ from omegaconf import DictConfig
 
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
+from motiondiff.data.collage import collage_plan
 from motiondiff.data.kinematics.contacts import contact_joints
-from motiondiff.diffusion.chaining import chain_windows
+from motiondiff.diffusion.chaining import chain_windows, chained_length
 from motiondiff.metrics.single_motion import COPY_FRACTION, COVERAGE_THRESHOLD, resolve_windows, single_motion_report
 
 
@@ -44,6 +46,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
     heldout, heldout_positions = datamodule.measure_space(datamodule.val_set.features.numpy())  # (V, D)
     up_index, feet = datamodule.contact_setup()
     frames = max(info.window, int(round(float(cfg.duration_factor) * len(training))))
+    count = chained_windows(frames, info.window, overlap)
     cleanup = hasattr(datamodule, "lock_feet")  # the 3D dance's post-process
     lock = cleanup and bool(cfg.get("foot_lock", False))
     pin = cleanup and info.pins(cfg.get("foot_ik", False))  # "auto": where the pins fit the data
@@ -53,11 +56,16 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
             single_motion_report(descriptors, training, [heldout], info, positions, training_positions, up_index, feet)
         )
 
+    plan, strength, length = None, cfg.get("collage_strength"), chained_length(info.window, count, overlap)
+    if strength is not None:
+        steps = run.module.schedule.num_steps
+        plan = collage_plan(strength, cfg.get("collage_piece"), info.window, steps, len(training))
     reference = report([heldout], [heldout_positions])
     rows = {"validation": [], "generated": []}
     for replication in range(cfg.replications):
         generator = torch.Generator(device=run.module.device).manual_seed(cfg.seed + replication)
-        dances = generate_dances(run, clips, frames, overlap, blend, generator)  # (K, frames, F)
+        guides = None if plan is None else (plan.guides(datamodule.train_set.features, clips, length, generator), plan)
+        dances = generate_dances(run, clips, frames, overlap, blend, generator, guides)  # (K, frames, F)
         if lock or pin:
             dances = np.stack([datamodule.lock_feet(dance, lock, pin) for dance in dances])  # as generate writes them
         measured = [datamodule.measure_space(dance) for dance in dances]
@@ -72,6 +80,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
         "chain_blend": blend,
         "foot_lock": lock,
         "foot_ik": pin,
+        "collage": None if plan is None else vars(plan),
         "chained_windows": chained_windows(frames, info.window, overlap),
         "training_frames": len(training),
         "heldout_frames": len(heldout),
@@ -96,19 +105,30 @@ def chained_windows(frames: int, window: int, overlap: int) -> int:
     return 1 + max(0, math.ceil((frames - window) / (window - overlap)))
 
 
-def generate_dances(run, clips: int, frames: int, overlap: int, blend: int, generator: torch.Generator) -> np.ndarray:
-    """`clips` dances of `frames` frames each, chained windows of the run's sampler: (K, frames, F) float64."""
+def generate_dances(
+    run, clips: int, frames: int, overlap: int, blend: int, generator: torch.Generator, guides=None
+) -> np.ndarray:
+    """`clips` dances of `frames` frames each, chained windows of the run's sampler: (K, frames, F) float64. With
+    `guides` (collages (K, L, F), CollagePlan) each window starts from its collage's frames noised to the plan's
+    step."""
     module, sampler, window = run.module, run.sampler, run.module.data.window
     count = chained_windows(frames, window, overlap)
+    guide, start = (None, None) if guides is None else (guides[0], guides[1].start)
+
+    def from_guide(source) -> dict:  # module.sample's arguments that start a window from its piece of the collage
+        return {} if guide is None else {"source": source, "start": start}
+
     with sampler.labelled(f"window 1/{count} of {clips} evaluation dances"):
-        first = module.sample(clips, sampler, generator)  # (K, N, F)
+        first = module.sample(clips, sampler, generator, **from_guide(guide if guide is None else guide[:, :window]))
     numbers = iter(range(2, count + 1))
 
-    def continue_window(known, known_mask):
+    def continue_window(known, known_mask, source=None):
         with sampler.labelled(f"window {next(numbers)}/{count} of {clips} evaluation dances"):
-            return module.sample(known.shape[0], sampler, generator, known=known, known_mask=known_mask)
+            return module.sample(
+                known.shape[0], sampler, generator, known=known, known_mask=known_mask, **from_guide(source)
+            )
 
-    chained = chain_windows(continue_window, first, count, overlap, blend) if count > 1 else first  # (K, L, F)
+    chained = chain_windows(continue_window, first, count, overlap, blend, guide) if count > 1 else first  # (K, L, F)
     return chained[:, :frames].float().cpu().double().numpy()
 
 

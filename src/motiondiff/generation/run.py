@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from motiondiff.core.errors import UserError
+from motiondiff.data.collage import collage_plan, refuse_for_text
 from motiondiff.export.run import check_export, export_motions, read_generation, write_summary
 from motiondiff.generation.prompts import generate_text_and_save, read_prompts
 from motiondiff.generation.windows import generate_and_save
@@ -32,6 +33,7 @@ def run(cfg: DictConfig) -> dict:
             f"'{run.run_dir}' makes 2D dance keypoints; export= and render=mesh need 3D motions (a text-to-motion run)."
         )
     check_export(export_cfg, mesh, cfg.smpl, run.module.data.joint_names)  # before generating anything
+    refuse_for_text(cfg.collage_strength, run.module.conditional, run.run_dir)
     if run.module.conditional:
         encoder = instantiate(run.config.text_encoder)
         prompts = read_prompts(cfg.prompt, cfg.prompts_file)
@@ -55,6 +57,7 @@ def run(cfg: DictConfig) -> dict:
             raise UserError(
                 f"'{run.run_dir}' is an unconditional model (trained without text); drop prompt/prompts_file."
             )
+        collage = dance_collage(run, cfg.collage_strength, cfg.collage_piece, cfg.chain_windows)
         written = generate_and_save(
             run.module,
             run.sampler,
@@ -67,8 +70,22 @@ def run(cfg: DictConfig) -> dict:
             cfg.chain_blend,
             cfg.foot_lock,
             cfg.foot_ik,
+            collage,
         )
     write_provenance(out_dir, run)
     written["report"] = write_report(out_dir)  # last: it lists every file written above
     log.info("Wrote samples to %s; open %s in a browser", out_dir, written["report"])
     return written
+
+
+def dance_collage(run, strength, piece, chain_windows: int):
+    """(training features (T, F), CollagePlan) for the long dance, or None (collage_strength null or no long dance)."""
+    if strength is None:
+        return None
+    if chain_windows <= 1:
+        raise UserError(f"collage_strength={strength} shapes the long dance; set chain_windows=9 (or more).")
+    datamodule = instantiate(run.config.dataset)
+    datamodule.setup("fit")
+    training = datamodule.train_set.features  # (T, F), normalised as the run's samples
+    plan = collage_plan(strength, piece, run.module.data.window, run.module.schedule.num_steps, len(training))
+    return training, plan

@@ -11,7 +11,7 @@ import torch
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.data.info import RotationDanceData
-from motiondiff.diffusion.chaining import chain_windows
+from motiondiff.diffusion.chaining import chain_windows, chained_length
 from motiondiff.diffusion.samplers import Sampler
 from motiondiff.export.dance import write_dance_bvh
 from motiondiff.render.samples import render_samples
@@ -35,10 +35,12 @@ def generate_and_save(
     chain_blend: Optional[int] = None,
     foot_lock: bool = True,
     foot_ik="auto",
+    collage: Optional[tuple] = None,
 ) -> dict:
     """Write samples.npy (K, N, J, D), sample_XX.mp4, grid.mp4, optionally a chained long dance, and for the 3D
     dance sample_XX.bvh and long_dance.bvh on the source clip's skeleton (feet in contact locked: the root by
-    `foot_lock`, the legs by IK with `foot_ik`: true, false or auto)."""
+    `foot_lock`, the legs by IK with `foot_ik`: true, false or auto). With `collage` (the training span's normalised
+    features (T, F), a CollagePlan) the long dance follows a shuffled collage of the dance (data.collage)."""
     num_samples = whole_number("num_samples", num_samples)
     info = module.data
     pin = isinstance(info, RotationDanceData) and info.pins(foot_ik)  # a bad foot_ik stops here, before sampling
@@ -67,13 +69,23 @@ def generate_and_save(
             raise UserError(f"chain_blend={chain_blend} must lie in [0, chain_overlap) = [0, {chain_overlap}).")
 
         numbers = itertools.count(2)  # window 1 of the chain is the first sample
+        guide, start = None, None
+        if collage is not None:
+            length = chained_length(info.window, chain_windows_count, chain_overlap)
+            guide, start = collage[1].guides(collage[0], 1, length, generator), collage[1].start  # (1, L, F), step
 
-        def continue_window(known, known_mask):
+        def continue_window(known, known_mask, source=None):
             with sampler.labelled(f"chained window {next(numbers)}/{chain_windows_count} (long dance)"):
-                return module.sample(known.shape[0], sampler, generator, known=known, known_mask=known_mask)
+                return module.sample(
+                    known.shape[0], sampler, generator, known=known, known_mask=known_mask, source=source, start=start
+                )
 
-        first = samples[:1]  # (1, N, F)
-        chained = chain_windows(continue_window, first, chain_windows_count, chain_overlap, chain_blend)  # (1, L, F)
+        if guide is None:
+            first = samples[:1]  # (1, N, F)
+        else:
+            with sampler.labelled(f"chained window 1/{chain_windows_count} (long dance)"):
+                first = module.sample(1, sampler, generator, source=guide[:, : info.window], start=start)
+        chained = chain_windows(continue_window, first, chain_windows_count, chain_overlap, chain_blend, guide)
         long, long_raws = finished(module, chained, foot_lock, pin)
         long = long[0]
         written["long"] = out_dir / LONG_FILE
@@ -89,6 +101,7 @@ def generate_and_save(
         "sampler": sampler.describe(),
         "precision": dtype_name(module.sampling_dtype),
         "chain": {"windows": chain_windows_count, "overlap": chain_overlap, "blend": chain_blend},
+        "collage": None if collage is None else vars(collage[1]),
         **({"foot_lock": foot_lock, "foot_ik": pin} if isinstance(info, RotationDanceData) else {}),
         **info.skeleton_record(),
         "files": {k: str(v) for k, v in written.items()},
