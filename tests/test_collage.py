@@ -6,6 +6,7 @@ import torch
 from motiondiff.core.errors import UserError
 from motiondiff.data.collage import CollagePlan, collage, collage_plan, refuse_for_text
 from motiondiff.diffusion.chaining import chain_windows, chained_length
+from motiondiff.diffusion.consistency import ConsistencySampler
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, KarrasSampler
 from motiondiff.diffusion.schedule import CosineSchedule, LinearSchedule
@@ -15,13 +16,15 @@ FINE = [  # grids fine enough for the closed-form data's narrow feature (std 0.1
     DDPMSampler(progress=False),
     DDIMSampler(num_steps=250, progress=False),
     DPMSolverSampler(50, progress=False),
+    DPMSolverSampler(50, sde=True, progress=False),
     KarrasSampler(50, progress=False),
 ]
 SAMPLERS = [
     DDPMSampler(progress=False),
     DDIMSampler(num_steps=50, progress=False),
     DPMSolverSampler(10, progress=False),
-    KarrasSampler(10, method="euler", progress=False),
+    KarrasSampler(10, method="euler", progress=False),  # one call a step (Heun adds one at t_prev)
+    ConsistencySampler(4, progress=False),
 ]
 
 
@@ -35,10 +38,10 @@ def test_sampling_from_a_noised_data_sample_keeps_the_data_and_the_sample_s_cour
     generator = torch.Generator().manual_seed(0)
     source = GAUSSIAN_MEAN + GAUSSIAN_STD * torch.randn(4000, 1, 4, generator=generator)  # (B, 1, F) data samples
     correlations = []
-    for start in (200, 700):
-        t = torch.full((len(source),), start, dtype=torch.long)
-        noised = schedule.q_sample(source, t, torch.randn(source.shape, generator=generator))
-        out = sampler.sample(denoiser, schedule, noised, generator=generator, start=start)  # (B, 1, F)
+    for strength in (0.2, 0.7):
+        start = sampler.grid_step(schedule, strength * 999)
+        noise = torch.randn(source.shape, generator=generator)
+        out = sampler.sample(denoiser, schedule, noise, generator=generator, source=source, start=start)  # (B, 1, F)
         torch.testing.assert_close(out.mean((0, 1)), GAUSSIAN_MEAN, atol=0.08 * GAUSSIAN_STD.max().item(), rtol=0)
         torch.testing.assert_close(out.std((0, 1)), GAUSSIAN_STD, rtol=0.12, atol=0.01)
         standard = ((out - GAUSSIAN_MEAN) / GAUSSIAN_STD, (source - GAUSSIAN_MEAN) / GAUSSIAN_STD)
@@ -55,21 +58,35 @@ def test_a_sampler_started_at_a_step_calls_the_network_there_and_below_only(samp
         steps.append(int(t[0]))
         return torch.zeros_like(x), torch.zeros_like(x)
 
-    sampler.sample(denoise, schedule, torch.randn(2, 3, 1), start=333)
-    below = [step for step in sampler.timesteps(schedule) if step < 333]
-    assert steps == [333, *below]
+    grid = sampler.timesteps(schedule)
+    start = sampler.grid_step(schedule, 333)
+    assert start in grid and all(abs(step - 333) >= abs(start - 333) for step in grid)
+    sampler.sample(denoise, schedule, torch.randn(2, 3, 1), source=torch.zeros(2, 3, 1), start=start)
+    assert steps == grid[grid.index(start) :]
+    off_grid = [step for step in range(1000) if step not in grid][:1]  # none for DDPM: every step is on its grid
+    for step in off_grid:
+        with pytest.raises(AssertionError, match="grid"):
+            sampler.sample(denoise, schedule, torch.randn(2, 3, 1), source=torch.zeros(2, 3, 1), start=step)
 
 
-def test_an_exact_reconstruction_from_a_start_returns_the_source():
-    """DDIM (eta 0) with a denoiser that always predicts the source lands on the source from any start."""
-    schedule, source = CosineSchedule(), torch.randn(2, 6, 3)
+def test_the_start_holds_the_known_values_and_the_source_elsewhere():
+    """The first network call sees the known frames where they are known and the source elsewhere, both noised to
+    the start (not the source's own frames where the chain fixed them)."""
+    schedule, seen = LinearSchedule(), []
 
     def denoise(x, t):
-        return source, schedule.eps_from_x0(x, t, source)
+        seen.append(x.clone())
+        return torch.zeros_like(x), torch.zeros_like(x)
 
-    noised = schedule.q_sample(source, torch.full((2,), 450), torch.randn_like(source))
-    out = DDIMSampler(20, progress=False).sample(denoise, schedule, noised, start=450)
-    torch.testing.assert_close(out, source, atol=1e-4, rtol=1e-4)
+    source, known = torch.full((2, 6, 3), -3.0), torch.full((2, 6, 3), 5.0)
+    known_mask = torch.zeros(2, 6, dtype=torch.bool)
+    known_mask[:, :2] = True
+    DDPMSampler(progress=False).sample(
+        denoise, schedule, torch.randn(2, 6, 3), known=known, known_mask=known_mask, source=source, start=20
+    )
+    scale = schedule.sqrt_alphas_cumprod[20].item()  # about 1: little noise at step 20
+    first = seen[0] / scale
+    assert (first[:, :2] - 5.0).abs().max() < 0.5 and (first[:, 2:] + 3.0).abs().max() < 0.5
 
 
 def test_a_collage_is_evenly_spaced_training_pieces_in_random_order():
@@ -89,12 +106,13 @@ def test_a_collage_is_evenly_spaced_training_pieces_in_random_order():
 
 
 def test_the_collage_plan_reads_its_two_settings():
-    assert collage_plan(0.3, None, window=48, steps=1000, frames=300) == CollagePlan(0.3, 300, 48)
-    assert collage_plan(1, 64, window=48, steps=1000, frames=300) == CollagePlan(1.0, 999, 64)
+    assert collage_plan(0.3, None, window=48, frames=300) == CollagePlan(0.3, 48)
+    assert collage_plan(1, 64, window=48, frames=300) == CollagePlan(1.0, 64)
     for strength, piece, key in [(0, None, "collage_strength"), (1.5, None, "collage_strength"),
+                                 (True, None, "collage_strength"), ("abc", None, "collage_strength"),
                                  (0.3, 301, "collage_piece"), (0.3, 0, "collage_piece")]:  # fmt: skip
         with pytest.raises(UserError, match=key):
-            collage_plan(strength, piece, window=48, steps=1000, frames=300)
+            collage_plan(strength, piece, window=48, frames=300)
     refuse_for_text(None, True, "run")
     refuse_for_text(0.3, False, "run")
     with pytest.raises(UserError, match="text run"):

@@ -250,15 +250,15 @@ def test_generate_and_evaluate_follow_a_collage_of_the_dance(trained_run, tmp_pa
 
     run = f"run_dir={trained_run['run_dir']}"
     out = tmp_path / "gen"
-    options = ["sampler=ddim", "sampler.num_steps=10", "collage_strength=0.5"]
+    options = ["sampler=ddim", "sampler.num_steps=10", "collage_strength=0.3"]
     generate.run(compose_config("generate", out, [run, "num_samples=1", "chain_windows=3", *options]))
     record = json.loads((out / "generation.json").read_text())
-    assert record["collage"] == {"strength": 0.5, "start": 500, "piece": 48}
+    assert record["collage"] == {"strength": 0.3, "piece": 48, "start": 333}  # DDIM-10's step nearest 0.3 x 999
     long = np.load(out / "long_dance.npy")
     assert long.shape == (48 + 2 * 32, 20, 2) and np.isfinite(long).all()
     with pytest.raises(UserError, match="chain_windows"):
         generate.run(compose_config("generate", tmp_path / "g2", [run, "chain_windows=0", *options]))
     evaluate.run(compose_config("evaluate", tmp_path / "e", [run, "clips=2", "replications=1", *options]))
     saved = json.loads((tmp_path / "e" / "metrics.json").read_text())
-    assert saved["settings"]["collage"] == {"strength": 0.5, "start": 500, "piece": 48}
+    assert saved["settings"]["collage"] == record["collage"]
     assert np.isfinite(saved["results"]["generated"]["coverage"]["mean"])

@@ -1,6 +1,5 @@
 """The single-dance protocol: chained clips of duration_factor x the training span, measured clip by clip."""
 
-import contextlib
 import math
 from types import SimpleNamespace
 
@@ -11,18 +10,11 @@ from omegaconf import OmegaConf
 from conftest import compose_config
 from motiondiff.core.errors import UserError
 from motiondiff.data.dance_windows import DanceDataModule
+from motiondiff.diffusion.samplers import Sampler  # the base class: its progress labels, no steps
 from motiondiff.evaluation.single_dance import chained_windows, evaluate_dance
 from motiondiff.metrics.single_motion import REPORT_KEYS
 
 DATASET = {"_target_": "motiondiff.data.dance_windows.DanceDataModule", "window": 48}  # the procedural dance
-
-
-class Sampler:
-    """A stand-in sampler: only the progress label of the real ones."""
-
-    @contextlib.contextmanager
-    def labelled(self, label):
-        yield self
 
 
 class NoiseModule:
@@ -31,15 +23,18 @@ class NoiseModule:
     schedule = SimpleNamespace(num_steps=1000)
 
     def __init__(self, info):
-        self.data, self.device, self.calls, self.starts = info, "cpu", [], []
+        self.data, self.device, self.calls, self.starts = info, "cpu", [], []  # starts: strengths asked
 
     def sample(self, count, sampler, generator, known=None, known_mask=None, **guide):
         self.calls.append(count)
         noise = torch.randn(count, self.data.window, self.data.features, generator=generator)  # (K, N, F)
         if guide:  # a window started from its collage: this stand-in reconstructs the collage exactly
-            self.starts.append(guide["start"])
+            self.starts.append(guide["strength"])
             noise = guide["source"]
         return noise if known is None else torch.where(known_mask[..., None], known, noise)
+
+    def sdedit_start(self, sampler, strength):
+        return round(strength * 999)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +51,7 @@ def evaluate(info, module=None, **settings):
         | settings
     )
     module = NoiseModule(info) if module is None else module
-    run = SimpleNamespace(module=module, sampler=Sampler(), config=OmegaConf.create({"dataset": DATASET}))
+    run = SimpleNamespace(module=module, sampler=Sampler(progress=False), config=OmegaConf.create({"dataset": DATASET}))
     rows, details = evaluate_dance(run, cfg)
     return rows, details, run.module.calls
 
@@ -107,7 +102,7 @@ def test_with_a_collage_every_window_starts_from_the_clip_s_own_collage(info):
     module = NoiseModule(info)
     rows, settings, calls = evaluate(info, module, collage_strength=0.3, duration_factor=2.0)
     assert settings["collage"] == {"strength": 0.3, "start": 300, "piece": 48}
-    assert module.starts == [300] * len(calls) and len(calls) == settings["chained_windows"]
+    assert module.starts == [0.3] * len(calls) and len(calls) == settings["chained_windows"]
     generated = rows["generated"][0]
     assert generated["coverage"] > 0.9 and generated["copies_training"] == 0  # cut into 48-frame pieces: no copy
     assert generated["inter_diversity"] > 0.1  # the two clips' collages differ

@@ -17,10 +17,10 @@ from motiondiff.core.errors import UserError
 
 @dataclass(frozen=True)
 class CollagePlan:
-    """How chains follow a collage: the strength (share of the schedule), the step it means, the piece length."""
+    """How chains follow a collage: the strength (the share of the schedule its pieces are noised to) and the piece
+    length in frames."""
 
     strength: float
-    start: int
     piece: int
 
     def guides(self, training: Tensor, count: int, frames: int, generator: torch.Generator) -> Tensor:
@@ -29,15 +29,17 @@ class CollagePlan:
         return torch.stack(pieces).to(generator.device)
 
 
-def collage_plan(strength, piece, window: int, steps: int, frames: int) -> CollagePlan:
-    """The plan of `collage_strength` and `collage_piece` (None: the window length) for a schedule of `steps` steps
-    and a training span of `frames` frames; UserError naming the key out of range."""
-    if not 0 < float(strength) <= 1:
-        raise UserError(f"collage_strength={strength} must lie in (0, 1] (the share of the noise schedule); try 0.3.")
+def collage_plan(strength, piece, window: int, frames: int) -> CollagePlan:
+    """The plan of `collage_strength` and `collage_piece` (None: the window length) for a training span of `frames`
+    frames; UserError naming the key that is not usable."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
+        raise UserError(
+            f"collage_strength={strength} must be a number in (0, 1] (the share of the noise schedule); try 0.3."
+        )
     piece = window if piece is None else whole_number("collage_piece", piece)
     if piece > frames:
         raise UserError(f"collage_piece={piece} is longer than the {frames} training frames; use the window length.")
-    return CollagePlan(float(strength), round(float(strength) * (steps - 1)), piece)
+    return CollagePlan(float(strength), piece)
 
 
 def refuse_for_text(strength, conditional: bool, run_dir) -> None:

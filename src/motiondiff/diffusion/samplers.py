@@ -65,6 +65,11 @@ class Sampler:
         """The schedule indices visited, from noisiest to cleanest."""
         raise NotImplementedError
 
+    def grid_step(self, schedule: NoiseSchedule, target: float) -> int:
+        """The step of this sampler's grid nearest to `target`: where an SDEdit start (`sample(start=)`) begins, so
+        that every step it runs is one of the sampler's own (a stub of a first step unsettles multistep solvers)."""
+        return min(self.timesteps(schedule), key=lambda step: abs(step - target))
+
     def coefficient_table(self, schedule: NoiseSchedule, pairs: list) -> list:
         """Each step's scalar coefficients, for the (t, t_prev) pairs in order: Python floats computed once per run
         (DDPM's from the schedule's tables, derived in float64; DDIM's in float64 from the betas), not per step."""
@@ -93,22 +98,28 @@ class Sampler:
         known: Optional[Motion] = None,
         known_mask: Optional[Tensor] = None,
         label: Optional[str] = None,
+        source: Optional[Motion] = None,
         start: Optional[int] = None,
     ) -> Motion:
         """Run the reverse process from x_T = noise; `known_mask` (B, N) over frames or (B, N, F) over frames x
         features marks the values fixed to `known`; `label` says in the progress bar what is generated. With
-        `start` (a step below T), `noise` is x at that step (a motion noised to it: SDEdit, Meng et al. 2022) and the
-        process runs from there over the sampler's steps below it."""
+        `source` (B, N, F) and `start` (a step of this sampler's grid: `grid_step`), the process begins at that step
+        from the source, its known values replaced, noised with `noise` (SDEdit, Meng et al. 2022: a variation that
+        keeps the source's coarse course) and runs the grid's steps from there."""
         steps = self.timesteps(schedule)
+        assert (source is None) == (start is None), "give source and start together"
         if start is not None:
-            assert 0 <= start < schedule.num_steps, f"start must be a step of the schedule, got {start}"
-            steps = [start, *(step for step in steps if step < start)]
+            assert start in steps, f"start must be a step of the sampler's grid (grid_step), got {start}"
+            steps = steps[steps.index(start) :]
         pairs = list(zip(steps, steps[1:] + [-1]))
         table = self.coefficient_table(schedule, pairs)
         repeats = 1 if known is None else self.resample
         renoise = self.renoise_table(schedule, pairs) if repeats > 1 else [None] * len(pairs)
         keep = None if known is None else known_weights(known_mask, noise)  # (B, N, 1) or (B, N, F)
         x = noise
+        if source is not None:
+            clean = source if keep is None else keep * known + (1 - keep) * source  # (B, N, F)
+            x = schedule.q_sample(clean, torch.full(noise.shape[:1], steps[0], device=noise.device), noise)
         description = self.progress_text(len(pairs), label)
         for (t, t_prev), coefficients, back in tqdm(
             list(zip(pairs, table, renoise)), desc=description, disable=None if self.progress else True, leave=False

@@ -72,7 +72,12 @@ class CountingSampler(Sampler):
     def labelled(self, label: str):
         return self.inner.labelled(label)
 
-    def sample(self, denoise, schedule, noise, generator=None, known=None, known_mask=None, label=None):
+    def timesteps(self, schedule):
+        return self.inner.timesteps(schedule)
+
+    def sample(
+        self, denoise, schedule, noise, generator=None, known=None, known_mask=None, label=None, source=None, start=None
+    ):
         """The inner sampler's sample, with the network of `denoise` wrapped by a counter."""
         network, record = denoise.network, [0, 0]
 
@@ -83,7 +88,7 @@ class CountingSampler(Sampler):
         counted = copy.copy(denoise)
         counted.network = counted_network
         started = time.perf_counter()
-        x = self.inner.sample(counted, schedule, noise, generator, known, known_mask, label)
+        x = self.inner.sample(counted, schedule, noise, generator, known, known_mask, label, source, start)
         self.seconds += time.perf_counter() - started
         self.records.append((record[0], record[1], noise.shape[0]))
         return x

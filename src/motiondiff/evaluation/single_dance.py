@@ -24,8 +24,9 @@ from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.data.collage import collage_plan
 from motiondiff.data.kinematics.contacts import contact_joints
-from motiondiff.diffusion.chaining import chain_windows, chained_length
+from motiondiff.diffusion.chaining import chained_length
 from motiondiff.metrics.single_motion import COPY_FRACTION, COVERAGE_THRESHOLD, resolve_windows, single_motion_report
+from motiondiff.training.chained_sampling import collage_record, sample_chain
 
 
 def evaluate_dance(run, cfg: DictConfig) -> tuple:
@@ -58,8 +59,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
 
     plan, strength, length = None, cfg.get("collage_strength"), chained_length(info.window, count, overlap)
     if strength is not None:
-        steps = run.module.schedule.num_steps
-        plan = collage_plan(strength, cfg.get("collage_piece"), info.window, steps, len(training))
+        plan = collage_plan(strength, cfg.get("collage_piece"), info.window, len(training))
     reference = report([heldout], [heldout_positions])
     rows = {"validation": [], "generated": []}
     for replication in range(cfg.replications):
@@ -80,7 +80,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
         "chain_blend": blend,
         "foot_lock": lock,
         "foot_ik": pin,
-        "collage": None if plan is None else vars(plan),
+        "collage": None if plan is None else collage_record(run.module, run.sampler, plan),
         "chained_windows": chained_windows(frames, info.window, overlap),
         "training_frames": len(training),
         "heldout_frames": len(heldout),
@@ -109,26 +109,13 @@ def generate_dances(
     run, clips: int, frames: int, overlap: int, blend: int, generator: torch.Generator, guides=None
 ) -> np.ndarray:
     """`clips` dances of `frames` frames each, chained windows of the run's sampler: (K, frames, F) float64. With
-    `guides` (collages (K, L, F), CollagePlan) each window starts from its collage's frames noised to the plan's
-    step."""
-    module, sampler, window = run.module, run.sampler, run.module.data.window
-    count = chained_windows(frames, window, overlap)
-    guide, start = (None, None) if guides is None else (guides[0], guides[1].start)
-
-    def from_guide(source) -> dict:  # module.sample's arguments that start a window from its piece of the collage
-        return {} if guide is None else {"source": source, "start": start}
-
-    with sampler.labelled(f"window 1/{count} of {clips} evaluation dances"):
-        first = module.sample(clips, sampler, generator, **from_guide(guide if guide is None else guide[:, :window]))
-    numbers = iter(range(2, count + 1))
-
-    def continue_window(known, known_mask, source=None):
-        with sampler.labelled(f"window {next(numbers)}/{count} of {clips} evaluation dances"):
-            return module.sample(
-                known.shape[0], sampler, generator, known=known, known_mask=known_mask, **from_guide(source)
-            )
-
-    chained = chain_windows(continue_window, first, count, overlap, blend, guide) if count > 1 else first  # (K, L, F)
+    `guides` (collages (K, L, F), CollagePlan) each window starts from its collage's frames noised that far."""
+    count = chained_windows(frames, run.module.data.window, overlap)
+    guide, strength = (None, None) if guides is None else (guides[0], guides[1].strength)
+    label = f"window {{number}}/{{count}} of {clips} evaluation dances"
+    chained = sample_chain(
+        run.module, run.sampler, generator, count, overlap, blend, label, batch=clips, guide=guide, strength=strength
+    )
     return chained[:, :frames].float().cpu().double().numpy()
 
 

@@ -83,9 +83,12 @@ def dance_collage(run, strength, piece, chain_windows: int):
     if strength is None:
         return None
     if chain_windows <= 1:
-        raise UserError(f"collage_strength={strength} shapes the long dance; set chain_windows=9 (or more).")
+        raise UserError(
+            f"collage_strength={strength} shapes the long dance, which chain_windows={chain_windows} turns off; "
+            "use chain_windows >= 2 (default 9)."
+        )
     datamodule = instantiate(run.config.dataset)
     datamodule.setup("fit")
     training = datamodule.train_set.features  # (T, F), normalised as the run's samples
-    plan = collage_plan(strength, piece, run.module.data.window, run.module.schedule.num_steps, len(training))
+    plan = collage_plan(strength, piece, run.module.data.window, len(training))
     return training, plan

@@ -1,6 +1,5 @@
 """Sample from a trained module and write the results: .npy in original coordinates and .mp4 videos."""
 
-import itertools
 import json
 from pathlib import Path
 from typing import Optional
@@ -11,10 +10,11 @@ import torch
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.data.info import RotationDanceData
-from motiondiff.diffusion.chaining import chain_windows, chained_length
+from motiondiff.diffusion.chaining import chained_length
 from motiondiff.diffusion.samplers import Sampler
 from motiondiff.export.dance import write_dance_bvh
 from motiondiff.render.samples import render_samples
+from motiondiff.training.chained_sampling import collage_record, sample_chain
 from motiondiff.training.devices import dtype_name
 from motiondiff.training.diffusion_module import MotionDiffusion
 
@@ -68,24 +68,15 @@ def generate_and_save(
         if not chain_blend < chain_overlap:
             raise UserError(f"chain_blend={chain_blend} must lie in [0, chain_overlap) = [0, {chain_overlap}).")
 
-        numbers = itertools.count(2)  # window 1 of the chain is the first sample
-        guide, start = None, None
+        first, guide, strength = samples[:1], None, None  # the first window: the first sample, or one of the collage
         if collage is not None:
             length = chained_length(info.window, chain_windows_count, chain_overlap)
-            guide, start = collage[1].guides(collage[0], 1, length, generator), collage[1].start  # (1, L, F), step
-
-        def continue_window(known, known_mask, source=None):
-            with sampler.labelled(f"chained window {next(numbers)}/{chain_windows_count} (long dance)"):
-                return module.sample(
-                    known.shape[0], sampler, generator, known=known, known_mask=known_mask, source=source, start=start
-                )
-
-        if guide is None:
-            first = samples[:1]  # (1, N, F)
-        else:
-            with sampler.labelled(f"chained window 1/{chain_windows_count} (long dance)"):
-                first = module.sample(1, sampler, generator, source=guide[:, : info.window], start=start)
-        chained = chain_windows(continue_window, first, chain_windows_count, chain_overlap, chain_blend, guide)
+            first, guide, strength = None, collage[1].guides(collage[0], 1, length, generator), collage[1].strength
+        label = "chained window {number}/{count} (long dance)"
+        count, overlap, blend = chain_windows_count, chain_overlap, chain_blend
+        chained = sample_chain(
+            module, sampler, generator, count, overlap, blend, label, first, guide=guide, strength=strength
+        )
         long, long_raws = finished(module, chained, foot_lock, pin)
         long = long[0]
         written["long"] = out_dir / LONG_FILE
@@ -101,7 +92,7 @@ def generate_and_save(
         "sampler": sampler.describe(),
         "precision": dtype_name(module.sampling_dtype),
         "chain": {"windows": chain_windows_count, "overlap": chain_overlap, "blend": chain_blend},
-        "collage": None if collage is None else vars(collage[1]),
+        "collage": None if collage is None else collage_record(module, sampler, collage[1]),
         **({"foot_lock": foot_lock, "foot_ik": pin} if isinstance(info, RotationDanceData) else {}),
         **info.skeleton_record(),
         "files": {k: str(v) for k, v in written.items()},

@@ -165,14 +165,14 @@ class MotionDiffusion(L.LightningModule):
         mask: Optional[FrameMask] = None,
         guidance_weight: Optional[float] = None,
         source: Optional[Motion] = None,
-        start: Optional[int] = None,
+        strength: Optional[float] = None,
     ) -> Motion:
         """`num_samples` normalised motions (K, frames, feats) from the EMA network.
 
         Conditional runs take `cond` (the network's condition dict, batch K) and `mask` (K, frames)
         for motions of different lengths; guidance_weight defaults to the run's module.guidance_weight.
-        With `source` (K, frames, feats) and `start` (a step), the sampling starts from the source noised to that
-        step instead of from noise (SDEdit: a variation of the source that keeps its coarse course).
+        With `source` (K, frames, feats) and `strength` in (0, 1], the sampling starts from the source noised to
+        `sdedit_start` instead of from noise (SDEdit: a variation of the source that keeps its coarse course).
         """
         if self.conditional and cond is None:
             raise UserError("this model is text-conditioned: give a prompt (prompt=... or prompts_file=...).")
@@ -180,18 +180,31 @@ class MotionDiffusion(L.LightningModule):
             raise UserError("this model is unconditional (trained without text): drop prompt/prompts_file.")
         shape = (num_samples, frames or self.data.sample_frames, self.data.features)
         noise = torch.randn(shape, generator=generator, device=self.device)
-        assert (source is None) == (start is None), "give source and start together"
+        assert (source is None) == (strength is None), "give source and strength together"
+        start = None if source is None else self.sdedit_start(sampler, strength)
         if source is not None:
             assert source.shape == shape, (source.shape, shape)
-            noise = self.schedule.q_sample(source.to(noise), torch.full(shape[:1], start, device=self.device), noise)
+            source = source.to(noise)
         if self.reads_context and known is not None:  # the network also reads the frames fixed in every feature
             shown = trained_pattern(fixed_frames(known_mask).to(self.device))  # (B, N); other patterns: replacement
             cond, guidance_weight = known_context(known, shown), 1.0  # not guided
         denoiser = self.denoiser(cond, mask, guidance_weight)
         x = sampler.sample(
-            denoiser, self.schedule, noise, generator=generator, known=known, known_mask=known_mask, start=start
+            denoiser,
+            self.schedule,
+            noise,
+            generator=generator,
+            known=known,
+            known_mask=known_mask,
+            source=source,
+            start=start,
         )
         return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)  # padded frames zeroed
+
+    def sdedit_start(self, sampler: Sampler, strength: float) -> int:
+        """The step of the sampler's grid nearest to `strength` x the schedule's last step, where SDEdit starts."""
+        assert 0 < strength <= 1, strength
+        return sampler.grid_step(self.schedule, strength * (self.schedule.num_steps - 1))
 
     def denoiser(self, cond: Optional[dict], mask: Optional[FrameMask], guidance_weight=None) -> Denoiser:
         """The EMA network as the samplers' denoiser: guided (module.guidance_weight unless given), x_0 clipped."""
