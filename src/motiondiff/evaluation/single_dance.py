@@ -81,7 +81,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
         "foot_lock": lock,
         "foot_ik": pin,
         "collage": None if plan is None else collage_record(run.module, run.sampler, plan),
-        "chained_windows": chained_windows(frames, info.window, overlap),
+        "chained_windows": count,
         "training_frames": len(training),
         "heldout_frames": len(heldout),
         "windows": resolve_windows([heldout, measured[0][0]], info),

@@ -46,8 +46,8 @@ def sample_chain(
 
     if first is None:
         with labelled():
-            start = None if guide is None else guide[:, :window]
-            first = module.sample(batch, sampler, generator, **from_guide(start))  # (B, N, F)
+            source = None if guide is None else guide[:, :window]  # (B, N, F): the guide's first window
+            first = module.sample(batch, sampler, generator, **from_guide(source))  # (B, N, F)
 
     def continue_window(known, known_mask, source=None):
         with labelled():
