@@ -346,9 +346,11 @@ FAST = ["+trainer.fast_dev_run=true", "sampler.num_steps=3", "generate_after_tra
 
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory, data_dir) -> dict:  # noqa: F811 (the fixture imported above)
-    """A tiny text teacher (one training step; epsilon prediction, a linear schedule of 500 steps)."""
+    """A tiny text teacher (one training step; epsilon prediction, a linear schedule of 500 steps; no videos: the
+    tests read its config and weights only)."""
     run_dir = tmp_path_factory.mktemp("teacher")
-    return train_text_run(run_dir, data_dir, "loss=epsilon", "schedule=linear", "schedule.num_steps=500")
+    overrides = ["loss=epsilon", "schedule=linear", "schedule.num_steps=500", "generate_after_training.num_samples=0"]
+    return train_text_run(run_dir, data_dir, *overrides)
 
 
 def distill_overrides(teacher_dir: Path, data_dir: Path) -> list:  # noqa: F811 (data_dir: a path here)
@@ -363,6 +365,7 @@ def distill_overrides(teacher_dir: Path, data_dir: Path) -> list:  # noqa: F811 
         "+trainer.limit_val_batches=1",
         "sampler.num_steps=3",
         "generate_after_training.num_samples=1",
+        "generate_after_training.prompts=[a person jumps]",  # one prompt: one video to draw
     ]
 
 
