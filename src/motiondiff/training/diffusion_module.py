@@ -181,10 +181,10 @@ class MotionDiffusion(L.LightningModule):
         shape = (num_samples, frames or self.data.sample_frames, self.data.features)
         noise = torch.randn(shape, generator=generator, device=self.device)
         assert (source is None) == (strength is None), "give source and strength together"
-        start = None if source is None else self.sdedit_start(sampler, strength)
+        start = None
         if source is not None:
             assert source.shape == shape, (source.shape, shape)
-            source = source.to(noise)
+            source, start = source.to(noise), self.sdedit_start(sampler, strength)
         if self.reads_context and known is not None:  # the network also reads the frames fixed in every feature
             shown = trained_pattern(fixed_frames(known_mask).to(self.device))  # (B, N); other patterns: replacement
             cond, guidance_weight = known_context(known, shown), 1.0  # not guided
