@@ -89,6 +89,26 @@ def test_ddim_generation_is_reproducible_for_a_seed(trained_run, tmp_path):
     assert not np.array_equal(sample("a2", 1), sample("c", 2))
 
 
+@pytest.mark.parametrize("mode", ["joint", "sequential"])
+def test_the_long_dance_continues_the_first_sample_either_way(trained_run, tmp_path, mode):
+    """chain_sampling=joint (the default) samples the long dance's windows together, sequential one after another;
+    both start with the first sample (sequential: up to its crossfade), have the chained length, and record how
+    they were made."""
+    options = [f"run_dir={trained_run['run_dir']}", "num_samples=1", "sampler=ddim", "sampler.num_steps=4"]
+    out = tmp_path / mode
+    generate.run(
+        compose_config("generate", out, [*options, "chain_windows=3", "render=false", f"chain_sampling={mode}"])
+    )
+    long, first = np.load(out / "long_dance.npy"), np.load(out / "samples.npy")[0]
+    assert long.shape == (48 + 2 * 32, 20, 2) and np.isfinite(long).all()
+    kept = 48 if mode == "joint" else 48 - 8  # sequential: the last chain_blend frames crossfade into window 2
+    np.testing.assert_allclose(long[:kept], first[:kept], atol=1e-5)
+    chain = json.loads((out / "generation.json").read_text())["chain"]
+    assert chain["sampling"] == mode and chain["blend"] == (8 if mode == "sequential" else None)
+    with pytest.raises(UserError, match="chain_sampling"):
+        generate.run(compose_config("generate", tmp_path / "bad", [*options, "chain_sampling=parallel"]))
+
+
 def test_a_run_directory_is_never_reused(trained_run):
     cfg = compose_config("train", trained_run["run_dir"], ["+trainer.fast_dev_run=true"])
     with pytest.raises(UserError, match="another run"):

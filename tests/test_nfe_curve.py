@@ -90,8 +90,9 @@ def test_nfe_is_the_real_network_calls_per_sampling_call(curve):
     assert points[4]["network_calls"] == points[1]["network_calls"]
     assert sum(p["network_calls"] for p in measured) == len(calls)  # every real forward call, none more
     windows = result["settings"]["evaluation"]["chained_windows"]
-    assert all(p["sampling_calls"] == 2 * windows and p["batch_factor"] == 1.0 for p in measured)  # unguided
-    assert set(calls) == {2}  # the two clips in one batch
+    assert result["settings"]["evaluation"]["chain_sampling"] == "joint" and windows > 1
+    assert all(p["sampling_calls"] == 2 and p["batch_factor"] == 1.0 for p in measured)  # a call a replication
+    assert set(calls) == {2 * windows}  # all windows of the two clips in one batch
 
 
 def test_an_existing_curve_is_never_overwritten(curve, trained_run, network_calls):

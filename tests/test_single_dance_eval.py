@@ -25,9 +25,9 @@ class NoiseModule:
     def __init__(self, info):
         self.data, self.device, self.calls, self.starts = info, "cpu", [], []  # starts: strengths asked
 
-    def sample(self, count, sampler, generator, known=None, known_mask=None, **guide):
-        self.calls.append(count)
-        noise = torch.randn(count, self.data.window, self.data.features, generator=generator)  # (K, N, F)
+    def sample(self, count, sampler, generator, frames=None, known=None, known_mask=None, overlap=None, **guide):
+        self.calls.append(count if overlap is None else (count, frames, overlap))  # joint chains: their length
+        noise = torch.randn(count, frames or self.data.window, self.data.features, generator=generator)  # (K, N, F)
         if guide:  # a window started from its collage: this stand-in reconstructs the collage exactly
             self.starts.append(guide["strength"])
             noise = guide["source"]
@@ -57,16 +57,20 @@ def evaluate(info, module=None, **settings):
 
 
 def test_clips_last_duration_factor_times_the_training_span(info):
-    rows, settings, calls = evaluate(info, duration_factor=0.5, chain_overlap=16)
+    rows, settings, calls = evaluate(info, duration_factor=0.5, chain_overlap=16, chain_sampling="sequential")
     assert settings["training_frames"] == 765 and settings["generated_frames"] == round(0.5 * 765) == 382
     assert settings["chained_windows"] == chained_windows(382, 48, 16) == 12  # 48 + 11 x 32 = 400 >= 382 frames
     assert calls == [2] * 12  # one batch of the 2 clips per chained window
+    assert settings["chain_sampling"] == "sequential"
     assert settings["duration_factor"] == 0.5 and settings["clips"] == 2
     assert settings["chain_overlap"] == 16 and settings["chain_blend"] == 8
     assert settings["coverage_threshold"] == 0.1 and settings["copy_fraction"] == 0.5
     assert list(rows["generated"][0]) == list(REPORT_KEYS)
     assert rows["generated"][0]["coverage"] == 0.0 and rows["generated"][0]["copy_ratio"] > 1  # noise
     assert math.isnan(rows["generated"][0]["foot_skating_ratio"])  # 2D
+    joint, settings, calls = evaluate(info, duration_factor=0.5, chain_overlap=16)  # the default
+    assert calls == [(2, 400, 16)] and settings["chain_sampling"] == "joint"  # the 2 clips' 12 windows at once
+    assert settings["chain_blend"] is None  # no crossfade: the windows are blended at every step
 
 
 def test_the_validation_row_is_the_held_out_span_as_one_clip(info):
@@ -80,6 +84,7 @@ def test_the_validation_row_is_the_held_out_span_as_one_clip(info):
 def test_the_config_defaults_follow_ganimator(tmp_path):
     cfg = compose_config("evaluate", tmp_path, ["run_dir=somewhere"])
     assert (cfg.clips, cfg.duration_factor, cfg.chain_overlap, cfg.chain_blend) == (4, 2.0, 16, 8)  # as generation
+    assert cfg.chain_sampling == compose_config("generate", tmp_path, []).chain_sampling == "joint"
 
 
 @pytest.mark.parametrize(
@@ -89,6 +94,7 @@ def test_the_config_defaults_follow_ganimator(tmp_path):
         ({"duration_factor": 0}, "duration_factor"),
         ({"chain_overlap": 48}, "chain_overlap"),
         ({"chain_blend": 16}, "chain_blend"),
+        ({"chain_sampling": "parallel"}, "chain_sampling"),
     ],
 )
 def test_unusable_settings_are_refused(info, settings, match):
@@ -100,12 +106,17 @@ def test_with_a_collage_every_window_starts_from_the_clip_s_own_collage(info):
     """A model that rebuilds what it starts from exactly turns each clip into its collage of the training span:
     pieces of every part of the dance (coverage near 1), shuffled differently per clip; the settings record it."""
     module = NoiseModule(info)
-    rows, settings, calls = evaluate(info, module, collage_strength=0.3, duration_factor=2.0)
+    rows, settings, calls = evaluate(
+        info, module, collage_strength=0.3, duration_factor=2.0, chain_sampling="sequential"
+    )
     assert settings["collage"] == {"strength": 0.3, "start": 300, "piece": 48}
     assert module.starts == [0.3] * len(calls) and len(calls) == settings["chained_windows"]
     generated = rows["generated"][0]
     assert generated["coverage"] > 0.9 and generated["copies_training"] == 0  # cut into 48-frame pieces: no copy
     assert generated["inter_diversity"] > 0.1  # the two clips' collages differ
+    module = NoiseModule(info)
+    joint, settings, calls = evaluate(info, module, collage_strength=0.3, duration_factor=2.0)  # all windows at once
+    assert module.starts == [0.3] and len(calls) == 1 and joint["generated"][0]["coverage"] > 0.9
     free, settings, _ = evaluate(info, duration_factor=2.0)
     assert settings["collage"] is None and free["generated"][0]["coverage"] == 0.0  # noise
 

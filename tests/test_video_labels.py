@@ -184,8 +184,9 @@ def test_generation_labels_windows_and_each_chained_window(capsys, monkeypatch, 
     schedule, window, features = LinearSchedule(num_steps=4), 8, 4
     sampler = DDIMSampler(2)
 
-    def sample(num, sampler, generator, known=None, known_mask=None):
-        return sampler.sample(Zero(), schedule, torch.zeros(num, window, features), generator, known, known_mask)
+    def sample(num, sampler, generator, frames=None, known=None, known_mask=None, overlap=None):
+        noise = torch.zeros(num, frames or window, features)
+        return sampler.sample(Zero(), schedule, noise, generator, known, known_mask)
 
     module = mock.NonCallableMock(spec=MotionDiffusion)
     module.configure_mock(
@@ -194,10 +195,13 @@ def test_generation_labels_windows_and_each_chained_window(capsys, monkeypatch, 
         sample=sample,
     )
     module.to_keypoints.side_effect = lambda f: f.reshape(*f.shape[:-1], 2, 2).numpy()
-    generate_and_save(module, sampler, tmp_path, num_samples=3, chain_windows_count=3, chain_overlap=2, render=False)
+    options = {"num_samples": 3, "chain_windows_count": 3, "chain_overlap": 2, "render": False}
+    generate_and_save(module, sampler, tmp_path / "a", **options, chain_sampling="sequential")
     err = capsys.readouterr().err
     assert "ddim 2 steps · 3 windows of 8 frames" in err
     assert "ddim 2 steps · chained window 2/3" in err and "ddim 2 steps · chained window 3/3" in err
+    generate_and_save(module, sampler, tmp_path / "b", **options)  # joint: one sampling of all windows
+    assert "ddim 2 steps · 3 windows at once" in capsys.readouterr().err
 
 
 def test_prompt_progress_label_names_the_prompts():

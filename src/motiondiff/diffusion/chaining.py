@@ -36,6 +36,34 @@ def sample_in_windows(
     return result
 
 
+class WindowedNetwork:
+    """A window network run over a longer sequence: the sequence cut into overlapping windows (`window_starts`), all
+    of them denoised in one batched call, their outputs averaged where they overlap with weights that fall smoothly to
+    near zero at each window's ends, so that neighbouring windows hand over without a kink (MultiDiffusion, Bar-Tal et
+    al. 2023: the windows agree at every step instead of each one continuing a finished neighbour)."""
+
+    def __init__(self, network: Callable, window: int, overlap: int):
+        assert 0 < overlap < window, (window, overlap)
+        self.network, self.window, self.overlap = network, window, overlap
+        ramp = torch.arange(window, dtype=torch.float64)
+        self.taper = torch.sin(torch.pi * (ramp + 0.5) / window) ** 2  # (N,): Hann, near 0 and flat at the ends
+
+    def __call__(self, x: Tensor, t: Tensor, cond=None, mask=None) -> Tensor:
+        batch, length, _ = x.shape  # (B, L, F)
+        assert cond is None and mask is None, "windowed sampling is for unconditional, unpadded sequences"
+        if length == self.window:
+            return self.network(x, t, cond=None, mask=None)
+        starts = window_starts(length, self.window, self.overlap)
+        pieces = torch.cat([x[:, s : s + self.window] for s in starts])  # (W*B, N, F)
+        outputs = self.network(pieces, t.repeat(len(starts)), cond=None, mask=None).chunk(len(starts))  # W x (B, N, F)
+        taper = self.taper.to(x)[None, :, None]  # (1, N, 1)
+        total, weight = torch.zeros_like(x), x.new_zeros(1, length, 1)
+        for start, output in zip(starts, outputs):
+            total[:, start : start + self.window] += taper * output.to(x.dtype)
+            weight[:, start : start + self.window] += taper
+        return total / weight  # (B, L, F)
+
+
 def chained_length(window: int, num_windows: int, overlap: int) -> int:
     """Frames of `num_windows` chained windows of `window` frames sharing `overlap` frames."""
     return window + (num_windows - 1) * (window - overlap)

@@ -1,9 +1,10 @@
 """Single-dance evaluation: the single-motion measures of chained dances as long as the training span demands.
 
 Protocol (GANimator's evaluate.py: clips of twice the training length, each scored on its own). Per replication r
-(seed + r) the run generates `clips` dances of `duration_factor` x the training span's frames each: a first window
-from the sampler, continued by `diffusion.chaining.chain_windows` as generation chains (each window keeps the last
-`chain_overlap` frames so far, the last `chain_blend` of them crossfaded), cut to length; with `collage_strength`
+(seed + r) the run generates `clips` dances of `duration_factor` x the training span's frames each, windows sharing
+`chain_overlap` frames as generation makes them (`chain_sampling`: joint, all windows denoised together and blended
+at every step; or sequential, a first window continued by `diffusion.chaining.chain_windows`, the last `chain_blend`
+shared frames crossfaded), cut to length; with `collage_strength`
 each clip's windows start from a shuffled collage of the training span noised that far (data.collage). Each clip goes
 through `datamodule.measure_space` (normalised features (T, F) -> descriptors (T, D), positions (T, J, dims)) and is
 measured against the training span (motiondiff.metrics.single_motion): coverage and the diversities per clip,
@@ -26,7 +27,7 @@ from motiondiff.data.collage import collage_plan
 from motiondiff.data.kinematics.contacts import contact_joints
 from motiondiff.diffusion.chaining import chained_length
 from motiondiff.metrics.single_motion import COPY_FRACTION, COVERAGE_THRESHOLD, resolve_windows, single_motion_report
-from motiondiff.training.chained_sampling import collage_record, sample_chain
+from motiondiff.training.chained_sampling import check_chain_sampling, collage_record, sample_chain
 
 
 def evaluate_dance(run, cfg: DictConfig) -> tuple:
@@ -39,6 +40,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
     blend = whole_number("chain_blend", cfg.get("chain_blend", 0), minimum=0)
     if not 0 <= blend < overlap:
         raise UserError(f"chain_blend={blend} must lie between 0 and chain_overlap - 1 = {overlap - 1}; use 8.")
+    mode = check_chain_sampling(cfg.get("chain_sampling", "joint"))
     if not float(cfg.duration_factor) > 0:
         raise UserError(f"duration_factor={cfg.duration_factor} must be positive; GANimator's is 2.0.")
     datamodule = instantiate(run.config.dataset)
@@ -65,7 +67,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
     for replication in range(cfg.replications):
         generator = torch.Generator(device=run.module.device).manual_seed(cfg.seed + replication)
         guides = None if plan is None else (plan.guides(datamodule.train_set.features, clips, length, generator), plan)
-        dances = generate_dances(run, clips, frames, overlap, blend, generator, guides)  # (K, frames, F)
+        dances = generate_dances(run, clips, frames, overlap, blend, generator, guides, mode)  # (K, frames, F)
         if lock or pin:
             dances = np.stack([datamodule.lock_feet(dance, lock, pin) for dance in dances])  # as generate writes them
         measured = [datamodule.measure_space(dance) for dance in dances]
@@ -77,7 +79,8 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
         "duration_factor": float(cfg.duration_factor),
         "generated_frames": frames,
         "chain_overlap": overlap,
-        "chain_blend": blend,
+        "chain_blend": blend if mode == "sequential" else None,  # joint windows are blended at every step instead
+        "chain_sampling": mode,
         "foot_lock": lock,
         "foot_ik": pin,
         "collage": None if plan is None else collage_record(run.module, run.sampler, plan),
@@ -106,15 +109,26 @@ def chained_windows(frames: int, window: int, overlap: int) -> int:
 
 
 def generate_dances(
-    run, clips: int, frames: int, overlap: int, blend: int, generator: torch.Generator, guides=None
+    run, clips: int, frames: int, overlap: int, blend: int, generator: torch.Generator, guides=None, mode="joint"
 ) -> np.ndarray:
-    """`clips` dances of `frames` frames each, chained windows of the run's sampler: (K, frames, F) float64. With
-    `guides` (collages (K, L, F), CollagePlan) each window starts from its collage's frames noised that far."""
+    """`clips` dances of `frames` frames each, chained windows of the run's sampler (`mode`: joint or sequential, as
+    `sample_chain` takes it): (K, frames, F) float64. With `guides` (collages (K, L, F), CollagePlan) the windows
+    start from their collage's frames noised that far."""
     count = chained_windows(frames, run.module.data.window, overlap)
     guide, strength = (None, None) if guides is None else (guides[0], guides[1].strength)
     label = f"window {{number}}/{{count}} of {clips} evaluation dances"
     chained = sample_chain(
-        run.module, run.sampler, generator, count, overlap, blend, label, batch=clips, guide=guide, strength=strength
+        run.module,
+        run.sampler,
+        generator,
+        count,
+        overlap,
+        blend,
+        label,
+        batch=clips,
+        guide=guide,
+        strength=strength,
+        mode=mode,
     )
     return chained[:, :frames].float().cpu().double().numpy()
 

@@ -71,6 +71,7 @@ def run(cfg: DictConfig) -> dict:
             cfg.foot_lock,
             cfg.foot_ik,
             collage,
+            cfg.chain_sampling,
         )
     write_provenance(out_dir, run)
     written["report"] = write_report(out_dir)  # last: it lists every file written above

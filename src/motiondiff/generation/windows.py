@@ -14,7 +14,7 @@ from motiondiff.diffusion.chaining import chained_length
 from motiondiff.diffusion.samplers import Sampler
 from motiondiff.export.dance import write_dance_bvh
 from motiondiff.render.samples import render_samples
-from motiondiff.training.chained_sampling import collage_record, sample_chain
+from motiondiff.training.chained_sampling import check_chain_sampling, collage_record, sample_chain
 from motiondiff.training.devices import dtype_name
 from motiondiff.training.diffusion_module import MotionDiffusion
 
@@ -36,14 +36,17 @@ def generate_and_save(
     foot_lock: bool = True,
     foot_ik="auto",
     collage: Optional[tuple] = None,
+    chain_sampling: str = "joint",
 ) -> dict:
     """Write samples.npy (K, N, J, D), sample_XX.mp4, grid.mp4, optionally a chained long dance, and for the 3D
     dance sample_XX.bvh and long_dance.bvh on the source clip's skeleton (feet in contact locked: the root by
-    `foot_lock`, the legs by IK with `foot_ik`: true, false or auto). With `collage` (the training span's normalised
-    features (T, F), a CollagePlan) the long dance follows a shuffled collage of the dance (data.collage)."""
+    `foot_lock`, the legs by IK with `foot_ik`: true, false or auto). The long dance's windows are sampled as
+    `chain_sampling` says (joint or sequential: `sample_chain`); with `collage` (the training span's normalised
+    features (T, F), a CollagePlan) it follows a shuffled collage of the dance (data.collage)."""
     num_samples = whole_number("num_samples", num_samples)
     info = module.data
     pin = isinstance(info, RotationDanceData) and info.pins(foot_ik)  # a bad foot_ik stops here, before sampling
+    chain_sampling = check_chain_sampling(chain_sampling)
     out_dir = Path(out_dir)
     if (out_dir / SAMPLES_FILE).exists():
         raise UserError(f"'{out_dir}' already holds generated samples; generations are never overwritten.")
@@ -75,7 +78,17 @@ def generate_and_save(
         label = "chained window {number}/{count} (long dance)"
         count, overlap, blend = chain_windows_count, chain_overlap, chain_blend
         chained = sample_chain(
-            module, sampler, generator, count, overlap, blend, label, first, guide=guide, strength=strength
+            module,
+            sampler,
+            generator,
+            count,
+            overlap,
+            blend,
+            label,
+            first,
+            guide=guide,
+            strength=strength,
+            mode=chain_sampling,
         )
         long, long_raws = finished(module, chained, foot_lock, pin)
         long = long[0]
@@ -91,7 +104,12 @@ def generate_and_save(
         "seed": seed,
         "sampler": sampler.describe(),
         "precision": dtype_name(module.sampling_dtype),
-        "chain": {"windows": chain_windows_count, "overlap": chain_overlap, "blend": chain_blend},
+        "chain": {
+            "windows": chain_windows_count,
+            "overlap": chain_overlap,
+            "blend": chain_blend if chain_sampling == "sequential" else None,  # joint: blended at every step
+            "sampling": chain_sampling,
+        },
         "collage": None if collage is None else collage_record(module, sampler, collage[1]),
         **({"foot_lock": foot_lock, "foot_ik": pin} if isinstance(info, RotationDanceData) else {}),
         **info.skeleton_record(),

@@ -1,20 +1,34 @@
-"""Long dances from a window model: chained windows of the EMA network, optionally following a guide (a collage)."""
+"""Long dances from a window model: windows of the EMA network chained one after another or sampled all at once,
+optionally following a guide (a collage)."""
 
 import itertools
 from typing import Optional
 
 import torch
 
+from motiondiff.core.errors import UserError
 from motiondiff.core.types import LongMotion, Motion
 from motiondiff.data.collage import CollagePlan
-from motiondiff.diffusion.chaining import chain_windows
+from motiondiff.diffusion.chaining import chain_windows, chained_length
 from motiondiff.diffusion.samplers import Sampler
+
+CHAIN_SAMPLINGS = ("joint", "sequential")  # how sample_chain makes a long dance (configs: chain_sampling)
 
 
 def collage_record(module, sampler: Sampler, plan: CollagePlan) -> dict:
     """A collage plan as evaluations and generations record it, with the step of the sampler's grid where windows
     start (`MotionDiffusion.sdedit_start`)."""
     return {**vars(plan), "start": module.sdedit_start(sampler, plan.strength)}
+
+
+def check_chain_sampling(mode) -> str:
+    """`mode` if it is one of CHAIN_SAMPLINGS; a UserError naming them otherwise."""
+    if mode not in CHAIN_SAMPLINGS:
+        raise UserError(
+            f"chain_sampling={mode!r} is not one of {', '.join(CHAIN_SAMPLINGS)} (joint: all windows denoised "
+            "together, blended at every step; sequential: each window continues the finished one before it)."
+        )
+    return mode
 
 
 def sample_chain(
@@ -29,21 +43,36 @@ def sample_chain(
     batch: int = 1,
     guide: Optional[torch.Tensor] = None,
     strength: Optional[float] = None,
+    mode: str = "sequential",
 ) -> LongMotion:
-    """`count` chained windows (B, L, F) of `module` (a MotionDiffusion): `first` (B, N, F), or `batch` first windows
-    sampled, each next window continuing the last `overlap` frames (`diffusion.chaining.chain_windows`, the last
-    `blend` crossfaded). With a `guide` (B, >= L, F) and `strength`, every window it samples starts from its stretch
-    of the guide noised that far (SDEdit). `label` names each window in the progress bar ("{number}", "{count}")."""
+    """`count` chained windows (B, L, F) of `module` (a MotionDiffusion) sharing `overlap` frames, starting with
+    `first` (B, N, F) or with `batch` sampled windows. `mode` "sequential": each next window continues the last
+    `overlap` frames (`diffusion.chaining.chain_windows`, the last `blend` crossfaded); "joint": the whole length is
+    sampled at once, the windows blended at every step (`diffusion.chaining.WindowedNetwork`; `first` is kept by
+    replacement, `blend` unused). With a `guide` (B, >= L, F) and `strength`, sampling starts from the guide noised
+    that far (SDEdit). `label` names each window in the progress bar ("{number}", "{count}")."""
     assert (guide is None) == (strength is None), "give guide and strength together"
-    window = module.data.window
+    window, length = module.data.window, chained_length(module.data.window, count, overlap)
     numbers = itertools.count(1 if first is None else 2)
 
-    def from_guide(source) -> dict:  # module.sample's arguments that start a window from its stretch of the guide
+    def from_guide(source) -> dict:  # module.sample's arguments that start from the guide's frames
         return {} if guide is None else {"source": source, "strength": strength}
 
     def labelled():
         return sampler.labelled(label.format(number=next(numbers), count=count))
 
+    if check_chain_sampling(mode) == "joint" and count > 1:
+        known = known_mask = None
+        if first is not None:  # (B, L, F) holding the first window, (B, L) marking it
+            batch = first.shape[0]
+            known = torch.cat([first, first.new_zeros(batch, length - window, first.shape[2])], dim=1)
+            known_mask = torch.zeros(batch, length, dtype=torch.bool, device=first.device)
+            known_mask[:, :window] = True
+        with sampler.labelled(f"{count} windows at once"):
+            source = None if guide is None else guide[:, :length]  # (B, L, F)
+            return module.sample(
+                batch, sampler, generator, length, known, known_mask, overlap=overlap, **from_guide(source)
+            )  # (B, L, F)
     if first is None:
         with labelled():
             source = None if guide is None else guide[:, :window]  # (B, N, F): the guide's first window

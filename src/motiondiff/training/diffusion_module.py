@@ -22,6 +22,7 @@ from torch import nn
 from motiondiff.core.errors import UserError
 from motiondiff.core.types import FrameMask, Motion
 from motiondiff.data.info import MotionData
+from motiondiff.diffusion.chaining import WindowedNetwork
 from motiondiff.diffusion.denoiser import Denoiser, check_guidance_weight
 from motiondiff.diffusion.loss import DiffusionLoss
 from motiondiff.diffusion.samplers import Sampler
@@ -166,6 +167,7 @@ class MotionDiffusion(L.LightningModule):
         guidance_weight: Optional[float] = None,
         source: Optional[Motion] = None,
         strength: Optional[float] = None,
+        overlap: Optional[int] = None,
     ) -> Motion:
         """`num_samples` normalised motions (K, frames, feats) from the EMA network.
 
@@ -173,6 +175,8 @@ class MotionDiffusion(L.LightningModule):
         for motions of different lengths; guidance_weight defaults to the run's module.guidance_weight.
         With `source` (K, frames, feats) and `strength` in (0, 1], the sampling starts from the source noised to
         `sdedit_start` instead of from noise (SDEdit: a variation of the source that keeps its coarse course).
+        With `overlap`, `frames` longer than the window are denoised as windows sharing `overlap` frames, blended at
+        every step (`diffusion.chaining.WindowedNetwork`).
         """
         if self.conditional and cond is None:
             raise UserError("this model is text-conditioned: give a prompt (prompt=... or prompts_file=...).")
@@ -185,10 +189,10 @@ class MotionDiffusion(L.LightningModule):
         if source is not None:
             assert source.shape == shape, (source.shape, shape)
             source, start = source.to(noise), self.sdedit_start(sampler, strength)
-        if self.reads_context and known is not None:  # the network also reads the frames fixed in every feature
+        if self.reads_context and known is not None and overlap is None:  # the network also reads the fixed frames
             shown = trained_pattern(fixed_frames(known_mask).to(self.device))  # (B, N); other patterns: replacement
             cond, guidance_weight = known_context(known, shown), 1.0  # not guided
-        denoiser = self.denoiser(cond, mask, guidance_weight)
+        denoiser = self.denoiser(cond, mask, guidance_weight, overlap)
         x = sampler.sample(
             denoiser,
             self.schedule,
@@ -206,10 +210,14 @@ class MotionDiffusion(L.LightningModule):
         assert 0 < strength <= 1, strength
         return sampler.grid_step(self.schedule, strength * (self.schedule.num_steps - 1))
 
-    def denoiser(self, cond: Optional[dict], mask: Optional[FrameMask], guidance_weight=None) -> Denoiser:
-        """The EMA network as the samplers' denoiser: guided (module.guidance_weight unless given), x_0 clipped."""
+    def denoiser(
+        self, cond: Optional[dict], mask: Optional[FrameMask], guidance_weight=None, overlap: Optional[int] = None
+    ) -> Denoiser:
+        """The EMA network as the samplers' denoiser: guided (module.guidance_weight unless given), x_0 clipped; with
+        `overlap`, run over windows of the data's length that share `overlap` frames (`WindowedNetwork`)."""
+        network = self.ema_network if overlap is None else WindowedNetwork(self.ema_network, self.data.window, overlap)
         return Denoiser(
-            self.ema_network,
+            network,
             self.schedule,
             self.loss.prediction,
             cond=cond,
