@@ -84,7 +84,7 @@ def chain_profile(run, data, cfg, mode: str, count: int) -> None:
     profile = [ratio[:, later & ((frames - window) % stride == k)].mean() for k in range(stride)]
     print(f"{mode} chains of {count} windows, acceleration / the data's: mean {ratio.mean():.2f}")
     print(f"  by frame within the {stride}-frame stride from frame {window} on (0: the frame after a window's last;")
-    print(f"  {stride - overlap}: a window's first): " + " ".join(f"{value:.2f}" for value in profile))
+    print(f"  {-window % stride}: a window's first): " + " ".join(f"{value:.2f}" for value in profile))
 
 
 if __name__ == "__main__":

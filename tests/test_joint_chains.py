@@ -1,6 +1,9 @@
 """Long dances sampled at once: the network's windows over the whole length, blended at every step
 (diffusion.chaining.WindowedNetwork, `chain_sampling=joint`)."""
 
+import inspect
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
@@ -8,11 +11,14 @@ from torch import nn
 from conftest import compose_config
 from motiondiff.core.errors import UserError
 from motiondiff.diffusion.chaining import WindowedNetwork, chained_length, window_starts
+from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.samplers import DDIMSampler
+from motiondiff.diffusion.schedule import LinearSchedule
 from motiondiff.networks.punet import PUNet
 from motiondiff.training.build import module_options
 from motiondiff.training.chained_sampling import check_chain_sampling, sample_chain
 from motiondiff.training.diffusion_module import MotionDiffusion
+from motiondiff.training.distill_module import ConsistencyDistillation
 from test_context import WALKER, context_net
 
 
@@ -48,6 +54,30 @@ def test_neighbouring_windows_hand_over_gradually():
     assert bool((steps > -1e-6).all()) and float(steps.max()) <= 2 / 16  # spread over the 16 shared frames
     assert float(out[32:48].min()) > 0 and float(out[32:48].max()) < 1  # the shared frames mix windows 0 and 1
     assert float(steps[31]) < 0.01 and float(steps[47]) < 0.01  # the first and last steps of the handover
+
+
+def test_one_step_for_all_sequences_and_windows_in_several_calls_give_the_same_output():
+    x = torch.randn(2, 176, 3, dtype=torch.float64)
+    pointwise = Spy(lambda x, t: x * t.view(-1, 1, 1))
+    torch.testing.assert_close(WindowedNetwork(pointwise, 48, 16)(x, torch.tensor(3.0)), 3 * x)  # a 0-d step
+    mixing = PUNet(features=3, base_channels=8, channel_mults=(1, 2), num_res_blocks=1).double()  # frames interact
+    t = torch.tensor([10, 700])
+    whole = WindowedNetwork(mixing, 48, 16)(x, t)
+    spy = Spy(lambda x, t: mixing(x, t))
+    torch.testing.assert_close(WindowedNetwork(spy, 48, 16, windows_per_call=2)(x, t), whole)
+    assert [batch for batch, _, _ in spy.calls] == [4, 4, 2]  # 5 windows of 2 sequences, 2 windows a call
+
+
+def test_bf16_sampling_runs_the_windows_under_autocast_and_returns_float32():
+    network = PUNet(features=3, base_channels=8, channel_mults=(1, 2), num_res_blocks=1)
+    with torch.no_grad():
+        for param in network.final[-1].parameters():  # an output that depends on the input
+            param.normal_(0, 0.1, generator=torch.Generator().manual_seed(0))
+    schedule, x, t = LinearSchedule(), torch.randn(2, 112, 3), torch.tensor([300, 300])
+    exact = Denoiser(WindowedNetwork(network, 48, 16), schedule, "x0").predict_x0(x, t)
+    bf16 = Denoiser(WindowedNetwork(network, 48, 16), schedule, "x0", autocast=torch.bfloat16).predict_x0(x, t)
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, exact)
+    torch.testing.assert_close(bf16, exact, atol=0.05, rtol=0.05)
 
 
 def test_the_windowed_network_refuses_conditions():
@@ -105,16 +135,35 @@ def test_a_context_network_samples_a_joint_chain_without_context(module_around):
 
 
 def test_a_joint_chain_can_follow_a_guide(module_around):
-    """With a guide and a strength, the joint chain starts from the guide noised to the sampler's step."""
+    """With a guide and a strength, the joint chain starts from the guide's first frames noised to the sampler's
+    step nearest the strength, and runs the steps below it."""
     module, ema = module_around(PUNet(features=40, base_channels=40, channel_mults=(1, 2), num_res_blocks=1))
     spy = spy_network(module, ema)
     sampler, generator = DDIMSampler(num_steps=10, progress=False), torch.Generator().manual_seed(0)
     guide = torch.randn(2, 200, 40, generator=generator)
-    long = sample_chain(module, sampler, generator, 3, 16, 8, "{n}", batch=2, guide=guide, strength=0.3, mode="joint")
+    long = sample_chain(
+        module, sampler, generator, 3, 16, 8, "{number}", batch=2, guide=guide, strength=0.3, mode="joint"
+    )
     assert long.shape == (2, 112, 40) and len(spy.calls) == 4  # DDIM-10 from step 333: 333, 222, 111, 0
+    seen = {}
+
+    def sample(*args, **kwargs):
+        seen.update(args=args, kwargs=kwargs)
+        return kwargs["source"]
+
+    stand_in = SimpleNamespace(data=WALKER, sample=sample)
+    sample_chain(stand_in, sampler, generator, 3, 16, None, "{number}", batch=2, guide=guide, strength=0.3)
+    assert seen["args"][3] == 112 and seen["kwargs"]["overlap"] == 16 and seen["kwargs"]["strength"] == 0.3
+    assert torch.equal(seen["kwargs"]["source"], guide[:, :112])  # the guide's frames where the dance lies
 
 
 @pytest.mark.parametrize("mode", ["parallel", None, 1])
 def test_an_unknown_chain_sampling_is_refused(mode):
     with pytest.raises(UserError, match="chain_sampling"):
         check_chain_sampling(mode)
+
+
+def test_modules_that_build_their_own_denoiser_take_the_windows_too():
+    """A distilled run samples long dances like any other: its denoiser takes what MotionDiffusion's does."""
+    base = inspect.signature(MotionDiffusion.denoiser).parameters
+    assert list(inspect.signature(ConsistencyDistillation.denoiser).parameters) == list(base)

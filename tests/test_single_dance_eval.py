@@ -93,13 +93,20 @@ def test_the_config_defaults_follow_ganimator(tmp_path):
         ({"clips": 1}, "clips"),
         ({"duration_factor": 0}, "duration_factor"),
         ({"chain_overlap": 48}, "chain_overlap"),
-        ({"chain_blend": 16}, "chain_blend"),
+        ({"chain_blend": 16, "chain_sampling": "sequential"}, "chain_blend"),
         ({"chain_sampling": "parallel"}, "chain_sampling"),
     ],
 )
 def test_unusable_settings_are_refused(info, settings, match):
     with pytest.raises(UserError, match=match):
         evaluate(info, **settings)
+
+
+def test_the_crossfade_is_checked_only_where_it_is_used(info):
+    _, settings, _ = evaluate(info, chain_overlap=4, chain_blend=8)  # joint: no crossfade
+    assert settings["chain_blend"] is None
+    with pytest.raises(UserError, match="chain_blend"):
+        evaluate(info, chain_overlap=4, chain_blend=8, chain_sampling="sequential")
 
 
 def test_with_a_collage_every_window_starts_from_the_clip_s_own_collage(info):

@@ -199,9 +199,9 @@ def test_generation_labels_windows_and_each_chained_window(capsys, monkeypatch, 
     generate_and_save(module, sampler, tmp_path / "a", **options, chain_sampling="sequential")
     err = capsys.readouterr().err
     assert "ddim 2 steps · 3 windows of 8 frames" in err
-    assert "ddim 2 steps · chained window 2/3" in err and "ddim 2 steps · chained window 3/3" in err
+    assert "ddim 2 steps · long dance: chained window 2/3" in err and "chained window 3/3" in err
     generate_and_save(module, sampler, tmp_path / "b", **options)  # joint: one sampling of all windows
-    assert "ddim 2 steps · 3 windows at once" in capsys.readouterr().err
+    assert "ddim 2 steps · long dance: chained window 1-3/3 at once" in capsys.readouterr().err
 
 
 def test_prompt_progress_label_names_the_prompts():

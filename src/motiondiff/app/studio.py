@@ -322,9 +322,9 @@ class Studio:
             player.insert(0, PlayerMotion(long, info.parents, info.fps, label, joint_names=info.joint_names))
             notes.insert(
                 0,
-                f"A dance model makes windows of {facts.window} frames; sample 0 is continued window by window "
-                f"({facts.overlap} frames shared) to {len(long)} frames, the whole windows nearest above the length "
-                "asked for.",
+                f"A dance model makes windows of {facts.window} frames; sample 0 is continued by more windows "
+                f"({facts.overlap} frames shared, all sampled together) to {len(long)} frames, the whole windows "
+                "nearest above the length asked for.",
             )
         return player, notes
 

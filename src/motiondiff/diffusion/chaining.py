@@ -42,9 +42,9 @@ class WindowedNetwork:
     near zero at each window's ends, so that neighbouring windows hand over without a kink (MultiDiffusion, Bar-Tal et
     al. 2023: the windows agree at every step instead of each one continuing a finished neighbour)."""
 
-    def __init__(self, network: Callable, window: int, overlap: int):
-        assert 0 < overlap < window, (window, overlap)
-        self.network, self.window, self.overlap = network, window, overlap
+    def __init__(self, network: Callable, window: int, overlap: int, windows_per_call: int = 256):
+        assert 0 < overlap < window and windows_per_call > 0, (window, overlap, windows_per_call)
+        self.network, self.window, self.overlap, self.windows_per_call = network, window, overlap, windows_per_call
         ramp = torch.arange(window, dtype=torch.float64)
         self.taper = torch.sin(torch.pi * (ramp + 0.5) / window) ** 2  # (N,): Hann, near 0 and flat at the ends
 
@@ -53,14 +53,17 @@ class WindowedNetwork:
         assert cond is None and mask is None, "windowed sampling is for unconditional, unpadded sequences"
         if length == self.window:
             return self.network(x, t, cond=None, mask=None)
-        starts = window_starts(length, self.window, self.overlap)
-        pieces = torch.cat([x[:, s : s + self.window] for s in starts])  # (W*B, N, F)
-        outputs = self.network(pieces, t.repeat(len(starts)), cond=None, mask=None).chunk(len(starts))  # W x (B, N, F)
+        t = t.reshape(-1).expand(batch)  # (B,): a single step for every sequence, or one each
         taper = self.taper.to(x)[None, :, None]  # (1, N, 1)
         total, weight = torch.zeros_like(x), x.new_zeros(1, length, 1)
-        for start, output in zip(starts, outputs):
-            total[:, start : start + self.window] += taper * output.to(x.dtype)
-            weight[:, start : start + self.window] += taper
+        starts = window_starts(length, self.window, self.overlap)
+        for first in range(0, len(starts), self.windows_per_call):  # windows_per_call windows x B rows a call
+            group = starts[first : first + self.windows_per_call]
+            pieces = torch.cat([x[:, s : s + self.window] for s in group])  # (W*B, N, F), window-major
+            outputs = self.network(pieces, t.repeat(len(group)), cond=None, mask=None).chunk(len(group))
+            for start, output in zip(group, outputs):  # output: (B, N, F)
+                total[:, start : start + self.window] += taper * output.to(x.dtype)
+                weight[:, start : start + self.window] += taper
         return total / weight  # (B, L, F)
 
 

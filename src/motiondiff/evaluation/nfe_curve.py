@@ -60,7 +60,8 @@ class SamplerSpec:
 
 class CountingSampler(Sampler):
     """A sampler run through another, whose denoiser's network counts its calls: one (calls, rows sent, rows
-    sampled) record per sampling call."""
+    sampled) record per sampling call. A joint dance (`chain_sampling=joint`) is one row of its whole length: each
+    call runs all its windows (`WindowedNetwork`), so NFE counts the calls in sequence, as for one window."""
 
     def __init__(self, sampler: Sampler):
         super().__init__(sampler.progress, sampler.resample)

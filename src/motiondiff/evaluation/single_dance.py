@@ -37,10 +37,10 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
     overlap = whole_number("chain_overlap", cfg.chain_overlap)
     if not overlap < info.window:
         raise UserError(f"chain_overlap={overlap} must be below the window length {info.window}; use 16.")
-    blend = whole_number("chain_blend", cfg.get("chain_blend", 0), minimum=0)
-    if not 0 <= blend < overlap:
-        raise UserError(f"chain_blend={blend} must lie between 0 and chain_overlap - 1 = {overlap - 1}; use 8.")
     mode = check_chain_sampling(cfg.get("chain_sampling", "joint"))
+    blend = whole_number("chain_blend", cfg.get("chain_blend", 0), minimum=0) if mode == "sequential" else None
+    if blend is not None and not blend < overlap:
+        raise UserError(f"chain_blend={blend} must lie between 0 and chain_overlap - 1 = {overlap - 1}; use 8.")
     if not float(cfg.duration_factor) > 0:
         raise UserError(f"duration_factor={cfg.duration_factor} must be positive; GANimator's is 2.0.")
     datamodule = instantiate(run.config.dataset)
@@ -79,7 +79,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
         "duration_factor": float(cfg.duration_factor),
         "generated_frames": frames,
         "chain_overlap": overlap,
-        "chain_blend": blend if mode == "sequential" else None,  # joint windows are blended at every step instead
+        "chain_blend": blend,  # None: joint windows are blended at every step instead
         "chain_sampling": mode,
         "foot_lock": lock,
         "foot_ik": pin,
@@ -109,7 +109,7 @@ def chained_windows(frames: int, window: int, overlap: int) -> int:
 
 
 def generate_dances(
-    run, clips: int, frames: int, overlap: int, blend: int, generator: torch.Generator, guides=None, mode="joint"
+    run, clips: int, frames: int, overlap: int, blend, generator: torch.Generator, guides=None, mode="joint"
 ) -> np.ndarray:
     """`clips` dances of `frames` frames each, chained windows of the run's sampler (`mode`: joint or sequential, as
     `sample_chain` takes it): (K, frames, F) float64. With `guides` (collages (K, L, F), CollagePlan) the windows

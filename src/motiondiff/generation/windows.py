@@ -65,17 +65,19 @@ def generate_and_save(
             raise UserError(
                 f"chain_overlap={chain_overlap} must lie between 1 and the window length {info.window} - 1."
             )
-        if chain_blend is None:  # generate's default, where the overlap leaves room for it
-            chain_blend = min(CHAIN_BLEND, chain_overlap - 1)
-        chain_blend = whole_number("chain_blend", chain_blend, minimum=0)
-        if not chain_blend < chain_overlap:
-            raise UserError(f"chain_blend={chain_blend} must lie in [0, chain_overlap) = [0, {chain_overlap}).")
+        if chain_sampling == "joint":
+            chain_blend = None  # the windows are blended at every step instead
+        else:
+            chain_blend = min(CHAIN_BLEND, chain_overlap - 1) if chain_blend is None else chain_blend  # room for it
+            chain_blend = whole_number("chain_blend", chain_blend, minimum=0)
+            if not chain_blend < chain_overlap:
+                raise UserError(f"chain_blend={chain_blend} must lie in [0, chain_overlap) = [0, {chain_overlap}).")
 
         first, guide, strength = samples[:1], None, None  # the first window: the first sample, or one of the collage
         if collage is not None:
             length = chained_length(info.window, chain_windows_count, chain_overlap)
             first, guide, strength = None, collage[1].guides(collage[0], 1, length, generator), collage[1].strength
-        label = "chained window {number}/{count} (long dance)"
+        label = "long dance: chained window {number}/{count}"
         count, overlap, blend = chain_windows_count, chain_overlap, chain_blend
         chained = sample_chain(
             module,
@@ -107,7 +109,7 @@ def generate_and_save(
         "chain": {
             "windows": chain_windows_count,
             "overlap": chain_overlap,
-            "blend": chain_blend if chain_sampling == "sequential" else None,  # joint: blended at every step
+            "blend": chain_blend,  # None: joint windows are blended at every step instead
             "sampling": chain_sampling,
         },
         "collage": None if collage is None else collage_record(module, sampler, collage[1]),

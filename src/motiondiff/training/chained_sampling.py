@@ -24,10 +24,7 @@ def collage_record(module, sampler: Sampler, plan: CollagePlan) -> dict:
 def check_chain_sampling(mode) -> str:
     """`mode` if it is one of CHAIN_SAMPLINGS; a UserError naming them otherwise."""
     if mode not in CHAIN_SAMPLINGS:
-        raise UserError(
-            f"chain_sampling={mode!r} is not one of {', '.join(CHAIN_SAMPLINGS)} (joint: all windows denoised "
-            "together, blended at every step; sequential: each window continues the finished one before it)."
-        )
+        raise UserError(f"chain_sampling={mode!r} must be one of {', '.join(CHAIN_SAMPLINGS)}.")
     return mode
 
 
@@ -37,13 +34,13 @@ def sample_chain(
     generator: torch.Generator,
     count: int,
     overlap: int,
-    blend: int,
+    blend: Optional[int],
     label: str,
     first: Optional[Motion] = None,
     batch: int = 1,
     guide: Optional[torch.Tensor] = None,
     strength: Optional[float] = None,
-    mode: str = "sequential",
+    mode: str = "joint",
 ) -> LongMotion:
     """`count` chained windows (B, L, F) of `module` (a MotionDiffusion) sharing `overlap` frames, starting with
     `first` (B, N, F) or with `batch` sampled windows. `mode` "sequential": each next window continues the last
@@ -68,7 +65,7 @@ def sample_chain(
             known = torch.cat([first, first.new_zeros(batch, length - window, first.shape[2])], dim=1)
             known_mask = torch.zeros(batch, length, dtype=torch.bool, device=first.device)
             known_mask[:, :window] = True
-        with sampler.labelled(f"{count} windows at once"):
+        with sampler.labelled(label.format(number=f"1-{count}", count=count) + " at once"):
             source = None if guide is None else guide[:, :length]  # (B, L, F)
             return module.sample(
                 batch, sampler, generator, length, known, known_mask, overlap=overlap, **from_guide(source)

@@ -102,10 +102,12 @@ class ConsistencyDistillation(MotionDiffusion):
             loss = self.distillation_loss(batch, generator, online)
             self.log(name, loss, prog_bar=name == "val/loss_ema", batch_size=batch["motion"].shape[0], sync_dist=True)
 
-    def denoiser(self, cond: Optional[dict], mask: Optional[FrameMask], guidance_weight=None) -> Denoiser:
+    def denoiser(
+        self, cond: Optional[dict], mask: Optional[FrameMask], guidance_weight=None, overlap: Optional[int] = None
+    ) -> Denoiser:
         """The target network as the samplers' denoiser; a text student reads the guidance weight from its condition,
-        so it takes one network call a step (no unconditional half)."""
+        so it takes one network call a step (no unconditional half). `overlap`: as MotionDiffusion.denoiser."""
         if cond is None or not self.reads_guidance:
-            return super().denoiser(cond, mask, guidance_weight)
+            return super().denoiser(cond, mask, guidance_weight, overlap)
         weight = self.guidance_weight if guidance_weight is None else check_guidance_weight(guidance_weight)
-        return super().denoiser(guidance_condition(cond, weight), mask, 1.0)
+        return super().denoiser(guidance_condition(cond, weight), mask, 1.0, overlap)
