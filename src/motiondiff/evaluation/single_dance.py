@@ -4,10 +4,10 @@ Protocol (GANimator's evaluate.py: clips of twice the training length, each scor
 (seed + r) the run generates `clips` dances of `duration_factor` x the training span's frames each, windows sharing
 `chain_overlap` frames as generation makes them (`chain_sampling`: joint, all windows denoised together and blended
 at every step; or sequential, a first window continued by `diffusion.chaining.chain_windows`, the last `chain_blend`
-shared frames crossfaded), cut to length; with `collage_strength`
-each clip's windows start from a shuffled collage of the training span noised that far (data.collage). Each clip goes
-through `datamodule.measure_space` (normalised features (T, F) -> descriptors (T, D), positions (T, J, dims)) and is
-measured against the training span (motiondiff.metrics.single_motion): coverage and the diversities per clip,
+shared frames crossfaded), cut to length; with `collage_strength` each clip's windows start from a shuffled collage
+of the training span noised that far (data.collage). Each clip goes through `datamodule.measure_space` (normalised
+features (T, F) -> descriptors (T, D), positions (T, J, dims)) and is measured against the training span
+(motiondiff.metrics.single_motion): coverage and the diversities per clip,
 averaged over the clips; the copy check against the dance's held-out span. `datamodule.contact_setup()` -> (up axis
 index or None, contact joints or None) says whether and on which joints foot skating is measured. The `validation`
 row (the reference, evaluation.report.SINGLE_DANCE) is the held-out span measured the same way as one clip: its
@@ -15,6 +15,7 @@ copy_ratio is 1 by definition and its coverage low (a short stretch of other mov
 """
 
 import math
+from typing import Optional
 
 import numpy as np
 import torch
@@ -109,7 +110,14 @@ def chained_windows(frames: int, window: int, overlap: int) -> int:
 
 
 def generate_dances(
-    run, clips: int, frames: int, overlap: int, blend, generator: torch.Generator, guides=None, mode="joint"
+    run,
+    clips: int,
+    frames: int,
+    overlap: int,
+    blend: Optional[int],
+    generator: torch.Generator,
+    guides=None,
+    mode: str = "joint",
 ) -> np.ndarray:
     """`clips` dances of `frames` frames each, chained windows of the run's sampler (`mode`: joint or sequential, as
     `sample_chain` takes it): (K, frames, F) float64. With `guides` (collages (K, L, F), CollagePlan) the windows
