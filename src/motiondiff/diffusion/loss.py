@@ -60,8 +60,10 @@ class DiffusionLoss(nn.Module):
         cond=None,
         t: Optional[Tensor] = None,
         noise: Optional[Motion] = None,
+        extra: Optional[Callable[[Motion, Motion], Tensor]] = None,
     ) -> Loss:
-        """Loss for one batch; `t` and `noise` are drawn uniformly / from N(0, I) unless given."""
+        """Loss for one batch; `t` and `noise` are drawn uniformly / from N(0, I) unless given. `extra(x0_hat, x0)`
+        (x0 prediction only) adds a term of the predicted clean batch, e.g. a geometric one the data defines."""
         if t is None:
             t = torch.randint(0, schedule.num_steps, (x0.shape[0],), device=x0.device)
         if noise is None:
@@ -74,4 +76,7 @@ class DiffusionLoss(nn.Module):
             pairs = None if mask is None else mask[:, 1:] & mask[:, :-1]  # (B, N-1) both frames valid
             velocity = masked_mse(output.diff(dim=1), target.diff(dim=1), pairs)
             loss = loss + self.velocity_weight * velocity
+        if extra is not None:
+            assert self.prediction == "x0", "a term of the predicted clean sample needs x0 prediction"
+            loss = loss + extra(output, x0)
         return loss

@@ -21,7 +21,8 @@ from torch import nn
 
 from motiondiff.core.errors import UserError
 from motiondiff.core.types import FrameMask, Motion
-from motiondiff.data.info import MotionData
+from motiondiff.data.info import MotionData, RotationDanceData
+from motiondiff.data.kinematics.contacts import CONTACT_SPEED
 from motiondiff.diffusion.chaining import WindowedNetwork
 from motiondiff.diffusion.denoiser import Denoiser, check_guidance_weight
 from motiondiff.diffusion.loss import DiffusionLoss
@@ -54,6 +55,7 @@ class MotionDiffusion(L.LightningModule):
         cond_drop_prob: float = 0.1,
         guidance_weight: float = 1.0,
         context_prob: float = 0.0,
+        foot_contact_weight: float = 0.0,
     ):
         super().__init__()
         self.save_hyperparameters({"data_info": data.to_dict()}, logger=False)  # trackers get the run config
@@ -71,6 +73,7 @@ class MotionDiffusion(L.LightningModule):
         self.cond_drop_prob = cond_drop_prob
         self.guidance_weight = check_guidance_weight(guidance_weight)
         self.context_prob = check_context(context_prob, network)
+        self.foot_contact_weight = check_foot_contact(foot_contact_weight, data, loss)
 
     @staticmethod
     def check_network_class(network_class: type) -> None:
@@ -115,9 +118,30 @@ class MotionDiffusion(L.LightningModule):
         cond = self.drop_conditions(batch.get("cond"))
         if self.reads_context:
             cond = known_context(batch["motion"], random_known_frames(batch["motion"], self.context_prob))
-        loss = self.loss(self.network, self.schedule, batch["motion"], batch["mask"], cond=cond)
+        extra = self.weighted_foot_contact if self.foot_contact_weight > 0 else None
+        loss = self.loss(self.network, self.schedule, batch["motion"], batch["mask"], cond=cond, extra=extra)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["motion"].shape[0])
         return loss
+
+    def weighted_foot_contact(self, x0_hat: Motion, x0: Motion) -> torch.Tensor:
+        """foot_contact_weight x `foot_contact_term`, the term logged as train/foot_contact."""
+        term = self.foot_contact_term(x0_hat, x0)
+        self.log("train/foot_contact", term.detach(), batch_size=x0.shape[0])
+        return self.foot_contact_weight * term
+
+    def foot_contact_term(self, x0_hat: Motion, x0: Motion) -> torch.Tensor:
+        """The mean squared horizontal step of the predicted feet (positions by forward
+        kinematics) where the real feet are planted (low and slow: data.kinematics.contacts), in units of the
+        contact speed limit per frame (MDM's foot contact loss, Tevet et al. 2023)."""
+        contacts = self.data.contacts
+        with torch.no_grad():
+            planted = contacts.in_contact(self.data.to_positions(self.normalizer.denormalize(x0)))  # (B, N-1, feet)
+        steps = contacts.horizontal_steps(
+            self.data.to_positions(self.normalizer.denormalize(x0_hat))
+        )  # (B, N-1, feet, 2)
+        limit = CONTACT_SPEED * contacts.height / contacts.fps  # metres a frame
+        slide = (steps / limit).pow(2).sum(-1)  # (B, N-1, feet)
+        return (slide * planted).sum() / planted.sum().clamp(min=1)
 
     def drop_conditions(self, cond: Optional[dict]) -> Optional[dict]:
         """The condition with a random `drop` flag per sample (probability cond_drop_prob): the null condition."""
@@ -239,6 +263,20 @@ class MotionDiffusion(L.LightningModule):
         optimizer = self.optimizer_factory(params=self.network.parameters())
         scheduler = self.lr_scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def check_foot_contact(weight, data: MotionData, loss: DiffusionLoss) -> float:
+    """`weight` as a float; UserError unless it is 0 or positive, and where positive, the data a 3D dance with feet
+    and the loss x0 prediction."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+        raise UserError(f"module.foot_contact_weight={weight!r} must be 0 (off) or positive.")
+    if weight > 0 and not (isinstance(data, RotationDanceData) and data.foot_joints):
+        raise UserError(
+            f"module.foot_contact_weight={weight} needs a 3D dance whose feet touch the ground (experiment=dance3d)."
+        )
+    if weight > 0 and loss.prediction != "x0":
+        raise UserError(f"module.foot_contact_weight={weight} needs loss.prediction=x0 (use loss=x0).")
+    return float(weight)
 
 
 def check_context(context_prob: float, network: nn.Module) -> float:

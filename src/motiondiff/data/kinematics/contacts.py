@@ -28,17 +28,23 @@ class Contacts:
     height: float  # body height H, position units
     fps: float
 
-    def in_contact(self, positions: np.ndarray) -> np.ndarray:
-        """(T, J, 3) positions -> (T - 1, feet) bool: low and slow between frames t and t + 1."""
-        feet = positions[:, list(self.joints)]  # (T, feet, 3)
-        low = feet[1:, :, self.up_index] - self.ground < CONTACT_HEIGHT * self.height  # (T - 1, feet)
+    def in_contact(self, positions):
+        """(..., T, J, 3) positions (numpy or torch) -> (..., T - 1, feet) bool: low and slow between frames t and
+        t + 1."""
+        feet = positions[..., list(self.joints), :]  # (..., T, feet, 3)
+        low = feet[..., 1:, :, self.up_index] - self.ground < CONTACT_HEIGHT * self.height  # (..., T - 1, feet)
         return low & (self.horizontal_speed(positions) < CONTACT_SPEED * self.height)
 
-    def horizontal_speed(self, positions: np.ndarray) -> np.ndarray:
-        """(T, J, 3) -> (T - 1, feet): speed of each foot joint in the ground plane, position units per second."""
+    def horizontal_steps(self, positions):
+        """(..., T, J, 3) (numpy or torch) -> (..., T - 1, feet, 2): each foot joint's move in the ground plane."""
         planar = [axis for axis in range(positions.shape[-1]) if axis != self.up_index]
-        steps = np.diff(positions[:, list(self.joints)][..., planar], axis=0)  # (T - 1, feet, 2)
-        return np.linalg.norm(steps, axis=-1) * self.fps
+        feet = positions[..., list(self.joints), :][..., planar]  # (..., T, feet, 2)
+        return feet[..., 1:, :, :] - feet[..., :-1, :, :]
+
+    def horizontal_speed(self, positions):
+        """(..., T, J, 3) (numpy or torch) -> (..., T - 1, feet): speed of each foot joint in the ground plane,
+        position units per second."""
+        return (self.horizontal_steps(positions) ** 2).sum(-1) ** 0.5 * self.fps
 
 
 def body_height(training_positions: np.ndarray, up_index: int) -> float:

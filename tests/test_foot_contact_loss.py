@@ -1,0 +1,80 @@
+"""MDM's foot contact term for the 3D dance (`module.foot_contact_weight`): the predicted feet's step where the real
+feet are planted, through forward kinematics, and the refusals where it cannot apply."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import compose_config, shared_path
+from motiondiff.core.errors import UserError
+from motiondiff.data.dance3d import Dance3DDataModule
+from motiondiff.diffusion.loss import DiffusionLoss
+from motiondiff.networks.punet import PUNet
+from motiondiff.training.build import module_options
+from motiondiff.training.diffusion_module import MotionDiffusion
+from test_context import WALKER
+
+
+@pytest.fixture(scope="module")
+def walk():
+    datamodule = Dance3DDataModule(str(shared_path("bvh", "Walk-In-Circle.bvh")))
+    datamodule.setup()
+    return datamodule
+
+
+def module_for(info, tmp_path, overrides=()) -> MotionDiffusion:
+    cfg = compose_config("train", tmp_path, ["experiment=dance3d", *overrides])
+    network = PUNet(features=info.features, base_channels=8, channel_mults=(1,), num_res_blocks=1, attention=False)
+    return MotionDiffusion.from_config(cfg, network, info, module_options(cfg))
+
+
+def test_contacts_read_numpy_and_torch_positions_alike(walk):
+    info = walk.info
+    positions = info.to_positions(torch.from_numpy(walk.raw[:200]))  # (T, K, 3) metres
+    contacts = info.contacts
+    numpy_contacts = contacts.in_contact(positions.numpy())  # (T - 1, feet)
+    assert np.array_equal(contacts.in_contact(positions).numpy(), numpy_contacts) and numpy_contacts.mean() > 0.2
+    torch.testing.assert_close(
+        contacts.horizontal_speed(positions).double(),
+        torch.from_numpy(contacts.horizontal_speed(positions.numpy())).double(),
+    )
+    batched = contacts.in_contact(positions.reshape(4, 50, *positions.shape[1:]))  # (4, 49, feet): per window
+    assert torch.equal(batched[0], contacts.in_contact(positions[:50]))
+
+
+def test_the_term_counts_sliding_planted_feet_and_trains_the_network(walk, tmp_path):
+    module = module_for(walk.info, tmp_path, ["module.foot_contact_weight=2.0"])
+    module.normalizer.load_state_dict(walk.normalizer.state_dict())  # as training does
+    x0 = torch.stack([walk.train_set[i]["motion"] for i in range(4)])  # (B, N, F) normalised windows
+    own = module.foot_contact_term(x0, x0)  # the data's own planted feet move less than the contact limit
+    assert 0 < float(own) < 1.0
+    raw = module.normalizer.denormalize(x0).clone()
+    raw[..., 1] += 0.05 / walk.info.metres_per_unit  # the root drifts 5 cm a frame forward: every planted foot slides
+    sliding = module.normalizer.normalize(raw)
+    assert float(module.foot_contact_term(sliding, x0)) > 10 * float(own)
+    loss = DiffusionLoss("x0")
+    out = loss(module.network, module.schedule, x0, extra=module.foot_contact_term)  # (training: weighted, logged)
+    plain = loss(module.network, module.schedule, x0, t=torch.zeros(4, dtype=torch.long), noise=torch.zeros_like(x0))
+    out.backward()
+    assert float(out) > 0 and float(plain) >= 0
+    assert any(float(p.grad.abs().sum()) > 0 for p in module.network.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["module.foot_contact_weight=-1"], "0 \\(off\\) or positive"),
+        (["module.foot_contact_weight=true"], "0 \\(off\\) or positive"),
+        (["module.foot_contact_weight=1.0", "loss=epsilon", "loss.velocity_weight=0"], "loss.prediction=x0"),
+    ],
+)
+def test_bad_settings_are_refused(walk, tmp_path, overrides, message):
+    with pytest.raises(UserError, match=message):
+        module_for(walk.info, tmp_path, overrides)
+
+
+def test_a_2d_dance_has_no_feet_to_plant(tmp_path):
+    cfg = compose_config("train", tmp_path, ["experiment=dance2d", "module.foot_contact_weight=1.0"])
+    network = PUNet(features=40, base_channels=8, channel_mults=(1,), num_res_blocks=1)
+    with pytest.raises(UserError, match="3D dance"):
+        MotionDiffusion.from_config(cfg, network, WALKER, module_options(cfg))
