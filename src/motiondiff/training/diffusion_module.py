@@ -130,9 +130,9 @@ class MotionDiffusion(L.LightningModule):
         return self.foot_contact_weight * term
 
     def foot_contact_term(self, x0_hat: Motion, x0: Motion) -> torch.Tensor:
-        """The mean squared horizontal step of the predicted feet (positions by forward
-        kinematics) where the real feet are planted (low and slow: data.kinematics.contacts), in units of the
-        contact speed limit per frame (MDM's foot contact loss, Tevet et al. 2023)."""
+        """The mean squared horizontal step of the predicted feet (positions by forward kinematics) where the real
+        feet are planted (low and slow: data.kinematics.contacts), in units of the contact speed limit per frame (MDM's
+        foot contact loss, Tevet et al. 2023)."""
         contacts = self.data.contacts
         with torch.no_grad():
             planted = contacts.in_contact(self.data.to_positions(self.normalizer.denormalize(x0)))  # (B, N-1, feet)
