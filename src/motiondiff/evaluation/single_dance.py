@@ -28,20 +28,16 @@ from motiondiff.data.collage import collage_plan
 from motiondiff.data.kinematics.contacts import contact_joints
 from motiondiff.diffusion.chaining import chained_length
 from motiondiff.metrics.single_motion import COPY_FRACTION, COVERAGE_THRESHOLD, resolve_windows, single_motion_report
-from motiondiff.training.chained_sampling import check_chain_sampling, collage_record, sample_chain
+from motiondiff.training.chained_sampling import check_chain, collage_record, sample_chain
 
 
 def evaluate_dance(run, cfg: DictConfig) -> tuple:
     """Rows {"validation": [...], "generated": [...]} of per-replication measures, and the settings used."""
     clips = whole_number("clips", cfg.clips, minimum=2, why="inter-clip diversity needs pairs")
     info = run.module.data
-    overlap = whole_number("chain_overlap", cfg.chain_overlap)
-    if not overlap < info.window:
-        raise UserError(f"chain_overlap={overlap} must be below the window length {info.window}; use 16.")
-    mode = check_chain_sampling(cfg.get("chain_sampling", "joint"))
-    blend = whole_number("chain_blend", cfg.get("chain_blend", 0), minimum=0) if mode == "sequential" else None
-    if blend is not None and not blend < overlap:
-        raise UserError(f"chain_blend={blend} must lie between 0 and chain_overlap - 1 = {overlap - 1}; use 8.")
+    overlap, blend, mode = check_chain(
+        info.window, cfg.chain_overlap, cfg.get("chain_blend", 0), cfg.get("chain_sampling", "joint")
+    )
     if not float(cfg.duration_factor) > 0:
         raise UserError(f"duration_factor={cfg.duration_factor} must be positive; GANimator's is 2.0.")
     datamodule = instantiate(run.config.dataset)

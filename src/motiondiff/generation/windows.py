@@ -14,7 +14,7 @@ from motiondiff.diffusion.chaining import chained_length
 from motiondiff.diffusion.samplers import Sampler
 from motiondiff.export.dance import write_dance_bvh
 from motiondiff.render.samples import render_samples
-from motiondiff.training.chained_sampling import check_chain_sampling, collage_record, sample_chain
+from motiondiff.training.chained_sampling import check_chain, check_chain_sampling, collage_record, sample_chain
 from motiondiff.training.devices import dtype_name
 from motiondiff.training.diffusion_module import MotionDiffusion
 
@@ -46,7 +46,7 @@ def generate_and_save(
     num_samples = whole_number("num_samples", num_samples)
     info = module.data
     pin = isinstance(info, RotationDanceData) and info.pins(foot_ik)  # a bad foot_ik stops here, before sampling
-    chain_sampling = check_chain_sampling(chain_sampling)
+    chain_sampling = check_chain_sampling(chain_sampling)  # before sampling; the chain's settings below
     out_dir = Path(out_dir)
     if (out_dir / SAMPLES_FILE).exists():
         raise UserError(f"'{out_dir}' already holds generated samples; generations are never overwritten.")
@@ -61,17 +61,11 @@ def generate_and_save(
         written[f"bvh_{index:02d}"] = write_dance_bvh(out_dir / f"sample_{index:02d}.bvh", info, raw)
     long = None
     if chain_windows_count > 1:
-        if not 0 < chain_overlap < info.window:
-            raise UserError(
-                f"chain_overlap={chain_overlap} must lie between 1 and the window length {info.window} - 1."
-            )
-        if chain_sampling == "joint":
-            chain_blend = None  # the windows are blended at every step instead
-        else:
-            chain_blend = min(CHAIN_BLEND, chain_overlap - 1) if chain_blend is None else chain_blend  # room for it
-            chain_blend = whole_number("chain_blend", chain_blend, minimum=0)
-            if not chain_blend < chain_overlap:
-                raise UserError(f"chain_blend={chain_blend} must lie in [0, chain_overlap) = [0, {chain_overlap}).")
+        if chain_blend is None and isinstance(chain_overlap, int):  # generate's default, where the overlap leaves room
+            chain_blend = min(CHAIN_BLEND, chain_overlap - 1)
+        chain_overlap, chain_blend, chain_sampling = check_chain(
+            info.window, chain_overlap, chain_blend, chain_sampling
+        )
 
         first, guide, strength = samples[:1], None, None  # the first window: the first sample, or one of the collage
         if collage is not None:

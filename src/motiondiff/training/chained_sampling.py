@@ -6,6 +6,7 @@ from typing import Optional
 
 import torch
 
+from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.core.types import LongMotion, Motion
 from motiondiff.data.collage import CollagePlan
@@ -26,6 +27,21 @@ def check_chain_sampling(mode) -> str:
     if mode not in CHAIN_SAMPLINGS:
         raise UserError(f"chain_sampling={mode!r} must be one of {', '.join(CHAIN_SAMPLINGS)}.")
     return mode
+
+
+def check_chain(window: int, overlap, blend, mode) -> tuple:
+    """(overlap, blend, mode) of a chain of `window`-frame windows, checked: overlap in [1, window), mode one of
+    CHAIN_SAMPLINGS, and for sequential chains blend in [0, overlap) (joint ones have none: blend None)."""
+    mode = check_chain_sampling(mode)
+    overlap = whole_number("chain_overlap", overlap)
+    if not overlap < window:
+        raise UserError(f"chain_overlap={overlap} must lie between 1 and the window length {window} - 1; use 16.")
+    if mode == "joint":
+        return overlap, None, mode
+    blend = whole_number("chain_blend", blend, minimum=0)
+    if not blend < overlap:
+        raise UserError(f"chain_blend={blend} must lie in [0, chain_overlap) = [0, {overlap}); use 8.")
+    return overlap, blend, mode
 
 
 def sample_chain(
