@@ -1,17 +1,23 @@
 """MDM's foot contact term for the 3D dance (`module.foot_contact_weight`): the predicted feet's step where the real
 feet are planted, through forward kinematics, and the refusals where it cannot apply."""
 
+import csv
+import logging
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from conftest import compose_config, shared_path
+from conftest import TINY_NETWORK, compose_config, shared_path
+from motiondiff.cli import train
 from motiondiff.core.errors import UserError
 from motiondiff.data.dance3d import Dance3DDataModule
 from motiondiff.diffusion.loss import DiffusionLoss
 from motiondiff.networks.punet import PUNet
+from motiondiff.runs.train import foot_contact_lines
 from motiondiff.training.build import module_options
-from motiondiff.training.diffusion_module import MotionDiffusion
+from motiondiff.training.diffusion_module import FOOT_CONTACT_AUTO, MotionDiffusion
 from test_context import WALKER
 
 
@@ -63,8 +69,8 @@ def test_the_term_counts_sliding_planted_feet_and_trains_the_network(walk, tmp_p
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["module.foot_contact_weight=-1"], "0 \\(off\\) or positive"),
-        (["module.foot_contact_weight=true"], "0 \\(off\\) or positive"),
+        (["module.foot_contact_weight=-1"], "0 \\(off\\), positive, or auto"),
+        (["module.foot_contact_weight=true"], "0 \\(off\\), positive, or auto"),
         (["module.foot_contact_weight=1.0", "loss=epsilon", "loss.velocity_weight=0"], "loss.prediction=x0"),
     ],
 )
@@ -78,3 +84,47 @@ def test_a_2d_dance_has_no_feet_to_plant(tmp_path):
     network = PUNet(features=40, base_channels=8, channel_mults=(1,), num_res_blocks=1)
     with pytest.raises(UserError, match="3D dance"):
         MotionDiffusion.from_config(cfg, network, WALKER, module_options(cfg))
+
+
+def test_auto_weighs_feet_that_roll_and_leaves_rigid_tips_and_other_data_alone(walk, tmp_path):
+    assert not walk.info.pins_fit  # human ankles roll through a contact
+    assert module_for(walk.info, tmp_path).foot_contact_weight == FOOT_CONTACT_AUTO > 0  # experiment=dance3d: auto
+    tips = replace(walk.info, pins_fit=True)  # feet held as rigid tips, as the crab's (foot_ik pins them)
+    assert module_for(tips, tmp_path).foot_contact_weight == 0.0
+    epsilon = ["loss=epsilon", "loss.velocity_weight=0"]
+    assert module_for(walk.info, tmp_path, epsilon).foot_contact_weight == 0.0
+    cfg = compose_config("train", tmp_path, ["experiment=dance2d", "module.foot_contact_weight=auto"])
+    network = PUNet(features=40, base_channels=8, channel_mults=(1,), num_res_blocks=1)
+    assert MotionDiffusion.from_config(cfg, network, WALKER, module_options(cfg)).foot_contact_weight == 0.0
+
+
+def test_the_training_says_what_auto_chose(walk, tmp_path):
+    rolling = module_for(walk.info, tmp_path)
+    cfg = compose_config("train", tmp_path, ["experiment=dance3d"])
+    assert foot_contact_lines(cfg, rolling) == ["Foot contact term: weight 1 (auto: feet that roll through a contact)"]
+    tips = module_for(replace(walk.info, pins_fit=True), tmp_path)
+    assert (
+        "off" not in foot_contact_lines(cfg, tips)[0] and "weight 0 (auto: no feet" in foot_contact_lines(cfg, tips)[0]
+    )
+    plain = compose_config("train", tmp_path, ["experiment=dance3d", "module.foot_contact_weight=0"])
+    assert foot_contact_lines(plain, module_for(walk.info, tmp_path, ["module.foot_contact_weight=0"])) == []
+
+
+def test_a_human_3d_dance_trains_with_the_term_auto_chose_and_logs_it(tmp_path, caplog):
+    overrides = [
+        "experiment=dance3d",
+        f"dataset.source={shared_path('bvh', 'Walk-In-Circle.bvh')}",
+        "trainer.max_steps=3",
+        "trainer.log_every_n_steps=1",
+        "trainer.check_val_every_n_epoch=1000",
+        "generate_after_training.num_samples=0",
+        "logger=[csv]",
+        *TINY_NETWORK,
+    ]
+    with caplog.at_level(logging.INFO, logger="motiondiff.runs.train"):
+        result = train.run(compose_config("train", tmp_path, overrides))
+    assert "Foot contact term: weight 1 (auto: feet that roll through a contact)" in caplog.text
+    assert result["module"].foot_contact_weight == FOOT_CONTACT_AUTO
+    with open(result["run_dir"] / "logs" / "metrics.csv") as file:
+        terms = [float(row["train/foot_contact"]) for row in csv.DictReader(file) if row.get("train/foot_contact")]
+    assert len(terms) == 3 and all(np.isfinite(terms)) and min(terms) > 0

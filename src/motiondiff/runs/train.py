@@ -41,7 +41,7 @@ from motiondiff.training.build import build_module
 from motiondiff.training.checkpoint_io import load_checkpoint
 from motiondiff.training.config_checks import check_training_config
 from motiondiff.training.devices import PROBED, describe_device
-from motiondiff.training.diffusion_module import MotionDiffusion
+from motiondiff.training.diffusion_module import MotionDiffusion, foot_contact_line
 from motiondiff.training.interrupts import TrainingInterrupted
 from motiondiff.training.metrics_log import METRICS_FILE, truncate_from
 from motiondiff.training.precision_probe import MIN_SPEEDUP, choose_precision, first_batch
@@ -142,11 +142,19 @@ def opening_lines(cfg, run_dir: Path, datamodule, module, trainer, resumed_step)
         f"Data: {info.kind} from {info.source} · {items} training items of {info.features} features per frame · "
         f"batch {batch}, {steps_per_epoch} steps per epoch",
         f"Network: {type(network).__name__}, {parameters / 1e6:.2f} M parameters (and an EMA copy)",
+        *foot_contact_lines(cfg, module),
         f"Device: {describe_device(trainer.strategy.root_device, trainer.precision)}",
         f"Training: {steps}, validation every {trainer.check_val_every_n_epoch} epochs; checkpoints in "
         f"{shown(run_dir / 'checkpoints')} (last.ckpt also on Ctrl-C)",
         *tracker_lines(trainer.loggers, run_dir),
     ]
+
+
+def foot_contact_lines(cfg, module) -> list:
+    """The foot contact term's line where the config names one (3D dances), else none."""
+    setting = cfg.get("module", {}).get("foot_contact_weight", 0)
+    weight = getattr(module, "foot_contact_weight", 0.0)
+    return [foot_contact_line(setting, weight)] if setting == "auto" or weight else []
 
 
 def closing_lines(trainer, module, run_dir: Path, seconds: float, first_step: int) -> list:
