@@ -103,9 +103,17 @@ def test_the_training_says_what_auto_chose(walk, tmp_path):
     cfg = compose_config("train", tmp_path, ["experiment=dance3d"])
     assert foot_contact_lines(cfg, rolling) == ["Foot contact term: weight 1 (auto: feet that roll through a contact)"]
     tips = module_for(replace(walk.info, pins_fit=True), tmp_path)
-    assert (
-        "off" not in foot_contact_lines(cfg, tips)[0] and "weight 0 (auto: no feet" in foot_contact_lines(cfg, tips)[0]
-    )
+    pinned = "Foot contact term: weight 0 (auto: the feet are rigid tips, pinned by IK instead)"
+    assert foot_contact_lines(cfg, tips) == [pinned]
+    epsilon = module_for(walk.info, tmp_path, ["loss=epsilon", "loss.velocity_weight=0"])
+    assert foot_contact_lines(cfg, epsilon) == ["Foot contact term: weight 0 (auto: the term needs loss.prediction=x0)"]
+    two_d = compose_config("train", tmp_path, ["experiment=dance2d", "module.foot_contact_weight=auto"])
+    network = PUNet(features=40, base_channels=8, channel_mults=(1,), num_res_blocks=1)
+    module = MotionDiffusion.from_config(two_d, network, WALKER, module_options(two_d))
+    assert foot_contact_lines(two_d, module) == ["Foot contact term: weight 0 (auto: no 3D feet on the ground)"]
+    chosen = compose_config("train", tmp_path, ["experiment=dance3d", "module.foot_contact_weight=10"])
+    weighted = module_for(walk.info, tmp_path, ["module.foot_contact_weight=10"])
+    assert foot_contact_lines(chosen, weighted) == ["Foot contact term: weight 10"]
     plain = compose_config("train", tmp_path, ["experiment=dance3d", "module.foot_contact_weight=0"])
     assert foot_contact_lines(plain, module_for(walk.info, tmp_path, ["module.foot_contact_weight=0"])) == []
 

@@ -15,8 +15,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import compose_config
+from conftest import compose_config, shared_path
 from motiondiff.cli import generate
+from motiondiff.core.errors import UserError
 from motiondiff.evaluation.evaluators.trained import load_trained_evaluator
 from motiondiff.runs.directories import load_run_config
 from motiondiff.training.contrastive_module import MotionTextContrastive
@@ -118,3 +119,19 @@ def test_resuming_a_transformer_run_saved_before_the_cost_options_keeps_its_netw
     assert added_option_overrides(new) == ["network.fused_qkv=false", "network.attention_mask=always"]
     punet = OmegaConf.create({"network": {"_target_": "motiondiff.networks.punet.PUNet"}})
     assert added_option_overrides(punet) == []
+
+
+def test_resuming_a_3d_dance_saved_before_the_foot_term_default_keeps_its_weight(tmp_path):
+    from motiondiff.runs.directories import save_resumed_config, save_run_config
+    from motiondiff.runs.legacy import added_option_overrides
+
+    source = f"dataset.source={shared_path('bvh', 'Walk-In-Circle.bvh')}"
+    old = compose_config("train", tmp_path, ["experiment=dance3d", source, "module.foot_contact_weight=0.0"])
+    save_run_config(old, tmp_path)  # as a run trained before `auto` saved it
+    assert added_option_overrides(old) == ["module.foot_contact_weight=0.0"]
+    resumed = compose_config("train", tmp_path, ["experiment=dance3d", source, *added_option_overrides(old)])
+    save_resumed_config(resumed, tmp_path, step=10)  # its own settings: accepted
+    today = compose_config("train", tmp_path, ["experiment=dance3d", source])
+    assert added_option_overrides(today) == []  # `auto` is resolved again from the same data
+    with pytest.raises(UserError, match="module.foot_contact_weight='auto' where the run had 0.0"):
+        save_resumed_config(today, tmp_path, step=10)

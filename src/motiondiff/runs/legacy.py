@@ -25,6 +25,9 @@ TRANSFORMER_OPTIONS_ADDED = {
     "attention_mask": "always",
 }
 TRANSFORMER_PREFIX = "motiondiff.networks.conditioning."
+# Options whose default became `auto` (experiment=dance3d: module.foot_contact_weight, 0 before): a run saved with a
+# number keeps it when resumed.
+DEFAULTS_CHANGED = ("module.foot_contact_weight",)
 # module options that became options of the validation-metrics callback (callbacks.generation_metrics)
 MOVED_MODULE_OPTIONS = ("val_evaluator", "val_metrics_every_n_epochs", "val_metrics_items")
 
@@ -42,12 +45,20 @@ def upgrade_run_config(cfg: DictConfig) -> DictConfig:
 
 
 def added_option_overrides(saved: DictConfig) -> list:
-    """`network.<key>=<old value>` for each transformer option a saved run config predates."""
+    """`network.<key>=<old value>` for each transformer option a saved run config predates, and the saved values of
+    options whose default changed since (DEFAULTS_CHANGED), so `resume=` composes the run's own settings."""
+    values = {key: OmegaConf.select(saved, key) for key in DEFAULTS_CHANGED}
+    kept = [f"{key}={value}" for key, value in values.items() if _is_number(value)]
     network = saved.get("network") or {}
     if not str(network.get("_target_", "")).startswith(TRANSFORMER_PREFIX):
-        return []
+        return kept
     old = {key: value for key, value in TRANSFORMER_OPTIONS_ADDED.items() if key not in network}
-    return [f"network.{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in old.items()]
+    added = [f"network.{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in old.items()]
+    return added + kept
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _renamed(node):

@@ -153,8 +153,9 @@ def opening_lines(cfg, run_dir: Path, datamodule, module, trainer, resumed_step)
 def foot_contact_lines(cfg, module) -> list:
     """The foot contact term's line where the config names one (3D dances), else none."""
     setting = cfg.get("module", {}).get("foot_contact_weight", 0)
-    weight = getattr(module, "foot_contact_weight", 0.0)
-    return [foot_contact_line(setting, weight)] if setting == "auto" or weight else []
+    if not isinstance(module, MotionDiffusion) or (setting != "auto" and not module.foot_contact_weight):
+        return []
+    return [foot_contact_line(setting, module)]
 
 
 def closing_lines(trainer, module, run_dir: Path, seconds: float, first_step: int) -> list:

@@ -31,8 +31,8 @@ from motiondiff.diffusion.schedule import NoiseSchedule
 from motiondiff.metrics.skeleton import bone_length_error
 from motiondiff.networks.text_motion_encoders import MotionTextEncoders
 
-# module.foot_contact_weight=auto's weight where feet roll through a contact: the 3D walk's jitter 1.35 -> 1.16 and
-# skating 1.13 -> 0.78 with it, Gangnam-Style's 1.19 -> 1.02 (docs/dance3d.md, "MDM's foot contact term").
+# module.foot_contact_weight=auto's weight where feet roll through a contact: the 3D walk's jitter 1.35 -> 1.15 and
+# skating 1.13 -> 0.78 with it, Gangnam-Style's 1.19 -> 1.05 (docs/dance3d.md, "the foot contact term on human feet").
 FOOT_CONTACT_AUTO = 1.0
 
 
@@ -270,11 +270,10 @@ class MotionDiffusion(L.LightningModule):
 
 
 def check_foot_contact(weight, data: MotionData, loss: DiffusionLoss) -> float:
-    """`weight` as a float; UserError unless it is 0, positive or `auto`, and where positive, the data a 3D dance with
-    feet and the loss x0 prediction. `auto`: FOOT_CONTACT_AUTO where `rolls_feet(data)` and the loss predicts x0,
-    else 0."""
+    """`weight` as a float; UserError unless it is 0, positive or `auto` (`auto_foot_contact`'s choice), and where
+    positive, the data a 3D dance with feet and the loss x0 prediction."""
     if weight == "auto":
-        return FOOT_CONTACT_AUTO if rolls_feet(data) and loss.prediction == "x0" else 0.0
+        return auto_foot_contact(data, loss)[0]
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
         raise UserError(f"module.foot_contact_weight={weight!r} must be 0 (off), positive, or auto.")
     if weight > 0 and not (isinstance(data, RotationDanceData) and data.foot_joints):
@@ -286,20 +285,25 @@ def check_foot_contact(weight, data: MotionData, loss: DiffusionLoss) -> float:
     return float(weight)
 
 
-def foot_contact_line(setting, weight: float) -> str:
+def auto_foot_contact(data: MotionData, loss: DiffusionLoss) -> tuple:
+    """`foot_contact_weight=auto`: (weight, why). FOOT_CONTACT_AUTO for a 3D dance whose feet roll through a contact
+    (human ankles and toes: `pins_fit` false) and x0 prediction; 0 for rigid tips (the crab's: IK pins them after
+    sampling, and the term broke their training), for data without 3D feet, and for epsilon prediction."""
+    if not (isinstance(data, RotationDanceData) and data.foot_joints):
+        return 0.0, "no 3D feet on the ground"
+    if data.pins_fit:
+        return 0.0, "the feet are rigid tips, pinned by IK instead"
+    if loss.prediction != "x0":
+        return 0.0, "the term needs loss.prediction=x0"
+    return FOOT_CONTACT_AUTO, "feet that roll through a contact"
+
+
+def foot_contact_line(setting, module: "MotionDiffusion") -> str:
     """The training's opening line on the foot contact term: its weight, and where `auto` chose it, why."""
-    if setting != "auto":
-        return f"Foot contact term: weight {weight:g}" if weight else "Foot contact term: off"
-    why = (
-        "feet that roll through a contact" if weight else "no feet that roll through a contact (tips are pinned by IK)"
-    )
-    return f"Foot contact term: weight {weight:g} (auto: {why})"
-
-
-def rolls_feet(data: MotionData) -> bool:
-    """Whether the data is a 3D dance whose feet roll through a contact (human ankles and toes: `pins_fit` false), the
-    feet the foot contact term is for; feet that stay planted as rigid tips (the crab's) are pinned by IK instead."""
-    return isinstance(data, RotationDanceData) and bool(data.foot_joints) and not data.pins_fit
+    weight = module.foot_contact_weight
+    if setting == "auto":
+        return f"Foot contact term: weight {weight:g} (auto: {auto_foot_contact(module.data, module.loss)[1]})"
+    return f"Foot contact term: weight {weight:g}" if weight else "Foot contact term: off"
 
 
 def check_context(context_prob: float, network: nn.Module) -> float:
