@@ -133,6 +133,8 @@ def test_a_human_3d_dance_trains_with_the_term_auto_chose_and_logs_it(tmp_path, 
         result = train.run(compose_config("train", tmp_path, overrides))
     assert "Foot contact term: weight 1 (auto: feet that roll through a contact)" in caplog.text
     assert result["module"].foot_contact_weight == FOOT_CONTACT_AUTO
+    saved = torch.load(result["checkpoint"], map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert saved["foot_contact_weight"] == FOOT_CONTACT_AUTO  # what `auto` chose, kept with the weights
     with open(result["run_dir"] / "logs" / "metrics.csv") as file:
         terms = [float(row["train/foot_contact"]) for row in csv.DictReader(file) if row.get("train/foot_contact")]
     assert len(terms) == 3 and all(np.isfinite(terms)) and min(terms) > 0

@@ -62,7 +62,6 @@ class MotionDiffusion(L.LightningModule):
         foot_contact_weight: Union[float, str] = 0.0,
     ):
         super().__init__()
-        self.save_hyperparameters({"data_info": data.to_dict()}, logger=False)  # trackers get the run config
         self.network, self.schedule, self.loss = network, schedule, loss
         self.ema = ema(network, include_online_model=False)
         self.normalizer = data.make_normalizer()
@@ -78,6 +77,10 @@ class MotionDiffusion(L.LightningModule):
         self.guidance_weight = check_guidance_weight(guidance_weight)
         self.context_prob = check_context(context_prob, network)
         self.foot_contact_weight = check_foot_contact(foot_contact_weight, data, loss)
+        # The checkpoint keeps the data's description and the weight `auto` chose; trackers get the run config.
+        self.save_hyperparameters(
+            {"data_info": data.to_dict(), "foot_contact_weight": self.foot_contact_weight}, logger=False
+        )
 
     @staticmethod
     def check_network_class(network_class: type) -> None:
