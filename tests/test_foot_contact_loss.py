@@ -13,6 +13,7 @@ from conftest import TINY_NETWORK, compose_config, shared_path
 from motiondiff.cli import train
 from motiondiff.core.errors import UserError
 from motiondiff.data.dance3d import Dance3DDataModule
+from motiondiff.data.kinematics.skeleton import with_ancestors
 from motiondiff.diffusion.loss import DiffusionLoss
 from motiondiff.networks.punet import PUNet
 from motiondiff.runs.train import foot_contact_lines
@@ -138,3 +139,14 @@ def test_a_human_3d_dance_trains_with_the_term_auto_chose_and_logs_it(tmp_path, 
     with open(result["run_dir"] / "logs" / "metrics.csv") as file:
         terms = [float(row["train/foot_contact"]) for row in csv.DictReader(file) if row.get("train/foot_contact")]
     assert len(terms) == 3 and all(np.isfinite(terms)) and min(terms) > 0
+
+
+def test_the_feet_by_their_chains_alone_are_the_feet_of_the_whole_skeleton(walk):
+    info = walk.info
+    raw = torch.from_numpy(walk.raw[:96]).reshape(2, 48, -1)  # (B, N, F) denormalised windows
+    whole = info.to_positions(raw)[..., list(info.foot_joints), :]  # (B, N, feet, 3)
+    torch.testing.assert_close(info.foot_positions(raw), whole, rtol=0, atol=1e-9)
+    assert torch.equal(
+        info.foot_contacts.in_contact(info.foot_positions(raw)), info.contacts.in_contact(info.to_positions(raw))
+    )
+    assert len(with_ancestors(info.file_parents, [info.kept[k] for k in info.foot_joints])) == 11  # of 65 file joints

@@ -5,7 +5,7 @@ saves it in the checkpoint's hyperparameters as plain data (`to_dict`, with its 
 `describe_data` reads it back, also from checkpoints written before these classes existed.
 """
 
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import ClassVar, Optional
 
 import numpy as np
@@ -17,13 +17,15 @@ from motiondiff.core.errors import UserError
 from motiondiff.data.kinematics.contacts import Contacts
 from motiondiff.data.kinematics.foot_ik import contact_pins, leg_chains, pin_feet, upper_feet
 from motiondiff.data.kinematics.quaternion import matrix_to_cont6d
-from motiondiff.data.kinematics.skeleton import mean_acceleration
+from motiondiff.data.kinematics.skeleton import mean_acceleration, subset_parents, with_ancestors
 from motiondiff.data.normalizers import FeatureNormalizer, KeypointNormalizer
 from motiondiff.data.representations.local_rotations import (
     UP_BASIS,
     RotationLayout,
     decode,
+    decode_pose,
     facing_positions,
+    forward_kinematics,
     yaw_matrix,
 )
 from motiondiff.data.representations.registry import get_representation
@@ -219,15 +221,37 @@ class RotationDanceData(MotionData):
     def kept_in_metres(self, positions):
         """`decode`'s positions of every file joint (..., N, J, 3), file coordinates (numpy or torch) -> the kept
         joints' (..., N, K, 3), metres, y up."""
+        return self.in_metres(positions[..., list(self.kept), :])
+
+    def in_metres(self, positions):
+        """Positions (..., 3) in file coordinates (numpy or torch) -> metres, y up."""
         basis = UP_BASIS[self.up]
         if isinstance(positions, torch.Tensor):
             basis = torch.as_tensor(basis, dtype=positions.dtype, device=positions.device)
-        return positions[..., list(self.kept), :] @ basis.T * self.metres_per_unit
+        return positions @ basis.T * self.metres_per_unit
+
+    def foot_positions(self, raw: torch.Tensor) -> torch.Tensor:
+        """Denormalised features (..., N, F) -> the foot joints' positions (..., N, feet, 3), metres, y up:
+        `to_positions(raw)[..., foot_joints, :]`, by forward kinematics along the feet's chains only (11 of the
+        walk's 65 file joints), for the foot contact term; its contacts are `foot_contacts`."""
+        feet = [self.kept[k] for k in self.foot_joints]
+        chain = with_ancestors(self.file_parents, feet)
+        local, _, translations = decode_pose(
+            raw, self.offsets, self.file_parents, self.fixed_rotations, self.layout, self.opening, self.up
+        )
+        chain_parents = subset_parents(self.file_parents, chain)
+        positions = forward_kinematics(chain_parents, local[..., chain, :, :], translations[..., chain, :])
+        return self.in_metres(positions[..., [chain.index(foot) for foot in feet], :])
 
     @property
     def contacts(self) -> Contacts:
         """The training span's foot contacts (joints, floor, body height), for positions from `to_positions`."""
         return Contacts(tuple(self.foot_joints), 1, float(self.ground), float(self.body_height), float(self.fps))
+
+    @property
+    def foot_contacts(self) -> Contacts:
+        """`contacts` for positions from `foot_positions` (their columns are the feet)."""
+        return replace(self.contacts, joints=tuple(range(len(self.foot_joints))))
 
     def lock_feet(self, raw: np.ndarray, contacts: Optional[Contacts] = None) -> np.ndarray:
         """Denormalised features (T, F) with the root's ground velocity corrected so that feet in contact (low and

@@ -31,8 +31,8 @@ from motiondiff.diffusion.schedule import NoiseSchedule
 from motiondiff.metrics.skeleton import bone_length_error
 from motiondiff.networks.text_motion_encoders import MotionTextEncoders
 
-# module.foot_contact_weight=auto's weight where feet roll through a contact: the 3D walk's jitter 1.35 -> 1.15 and
-# skating 1.13 -> 0.78 with it, Gangnam-Style's 1.19 -> 1.05 (docs/dance3d.md, "the foot contact term on human feet").
+# module.foot_contact_weight=auto's weight where feet roll through a contact: the 3D walk's jitter 1.35 -> 1.16 and
+# skating 1.13 -> 0.78 with it, Gangnam-Style's 1.19 -> 1.02 (docs/dance3d.md, "the foot contact term on human feet").
 FOOT_CONTACT_AUTO = 1.0
 
 
@@ -140,11 +140,11 @@ class MotionDiffusion(L.LightningModule):
         """The mean squared horizontal step of the predicted feet (positions by forward kinematics) where the real
         feet are planted (low and slow: data.kinematics.contacts), in units of the contact speed limit per frame (MDM's
         foot contact loss, Tevet et al. 2023)."""
-        contacts = self.data.contacts
+        contacts = self.data.foot_contacts  # for foot_positions: forward kinematics of the feet's chains only
         with torch.no_grad():
-            planted = contacts.in_contact(self.data.to_positions(self.normalizer.denormalize(x0)))  # (B, N-1, feet)
+            planted = contacts.in_contact(self.data.foot_positions(self.normalizer.denormalize(x0)))  # (B, N-1, feet)
         steps = contacts.horizontal_steps(
-            self.data.to_positions(self.normalizer.denormalize(x0_hat))
+            self.data.foot_positions(self.normalizer.denormalize(x0_hat))
         )  # (B, N-1, feet, 2)
         limit = CONTACT_SPEED * contacts.height / contacts.fps  # metres a frame
         slide = (steps / limit).pow(2).sum(-1)  # (B, N-1, feet)

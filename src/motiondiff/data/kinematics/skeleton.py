@@ -105,6 +105,16 @@ def subset_parents(parents, keep) -> tuple:
     return tuple(result)
 
 
+def with_ancestors(parents, joints) -> tuple:
+    """The joints and every joint above them, in index order (parents first, when the file lists them so)."""
+    closed = set()
+    for joint in joints:
+        while joint >= 0 and joint not in closed:
+            closed.add(joint)
+            joint = parents[joint]
+    return tuple(sorted(closed))
+
+
 BODY20_PARENTS = subset_parents(SMPL22_PARENTS, [SMPL22_NAMES.index(n) for n in BODY20_NAMES])
 
 

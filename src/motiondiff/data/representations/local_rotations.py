@@ -138,6 +138,13 @@ def decode(
     up: str = "y",
 ) -> tuple:
     """(local rotations (..., T, J, 3, 3), root path (..., T, 3), positions (..., T, J, 3)) in file coordinates."""
+    local, root_path, translations = decode_pose(features, offsets, parents, fixed_rotations, layout, opening, up)
+    return local, root_path, forward_kinematics(parents, local, translations)
+
+
+def decode_pose(features, offsets, parents, fixed_rotations, layout: RotationLayout, opening, up: str = "y") -> tuple:
+    """`decode` before forward kinematics: (local rotations (..., T, J, 3, 3), root path (..., T, 3), local
+    translations (..., T, J, 3): the offsets, the root's path at the root), file coordinates."""
     xp = _xp(features)
 
     def constant(array):
@@ -164,7 +171,7 @@ def decode(
     root_path = path @ basis  # (..., T, 3): rows times basis = basis.T applied
     translations = offsets.expand(*shape[:-1]).clone() if xp is torch else np.broadcast_to(offsets, shape[:-1]).copy()
     translations[..., 0, :] = root_path
-    return local, root_path, forward_kinematics(parents, local, translations)
+    return local, root_path, translations
 
 
 def facing_positions(
