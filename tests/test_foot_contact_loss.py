@@ -150,3 +150,13 @@ def test_the_feet_by_their_chains_alone_are_the_feet_of_the_whole_skeleton(walk)
         info.foot_contacts.in_contact(info.foot_positions(raw)), info.contacts.in_contact(info.to_positions(raw))
     )
     assert len(with_ancestors(info.file_parents, [info.kept[k] for k in info.foot_joints])) == 11  # of 65 file joints
+
+
+def test_the_term_is_float32_under_bf16_autocast(walk, tmp_path):
+    module = module_for(walk.info, tmp_path)
+    module.normalizer.load_state_dict(walk.normalizer.state_dict())
+    x0 = torch.stack([walk.train_set[i]["motion"] for i in range(8)])  # (B, N, F)
+    exact = module.foot_contact_term(x0, x0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as bf16-mixed training runs it
+        mixed = module.foot_contact_term(x0, x0)
+    assert mixed.dtype == torch.float32 and abs(float(mixed) - float(exact)) < 1e-6 * float(exact)

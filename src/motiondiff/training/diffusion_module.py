@@ -139,16 +139,18 @@ class MotionDiffusion(L.LightningModule):
     def foot_contact_term(self, x0_hat: Motion, x0: Motion) -> torch.Tensor:
         """The mean squared horizontal step of the predicted feet (positions by forward kinematics) where the real
         feet are planted (low and slow: data.kinematics.contacts), in units of the contact speed limit per frame (MDM's
-        foot contact loss, Tevet et al. 2023)."""
+        foot contact loss, Tevet et al. 2023). In float32 under any autocast: bf16 kinematics put the walk's feet up to
+        2 cm off a frame, twice the contact limit."""
         contacts = self.data.foot_contacts  # for foot_positions: forward kinematics of the feet's chains only
-        with torch.no_grad():
-            planted = contacts.in_contact(self.data.foot_positions(self.normalizer.denormalize(x0)))  # (B, N-1, feet)
-        steps = contacts.horizontal_steps(
-            self.data.foot_positions(self.normalizer.denormalize(x0_hat))
-        )  # (B, N-1, feet, 2)
-        limit = CONTACT_SPEED * contacts.height / contacts.fps  # metres a frame
-        slide = (steps / limit).pow(2).sum(-1)  # (B, N-1, feet)
-        return (slide * planted).sum() / planted.sum().clamp(min=1)
+        with torch.autocast(x0.device.type, enabled=False):
+            with torch.no_grad():
+                real = self.data.foot_positions(self.normalizer.denormalize(x0.float()))
+                planted = contacts.in_contact(real)  # (B, N-1, feet)
+            predicted = self.data.foot_positions(self.normalizer.denormalize(x0_hat.float()))
+            steps = contacts.horizontal_steps(predicted)  # (B, N-1, feet, 2)
+            limit = CONTACT_SPEED * contacts.height / contacts.fps  # metres a frame
+            slide = (steps / limit).pow(2).sum(-1)  # (B, N-1, feet)
+            return (slide * planted).sum() / planted.sum().clamp(min=1)
 
     def drop_conditions(self, cond: Optional[dict]) -> Optional[dict]:
         """The condition with a random `drop` flag per sample (probability cond_drop_prob): the null condition."""
