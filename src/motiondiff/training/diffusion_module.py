@@ -31,8 +31,8 @@ from motiondiff.diffusion.schedule import NoiseSchedule
 from motiondiff.metrics.skeleton import bone_length_error
 from motiondiff.networks.text_motion_encoders import MotionTextEncoders
 
-# module.foot_contact_weight=auto's weight where feet roll through a contact: the 3D walk's jitter 1.35 -> 1.16 and
-# skating 1.13 -> 0.78 with it, Gangnam-Style's 1.19 -> 1.02 (docs/dance3d.md, "the foot contact term on human feet").
+# module.foot_contact_weight=auto's weight where feet roll through a contact: the 3D walk's jitter 1.35 -> 1.14 and
+# skating 1.13 -> 0.76 with it, Gangnam-Style's 1.19 -> 1.02 (docs/dance3d.md, "the foot contact term on human feet").
 FOOT_CONTACT_AUTO = 1.0
 
 
