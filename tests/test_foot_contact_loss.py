@@ -160,3 +160,4 @@ def test_the_term_is_float32_under_bf16_autocast(walk, tmp_path):
     with torch.autocast("cpu", dtype=torch.bfloat16):  # as bf16-mixed training runs it
         mixed = module.foot_contact_term(x0, x0)
     assert mixed.dtype == torch.float32 and abs(float(mixed) - float(exact)) < 1e-6 * float(exact)
+    assert module.foot_contact_term(x0.double(), x0.double()).dtype == torch.float64  # 64-true keeps its precision

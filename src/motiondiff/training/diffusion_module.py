@@ -139,14 +139,14 @@ class MotionDiffusion(L.LightningModule):
     def foot_contact_term(self, x0_hat: Motion, x0: Motion) -> torch.Tensor:
         """The mean squared horizontal step of the predicted feet (positions by forward kinematics) where the real
         feet are planted (low and slow: data.kinematics.contacts), in units of the contact speed limit per frame (MDM's
-        foot contact loss, Tevet et al. 2023). In float32 under any autocast: bf16 kinematics put the walk's feet up to
-        2 cm off a frame, twice the contact limit."""
+        foot contact loss, Tevet et al. 2023). In float32 (float64 where given) under any autocast: bf16 kinematics
+        put the walk's feet up to 2 cm off a frame, twice the contact limit."""
         contacts = self.data.foot_contacts  # for foot_positions: forward kinematics of the feet's chains only
         with torch.autocast(x0.device.type, enabled=False):
             with torch.no_grad():
-                real = self.data.foot_positions(self.normalizer.denormalize(x0.float()))
+                real = self.data.foot_positions(self.normalizer.denormalize(at_least_float32(x0)))
                 planted = contacts.in_contact(real)  # (B, N-1, feet)
-            predicted = self.data.foot_positions(self.normalizer.denormalize(x0_hat.float()))
+            predicted = self.data.foot_positions(self.normalizer.denormalize(at_least_float32(x0_hat)))
             steps = contacts.horizontal_steps(predicted)  # (B, N-1, feet, 2)
             limit = CONTACT_SPEED * contacts.height / contacts.fps  # metres a frame
             slide = (steps / limit).pow(2).sum(-1)  # (B, N-1, feet)
@@ -272,6 +272,11 @@ class MotionDiffusion(L.LightningModule):
         optimizer = self.optimizer_factory(params=self.network.parameters())
         scheduler = self.lr_scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """x in float32, or as it is when wider (float64)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def check_foot_contact(weight, data: MotionData, loss: DiffusionLoss) -> float:
