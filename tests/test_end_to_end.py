@@ -107,6 +107,9 @@ def test_the_long_dance_continues_the_first_sample_either_way(trained_run, tmp_p
     assert chain["sampling"] == mode and chain["blend"] == (8 if mode == "sequential" else None)
     with pytest.raises(UserError, match="chain_sampling"):
         generate.run(compose_config("generate", tmp_path / "bad", [*options, "chain_sampling=parallel"]))
+    with pytest.raises(UserError, match="chain_overlap=48"):  # refused before anything is sampled or written
+        generate.run(compose_config("generate", tmp_path / "long", [*options, "chain_windows=3", "chain_overlap=48"]))
+    assert not (tmp_path / "long" / "samples.npy").exists()
 
 
 def test_a_run_directory_is_never_reused(trained_run):

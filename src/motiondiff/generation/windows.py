@@ -46,7 +46,14 @@ def generate_and_save(
     num_samples = whole_number("num_samples", num_samples)
     info = module.data
     pin = isinstance(info, RotationDanceData) and info.pins(foot_ik)  # a bad foot_ik stops here, before sampling
-    chain_sampling = check_chain_sampling(chain_sampling)  # before sampling; the chain's settings below
+    if chain_windows_count > 1:  # the chain's settings, checked before any sampling
+        if chain_blend is None and isinstance(chain_overlap, int):  # generate's default, where the overlap leaves room
+            chain_blend = min(CHAIN_BLEND, chain_overlap - 1)
+        chain_overlap, chain_blend, chain_sampling = check_chain(
+            info.window, chain_overlap, chain_blend, chain_sampling
+        )
+    else:
+        chain_sampling = check_chain_sampling(chain_sampling)
     out_dir = Path(out_dir)
     if (out_dir / SAMPLES_FILE).exists():
         raise UserError(f"'{out_dir}' already holds generated samples; generations are never overwritten.")
@@ -61,12 +68,6 @@ def generate_and_save(
         written[f"bvh_{index:02d}"] = write_dance_bvh(out_dir / f"sample_{index:02d}.bvh", info, raw)
     long = None
     if chain_windows_count > 1:
-        if chain_blend is None and isinstance(chain_overlap, int):  # generate's default, where the overlap leaves room
-            chain_blend = min(CHAIN_BLEND, chain_overlap - 1)
-        chain_overlap, chain_blend, chain_sampling = check_chain(
-            info.window, chain_overlap, chain_blend, chain_sampling
-        )
-
         first, guide, strength = samples[:1], None, None  # the first window: the first sample, or one of the collage
         if collage is not None:
             length = chained_length(info.window, chain_windows_count, chain_overlap)
