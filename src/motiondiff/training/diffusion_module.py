@@ -310,10 +310,8 @@ def auto_foot_contact(data: MotionData, loss: DiffusionLoss) -> tuple:
 
 def foot_contact_line(setting, module: "MotionDiffusion") -> str:
     """The training's opening line on the foot contact term: its weight, and where `auto` chose it, why."""
-    weight = module.foot_contact_weight
-    if setting == "auto":
-        return f"Foot contact term: weight {weight:g} (auto: {auto_foot_contact(module.data, module.loss)[1]})"
-    return f"Foot contact term: weight {weight:g}" if weight else "Foot contact term: off"
+    line = f"Foot contact term: weight {module.foot_contact_weight:g}"
+    return f"{line} (auto: {auto_foot_contact(module.data, module.loss)[1]})" if setting == "auto" else line
 
 
 def check_context(context_prob: float, network: nn.Module) -> float:
