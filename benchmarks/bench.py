@@ -61,8 +61,11 @@ TARGET_PEAK_FRACTION = 0.40
 # Targets of issue 19: the config defaults of the DiT variants against today's network, same run, float32.
 TARGET_DIT_TRAIN_SPEEDUP = 1.35
 TARGET_DIT_GUIDED_TIME = 0.8
-COST_OPTIONS = ("dropout_placement", "gelu", "fused_qkv", "attention_mask")  # the class defaults are today's network
-NETWORK_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "network"
+# The cost options of configs/network/*.yaml (the class defaults are today's network) and of the optimizer config
+# (today's: torch's AdamW defaults, the per-tensor loop).
+COST_OPTIONS = ("dropout_placement", "gelu", "fused_qkv", "attention_mask", "dropout_masks")
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+NETWORK_CONFIGS = CONFIGS / "network"
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -478,6 +481,13 @@ def config_options(variant: str) -> dict:
     return {key: cfg[key] for key in COST_OPTIONS}
 
 
+def config_fused_adamw() -> bool:
+    """Whether configs/optimizer/adamw.yaml asks for the fused AdamW."""
+    from omegaconf import OmegaConf
+
+    return bool(OmegaConf.load(CONFIGS / "optimizer" / "adamw.yaml").get("fused", False))
+
+
 def build_dit(variant: str, cfg: dict, features: int, text_dim: int, options: dict):
     """A DiT variant at size `cfg` with the cost `options` ({} = the class defaults, today's network)."""
     from motiondiff.networks import conditioning
@@ -526,11 +536,12 @@ def section_dit(args, size, device, report, peak_flops):
 DIT_FEATURES, DIT_TEXT_DIM, DIT_TOKENS, DIT_GUIDANCE = 263, 384, 16, 2.5
 
 
-def dit_training(network, schedule, batch: int, frames: int, device) -> tuple:
-    """A training step of `network` (loss, backward, AdamW, EMA) on a fixed batch: (step callable, loss of the
-    batch as a callable, optimizer). Half the batch is shorter motions and 10% of the captions are dropped."""
+def dit_training(network, schedule, batch: int, frames: int, device, fused: bool) -> tuple:
+    """A training step of `network` (loss, backward, AdamW (`fused` or the per-tensor loop), EMA) on a fixed batch:
+    (step callable, loss of the batch as a callable, optimizer). Half the batch is shorter motions and 10% of the
+    captions are dropped."""
     loss_fn = DiffusionLoss("epsilon")
-    optimizer = torch.optim.AdamW(network.parameters(), lr=5e-4, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=5e-4, weight_decay=0.01, fused=fused)
     ema = make_ema(network).to(device)
     x0 = torch.randn(batch, frames, DIT_FEATURES, generator=torch.Generator().manual_seed(6)).to(device)
     mask = torch.ones(batch, frames, dtype=torch.bool, device=device)
@@ -589,7 +600,8 @@ def compare_today(variant: str, cfg: dict, size: dict, device) -> dict:
     for name, chosen in options.items():
         torch.manual_seed(0)
         network = build_dit(variant, cfg, DIT_FEATURES, DIT_TEXT_DIM, chosen).to(device)
-        train[name] = dit_training(network, schedule, tb, frames, device)[0]
+        fused = name == "config" and config_fused_adamw()
+        train[name] = dit_training(network, schedule, tb, frames, device, fused)[0]
         denoiser = dit_denoiser(network, schedule, gb, frames, device)
 
         def guided_step(network=network, denoiser=denoiser):
@@ -603,6 +615,7 @@ def compare_today(variant: str, cfg: dict, size: dict, device) -> dict:
     guided_s = paired_ratios(guided, device, 1, repeats)
     return {
         "options": options["config"],
+        "fused_adamw": config_fused_adamw(),
         "train_batch": tb,
         "gen_batch": gb,
         "repeats": repeats,
@@ -624,7 +637,7 @@ def bench_dit_variant(variant: str, cfg: dict, size: dict, device, peak_flops: f
     network = build_dit(variant, cfg, DIT_FEATURES, DIT_TEXT_DIM, config_options(variant)).to(device)
     schedule = LinearSchedule(size["schedule_steps"]).to(device)
     tb, gb, frames = cfg["train_batch"], cfg["gen_batch"], cfg["frames"]
-    train_step, train_loss, optimizer = dit_training(network, schedule, tb, frames, device)
+    train_step, train_loss, optimizer = dit_training(network, schedule, tb, frames, device, config_fused_adamw())
     with PeakMemory(device) as train_memory:
         train_s = median_times({"t": train_step}, device, size["dit_warmup"], size["dit_repeats"])["t"]
     train_flops = count_flops(lambda: train_loss().backward())
@@ -749,8 +762,10 @@ def today_table(report: dict) -> list:
     return [
         f"**DiT: today's network against the config defaults** (reference size, float32, interleaved; medians of "
         f"{first['repeats']} rounds, the ratios paired within a round; training batch {first['train_batch']}, guided "
-        f"batch {first['gen_batch']}). Today = the class defaults (dropout on every residual branch, tanh GELU, "
-        f"separate q/kv, masks always built); config = {options}. In brackets: the same ratios of process CPU time.",
+        f"batch {first['gen_batch']}). Today = the class defaults (dropout on every residual branch with torch's "
+        f"Bernoulli masks, tanh GELU, separate q/kv, masks always built) trained with torch's per-tensor AdamW; "
+        f"config = {options}, AdamW fused={first['fused_adamw']} (configs/optimizer/adamw.yaml). In brackets: the "
+        "same ratios of process CPU time.",
         markdown_table([*header, "time ratio"], cells),
     ]
 

@@ -56,7 +56,9 @@ def test_quick_benchmark_writes_every_section(tmp_path):
         "gelu": "exact",
         "fused_qkv": False,
         "attention_mask": "when_padded",
+        "dropout_masks": "packed",
     }
+    assert today["fused_adamw"] is True
     assert today["today_train_samples_per_s"] > 0 and today["config_train_samples_per_s"] > 0
     assert today["train_speedup"] > 0 and today["guided_time_ratio"] > 0
     table = (tmp_path / "bench.md").read_text()
@@ -67,3 +69,13 @@ def test_quick_benchmark_writes_every_section(tmp_path):
         assert f"{variant} training >= 1.35x today's samples/s" in names
         assert f"{variant} guided step <= 0.8x today's time" in names
     assert len(report["targets"]) == 17
+
+
+def test_dit_step_parts_measures_each_setting_against_today(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import dit_step_parts
+
+    rows = dit_step_parts.main(["--quick", "--rounds", "2", "--threads", "1", "--variants", "adaln"])
+    assert [name for _, name, _, _ in rows] == list(dit_step_parts.settings("adaln"))
+    assert rows[0][3] == 1.0 and all(seconds > 0 and ratio > 0 for _, _, seconds, ratio in rows)
+    assert "+ packed dropout masks" in capsys.readouterr().out

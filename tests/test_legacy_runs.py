@@ -114,11 +114,55 @@ def test_resuming_a_transformer_run_saved_before_the_cost_options_keeps_its_netw
         "network.gelu=tanh",
         "network.fused_qkv=false",
         "network.attention_mask=always",
+        "network.dropout_masks=torch",
     ]
     new = OmegaConf.create({"network": {**old.network, "gelu": "exact", "dropout_placement": "mlp"}})
-    assert added_option_overrides(new) == ["network.fused_qkv=false", "network.attention_mask=always"]
+    assert added_option_overrides(new) == [
+        "network.fused_qkv=false",
+        "network.attention_mask=always",
+        "network.dropout_masks=torch",
+    ]
     punet = OmegaConf.create({"network": {"_target_": "motiondiff.networks.punet.PUNet"}})
     assert added_option_overrides(punet) == []
+
+
+@pytest.mark.parametrize("experiment", ["text2motion", "evaluator"])
+def test_resuming_a_run_saved_before_the_cost_options_is_accepted_with_its_own_settings(tmp_path, experiment):
+    from motiondiff.runs.directories import save_resumed_config, save_run_config
+    from motiondiff.runs.legacy import OPTIONS_ADDED, added_option_overrides
+
+    today = compose_config("train", tmp_path, [f"experiment={experiment}"])
+    old = OmegaConf.create(OmegaConf.to_container(today, resolve=True))
+    for group, (target, options) in OPTIONS_ADDED.items():  # as a run written before the options existed
+        if str(old[group].get("_target_", "")).startswith(target):
+            for key in options:
+                old[group].pop(key)
+    save_run_config(old, tmp_path)
+    overrides = added_option_overrides(old)
+    assert "optimizer.fused=false" in overrides
+    assert ("network.dropout_masks=torch" in overrides) == (experiment == "text2motion")
+    with pytest.raises(
+        UserError, match=r"with (network.attention_mask='when_padded'|optimizer.fused=True) where the run had"
+    ):
+        save_resumed_config(today, tmp_path, step=10)  # today's cheaper options are not the run's
+    resumed = compose_config("train", tmp_path, [f"experiment={experiment}", *overrides])
+    save_resumed_config(resumed, tmp_path, step=10)  # its own settings: accepted
+    assert resumed.optimizer.fused is False
+
+
+def test_resuming_a_distilled_run_whose_teacher_predates_the_cost_options_is_accepted(tmp_path):
+    """A distilled run's network group is its teacher's, copied again on resume: the options are missing on both
+    sides, which reads as the same earlier values (this was refused once the saved side alone was filled in)."""
+    from motiondiff.runs.directories import save_resumed_config, save_run_config
+
+    network = {"_target_": "motiondiff.networks.conditioning.InContextTransformer", "guidance_embedding": True}
+    optimizer = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3, "fused": True}
+    cfg = OmegaConf.create({"network": network, "optimizer": optimizer, "trainer": {"max_steps": 10}})
+    save_run_config(cfg, tmp_path)
+    save_resumed_config(cfg, tmp_path, step=5)
+    changed = OmegaConf.create({**cfg, "network": {**network, "gelu": "exact"}})
+    with pytest.raises(UserError, match="network.gelu='exact' where the run had 'tanh'"):
+        save_resumed_config(changed, tmp_path, step=5)
 
 
 def test_resuming_a_3d_dance_saved_before_the_foot_term_default_keeps_its_weight(tmp_path):

@@ -16,7 +16,7 @@ from motiondiff.networks.conditioning import (
     CrossAttentionTransformer,
     InContextTransformer,
 )
-from motiondiff.networks.transformer import NullCondition
+from motiondiff.networks.transformer import NullCondition, PackedDropout
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "network"
 FEATURES, TEXT_DIM, MAX_FRAMES = 6, 8, 16
@@ -31,7 +31,9 @@ VARIANTS = {
 }
 # The cheaper settings of the cost options; the class defaults are the old behaviour. The configs leave fused_qkv
 # off (no faster on CPU, and an optimizer state saved with separate q/kv would not load into it).
-CHEAP = dict(dropout_placement="mlp", gelu="exact", fused_qkv=True, attention_mask="when_padded")
+CHEAP = dict(
+    dropout_placement="mlp", gelu="exact", fused_qkv=True, attention_mask="when_padded", dropout_masks="packed"
+)
 CONFIGURED = {**CHEAP, "fused_qkv": False}
 # The reference size (8 layers x 512 wide x 16 heads) for features=263, text_dim=384.
 REFERENCE_PARAMS = {"incontext": 26_344_711, "adaln": 39_460_103, "cross_attention": 34_495_239}
@@ -249,6 +251,7 @@ def test_hydra_config_instantiates(variant):
         (dict(gelu="fast"), "network.gelu='fast' must be one of"),
         (dict(fused_qkv="yes"), "network.fused_qkv='yes' must be true or false"),
         (dict(attention_mask="never"), "network.attention_mask='never' must be one of"),
+        (dict(dropout_masks="fast"), "network.dropout_masks='fast' must be one of"),
     ],
 )
 def test_bad_config_raises_user_error(kwargs, message):
@@ -273,6 +276,7 @@ def test_configs_choose_the_cheap_options(variant):
     net = instantiate(cfg, features=FEATURES, text_dim=TEXT_DIM, latent_dim=32, num_layers=1, num_heads=4)
     assert net.when_padded and isinstance(net.blocks[0].dropout, nn.Identity)
     assert net.blocks[0].mlp.net[1].approximate == "none" and not net.blocks[0].attention.fused_qkv
+    assert isinstance(net.blocks[0].mlp.net[2], PackedDropout) and net.blocks[0].mlp.net[2].p == cfg.dropout
 
 
 def same_weights(name: str, source: nn.Module, **options) -> nn.Module:
@@ -351,6 +355,68 @@ def test_dropout_placement_changes_nothing_in_eval(name):
     cond = {**make_cond(3, lengths=[5, 2, 0]), "drop": torch.tensor([False, False, True])}
     assert torch.equal(mlp(x, t, cond, mask), residual(x, t, cond, mask))
     assert not torch.equal(mlp.train()(x, t, cond, mask), mlp.train()(x, t, cond, mask))  # dropout is on in training
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_dropout_masks_change_nothing_in_eval(name):
+    torch_masks = perturb(make(name, dropout=0.3)).eval()
+    packed = same_weights(name, torch_masks, dropout_masks="packed")
+    assert isinstance(packed.blocks[0].mlp.net[2], PackedDropout) and isinstance(
+        packed.blocks[0].dropout, PackedDropout
+    )
+    x, t = inputs()
+    cond = make_cond(3)
+    assert torch.equal(packed(x, t, cond), torch_masks(x, t, cond))
+    torch.manual_seed(0)
+    first = packed.train()(x, t, cond)
+    torch.manual_seed(0)
+    assert torch.equal(packed(x, t, cond), first)  # the default generator's seed reproduces the masks
+    assert not torch.equal(packed(x, t, cond), first) and not torch.equal(first, torch_masks(x, t, cond))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.03])
+def test_packed_dropout_drops_at_its_rate_in_every_slice_of_a_draw(p):
+    torch.manual_seed(0)
+    dropout = PackedDropout(p).train()
+    x = torch.ones(1001, 999)  # not a multiple of 4 elements, nor per row: slices cross rows
+    y = dropout(x)
+    rate = dropout.dropped / 65536
+    assert abs(rate - p) < 1e-5
+    kept = y != 0
+    assert torch.equal(y[kept], torch.full_like(y[kept], 1 / (1 - rate)))  # kept values scaled: expectation exact
+    n = x.numel()
+    sigma = (rate * (1 - rate) / (n / 4)) ** 0.5
+    for slot in range(4):  # each 16-bit slice of a 64-bit draw, sign bits included, drops at the rate
+        dropped = (~kept).flatten()[slot : n - n % 4 : 4].double().mean().item()
+        assert abs(dropped - rate) < 5 * sigma, (slot, dropped)
+    assert abs(y.mean().item() - 1.0) < 5 * sigma * 1.2
+    dropped = (~kept).flatten()
+    both = (dropped[:-1] & dropped[1:]).double().mean().item()  # neighbours, within a draw and across: independent
+    assert abs(both - rate**2) < 5 * (rate**2 / (n - 1)) ** 0.5 + 1e-4, both
+
+
+@pytest.mark.parametrize("p, rate", [(1e-6, 0.0), (1 - 1e-6, 65535 / 65536)])
+def test_packed_dropout_rates_at_the_ends_of_its_grid(p, rate):
+    dropout = PackedDropout(p).train()
+    assert dropout.dropped / 65536 == rate
+    y = dropout(torch.ones(64, 64))
+    assert torch.isfinite(y).all() and (y.mean().item() == pytest.approx(1.0, abs=0.2) or rate > 0.9)
+
+
+def test_packed_dropout_gradient_is_its_mask_and_keeps_the_dtype():
+    torch.manual_seed(1)
+    dropout = PackedDropout(0.25).train()
+    x = torch.randn(7, 33, requires_grad=True)
+    y = dropout(x)
+    y.sum().backward()
+    scale = 1 / (1 - dropout.dropped / 65536)
+    assert torch.equal(x.grad, (y != 0).float() * scale)
+    low = (1 + torch.rand(2000, 2000)).to(torch.bfloat16)  # values spread over [1, 2): roundings average out
+    out = dropout(low)
+    assert out.dtype == torch.bfloat16
+    ratio = out.double().sum().item() / low.double().sum().item()
+    assert abs(ratio - 1.0) < 8e-4  # unbiased; the scale rounded to bf16 once (1.336 for 4/3 here) gives 1.002
+    assert torch.equal(dropout.eval()(x), x)
 
 
 def test_exact_gelu_is_the_erf_gelu():

@@ -6,7 +6,8 @@
                    addition to the frame tokens or by adaLN-Zero (time_conditioning).
 The shared backbone (frame embedding, output layer, weight init, masks) is in transformer.py.
 Every block takes (width, **MotionTransformer.block_options): heads, mlp_ratio, dropout (inside the MLP),
-residual_dropout (on each residual branch; 0 with dropout_placement=mlp), gelu, fused_qkv (self-attention).
+residual_dropout (on each residual branch; 0 with dropout_placement=mlp), gelu, fused_qkv (self-attention),
+dropout_masks (torch or packed: transformer.PackedDropout).
 A key mask of None means every key is attendable (attention_mask=when_padded with nothing padded).
 """
 
@@ -32,11 +33,13 @@ from motiondiff.networks.transformer import (
 class Block(nn.Module):
     """Pre-LN transformer block: self-attention then MLP, each a residual."""
 
-    def __init__(self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False):
+    def __init__(
+        self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False, dropout_masks="torch"
+    ):
         super().__init__()
         self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads, fused_qkv)
-        self.norm2, self.mlp = nn.LayerNorm(width), Mlp(width, mlp_ratio, dropout, gelu)
-        self.dropout = maybe_dropout(residual_dropout)
+        self.norm2, self.mlp = nn.LayerNorm(width), Mlp(width, mlp_ratio, dropout, gelu, dropout_masks)
+        self.dropout = maybe_dropout(residual_dropout, dropout_masks)
 
     def forward(self, h: Tensor, key_mask: Optional[Tensor]) -> Tensor:
         a = self.norm1(h)  # (B, M, D)
@@ -47,13 +50,18 @@ class Block(nn.Module):
 class AdaLNBlock(nn.Module):
     """adaLN-Zero block: norms shifted/scaled and residuals gated by c; the identity at init."""
 
-    def __init__(self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False):
+    def __init__(
+        self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False, dropout_masks="torch"
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
         self.attention = Attention(width, heads, fused_qkv)
-        self.norm2, self.mlp = nn.LayerNorm(width, elementwise_affine=False), Mlp(width, mlp_ratio, dropout, gelu)
+        self.norm2, self.mlp = (
+            nn.LayerNorm(width, elementwise_affine=False),
+            Mlp(width, mlp_ratio, dropout, gelu, dropout_masks),
+        )
         self.modulation = AdaLNModulation(width, 6)
-        self.dropout = maybe_dropout(residual_dropout)
+        self.dropout = maybe_dropout(residual_dropout, dropout_masks)
 
     def forward(self, h: Tensor, c: Tensor, key_mask: Optional[Tensor]) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c)  # (B, 1, D) each
@@ -78,12 +86,14 @@ class AdaLNFinalNorm(nn.Module):
 class CrossAttentionBlock(nn.Module):
     """Pre-LN block: self-attention over frames, cross-attention to the text context, MLP; each a residual."""
 
-    def __init__(self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False):
+    def __init__(
+        self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False, dropout_masks="torch"
+    ):
         super().__init__()
         self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads, fused_qkv)
         self.norm2, self.cross_attention = nn.LayerNorm(width), Attention(width, heads)
-        self.norm3, self.mlp = nn.LayerNorm(width), Mlp(width, mlp_ratio, dropout, gelu)
-        self.dropout = maybe_dropout(residual_dropout)
+        self.norm3, self.mlp = nn.LayerNorm(width), Mlp(width, mlp_ratio, dropout, gelu, dropout_masks)
+        self.dropout = maybe_dropout(residual_dropout, dropout_masks)
 
     def forward(self, h: Tensor, c: Tensor, key_mask, context: Tensor, context_mask) -> Tensor:
         # c is unused: time was added to the frame tokens (same signature as AdaLNCrossAttentionBlock).
@@ -96,14 +106,19 @@ class CrossAttentionBlock(nn.Module):
 class AdaLNCrossAttentionBlock(nn.Module):
     """CrossAttentionBlock with adaLN-Zero: all three sublayers shifted/scaled/gated by c; the identity at init."""
 
-    def __init__(self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False):
+    def __init__(
+        self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False, dropout_masks="torch"
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
         self.attention = Attention(width, heads, fused_qkv)
         self.norm2, self.cross_attention = nn.LayerNorm(width, elementwise_affine=False), Attention(width, heads)
-        self.norm3, self.mlp = nn.LayerNorm(width, elementwise_affine=False), Mlp(width, mlp_ratio, dropout, gelu)
+        self.norm3, self.mlp = (
+            nn.LayerNorm(width, elementwise_affine=False),
+            Mlp(width, mlp_ratio, dropout, gelu, dropout_masks),
+        )
         self.modulation = AdaLNModulation(width, 9)
-        self.dropout = maybe_dropout(residual_dropout)
+        self.dropout = maybe_dropout(residual_dropout, dropout_masks)
 
     def forward(self, h: Tensor, c: Tensor, key_mask, context: Tensor, context_mask) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2, shift3, scale3, gate3 = self.modulation(c)  # (B, 1, D) each

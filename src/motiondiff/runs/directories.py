@@ -11,7 +11,7 @@ from typing import Optional
 from omegaconf import DictConfig, OmegaConf
 
 from motiondiff.core.errors import UserError, require_file
-from motiondiff.runs.legacy import upgrade_run_config
+from motiondiff.runs.legacy import predated_options, upgrade_run_config
 
 CONFIG_NAME = "config.yaml"
 LAST = "last.ckpt"
@@ -58,7 +58,10 @@ def save_resumed_config(cfg: DictConfig, run_dir: Path, step: int) -> Path:
     A changed max_steps/max_epochs is written to config.yaml; the previous one is kept as
     config.until-step<step>.yaml, so each stretch of the run stays reproducible."""
     path = run_dir / CONFIG_NAME
-    saved, new = flatten(OmegaConf.load(path)), flatten(OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)))
+    loaded = OmegaConf.load(path)
+    saved = {**predated_options(loaded), **flatten(loaded)}  # options added since, at the values the run trained with
+    composed = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    new = {**predated_options(composed), **flatten(composed)}  # a distilled run's network is its old teacher's
     changed = [key for key in sorted(saved.keys() | new.keys()) if saved.get(key) != new.get(key)]
     refused = [key for key in changed if key not in RESUMABLE_CHANGES and not key.startswith(RESUMABLE_PREFIXES)]
     if refused:

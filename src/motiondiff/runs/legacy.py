@@ -15,16 +15,23 @@ MOVED_TARGETS = {
     ),
     "motiondiff.networks.evaluator.MotionTextEncoders": "motiondiff.networks.text_motion_encoders.MotionTextEncoders",
 }
-# Transformer options added later (issue 19), with the behaviour runs saved before them trained with: their
-# class defaults, so loading such a run rebuilds its network; `resume=` needs them as overrides, because it
-# composes today's network config (whose defaults are the cheaper choices).
-TRANSFORMER_OPTIONS_ADDED = {
-    "dropout_placement": "residual",
-    "gelu": "tanh",
-    "fused_qkv": False,
-    "attention_mask": "always",
+# Options added later (issue 19), per config group: the `_target_` prefix they belong to and the behaviour runs saved
+# before them trained with (the classes' defaults, so loading such a run rebuilds it). `resume=` needs them as
+# overrides, because it composes today's configs (whose values are the cheaper choices), and compares the saved
+# config with them filled in.
+OPTIONS_ADDED = {
+    "network": (
+        "motiondiff.networks.conditioning.",
+        {
+            "dropout_placement": "residual",
+            "gelu": "tanh",
+            "fused_qkv": False,
+            "attention_mask": "always",
+            "dropout_masks": "torch",
+        },
+    ),
+    "optimizer": ("torch.optim.AdamW", {"fused": False}),  # the per-tensor loop
 }
-TRANSFORMER_PREFIX = "motiondiff.networks.conditioning."
 # Options whose default became `auto` (experiment=dance3d: module.foot_contact_weight, 0 before): a run saved with a
 # number keeps it when resumed.
 DEFAULTS_CHANGED = ("module.foot_contact_weight",)
@@ -44,16 +51,26 @@ def upgrade_run_config(cfg: DictConfig) -> DictConfig:
     return upgraded
 
 
+def predated_options(saved: DictConfig) -> dict:
+    """{dotted key: value} of the options added since `saved` was written (OPTIONS_ADDED), at the values its run
+    trained with."""
+    added = {}
+    for group, (target, options) in OPTIONS_ADDED.items():
+        node = saved.get(group) or {}
+        if str(node.get("_target_", "")).startswith(target):
+            added.update({f"{group}.{key}": value for key, value in options.items() if key not in node})
+    return added
+
+
 def added_option_overrides(saved: DictConfig) -> list:
-    """`network.<key>=<old value>` for each transformer option a saved run config predates, and the saved values of
-    options whose default changed since (DEFAULTS_CHANGED), so `resume=` composes the run's own settings."""
+    """`<group>.<key>=<old value>` for each option a saved run config predates, and the saved values of options whose
+    default changed since (DEFAULTS_CHANGED), so `resume=` composes the run's own settings."""
     values = {key: OmegaConf.select(saved, key) for key in DEFAULTS_CHANGED}
     kept = [f"{key}={value}" for key, value in values.items() if _is_number(value)]
-    network = saved.get("network") or {}
-    if not str(network.get("_target_", "")).startswith(TRANSFORMER_PREFIX):
-        return kept
-    old = {key: value for key, value in TRANSFORMER_OPTIONS_ADDED.items() if key not in network}
-    added = [f"network.{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in old.items()]
+    added = [
+        f"{key}={str(value).lower() if isinstance(value, bool) else value}"
+        for key, value in predated_options(saved).items()
+    ]
     return added + kept
 
 

@@ -28,6 +28,7 @@ from motiondiff.core.types import FrameMask, Motion, TextPooled, TextTokens, Tok
 from motiondiff.data.info import TextMotionData
 from motiondiff.metrics.retrieval import r_precision
 from motiondiff.networks.text_motion_encoders import MotionTextEncoders
+from motiondiff.training.clipping import clip_gradients
 
 VAL_SHUFFLE_SEED = 0  # the validation R@k batches are the same every epoch
 
@@ -192,6 +193,9 @@ class MotionTextContrastive(L.LightningModule):
         optimizer = self.optimizer_factory(params=self.network.parameters())
         scheduler = self.lr_scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)  # fused optimizers too
 
     # ------------------------------------------------------------ embedding API (evaluate.py)
 

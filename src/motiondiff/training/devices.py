@@ -12,9 +12,9 @@ hardware has bf16 matrix units (a CUDA GPU with bf16; a CPU with Intel AMX or AV
 unconditional (dance) runs always in float32 (their small networks gained no time, and bf16's rounding roughened the
 slow 2D walk: jitter 1.47 against 1.10, docs/dance3d.md). Sampling and training choose differently because they
 measured differently (docs/fast-sampling.md, "bf16 on the CPU"): a guided forward ran faster in bf16 on both
-processors measured (1.5x on a 2-core AMX Xeon, 2.7x on an AVX512-BF16 EPYC, reference size), while a bf16-mixed
-training step ran slower on the Xeon (the casts around every linear cost more than the matmuls gain) and 1.5-2.2x
-faster on the EPYC.
+processors measured (1.5-2.6x on a 2-core AMX Xeon, 2.7x on an AVX512-BF16 EPYC, reference size), while a
+bf16-mixed training step ran slower on a loaded Xeon (the casts around every linear cost more than the matmuls gain),
+1.2-1.7x faster on an idle one and 1.5-2.2x faster on the EPYC: each run's probe decides.
 """
 
 import os

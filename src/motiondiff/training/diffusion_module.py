@@ -30,6 +30,7 @@ from motiondiff.diffusion.samplers import Sampler
 from motiondiff.diffusion.schedule import NoiseSchedule
 from motiondiff.metrics.skeleton import bone_length_error
 from motiondiff.networks.text_motion_encoders import MotionTextEncoders
+from motiondiff.training.clipping import clip_gradients
 
 # module.foot_contact_weight=auto's weight where feet roll through a contact: the 3D walk's jitter 1.35 -> 1.14 and
 # skating 1.13 -> 0.76 with it, Gangnam-Style's 1.19 -> 1.02 (docs/dance3d.md, "the foot contact term on human feet").
@@ -272,6 +273,9 @@ class MotionDiffusion(L.LightningModule):
         optimizer = self.optimizer_factory(params=self.network.parameters())
         scheduler = self.lr_scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)  # fused optimizers too
 
 
 def at_least_float32(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,78 @@
+"""What each cost option of the DiT training step buys: today's network, then the config's options added one by one.
+
+    .venv/bin/python benchmarks/dit_step_parts.py [--variants adaln incontext cross_attention] [--rounds 7] [--quick]
+
+Float32 training steps (forward, backward, AdamW, EMA) at the reference size (512 x 8 layers, 16 heads, 196 frames,
+batch 8), built with benchmarks/bench.py's own builders and timed interleaved in one process; each ratio is the
+median over rounds of today's step time over the setting's, paired within a round. Prints a Markdown table.
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import bench  # benchmarks/
+from motiondiff.core.tables import markdown_table
+from motiondiff.diffusion.schedule import LinearSchedule
+from motiondiff.training.devices import processor_name
+
+REFERENCE = {"latent_dim": 512, "num_layers": 8, "num_heads": 16, "frames": 196, "batch": 8}
+QUICK = {"latent_dim": 32, "num_layers": 1, "num_heads": 4, "frames": 24, "batch": 2}
+
+
+def settings(variant: str) -> dict:
+    """name -> (network cost options, fused AdamW): today's network, then the config's changes one at a time."""
+    config = bench.config_options(variant)
+    return {
+        "today (class defaults, per-tensor AdamW)": ({}, False),
+        "config network, torch's dropout masks": ({**config, "dropout_masks": "torch"}, False),
+        "+ packed dropout masks": (config, False),
+        "+ fused AdamW (the configs now)": (config, bench.config_fused_adamw()),
+    }
+
+
+def measure(variant: str, size: dict, rounds: int) -> list:
+    """[(setting, median step seconds, median paired speed-up over today)] for one variant."""
+    schedule = LinearSchedule(1000)
+    steps = {}
+    for name, (options, fused) in settings(variant).items():
+        torch.manual_seed(0)
+        network = bench.build_dit(variant, size, bench.DIT_FEATURES, bench.DIT_TEXT_DIM, options)
+        steps[name] = bench.dit_training(network, schedule, size["batch"], size["frames"], "cpu", fused)[0]
+    for step in steps.values():  # warm-up
+        step()
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    today = next(iter(times.values()))
+    return [
+        (name, statistics.median(t), statistics.median(a / b for a, b in zip(today, t))) for name, t in times.items()
+    ]
+
+
+def main(argv=None) -> list:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", nargs="+", default=list(bench.VARIANTS))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    size = QUICK if args.quick else REFERENCE
+    rows = [(v, *row) for v in args.variants for row in measure(v, size, args.rounds)]
+    print(f"Processor: {processor_name()} ({args.threads} threads), float32, {args.rounds} rounds")
+    print(
+        markdown_table(
+            ["variant", "setting", "step (s)", "speed-up"], [[v, n, f"{s:.3f}", f"{r:.2f}x"] for v, n, s, r in rows]
+        )
+    )
+    return rows
+
+
+if __name__ == "__main__":
+    main()
