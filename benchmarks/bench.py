@@ -103,16 +103,25 @@ def timed(fn, device):
     return time.perf_counter() - start
 
 
-def median_times(fns: dict, device, warmup: int, repeats: int) -> dict:
-    """Median seconds of each callable; warm-up first, then the callables interleaved round by round."""
+def interleaved_times(fns: dict, device, warmup: int, repeats: int) -> tuple:
+    """({name: wall seconds per round}, {name: process CPU seconds per round}) of callables run in turn, round by
+    round, after `warmup` rounds (pairs within a round share the machine's load)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    times = {name: [] for name in fns}
+    wall, cpu = {name: [] for name in fns}, {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            times[name].append(timed(fn, device))
-    return {name: statistics.median(values) for name, values in times.items()}
+            started = time.process_time()
+            wall[name].append(timed(fn, device))
+            cpu[name].append(time.process_time() - started)
+    return wall, cpu
+
+
+def median_times(fns: dict, device, warmup: int, repeats: int) -> dict:
+    """Median seconds of each callable; warm-up first, then the callables interleaved round by round."""
+    wall, _ = interleaved_times(fns, device, warmup, repeats)
+    return {name: statistics.median(values) for name, values in wall.items()}
 
 
 def count_flops(fn) -> int:
@@ -573,15 +582,7 @@ def dit_denoiser(network, schedule, batch: int, frames: int, device) -> Denoiser
 def paired_ratios(fns: dict, device, warmup: int, repeats: int) -> dict:
     """Interleaved timing of fns {"today": f, "config": g}: the median wall seconds of each, and the medians over the
     rounds of today/config (wall and process CPU seconds; pairs within a round share the machine's load)."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    wall, cpu = {name: [] for name in fns}, {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            started = time.process_time()
-            wall[name].append(timed(fn, device))
-            cpu[name].append(time.process_time() - started)
+    wall, cpu = interleaved_times(fns, device, warmup, repeats)
     return {
         **{name: statistics.median(values) for name, values in wall.items()},
         "ratio": statistics.median(a / b for a, b in zip(wall["today"], wall["config"])),

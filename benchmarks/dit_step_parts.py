@@ -9,7 +9,6 @@ median over rounds of today's step time over the setting's, paired within a roun
 
 import argparse
 import statistics
-import time
 
 import torch
 
@@ -41,14 +40,7 @@ def measure(variant: str, size: dict, rounds: int) -> list:
         torch.manual_seed(0)
         network = bench.build_dit(variant, size, bench.DIT_FEATURES, bench.DIT_TEXT_DIM, options)
         steps[name] = bench.dit_training(network, schedule, size["batch"], size["frames"], "cpu", fused)[0]
-    for step in steps.values():  # warm-up
-        step()
-    times = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
+    times, _ = bench.interleaved_times(steps, torch.device("cpu"), 1, rounds)
     today = next(iter(times.values()))
     return [
         (name, statistics.median(t), statistics.median(a / b for a, b in zip(today, t))) for name, t in times.items()

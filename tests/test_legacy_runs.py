@@ -165,6 +165,23 @@ def test_resuming_a_distilled_run_whose_teacher_predates_the_cost_options_is_acc
         save_resumed_config(changed, tmp_path, step=5)
 
 
+def test_resuming_a_run_saved_before_options_at_their_class_defaults_is_accepted(tmp_path):
+    """Keys added since a run was saved, at their class's default (the value the run was built with), are no change;
+    a key whose config value is not its class's default still is."""
+    from motiondiff.runs.directories import save_resumed_config, save_run_config
+
+    today = compose_config("train", tmp_path, ["experiment=dance2d"])
+    old = OmegaConf.create(OmegaConf.to_container(today, resolve=True))
+    for group, key in (("network", "context"), ("module", "context_prob"), ("loss", "velocity_weight")):
+        old[group].pop(key)  # added at later stops; their configs hold the class defaults
+    save_run_config(old, tmp_path)
+    save_resumed_config(today, tmp_path, step=10)
+    old.network.pop("channel_mults")  # dance2d's [1, 2] is not PUNet's default (1, 2, 4): a run without it differs
+    save_run_config(old, tmp_path / "other")
+    with pytest.raises(UserError, match=r"network.channel_mults=\[1, 2\] where the run had None"):
+        save_resumed_config(today, tmp_path / "other", step=10)
+
+
 def test_resuming_a_3d_dance_saved_before_the_foot_term_default_keeps_its_weight(tmp_path):
     from motiondiff.runs.directories import save_resumed_config, save_run_config
     from motiondiff.runs.legacy import added_option_overrides

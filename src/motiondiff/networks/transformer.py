@@ -413,7 +413,7 @@ def check_config(features, text_dim, latent_dim, num_layers, num_heads, mlp_rati
         raise UserError(f"network.null_condition={null_condition!r} must be one of {list(NULL_CONDITIONS)}.")
 
 
-def check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks="torch") -> None:
+def check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks) -> None:
     """Raise a UserError naming the config key of the first invalid option of those that change only the cost."""
     for key, value, allowed in (
         ("dropout_placement", dropout_placement, DROPOUT_PLACEMENTS),

@@ -11,7 +11,7 @@ from typing import Optional
 from omegaconf import DictConfig, OmegaConf
 
 from motiondiff.core.errors import UserError, require_file
-from motiondiff.runs.legacy import predated_options, upgrade_run_config
+from motiondiff.runs.legacy import is_constructor_default, predated_options, upgrade_run_config
 
 CONFIG_NAME = "config.yaml"
 LAST = "last.ckpt"
@@ -63,6 +63,8 @@ def save_resumed_config(cfg: DictConfig, run_dir: Path, step: int) -> Path:
     composed = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     new = {**predated_options(composed), **flatten(composed)}  # a distilled run's network is its old teacher's
     changed = [key for key in sorted(saved.keys() | new.keys()) if saved.get(key) != new.get(key)]
+    # A key added since the run was saved, at its class's default: the run was built with that value.
+    changed = [key for key in changed if key in saved or not is_constructor_default(composed, key)]
     refused = [key for key in changed if key not in RESUMABLE_CHANGES and not key.startswith(RESUMABLE_PREFIXES)]
     if refused:
         key = refused[0]

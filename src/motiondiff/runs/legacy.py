@@ -5,6 +5,9 @@ names them where they were. Options that moved from the module to a callback are
 module is rebuilt (they only steered training).
 """
 
+import inspect
+
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 MOVED_TARGETS = {
@@ -72,6 +75,21 @@ def added_option_overrides(saved: DictConfig) -> list:
         for key, value in predated_options(saved).items()
     ]
     return added + kept
+
+
+def is_constructor_default(cfg: DictConfig, key: str) -> bool:
+    """Whether dotted `key` is an argument of its group's `_target_` (the group just above it) and holds that
+    argument's default in `cfg`: a run saved before the key existed was built with that very value."""
+    group, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, group) if group else None
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return False
+    try:
+        parameters = inspect.signature(get_object(node._target_)).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return False
+    default = parameters[name].default if name in parameters else inspect.Parameter.empty
+    return default is not inspect.Parameter.empty and default == OmegaConf.select(cfg, key)
 
 
 def _is_number(value) -> bool:
