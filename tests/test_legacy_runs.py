@@ -169,6 +169,7 @@ def test_resuming_a_run_saved_before_options_at_their_class_defaults_is_accepted
     """Keys added since a run was saved, at their class's default (the value the run was built with), are no change;
     a key whose config value is not its class's default still is."""
     from motiondiff.runs.directories import save_resumed_config, save_run_config
+    from motiondiff.runs.legacy import is_constructor_default
 
     today = compose_config("train", tmp_path, ["experiment=dance2d"])
     old = OmegaConf.create(OmegaConf.to_container(today, resolve=True))
@@ -180,6 +181,10 @@ def test_resuming_a_run_saved_before_options_at_their_class_defaults_is_accepted
     save_run_config(old, tmp_path / "other")
     with pytest.raises(UserError, match=r"network.channel_mults=\[1, 2\] where the run had None"):
         save_resumed_config(today, tmp_path / "other", step=10)
+    # The default 0.0, excused as a number above, is not excused as a bool (False == 0.0 in Python).
+    assert not is_constructor_default(
+        OmegaConf.create({"module": {**today.module, "context_prob": False}}), "module.context_prob"
+    )
 
 
 def test_resuming_a_3d_dance_saved_before_the_foot_term_default_keeps_its_weight(tmp_path):

@@ -64,8 +64,8 @@ def save_resumed_config(cfg: DictConfig, run_dir: Path, step: int) -> Path:
     new = {**predated_options(composed), **flatten(composed)}  # a distilled run's network is its old teacher's
     changed = [key for key in sorted(saved.keys() | new.keys()) if saved.get(key) != new.get(key)]
     # A key added since the run was saved, at its class's default: the run was built with that value.
-    changed = [key for key in changed if key in saved or not is_constructor_default(composed, key)]
-    refused = [key for key in changed if key not in RESUMABLE_CHANGES and not key.startswith(RESUMABLE_PREFIXES)]
+    changed = [key for key in changed if key in saved or resumable(key) or not is_constructor_default(composed, key)]
+    refused = [key for key in changed if not resumable(key)]
     if refused:
         key = refused[0]
         raise UserError(
@@ -78,6 +78,11 @@ def save_resumed_config(cfg: DictConfig, run_dir: Path, step: int) -> Path:
         path.rename(run_dir / f"config.until-step{step}.yaml")
         path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     return path
+
+
+def resumable(key: str) -> bool:
+    """Whether a resumed run may change dotted config `key` (RESUMABLE_CHANGES, RESUMABLE_PREFIXES)."""
+    return key in RESUMABLE_CHANGES or key.startswith(RESUMABLE_PREFIXES)
 
 
 def flatten(cfg: DictConfig) -> dict:

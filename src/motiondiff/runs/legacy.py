@@ -79,7 +79,9 @@ def added_option_overrides(saved: DictConfig) -> list:
 
 def is_constructor_default(cfg: DictConfig, key: str) -> bool:
     """Whether dotted `key` is an argument of its group's `_target_` (the group just above it) and holds that
-    argument's default in `cfg`: a run saved before the key existed was built with that very value."""
+    argument's default in `cfg`: a run saved before the key existed was built with that very value. Arguments that
+    reach a base class through `**kwargs` are not followed (False). A default changed later would make this accept
+    runs built with the old one: such a key needs an entry in OPTIONS_ADDED or DEFAULTS_CHANGED."""
     group, _, name = key.rpartition(".")
     node = OmegaConf.select(cfg, group) if group else None
     if not isinstance(node, DictConfig) or "_target_" not in node:
@@ -89,7 +91,9 @@ def is_constructor_default(cfg: DictConfig, key: str) -> bool:
     except (ImportError, AttributeError, TypeError, ValueError):
         return False
     default = parameters[name].default if name in parameters else inspect.Parameter.empty
-    return default is not inspect.Parameter.empty and default == OmegaConf.select(cfg, key)
+    value = OmegaConf.select(cfg, key)
+    same_kind = isinstance(value, bool) == isinstance(default, bool)  # False == 0 and True == 1 in Python
+    return default is not inspect.Parameter.empty and same_kind and default == value
 
 
 def _is_number(value) -> bool:
