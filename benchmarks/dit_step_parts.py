@@ -26,9 +26,10 @@ def settings(variant: str) -> dict:
     config = bench.config_options(variant)
     return {
         "today (class defaults, per-tensor AdamW)": ({}, False),
-        "config network, torch's dropout masks": ({**config, "dropout_masks": "torch"}, False),
-        "+ packed dropout masks": (config, False),
-        "+ fused AdamW (the configs now)": (config, bench.config_fused_adamw()),
+        "config network, torch's dropout masks": ({**config, "dropout_masks": "torch", "fused_adaln": False}, False),
+        "+ packed dropout masks": ({**config, "fused_adaln": False}, False),
+        "+ fused AdamW": ({**config, "fused_adaln": False}, bench.config_fused_adamw()),
+        "+ fused adaLN products (the configs now)": (config, bench.config_fused_adamw()),
     }
 
 

@@ -57,6 +57,7 @@ def test_quick_benchmark_writes_every_section(tmp_path):
         "fused_qkv": False,
         "attention_mask": "when_padded",
         "dropout_masks": "packed",
+        "fused_adaln": True,
     }
     assert today["fused_adamw"] is True
     assert today["today_train_samples_per_s"] > 0 and today["config_train_samples_per_s"] > 0

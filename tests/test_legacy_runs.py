@@ -115,12 +115,14 @@ def test_resuming_a_transformer_run_saved_before_the_cost_options_keeps_its_netw
         "network.fused_qkv=false",
         "network.attention_mask=always",
         "network.dropout_masks=torch",
+        "network.fused_adaln=false",
     ]
     new = OmegaConf.create({"network": {**old.network, "gelu": "exact", "dropout_placement": "mlp"}})
     assert added_option_overrides(new) == [
         "network.fused_qkv=false",
         "network.attention_mask=always",
         "network.dropout_masks=torch",
+        "network.fused_adaln=false",
     ]
     punet = OmegaConf.create({"network": {"_target_": "motiondiff.networks.punet.PUNet"}})
     assert added_option_overrides(punet) == []

@@ -32,7 +32,12 @@ VARIANTS = {
 # The cheaper settings of the cost options; the class defaults are the old behaviour. The configs leave fused_qkv
 # off (no faster on CPU, and an optimizer state saved with separate q/kv would not load into it).
 CHEAP = dict(
-    dropout_placement="mlp", gelu="exact", fused_qkv=True, attention_mask="when_padded", dropout_masks="packed"
+    dropout_placement="mlp",
+    gelu="exact",
+    fused_qkv=True,
+    attention_mask="when_padded",
+    dropout_masks="packed",
+    fused_adaln=True,
 )
 CONFIGURED = {**CHEAP, "fused_qkv": False}
 # The reference size (8 layers x 512 wide x 16 heads) for features=263, text_dim=384.
@@ -252,6 +257,7 @@ def test_hydra_config_instantiates(variant):
         (dict(fused_qkv="yes"), "network.fused_qkv='yes' must be true or false"),
         (dict(attention_mask="never"), "network.attention_mask='never' must be one of"),
         (dict(dropout_masks="fast"), "network.dropout_masks='fast' must be one of"),
+        (dict(fused_adaln=1), "network.fused_adaln=1 must be true or false"),
     ],
 )
 def test_bad_config_raises_user_error(kwargs, message):
@@ -277,6 +283,7 @@ def test_configs_choose_the_cheap_options(variant):
     assert net.when_padded and isinstance(net.blocks[0].dropout, nn.Identity)
     assert net.blocks[0].mlp.net[1].approximate == "none" and not net.blocks[0].attention.fused_qkv
     assert isinstance(net.blocks[0].mlp.net[2], PackedDropout) and net.blocks[0].mlp.net[2].p == cfg.dropout
+    assert getattr(net.blocks[0], "fused", True) and getattr(net.final_norm, "fused", True)  # the adaLN products
 
 
 def same_weights(name: str, source: nn.Module, **options) -> nn.Module:
@@ -417,6 +424,32 @@ def test_packed_dropout_gradient_is_its_mask_and_keeps_the_dtype():
     ratio = out.double().sum().item() / low.double().sum().item()
     assert abs(ratio - 1.0) < 8e-4  # unbiased; the scale rounded to bf16 once (1.336 for 4/3 here) gives 1.002
     assert torch.equal(dropout.eval()(x), x)
+
+
+@pytest.mark.parametrize("name", ["adaln", "cross_attention_adaln", "incontext", "cross_attention"])
+def test_fused_adaln_products_change_only_the_rounding(name, monkeypatch):
+    separate = perturb(make(name, dropout=0.0))
+    fused = same_weights(name, separate, fused_adaln=True)  # (dropout 0.1, but the nets run in eval)
+    x, t = inputs()
+    mask = torch.arange(12)[None] < torch.tensor([12, 7, 4])[:, None]
+    cond = {**make_cond(3, lengths=[5, 2, 0]), "drop": torch.tensor([False, True, False])}
+    calls, addcmul = [], torch.addcmul
+    monkeypatch.setattr(torch, "addcmul", lambda *a, **k: calls.append(1) or addcmul(*a, **k))
+    outputs = []
+    for net in (separate.eval(), fused.eval()):  # eval: no dropout draws; the gradients are the same either way
+        calls.clear()
+        x_grad = x.clone().requires_grad_()
+        out = net(x_grad, t, cond, mask)
+        (out**2).sum().backward()
+        outputs.append((out, x_grad.grad, calls.copy()))
+    (out_a, grad_a, calls_a), (out_b, grad_b, calls_b) = outputs
+    torch.testing.assert_close(out_b, out_a, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad_b, grad_a, atol=1e-5, rtol=1e-5)
+    for p_a, p_b in zip(separate.parameters(), fused.parameters()):
+        torch.testing.assert_close(p_b.grad, p_a.grad, atol=1e-5, rtol=1e-5)
+    per_block = {"adaln": 4, "cross_attention_adaln": 6}  # a modulation and a gate per sublayer; the final norm: 1
+    expected = per_block[name] * TINY["num_layers"] + 1 if name in per_block else 0
+    assert calls_a == [] and len(calls_b) == expected
 
 
 def test_exact_gelu_is_the_erf_gelu():

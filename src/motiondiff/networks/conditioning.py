@@ -7,7 +7,7 @@
 The shared backbone (frame embedding, output layer, weight init, masks) is in transformer.py.
 Every block takes (width, **MotionTransformer.block_options): heads, mlp_ratio, dropout (inside the MLP),
 residual_dropout (on each residual branch; 0 with dropout_placement=mlp), gelu, fused_qkv (self-attention),
-dropout_masks (torch or packed: transformer.PackedDropout).
+dropout_masks (torch or packed: transformer.PackedDropout), fused_adaln (read by the adaLN blocks only).
 A key mask of None means every key is attendable (attention_mask=when_padded with nothing padded).
 """
 
@@ -24,6 +24,7 @@ from motiondiff.networks.transformer import (
     MotionTransformer,
     PooledTextEmbedder,
     TokenTextEmbedder,
+    gated,
     joined_key_mask,
     maybe_dropout,
     modulate,
@@ -34,7 +35,16 @@ class Block(nn.Module):
     """Pre-LN transformer block: self-attention then MLP, each a residual."""
 
     def __init__(
-        self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False, dropout_masks="torch"
+        self,
+        width,
+        heads,
+        mlp_ratio,
+        dropout,
+        residual_dropout,
+        gelu="tanh",
+        fused_qkv=False,
+        dropout_masks="torch",
+        fused_adaln=False,
     ):
         super().__init__()
         self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads, fused_qkv)
@@ -51,7 +61,16 @@ class AdaLNBlock(nn.Module):
     """adaLN-Zero block: norms shifted/scaled and residuals gated by c; the identity at init."""
 
     def __init__(
-        self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False, dropout_masks="torch"
+        self,
+        width,
+        heads,
+        mlp_ratio,
+        dropout,
+        residual_dropout,
+        gelu="tanh",
+        fused_qkv=False,
+        dropout_masks="torch",
+        fused_adaln=False,
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
@@ -62,32 +81,44 @@ class AdaLNBlock(nn.Module):
         )
         self.modulation = AdaLNModulation(width, 6)
         self.dropout = maybe_dropout(residual_dropout, dropout_masks)
+        self.fused = fused_adaln
 
     def forward(self, h: Tensor, c: Tensor, key_mask: Optional[Tensor]) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c)  # (B, 1, D) each
-        a = modulate(self.norm1(h), shift1, scale1)  # (B, N, D)
-        h = h + gate1 * self.dropout(self.attention(a, a, key_mask))  # (B, N, D)
-        return h + gate2 * self.dropout(self.mlp(modulate(self.norm2(h), shift2, scale2)))  # (B, N, D)
+        a = modulate(self.norm1(h), shift1, scale1, self.fused)  # (B, N, D)
+        h = gated(h, gate1, self.dropout(self.attention(a, a, key_mask)), self.fused)  # (B, N, D)
+        a = modulate(self.norm2(h), shift2, scale2, self.fused)  # (B, N, D)
+        return gated(h, gate2, self.dropout(self.mlp(a)), self.fused)  # (B, N, D)
 
 
 class AdaLNFinalNorm(nn.Module):
     """The last LayerNorm, shifted and scaled by c (DiT's final layer without its linear)."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, fused_adaln: bool = False):
         super().__init__()
         self.norm = nn.LayerNorm(width, elementwise_affine=False)
         self.modulation = AdaLNModulation(width, 2)
+        self.fused = fused_adaln
 
     def forward(self, h: Tensor, c: Tensor) -> Tensor:
         shift, scale = self.modulation(c)  # (B, 1, D) each
-        return modulate(self.norm(h), shift, scale)  # (B, N, D)
+        return modulate(self.norm(h), shift, scale, self.fused)  # (B, N, D)
 
 
 class CrossAttentionBlock(nn.Module):
     """Pre-LN block: self-attention over frames, cross-attention to the text context, MLP; each a residual."""
 
     def __init__(
-        self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False, dropout_masks="torch"
+        self,
+        width,
+        heads,
+        mlp_ratio,
+        dropout,
+        residual_dropout,
+        gelu="tanh",
+        fused_qkv=False,
+        dropout_masks="torch",
+        fused_adaln=False,
     ):
         super().__init__()
         self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads, fused_qkv)
@@ -107,7 +138,16 @@ class AdaLNCrossAttentionBlock(nn.Module):
     """CrossAttentionBlock with adaLN-Zero: all three sublayers shifted/scaled/gated by c; the identity at init."""
 
     def __init__(
-        self, width, heads, mlp_ratio, dropout, residual_dropout, gelu="tanh", fused_qkv=False, dropout_masks="torch"
+        self,
+        width,
+        heads,
+        mlp_ratio,
+        dropout,
+        residual_dropout,
+        gelu="tanh",
+        fused_qkv=False,
+        dropout_masks="torch",
+        fused_adaln=False,
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
@@ -119,18 +159,23 @@ class AdaLNCrossAttentionBlock(nn.Module):
         )
         self.modulation = AdaLNModulation(width, 9)
         self.dropout = maybe_dropout(residual_dropout, dropout_masks)
+        self.fused = fused_adaln
 
     def forward(self, h: Tensor, c: Tensor, key_mask, context: Tensor, context_mask) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2, shift3, scale3, gate3 = self.modulation(c)  # (B, 1, D) each
-        a = modulate(self.norm1(h), shift1, scale1)  # (B, N, D)
-        h = h + gate1 * self.dropout(self.attention(a, a, key_mask))  # (B, N, D)
-        cross = self.cross_attention(modulate(self.norm2(h), shift2, scale2), context, context_mask)  # (B, N, D)
-        h = h + gate2 * self.dropout(cross)  # (B, N, D)
-        return h + gate3 * self.dropout(self.mlp(modulate(self.norm3(h), shift3, scale3)))  # (B, N, D)
+        a = modulate(self.norm1(h), shift1, scale1, self.fused)  # (B, N, D)
+        h = gated(h, gate1, self.dropout(self.attention(a, a, key_mask)), self.fused)  # (B, N, D)
+        a = modulate(self.norm2(h), shift2, scale2, self.fused)  # (B, N, D)
+        h = gated(h, gate2, self.dropout(self.cross_attention(a, context, context_mask)), self.fused)  # (B, N, D)
+        a = modulate(self.norm3(h), shift3, scale3, self.fused)  # (B, N, D)
+        return gated(h, gate3, self.dropout(self.mlp(a)), self.fused)  # (B, N, D)
 
 
 class LayerNormIgnoringC(nn.LayerNorm):
-    """An affine LayerNorm with the (h, c) signature of AdaLNFinalNorm; c is unused."""
+    """An affine LayerNorm with the (h, c) signature of AdaLNFinalNorm; c (and fused_adaln) unused."""
+
+    def __init__(self, width: int, fused_adaln: bool = False):
+        super().__init__(width)
 
     def forward(self, h: Tensor, c: Tensor) -> Tensor:
         return super().forward(h)  # (B, N, D)
@@ -180,7 +225,7 @@ class AdaLNTransformer(MotionTransformer):
         super().__init__(features, text_dim, **backbone)
         self.pooled_text = PooledTextEmbedder(text_dim, self.width, self.null_condition)
         self.blocks = nn.ModuleList(AdaLNBlock(self.width, **self.block_options) for _ in range(self.num_layers))
-        self.final_norm = AdaLNFinalNorm(self.width)
+        self.final_norm = AdaLNFinalNorm(self.width, self.block_options["fused_adaln"])
         self.initialize_weights()
 
     def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Optional[Tensor]) -> Tensor:
@@ -224,7 +269,7 @@ class CrossAttentionTransformer(MotionTransformer):
         self.time_entry = time_entry()
         self.token_text = TokenTextEmbedder(text_dim, self.width, self.null_condition, self.when_padded)
         self.blocks = nn.ModuleList(block(self.width, **self.block_options) for _ in range(self.num_layers))
-        self.final_norm = final_norm(self.width)
+        self.final_norm = final_norm(self.width, self.block_options["fused_adaln"])
         self.initialize_weights()
 
     def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Optional[Tensor]) -> Tensor:

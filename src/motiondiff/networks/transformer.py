@@ -26,6 +26,9 @@ they existed, which rebuild exactly; configs/network/*.yaml choose the cheaper o
   attention_mask     always = key masks built for every batch; when_padded = only when a frame or token is padded.
   dropout_masks      torch = nn.Dropout's Bernoulli masks; packed = on the CPU, masks from 16-bit slices of 64-bit
                      random draws (PackedDropout: 2-4x cheaper; the rate rounded to a multiple of 1/65536).
+  fused_adaln        true = each adaLN modulation x * (1 + scale) + shift and gated residual h + gate * y is one
+                     torch.addcmul pass (equal up to rounding: one rounding fewer); false = a product and a sum.
+                     Only the adaLN blocks read it (adaln; cross_attention with time_conditioning=adaln).
 
 Also here: the pieces the variants share (attention with key padding, MLP, adaLN modulation,
 the text embedders with their null condition).
@@ -50,9 +53,18 @@ ATTENTION_MASKS = ("always", "when_padded")
 DROPOUT_MASKS = ("torch", "packed")
 
 
-def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """adaLN: x * (1 + scale) + shift, with shift and scale (B, 1, D) broadcast over the tokens."""
+def modulate(x: Tensor, shift: Tensor, scale: Tensor, fused: bool = False) -> Tensor:
+    """adaLN: x * (1 + scale) + shift, shift and scale (B, 1, D) broadcast over the tokens; fused = one addcmul pass."""
+    if fused:
+        return torch.addcmul(shift, x, 1 + scale)  # (B, N, D)
     return x * (1 + scale) + shift  # (B, N, D)
+
+
+def gated(h: Tensor, gate: Tensor, branch: Tensor, fused: bool = False) -> Tensor:
+    """adaLN-Zero's gated residual h + gate * branch, gate (B, 1, D) broadcast over the tokens; fused = one addcmul."""
+    if fused:
+        return torch.addcmul(h, gate, branch)  # (B, N, D)
+    return h + gate * branch  # (B, N, D)
 
 
 def nothing_padded(mask: Tensor) -> bool:
@@ -311,13 +323,14 @@ class MotionTransformer(nn.Module):
         fused_qkv=False,  # a bool (checked: config values can be anything)
         attention_mask: str = "always",
         dropout_masks: str = "torch",
+        fused_adaln=False,  # a bool
         guidance_embedding=False,  # a bool: the guidance weight enters with the time (distilled students)
     ):
         super().__init__()
         check_config(
             features, text_dim, latent_dim, num_layers, num_heads, mlp_ratio, dropout, max_frames, null_condition
         )
-        check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks)
+        check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks, fused_adaln)
         self.features, self.text_dim = features, text_dim
         self.width, self.num_layers, self.num_heads = latent_dim, num_layers, num_heads
         self.mlp_ratio, self.dropout, self.null_condition = mlp_ratio, dropout, null_condition
@@ -331,6 +344,7 @@ class MotionTransformer(nn.Module):
             gelu=gelu,
             fused_qkv=fused_qkv,
             dropout_masks=dropout_masks,
+            fused_adaln=fused_adaln,
         )
         self.input = nn.Linear(features, latent_dim)
         self.positions = SinusoidalPositions(max_frames, latent_dim)
@@ -413,7 +427,7 @@ def check_config(features, text_dim, latent_dim, num_layers, num_heads, mlp_rati
         raise UserError(f"network.null_condition={null_condition!r} must be one of {list(NULL_CONDITIONS)}.")
 
 
-def check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks) -> None:
+def check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks, fused_adaln=False) -> None:
     """Raise a UserError naming the config key of the first invalid option of those that change only the cost."""
     for key, value, allowed in (
         ("dropout_placement", dropout_placement, DROPOUT_PLACEMENTS),
@@ -423,8 +437,9 @@ def check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask, dropo
     ):
         if value not in allowed:
             raise UserError(f"network.{key}={value!r} must be one of {list(allowed)}.")
-    if not isinstance(fused_qkv, bool):
-        raise UserError(f"network.fused_qkv={fused_qkv!r} must be true or false.")
+    for key, value in (("fused_qkv", fused_qkv), ("fused_adaln", fused_adaln)):
+        if not isinstance(value, bool):
+            raise UserError(f"network.{key}={value!r} must be true or false.")
 
 
 def joined_key_mask(parts: list, device) -> Optional[Tensor]:

@@ -31,6 +31,7 @@ OPTIONS_ADDED = {
             "fused_qkv": False,
             "attention_mask": "always",
             "dropout_masks": "torch",
+            "fused_adaln": False,
         },
     ),
     "optimizer": ("torch.optim.AdamW", {"fused": False}),  # the per-tensor loop
