@@ -42,7 +42,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from data_bench import data_markdown, section_data  # benchmarks/
-from motiondiff.core.host_memory import keep_freed_memory
 from motiondiff.core.tables import markdown_table
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.loss import DiffusionLoss
@@ -64,7 +63,15 @@ TARGET_DIT_TRAIN_SPEEDUP = 1.35
 TARGET_DIT_GUIDED_TIME = 0.8
 # The cost options of configs/network/*.yaml (the class defaults are today's network) and of the optimizer config
 # (today's: torch's AdamW defaults, the per-tensor loop).
-COST_OPTIONS = ("dropout_placement", "gelu", "fused_qkv", "attention_mask", "dropout_masks", "fused_adaln")
+COST_OPTIONS = (
+    "dropout_placement",
+    "gelu",
+    "fused_qkv",
+    "attention_mask",
+    "dropout_masks",
+    "fused_adaln",
+    "mlp_chunk_tokens",
+)
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 NETWORK_CONFIGS = CONFIGS / "network"
 
@@ -592,8 +599,7 @@ def paired_ratios(fns: dict, device, warmup: int, repeats: int) -> dict:
 
 
 def compare_today(variant: str, cfg: dict, size: dict, device) -> dict:
-    """Today's network (the class defaults) against the config defaults, interleaved: training step, guided step.
-    Today's side runs with glibc's own malloc settings, the config's with the commands' (core.host_memory)."""
+    """Today's network (the class defaults) against the config defaults, interleaved: training step, guided step."""
     schedule = LinearSchedule(size["schedule_steps"]).to(device)
     tb, gb, frames = cfg["train_batch"], cfg["gen_batch"], cfg["frames"]
     noise = torch.randn(gb, frames, DIT_FEATURES, generator=torch.Generator().manual_seed(5)).to(device)
@@ -607,23 +613,15 @@ def compare_today(variant: str, cfg: dict, size: dict, device) -> dict:
         train[name] = dit_training(network, schedule, tb, frames, device, fused)[0]
         denoiser = dit_denoiser(network, schedule, gb, frames, device)
 
-        keep = name == "config"  # the commands keep freed host memory (core.host_memory); today's code did not
-
-        def guided_step(network=network, denoiser=denoiser, keep=keep):
-            keep_freed_memory(keep)
+        def guided_step(network=network, denoiser=denoiser):
             network.eval()
             with torch.inference_mode():
                 denoiser(noise, t_mid)
 
-        def train_step(step=train[name], keep=keep):
-            keep_freed_memory(keep)
-            step()
-
-        guided[name], train[name] = guided_step, train_step
+        guided[name] = guided_step
     repeats = size["dit_compare_repeats"]
     train_s = paired_ratios(train, device, size["dit_warmup"], repeats)
     guided_s = paired_ratios(guided, device, 1, repeats)
-    keep_freed_memory(True)
     return {
         "options": options["config"],
         "fused_adamw": config_fused_adamw(),
@@ -774,10 +772,10 @@ def today_table(report: dict) -> list:
         f"**DiT: today's network against the config defaults** (reference size, float32, interleaved; medians of "
         f"{first['repeats']} rounds, the ratios paired within a round; training batch {first['train_batch']}, guided "
         f"batch {first['gen_batch']}). Today = the class defaults (dropout on every residual branch with torch's "
-        f"Bernoulli masks, tanh GELU, separate q/kv, masks always built, adaLN products in two passes) trained with "
-        f"torch's per-tensor AdamW, under glibc's own malloc settings (blocks over 32 MB mapped afresh); config = "
-        f"{options}, AdamW fused={first['fused_adamw']} (configs/optimizer/adamw.yaml), freed host memory kept for "
-        "reuse as every command keeps it (core/host_memory.py). In brackets: the same ratios of process CPU time.",
+        f"Bernoulli masks, tanh GELU, separate q/kv, masks always built, adaLN products in two passes, the MLP over "
+        f"all tokens at once) trained with torch's per-tensor AdamW; config = {options}, AdamW "
+        f"fused={first['fused_adamw']} (configs/optimizer/adamw.yaml). In brackets: the same ratios of process CPU "
+        "time.",
         markdown_table([*header, "time ratio"], cells),
     ]
 
@@ -897,7 +895,6 @@ def main(argv=None) -> dict:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    keep_freed_memory(True)  # as every command does (core.host_memory)
     print(f"torch threads: {torch.get_num_threads()}", flush=True)
     device = torch.device(args.device)
     peers = import_peers()

@@ -116,6 +116,7 @@ def test_resuming_a_transformer_run_saved_before_the_cost_options_keeps_its_netw
         "network.attention_mask=always",
         "network.dropout_masks=torch",
         "network.fused_adaln=false",
+        "network.mlp_chunk_tokens=0",
     ]
     new = OmegaConf.create({"network": {**old.network, "gelu": "exact", "dropout_placement": "mlp"}})
     assert added_option_overrides(new) == [
@@ -123,6 +124,7 @@ def test_resuming_a_transformer_run_saved_before_the_cost_options_keeps_its_netw
         "network.attention_mask=always",
         "network.dropout_masks=torch",
         "network.fused_adaln=false",
+        "network.mlp_chunk_tokens=0",
     ]
     punet = OmegaConf.create({"network": {"_target_": "motiondiff.networks.punet.PUNet"}})
     assert added_option_overrides(punet) == []

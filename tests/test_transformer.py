@@ -38,6 +38,7 @@ CHEAP = dict(
     attention_mask="when_padded",
     dropout_masks="packed",
     fused_adaln=True,
+    mlp_chunk_tokens=2048,
 )
 CONFIGURED = {**CHEAP, "fused_qkv": False}
 # The reference size (8 layers x 512 wide x 16 heads) for features=263, text_dim=384.
@@ -258,6 +259,8 @@ def test_hydra_config_instantiates(variant):
         (dict(attention_mask="never"), "network.attention_mask='never' must be one of"),
         (dict(dropout_masks="fast"), "network.dropout_masks='fast' must be one of"),
         (dict(fused_adaln=1), "network.fused_adaln=1 must be true or false"),
+        (dict(mlp_chunk_tokens=-1), "network.mlp_chunk_tokens=-1 must be a whole number"),
+        (dict(mlp_chunk_tokens=2.5), "network.mlp_chunk_tokens=2.5 must be a whole number"),
     ],
 )
 def test_bad_config_raises_user_error(kwargs, message):
@@ -450,6 +453,25 @@ def test_fused_adaln_products_change_only_the_rounding(name, monkeypatch):
     per_block = {"adaln": 4, "cross_attention_adaln": 6}  # a modulation and a gate per sublayer; the final norm: 1
     expected = per_block[name] * TINY["num_layers"] + 1 if name in per_block else 0
     assert calls_a == [] and len(calls_b) == expected
+
+
+@pytest.mark.parametrize("name", ["adaln", "incontext_tokens", "cross_attention_adaln"])
+def test_mlp_token_chunks_change_only_the_rounding_and_only_without_autograd(name):
+    whole = perturb(make(name)).eval()
+    chunked = same_weights(name, whole, mlp_chunk_tokens=5)
+    x, t = inputs()  # 3 motions x 12 frames (and the prefix tokens of incontext)
+    mask = torch.arange(12)[None] < torch.tensor([12, 7, 4])[:, None]
+    cond = {**make_cond(3, lengths=[5, 2, 0]), "drop": torch.tensor([False, True, False])}
+    fc1, rows = chunked.blocks[0].mlp.net[0], []
+    fc1.register_forward_hook(lambda module, args, out: rows.append(args[0].shape[:-1]))
+    with torch.no_grad():
+        expected = whole(x, t, cond, mask)
+        torch.testing.assert_close(chunked(x, t, cond, mask), expected, atol=1e-6, rtol=1e-6)
+    tokens = 3 * (12 + {"adaln": 0, "incontext_tokens": 2 + 1 + 5, "cross_attention_adaln": 0}[name])
+    assert rows == [(5,)] * (tokens // 5) + [(tokens % 5,)] * (tokens % 5 > 0)  # chunks of 5 rows, in order
+    rows.clear()
+    (chunked(x, t, cond, mask) ** 2).sum().backward()  # with autograd (training): all tokens at once
+    assert rows == [(3, tokens // 3)]
 
 
 def test_exact_gelu_is_the_erf_gelu():

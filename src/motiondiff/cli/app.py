@@ -16,7 +16,6 @@ from motiondiff.cli.help import command_help
 from motiondiff.cli.preflight import preflight
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.errors import exit_on_user_error
-from motiondiff.core.host_memory import configure_host_memory
 from motiondiff.runs.directories import remove_if_stub
 from motiondiff.sweeps.jobs import run_sweep_job
 
@@ -68,7 +67,7 @@ def hydra_entry_point(config_name: str, run: Callable[[DictConfig], object]) -> 
     sweep: its outcome goes to job_status.json in its output directory and the sweep summary
     (sweeps.jobs) reports the failures at the end. Before Hydra composes or writes anything, the
     command line is checked (cli.preflight); a single run that fails before saving anything removes
-    the folder it created. The process keeps freed host memory for reuse first (core.host_memory)."""
+    the folder it created."""
     register_resolvers()
     started = time.time()
 
@@ -88,7 +87,6 @@ def hydra_entry_point(config_name: str, run: Callable[[DictConfig], object]) -> 
         if any(flag in sys.argv[1:] for flag in ("--help", "-h")):
             print(command_help(CONFIG_DIR, config_name, program_name()), end="")
             return
-        exit_on_user_error(configure_host_memory)()  # freed tensors' pages reused (core.host_memory)
         check_first = exit_on_user_error(lambda argv: preflight(CONFIG_DIR, config_name, argv))
         sys.argv[1:] = check_first(expand_shorthands(sys.argv[1:]))
         compose_and_run()

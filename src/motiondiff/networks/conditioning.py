@@ -7,7 +7,8 @@
 The shared backbone (frame embedding, output layer, weight init, masks) is in transformer.py.
 Every block takes (width, **MotionTransformer.block_options): heads, mlp_ratio, dropout (inside the MLP),
 residual_dropout (on each residual branch; 0 with dropout_placement=mlp), gelu, fused_qkv (self-attention),
-dropout_masks (torch or packed: transformer.PackedDropout), fused_adaln (read by the adaLN blocks only).
+dropout_masks (torch or packed: transformer.PackedDropout), fused_adaln (read by the adaLN blocks only),
+mlp_chunk_tokens (the MLP's token chunks without autograd).
 A key mask of None means every key is attendable (attention_mask=when_padded with nothing padded).
 """
 
@@ -45,10 +46,14 @@ class Block(nn.Module):
         fused_qkv=False,
         dropout_masks="torch",
         fused_adaln=False,
+        mlp_chunk_tokens=0,
     ):
         super().__init__()
         self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads, fused_qkv)
-        self.norm2, self.mlp = nn.LayerNorm(width), Mlp(width, mlp_ratio, dropout, gelu, dropout_masks)
+        self.norm2, self.mlp = (
+            nn.LayerNorm(width),
+            Mlp(width, mlp_ratio, dropout, gelu, dropout_masks, mlp_chunk_tokens),
+        )
         self.dropout = maybe_dropout(residual_dropout, dropout_masks)
 
     def forward(self, h: Tensor, key_mask: Optional[Tensor]) -> Tensor:
@@ -71,13 +76,14 @@ class AdaLNBlock(nn.Module):
         fused_qkv=False,
         dropout_masks="torch",
         fused_adaln=False,
+        mlp_chunk_tokens=0,
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
         self.attention = Attention(width, heads, fused_qkv)
         self.norm2, self.mlp = (
             nn.LayerNorm(width, elementwise_affine=False),
-            Mlp(width, mlp_ratio, dropout, gelu, dropout_masks),
+            Mlp(width, mlp_ratio, dropout, gelu, dropout_masks, mlp_chunk_tokens),
         )
         self.modulation = AdaLNModulation(width, 6)
         self.dropout = maybe_dropout(residual_dropout, dropout_masks)
@@ -119,11 +125,15 @@ class CrossAttentionBlock(nn.Module):
         fused_qkv=False,
         dropout_masks="torch",
         fused_adaln=False,
+        mlp_chunk_tokens=0,
     ):
         super().__init__()
         self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads, fused_qkv)
         self.norm2, self.cross_attention = nn.LayerNorm(width), Attention(width, heads)
-        self.norm3, self.mlp = nn.LayerNorm(width), Mlp(width, mlp_ratio, dropout, gelu, dropout_masks)
+        self.norm3, self.mlp = (
+            nn.LayerNorm(width),
+            Mlp(width, mlp_ratio, dropout, gelu, dropout_masks, mlp_chunk_tokens),
+        )
         self.dropout = maybe_dropout(residual_dropout, dropout_masks)
 
     def forward(self, h: Tensor, c: Tensor, key_mask, context: Tensor, context_mask) -> Tensor:
@@ -148,6 +158,7 @@ class AdaLNCrossAttentionBlock(nn.Module):
         fused_qkv=False,
         dropout_masks="torch",
         fused_adaln=False,
+        mlp_chunk_tokens=0,
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
@@ -155,7 +166,7 @@ class AdaLNCrossAttentionBlock(nn.Module):
         self.norm2, self.cross_attention = nn.LayerNorm(width, elementwise_affine=False), Attention(width, heads)
         self.norm3, self.mlp = (
             nn.LayerNorm(width, elementwise_affine=False),
-            Mlp(width, mlp_ratio, dropout, gelu, dropout_masks),
+            Mlp(width, mlp_ratio, dropout, gelu, dropout_masks, mlp_chunk_tokens),
         )
         self.modulation = AdaLNModulation(width, 9)
         self.dropout = maybe_dropout(residual_dropout, dropout_masks)

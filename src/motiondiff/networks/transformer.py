@@ -29,6 +29,9 @@ they existed, which rebuild exactly; configs/network/*.yaml choose the cheaper o
   fused_adaln        true = each adaLN modulation x * (1 + scale) + shift and gated residual h + gate * y is one
                      torch.addcmul pass (equal up to rounding: one rounding fewer); false = a product and a sum.
                      Only the adaLN blocks read it (adaln; cross_attention with time_conditioning=adaln).
+  mlp_chunk_tokens   N > 0: without autograd (sampling), each MLP runs over chunks of at most N tokens, so its hidden
+                     layer is never one block over glibc's 32 MB mmap threshold (each such block is mapped afresh and
+                     page-faulted in); 0 = all tokens at once. Equal up to rounding; training is unchanged.
 
 Also here: the pieces the variants share (attention with key padding, MLP, adaLN modulation,
 the text embedders with their null condition).
@@ -155,11 +158,21 @@ def fuse_qkv_state(module: Attention, state_dict: dict, prefix: str, *_) -> None
 
 
 class Mlp(nn.Module):
-    """Linear -> GELU (tanh-approximated or exact) -> dropout -> Linear, hidden width mlp_ratio x width."""
+    """Linear -> GELU (tanh-approximated or exact) -> dropout -> Linear, hidden width mlp_ratio x width; without
+    autograd, over chunks of at most chunk_tokens tokens (0 = all at once)."""
 
-    def __init__(self, width: int, mlp_ratio: float, dropout: float, gelu: str = "tanh", dropout_masks: str = "torch"):
+    def __init__(
+        self,
+        width: int,
+        mlp_ratio: float,
+        dropout: float,
+        gelu: str = "tanh",
+        dropout_masks: str = "torch",
+        chunk_tokens: int = 0,
+    ):
         super().__init__()
         hidden = int(width * mlp_ratio)
+        self.chunk_tokens = chunk_tokens
         self.net = nn.Sequential(
             nn.Linear(width, hidden),
             nn.GELU(approximate=GELUS[gelu]),
@@ -168,7 +181,11 @@ class Mlp(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)  # (B, N, D)
+        tokens = x.numel() // x.shape[-1]
+        if not self.chunk_tokens or tokens <= self.chunk_tokens or torch.is_grad_enabled():
+            return self.net(x)  # (B, N, D)
+        parts = x.reshape(tokens, x.shape[-1]).split(self.chunk_tokens)  # chunks of (<= chunk_tokens, D)
+        return torch.cat([self.net(part) for part in parts]).view(*x.shape[:-1], -1)  # (B, N, D)
 
 
 class AdaLNModulation(nn.Module):
@@ -324,6 +341,7 @@ class MotionTransformer(nn.Module):
         attention_mask: str = "always",
         dropout_masks: str = "torch",
         fused_adaln=False,  # a bool
+        mlp_chunk_tokens=0,  # a whole number >= 0 (checked)
         guidance_embedding=False,  # a bool: the guidance weight enters with the time (distilled students)
     ):
         super().__init__()
@@ -331,6 +349,10 @@ class MotionTransformer(nn.Module):
             features, text_dim, latent_dim, num_layers, num_heads, mlp_ratio, dropout, max_frames, null_condition
         )
         check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks, fused_adaln)
+        if isinstance(mlp_chunk_tokens, bool) or not isinstance(mlp_chunk_tokens, int) or mlp_chunk_tokens < 0:
+            raise UserError(
+                f"network.mlp_chunk_tokens={mlp_chunk_tokens!r} must be a whole number >= 0 (0 = no chunks)."
+            )
         self.features, self.text_dim = features, text_dim
         self.width, self.num_layers, self.num_heads = latent_dim, num_layers, num_heads
         self.mlp_ratio, self.dropout, self.null_condition = mlp_ratio, dropout, null_condition
@@ -345,6 +367,7 @@ class MotionTransformer(nn.Module):
             fused_qkv=fused_qkv,
             dropout_masks=dropout_masks,
             fused_adaln=fused_adaln,
+            mlp_chunk_tokens=mlp_chunk_tokens,
         )
         self.input = nn.Linear(features, latent_dim)
         self.positions = SinusoidalPositions(max_frames, latent_dim)

@@ -32,6 +32,7 @@ OPTIONS_ADDED = {
             "attention_mask": "always",
             "dropout_masks": "torch",
             "fused_adaln": False,
+            "mlp_chunk_tokens": 0,
         },
     ),
     "optimizer": ("torch.optim.AdamW", {"fused": False}),  # the per-tensor loop
