@@ -456,7 +456,7 @@ def test_fused_adaln_products_change_only_the_rounding(name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["adaln", "incontext_tokens", "cross_attention_adaln"])
-def test_mlp_token_chunks_change_only_the_rounding_and_only_without_autograd(name):
+def test_mlp_token_chunks_change_only_the_rounding_and_only_when_sampling(name, monkeypatch):
     whole = perturb(make(name)).eval()
     chunked = same_weights(name, whole, mlp_chunk_tokens=5)
     x, t = inputs()  # 3 motions x 12 frames (and the prefix tokens of incontext)
@@ -472,6 +472,13 @@ def test_mlp_token_chunks_change_only_the_rounding_and_only_without_autograd(nam
     rows.clear()
     (chunked(x, t, cond, mask) ** 2).sum().backward()  # with autograd (training): all tokens at once
     assert rows == [(3, tokens // 3)]
+    rows.clear()
+    with torch.no_grad():
+        chunked.train()(x, t, cond, mask)  # train mode without autograd (a distillation target): all at once
+        chunked.eval()
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # one traced graph for every length
+        chunked(x, t, cond, mask)
+    assert rows == [(3, tokens // 3)] * 2
 
 
 def test_exact_gelu_is_the_erf_gelu():

@@ -29,9 +29,10 @@ they existed, which rebuild exactly; configs/network/*.yaml choose the cheaper o
   fused_adaln        true = each adaLN modulation x * (1 + scale) + shift and gated residual h + gate * y is one
                      torch.addcmul pass (equal up to rounding: one rounding fewer); false = a product and a sum.
                      Only the adaLN blocks read it (adaln; cross_attention with time_conditioning=adaln).
-  mlp_chunk_tokens   N > 0: without autograd (sampling), each MLP runs over chunks of at most N tokens, so its hidden
-                     layer is never one block over glibc's 32 MB mmap threshold (each such block is mapped afresh and
-                     page-faulted in); 0 = all tokens at once. Equal up to rounding; training is unchanged.
+  mlp_chunk_tokens   N > 0: sampling on the CPU (eval, no autograd), each MLP runs over chunks of at most N tokens, so
+                     its hidden layer is never one block over glibc's 32 MB mmap threshold (each such block is mapped
+                     afresh and page-faulted in; 2048 tokens x 2048 hidden x 4 bytes = 16 MB: halve N for a network
+                     twice as wide); 0 = all tokens at once. Equal up to rounding; training is unchanged.
 
 Also here: the pieces the variants share (attention with key padding, MLP, adaLN modulation,
 the text embedders with their null condition).
@@ -158,8 +159,8 @@ def fuse_qkv_state(module: Attention, state_dict: dict, prefix: str, *_) -> None
 
 
 class Mlp(nn.Module):
-    """Linear -> GELU (tanh-approximated or exact) -> dropout -> Linear, hidden width mlp_ratio x width; without
-    autograd, over chunks of at most chunk_tokens tokens (0 = all at once)."""
+    """Linear -> GELU (tanh-approximated or exact) -> dropout -> Linear, hidden width mlp_ratio x width; when sampling
+    on the CPU, over chunks of at most chunk_tokens tokens (0 = all at once)."""
 
     def __init__(
         self,
@@ -182,10 +183,19 @@ class Mlp(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         tokens = x.numel() // x.shape[-1]
-        if not self.chunk_tokens or tokens <= self.chunk_tokens or torch.is_grad_enabled():
+        if not self.chunked(x) or tokens <= self.chunk_tokens:
             return self.net(x)  # (B, N, D)
         parts = x.reshape(tokens, x.shape[-1]).split(self.chunk_tokens)  # chunks of (<= chunk_tokens, D)
         return torch.cat([self.net(part) for part in parts]).view(*x.shape[:-1], -1)  # (B, N, D)
+
+    def chunked(self, x: Tensor) -> bool:
+        """Whether this call runs over token chunks: sampling on the CPU (eval, no autograd), not while compiling (one
+        graph for every length); the chunks avoid glibc's fresh mappings, which CUDA's allocator does not make."""
+        return (
+            self.chunk_tokens > 0
+            and x.device.type == "cpu"
+            and not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling())
+        )
 
 
 class AdaLNModulation(nn.Module):
