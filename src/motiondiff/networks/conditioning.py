@@ -5,10 +5,8 @@
   cross_attention  CrossAttentionTransformer: frames cross-attend to the caption tokens; time by
                    addition to the frame tokens or by adaLN-Zero (time_conditioning).
 The shared backbone (frame embedding, output layer, weight init, masks) is in transformer.py.
-Every block takes (width, **MotionTransformer.block_options): heads, mlp_ratio, dropout (inside the MLP),
-residual_dropout (on each residual branch; 0 with dropout_placement=mlp), gelu, fused_qkv (self-attention),
-dropout_masks (torch or packed: transformer.PackedDropout), fused_adaln (read by the adaLN blocks only),
-mlp_chunk_tokens (the MLP's token chunks without autograd).
+Every block takes (width, MotionTransformer.block_options): a transformer.BlockOptions, which also builds the parts
+the blocks share (self-attention, MLP, the residual branches' dropout).
 A key mask of None means every key is attendable (attention_mask=when_padded with nothing padded).
 """
 
@@ -21,13 +19,12 @@ from motiondiff.core.errors import UserError
 from motiondiff.networks.transformer import (
     AdaLNModulation,
     Attention,
-    Mlp,
+    BlockOptions,
     MotionTransformer,
     PooledTextEmbedder,
     TokenTextEmbedder,
     gated,
     joined_key_mask,
-    maybe_dropout,
     modulate,
 )
 
@@ -35,26 +32,11 @@ from motiondiff.networks.transformer import (
 class Block(nn.Module):
     """Pre-LN transformer block: self-attention then MLP, each a residual."""
 
-    def __init__(
-        self,
-        width,
-        heads,
-        mlp_ratio,
-        dropout,
-        residual_dropout,
-        gelu="tanh",
-        fused_qkv=False,
-        dropout_masks="torch",
-        fused_adaln=False,
-        mlp_chunk_tokens=0,
-    ):
+    def __init__(self, width: int, options: BlockOptions):
         super().__init__()
-        self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads, fused_qkv)
-        self.norm2, self.mlp = (
-            nn.LayerNorm(width),
-            Mlp(width, mlp_ratio, dropout, gelu, dropout_masks, mlp_chunk_tokens),
-        )
-        self.dropout = maybe_dropout(residual_dropout, dropout_masks)
+        self.norm1, self.attention = nn.LayerNorm(width), options.self_attention(width)
+        self.norm2, self.mlp = nn.LayerNorm(width), options.mlp(width)
+        self.dropout = options.branch_dropout()
 
     def forward(self, h: Tensor, key_mask: Optional[Tensor]) -> Tensor:
         a = self.norm1(h)  # (B, M, D)
@@ -65,29 +47,13 @@ class Block(nn.Module):
 class AdaLNBlock(nn.Module):
     """adaLN-Zero block: norms shifted/scaled and residuals gated by c; the identity at init."""
 
-    def __init__(
-        self,
-        width,
-        heads,
-        mlp_ratio,
-        dropout,
-        residual_dropout,
-        gelu="tanh",
-        fused_qkv=False,
-        dropout_masks="torch",
-        fused_adaln=False,
-        mlp_chunk_tokens=0,
-    ):
+    def __init__(self, width: int, options: BlockOptions):
         super().__init__()
-        self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
-        self.attention = Attention(width, heads, fused_qkv)
-        self.norm2, self.mlp = (
-            nn.LayerNorm(width, elementwise_affine=False),
-            Mlp(width, mlp_ratio, dropout, gelu, dropout_masks, mlp_chunk_tokens),
-        )
+        self.norm1, self.attention = nn.LayerNorm(width, elementwise_affine=False), options.self_attention(width)
+        self.norm2, self.mlp = nn.LayerNorm(width, elementwise_affine=False), options.mlp(width)
         self.modulation = AdaLNModulation(width, 6)
-        self.dropout = maybe_dropout(residual_dropout, dropout_masks)
-        self.fused = fused_adaln
+        self.dropout = options.branch_dropout()
+        self.fused = options.fused_adaln
 
     def forward(self, h: Tensor, c: Tensor, key_mask: Optional[Tensor]) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c)  # (B, 1, D) each
@@ -114,27 +80,12 @@ class AdaLNFinalNorm(nn.Module):
 class CrossAttentionBlock(nn.Module):
     """Pre-LN block: self-attention over frames, cross-attention to the text context, MLP; each a residual."""
 
-    def __init__(
-        self,
-        width,
-        heads,
-        mlp_ratio,
-        dropout,
-        residual_dropout,
-        gelu="tanh",
-        fused_qkv=False,
-        dropout_masks="torch",
-        fused_adaln=False,
-        mlp_chunk_tokens=0,
-    ):
+    def __init__(self, width: int, options: BlockOptions):
         super().__init__()
-        self.norm1, self.attention = nn.LayerNorm(width), Attention(width, heads, fused_qkv)
-        self.norm2, self.cross_attention = nn.LayerNorm(width), Attention(width, heads)
-        self.norm3, self.mlp = (
-            nn.LayerNorm(width),
-            Mlp(width, mlp_ratio, dropout, gelu, dropout_masks, mlp_chunk_tokens),
-        )
-        self.dropout = maybe_dropout(residual_dropout, dropout_masks)
+        self.norm1, self.attention = nn.LayerNorm(width), options.self_attention(width)
+        self.norm2, self.cross_attention = nn.LayerNorm(width), Attention(width, options.heads)
+        self.norm3, self.mlp = nn.LayerNorm(width), options.mlp(width)
+        self.dropout = options.branch_dropout()
 
     def forward(self, h: Tensor, c: Tensor, key_mask, context: Tensor, context_mask) -> Tensor:
         # c is unused: time was added to the frame tokens (same signature as AdaLNCrossAttentionBlock).
@@ -147,30 +98,15 @@ class CrossAttentionBlock(nn.Module):
 class AdaLNCrossAttentionBlock(nn.Module):
     """CrossAttentionBlock with adaLN-Zero: all three sublayers shifted/scaled/gated by c; the identity at init."""
 
-    def __init__(
-        self,
-        width,
-        heads,
-        mlp_ratio,
-        dropout,
-        residual_dropout,
-        gelu="tanh",
-        fused_qkv=False,
-        dropout_masks="torch",
-        fused_adaln=False,
-        mlp_chunk_tokens=0,
-    ):
+    def __init__(self, width: int, options: BlockOptions):
         super().__init__()
-        self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
-        self.attention = Attention(width, heads, fused_qkv)
-        self.norm2, self.cross_attention = nn.LayerNorm(width, elementwise_affine=False), Attention(width, heads)
-        self.norm3, self.mlp = (
-            nn.LayerNorm(width, elementwise_affine=False),
-            Mlp(width, mlp_ratio, dropout, gelu, dropout_masks, mlp_chunk_tokens),
-        )
+        self.norm1, self.attention = nn.LayerNorm(width, elementwise_affine=False), options.self_attention(width)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False)
+        self.cross_attention = Attention(width, options.heads)
+        self.norm3, self.mlp = nn.LayerNorm(width, elementwise_affine=False), options.mlp(width)
         self.modulation = AdaLNModulation(width, 9)
-        self.dropout = maybe_dropout(residual_dropout, dropout_masks)
-        self.fused = fused_adaln
+        self.dropout = options.branch_dropout()
+        self.fused = options.fused_adaln
 
     def forward(self, h: Tensor, c: Tensor, key_mask, context: Tensor, context_mask) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2, shift3, scale3, gate3 = self.modulation(c)  # (B, 1, D) each
@@ -205,7 +141,7 @@ class InContextTransformer(MotionTransformer):
         self.token_text = (
             TokenTextEmbedder(text_dim, self.width, self.null_condition, self.when_padded) if text_tokens else None
         )
-        self.blocks = nn.ModuleList(Block(self.width, **self.block_options) for _ in range(self.num_layers))
+        self.blocks = nn.ModuleList(Block(self.width, self.block_options) for _ in range(self.num_layers))
         self.final_norm = nn.LayerNorm(self.width)
         self.initialize_weights()
 
@@ -235,8 +171,8 @@ class AdaLNTransformer(MotionTransformer):
     def __init__(self, features: int, text_dim: int, **backbone):
         super().__init__(features, text_dim, **backbone)
         self.pooled_text = PooledTextEmbedder(text_dim, self.width, self.null_condition)
-        self.blocks = nn.ModuleList(AdaLNBlock(self.width, **self.block_options) for _ in range(self.num_layers))
-        self.final_norm = AdaLNFinalNorm(self.width, self.block_options["fused_adaln"])
+        self.blocks = nn.ModuleList(AdaLNBlock(self.width, self.block_options) for _ in range(self.num_layers))
+        self.final_norm = AdaLNFinalNorm(self.width, self.block_options.fused_adaln)
         self.initialize_weights()
 
     def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Optional[Tensor]) -> Tensor:
@@ -279,8 +215,8 @@ class CrossAttentionTransformer(MotionTransformer):
         time_entry, block, final_norm = TIME_CONDITIONING[time_conditioning]
         self.time_entry = time_entry()
         self.token_text = TokenTextEmbedder(text_dim, self.width, self.null_condition, self.when_padded)
-        self.blocks = nn.ModuleList(block(self.width, **self.block_options) for _ in range(self.num_layers))
-        self.final_norm = final_norm(self.width, self.block_options["fused_adaln"])
+        self.blocks = nn.ModuleList(block(self.width, self.block_options) for _ in range(self.num_layers))
+        self.final_norm = final_norm(self.width, self.block_options.fused_adaln)
         self.initialize_weights()
 
     def encode(self, h: Tensor, t_emb: Tensor, cond: dict, key_mask: Optional[Tensor]) -> Tensor:

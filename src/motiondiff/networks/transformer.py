@@ -39,6 +39,7 @@ the text embedders with their null condition).
 """
 
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -196,6 +197,31 @@ class Mlp(nn.Module):
             and x.device.type == "cpu"
             and not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling())
         )
+
+
+@dataclass(frozen=True)
+class BlockOptions:
+    """What every transformer block takes after its width (MotionTransformer.block_options), and its shared parts."""
+
+    heads: int
+    mlp_ratio: float
+    dropout: float  # inside the MLP
+    residual_dropout: float  # on each residual branch (0 with dropout_placement=mlp)
+    gelu: str = "tanh"
+    fused_qkv: bool = False  # self-attention only
+    dropout_masks: str = "torch"
+    fused_adaln: bool = False  # read by the adaLN blocks and final norm only
+    mlp_chunk_tokens: int = 0
+
+    def self_attention(self, width: int) -> "Attention":
+        return Attention(width, self.heads, self.fused_qkv)
+
+    def mlp(self, width: int) -> "Mlp":
+        return Mlp(width, self.mlp_ratio, self.dropout, self.gelu, self.dropout_masks, self.mlp_chunk_tokens)
+
+    def branch_dropout(self) -> nn.Module:
+        """The dropout on each residual branch (nn.Identity when residual_dropout is 0)."""
+        return maybe_dropout(self.residual_dropout, self.dropout_masks)
 
 
 class AdaLNModulation(nn.Module):
@@ -368,7 +394,7 @@ class MotionTransformer(nn.Module):
         self.mlp_ratio, self.dropout, self.null_condition = mlp_ratio, dropout, null_condition
         self.when_padded = attention_mask == "when_padded"  # no key masks when nothing is padded
         # The blocks' arguments after the width (conditioning.py).
-        self.block_options = dict(
+        self.block_options = BlockOptions(
             heads=num_heads,
             mlp_ratio=mlp_ratio,
             dropout=dropout,
