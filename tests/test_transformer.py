@@ -259,8 +259,8 @@ def test_hydra_config_instantiates(variant):
         (dict(attention_mask="never"), "network.attention_mask='never' must be one of"),
         (dict(dropout_masks="fast"), "network.dropout_masks='fast' must be one of"),
         (dict(fused_adaln=1), "network.fused_adaln=1 must be true or false"),
-        (dict(mlp_chunk_tokens=-1), "network.mlp_chunk_tokens=-1 must be a whole number"),
-        (dict(mlp_chunk_tokens=2.5), "network.mlp_chunk_tokens=2.5 must be a whole number"),
+        (dict(mlp_chunk_tokens=-1), "network.mlp_chunk_tokens=-1 must be an integer >= 0"),
+        (dict(mlp_chunk_tokens=2.5), "network.mlp_chunk_tokens=2.5 must be an integer >= 0"),
     ],
 )
 def test_bad_config_raises_user_error(kwargs, message):

@@ -213,10 +213,10 @@ class BlockOptions:
     fused_adaln: bool = False  # read by the adaLN blocks and final norm only
     mlp_chunk_tokens: int = 0
 
-    def self_attention(self, width: int) -> "Attention":
+    def self_attention(self, width: int) -> Attention:
         return Attention(width, self.heads, self.fused_qkv)
 
-    def mlp(self, width: int) -> "Mlp":
+    def mlp(self, width: int) -> Mlp:
         return Mlp(width, self.mlp_ratio, self.dropout, self.gelu, self.dropout_masks, self.mlp_chunk_tokens)
 
     def branch_dropout(self) -> nn.Module:
@@ -384,11 +384,9 @@ class MotionTransformer(nn.Module):
         check_config(
             features, text_dim, latent_dim, num_layers, num_heads, mlp_ratio, dropout, max_frames, null_condition
         )
-        check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks, fused_adaln)
-        if isinstance(mlp_chunk_tokens, bool) or not isinstance(mlp_chunk_tokens, int) or mlp_chunk_tokens < 0:
-            raise UserError(
-                f"network.mlp_chunk_tokens={mlp_chunk_tokens!r} must be a whole number >= 0 (0 = no chunks)."
-            )
+        check_cost_options(
+            dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks, fused_adaln, mlp_chunk_tokens
+        )
         self.features, self.text_dim = features, text_dim
         self.width, self.num_layers, self.num_heads = latent_dim, num_layers, num_heads
         self.mlp_ratio, self.dropout, self.null_condition = mlp_ratio, dropout, null_condition
@@ -486,7 +484,9 @@ def check_config(features, text_dim, latent_dim, num_layers, num_heads, mlp_rati
         raise UserError(f"network.null_condition={null_condition!r} must be one of {list(NULL_CONDITIONS)}.")
 
 
-def check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks, fused_adaln=False) -> None:
+def check_cost_options(
+    dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks, fused_adaln=False, mlp_chunk_tokens=0
+) -> None:
     """Raise a UserError naming the config key of the first invalid option of those that change only the cost."""
     for key, value, allowed in (
         ("dropout_placement", dropout_placement, DROPOUT_PLACEMENTS),
@@ -499,6 +499,7 @@ def check_cost_options(dropout_placement, gelu, fused_qkv, attention_mask, dropo
     for key, value in (("fused_qkv", fused_qkv), ("fused_adaln", fused_adaln)):
         if not isinstance(value, bool):
             raise UserError(f"network.{key}={value!r} must be true or false.")
+    whole_number("network.mlp_chunk_tokens", mlp_chunk_tokens, minimum=0, why="0 = no chunks")
 
 
 def joined_key_mask(parts: list, device) -> Optional[Tensor]:
