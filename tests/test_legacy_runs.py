@@ -205,3 +205,19 @@ def test_resuming_a_3d_dance_saved_before_the_foot_term_default_keeps_its_weight
     assert added_option_overrides(today) == []  # `auto` is resolved again from the same data
     with pytest.raises(UserError, match="module.foot_contact_weight='auto' where the run had 0.0"):
         save_resumed_config(today, tmp_path, step=10)
+
+
+def test_the_added_options_table_holds_the_class_defaults():
+    """runs/legacy.OPTIONS_ADDED is the one table of the cost options (bench.py reads it): its values must be the
+    constructors' defaults, which runs saved before the options trained with."""
+    import inspect
+
+    from motiondiff.networks.transformer import MotionTransformer
+    from motiondiff.runs.legacy import OPTIONS_ADDED
+
+    parameters = inspect.signature(MotionTransformer.__init__).parameters
+    _, options = OPTIONS_ADDED["network"]
+    assert {key: parameters[key].default for key in options} == options
+    _, optimizer = OPTIONS_ADDED["optimizer"]
+    # torch's default None is no fused kernel: the per-tensor loop on the CPU, as False
+    assert optimizer == {"fused": False} and inspect.signature(torch.optim.AdamW).parameters["fused"].default is None
