@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
+TEST_WORKERS ?= 2
 
 .PHONY: help install demo text2motion eval-demo sweep test lint format bench render-data generate evaluate app clean-venv
 
@@ -31,8 +32,8 @@ eval-demo: $(STAMP) ## README results: train evaluator, 3 text variants and the 
 sweep: $(STAMP) ## sweep 3 text variants x 2 seeds (train -m), evaluate the sweep, compare: tables + chart (about 10 min, 2 CPU cores)
 	$(PY) -m motiondiff.sweep_demo $(ARGS)
 
-test: $(STAMP) ## run the test suite (CPU, about 12 minutes on 2 cores; the 15 slowest tests listed at the end)
-	$(PY) -m pytest -q --durations=15 $(ARGS)
+test: $(STAMP) ## run the test suite (CPU, 2 pytest-xdist workers, a file each; the 15 slowest tests listed at the end)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(ARGS)
 
 lint: $(STAMP) ## check formatting and lint (ruff, configured in pyproject.toml)
 	$(PY) -m ruff format --check src tests benchmarks

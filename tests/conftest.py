@@ -14,6 +14,14 @@ from torchtyping import patch_typeguard
 from typeguard.importhook import install_import_hook
 
 TYPECHECKED = os.environ.get("MOTIONDIFF_TYPECHECK", "1") != "0"
+
+# `make test` runs two pytest-xdist workers, a file each at a time. The cores are shared out between them: each
+# worker's torch, and the commands its tests start, get cores // workers threads (two threads when run alone), so the
+# workers do not oversubscribe the machine (a 2-thread training beside another worker took 2.8x as long).
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
+if WORKERS > 1:
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(THREADS)
 if TYPECHECKED:
     if not hasattr(torch.Tensor, "names"):  # torch 2.13 dropped named tensors; torchtyping still counts dims by .names
         torch.Tensor.names = property(lambda tensor: (None,) * tensor.dim())
@@ -25,6 +33,9 @@ from omegaconf import DictConfig  # noqa: E402
 
 from motiondiff.cli.app import CONFIG_DIR, compose_command_config  # noqa: E402, F401 (CONFIG_DIR: for the tests)
 from motiondiff.training import devices  # noqa: E402
+
+if WORKERS > 1:
+    torch.set_num_threads(THREADS)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -51,6 +62,26 @@ def processor_precision_for_probe_tests(request, monkeypatch):
     """Tests marked `probe` see the default trainer's own choice of precision."""
     if "probe" in request.keywords:
         monkeypatch.setattr(devices, "precision", PROCESSOR_PRECISION)
+
+
+# The files that take longest (--durations), handed to the workers first so that both finish at about the same time;
+# the rest keep their order.
+SLOWEST_FIRST = (
+    "test_text2motion_learning.py",
+    "test_evaluate_text.py",
+    "test_evaluator.py",
+    "test_guo_protocol.py",
+    "test_first_hour.py",
+    "test_end_to_end.py",
+    "test_learning.py",
+    "test_text2motion_end_to_end.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """Order the collected tests by SLOWEST_FIRST, then as collected."""
+    rank = {name: k for k, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def compose_config(name: str, output_dir: Path, overrides=()) -> DictConfig:

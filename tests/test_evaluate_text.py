@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import compose_config
+from conftest import THREADS, compose_config
 from motiondiff.cli import evaluate, train
 from motiondiff.core.errors import UserError
 from motiondiff.evaluation.evaluators.trained import check_compatible, load_trained_evaluator
@@ -22,7 +22,7 @@ METRICS = ["FD", "precision", "recall", "density", "coverage", "R@1", "R@2", "R@
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A briefly trained evaluator and a barely trained AdaLN text model on the same procedural data."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
     data_dir = tmp_path_factory.mktemp("data")
     evaluator_cfg = compose_config(
         "train",

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import compose_config
+from conftest import THREADS, compose_config
 from motiondiff.core.errors import UserError
 from motiondiff.data.info import TextMotionData
 from motiondiff.networks.text_motion_encoders import MotionTextEncoders
@@ -254,7 +254,7 @@ def held_out_r_precision(module: MotionTextContrastive, datamodule) -> dict:
 
 
 def test_training_retrieves_motions_from_captions_far_above_chance(procedural_data):
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
     L.seed_everything(0, verbose=False)
     info = procedural_data.info
     network = MotionTextEncoders(

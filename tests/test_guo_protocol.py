@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import compose_config
+from conftest import THREADS, compose_config
 from motiondiff.cli import evaluate, train
 from motiondiff.core.errors import UserError
 from motiondiff.metrics.distribution import prdc
@@ -76,7 +76,7 @@ NUM_MOTIONS, FRAMES = 800, 120
 
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory):
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
     data_dir = tmp_path_factory.mktemp("data")
     cfg = compose_config(
         "train",

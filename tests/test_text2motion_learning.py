@@ -16,7 +16,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import compose_config
+from conftest import THREADS, compose_config
 from motiondiff.cli import train
 from motiondiff.diffusion.samplers import DDIMSampler
 from motiondiff.editing.timeline import generate_timeline, in_between, parse_timeline
@@ -53,7 +53,7 @@ def trained(tmp_path_factory):
             "callbacks.checkpoint.save_top_k=0",
         ],
     )
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
     result = train.run(cfg)
     return cfg, result
 
