@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import compose_config
 from motiondiff.cli import generate, train
@@ -27,7 +28,9 @@ from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.samplers import DDIMSampler, evenly_spaced
 from motiondiff.diffusion.schedule import CosineSchedule, LinearSchedule
 from motiondiff.networks.conditioning import AdaLNTransformer
+from motiondiff.runs.directories import load_run_config, save_resumed_config, save_run_config
 from motiondiff.runs.distill import with_teacher
+from motiondiff.runs.legacy import added_option_overrides
 from motiondiff.training.checkpoint_io import load_checkpoint
 from test_text2motion_end_to_end import data_dir, train_text_run  # noqa: F401 (data_dir: a fixture)
 
@@ -172,6 +175,44 @@ def test_loss_trains_only_the_student():
     loss.backward()
     assert student.output.weight.grad is not None
     assert all(p.grad is None for p in (*teacher.parameters(), *target.parameters()))
+
+
+@pytest.mark.parametrize("phases", [1, 4])
+def test_an_extra_term_sees_the_students_clean_sample_and_the_data(phases):
+    """`extra(clean, x0)` is added to the loss: clean is f_student(x_t, t) (the data end, also where the phases stop
+    short of it), x0 the batch; its gradient reaches the student."""
+    schedule, cond = CosineSchedule(100), text_cond(4)
+    teacher, student, target = (
+        tiny_network(),
+        tiny_network(guidance_embedding=True),
+        tiny_network(guidance_embedding=True),
+    )
+    torch.nn.init.normal_(student.output.weight, std=0.1)
+    loss_fn = ConsistencyDistillationLoss(solver_steps=10, phases=phases)
+    x0, seen = torch.randn(4, 6, FEATURES), []
+
+    def extra(clean, data):
+        seen.append((clean, data))
+        return (clean - data).pow(2).mean()
+
+    def loss(term):
+        generator = torch.Generator().manual_seed(3)
+        return loss_fn(student, target, teacher, schedule, "x0", x0, cond=cond, generator=generator, extra=term)
+
+    plain, with_term = loss(None), loss(extra)
+    ((clean, data),) = seen
+    assert data is x0 and clean.shape == x0.shape and clean.requires_grad
+    torch.testing.assert_close(with_term - plain, (clean - x0).pow(2).mean())
+    # clean is the student's f at the drawn (x_t, t): recompute it from the same draws
+    generator = torch.Generator().manual_seed(3)
+    grid, _ = phase_grid(schedule, 10, phases)
+    t = torch.tensor(grid)[torch.randint(0, len(grid) - 1, (4,), generator=generator)]
+    x_t = schedule.q_sample(x0, t, torch.randn(x0.shape, generator=generator))
+    weights = 1.0 + 3.0 * torch.rand(4, generator=generator)
+    own = consistency_output(Denoiser(student, schedule, "x0", {**cond, "guidance": weights}), x_t, t)
+    torch.testing.assert_close(clean, own)
+    (with_term - plain).backward()
+    assert student.output.weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize(
@@ -425,6 +466,21 @@ def test_a_finished_run_resumed_to_more_steps_keeps_its_samples(distilled):
     train.run(cfg)
     assert sorted(p.name for p in (run_dir / "generations" / "final").iterdir()) == before
     assert (run_dir / "generations" / "final-step3" / "generation.json").is_file()
+
+
+def test_resume_composes_a_distilled_run_with_its_own_foot_term_setting(distilled, tmp_path):
+    """`resume=` composes today's configs with the saved run's foot term (runs.legacy.added_option_overrides): the
+    0 it saved, or 0 for a run saved before the term was an option of distillation, as it trained."""
+    saved = load_run_config(distilled["run_dir"])
+    assert saved.module.foot_contact_weight == 0.0
+    before = OmegaConf.create(OmegaConf.to_container(saved))
+    before.module.pop("foot_contact_weight")
+    for name, run in (("saved", saved), ("before", before)):
+        overrides = added_option_overrides(run)
+        assert "module.foot_contact_weight=0.0" in overrides
+        resumed = with_teacher(compose_config("train", distilled["run_dir"], [*distilled["overrides"], *overrides]))
+        save_run_config(run, tmp_path / name)
+        save_resumed_config(resumed, tmp_path / name, step=2)  # the run's own settings: accepted
 
 
 def test_ict_weights_favour_the_low_noise_intervals_and_average_one():

@@ -119,25 +119,80 @@ def test_the_training_says_what_auto_chose(walk, tmp_path):
     assert foot_contact_lines(plain, module_for(walk.info, tmp_path, ["module.foot_contact_weight=0"])) == []
 
 
-def test_a_human_3d_dance_trains_with_the_term_auto_chose_and_logs_it(tmp_path, caplog):
-    overrides = [
-        "experiment=dance3d",
-        f"dataset.source={shared_path('bvh', 'Walk-In-Circle.bvh')}",
-        "trainer.max_steps=3",
-        "trainer.log_every_n_steps=1",
-        "trainer.check_val_every_n_epoch=1000",
-        "generate_after_training.num_samples=0",
-        "logger=[csv]",
-        *TINY_NETWORK,
-    ]
-    with caplog.at_level(logging.INFO, logger="motiondiff.runs.train"):
-        result = train.run(compose_config("train", tmp_path, overrides))
-    assert "Foot contact term: weight 1 (auto: feet that roll through a contact)" in caplog.text
+QUICK_LOGGED = [
+    "trainer.max_steps=3",
+    "trainer.log_every_n_steps=1",
+    "trainer.check_val_every_n_epoch=1000",
+    "generate_after_training.num_samples=0",
+    "logger=[csv]",
+]
+AUTO_LINE = "Foot contact term: weight 1 (auto: feet that roll through a contact)"
+
+
+def logged_terms(run_dir) -> list:
+    """train/foot_contact at every logged step of a run's metrics.csv."""
+    with open(run_dir / "logs" / "metrics.csv") as file:
+        return [float(row["train/foot_contact"]) for row in csv.DictReader(file) if row.get("train/foot_contact")]
+
+
+class LogRecords(logging.Handler):
+    """The records of one logger while in a `with` block, joined as `text` (caplog is function-scoped)."""
+
+    def __init__(self, name: str):
+        super().__init__(logging.INFO)
+        self.logger, self.lines = logging.getLogger(name), []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def __enter__(self) -> "LogRecords":
+        self.level, self.logger.level = self.logger.level, logging.INFO
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.level)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@pytest.fixture(scope="module")
+def walk_run(tmp_path_factory) -> tuple:
+    """(result of train.run, log text) of a 3-step tiny dance3d training on the walk (the term's `auto` default)."""
+    walk = shared_path("bvh", "Walk-In-Circle.bvh")
+    overrides = ["experiment=dance3d", f"dataset.source={walk}", *QUICK_LOGGED, *TINY_NETWORK]
+    with LogRecords("motiondiff.runs.train") as records:
+        result = train.run(compose_config("train", tmp_path_factory.mktemp("walk"), overrides))
+    return result, records.text
+
+
+def test_a_human_3d_dance_trains_with_the_term_auto_chose_and_logs_it(walk_run):
+    result, log = walk_run
+    assert AUTO_LINE in log
     assert result["module"].foot_contact_weight == FOOT_CONTACT_AUTO
     saved = torch.load(result["checkpoint"], map_location="cpu", weights_only=True)["hyper_parameters"]
     assert saved["foot_contact_weight"] == FOOT_CONTACT_AUTO  # what `auto` chose, kept with the weights
-    with open(result["run_dir"] / "logs" / "metrics.csv") as file:
-        terms = [float(row["train/foot_contact"]) for row in csv.DictReader(file) if row.get("train/foot_contact")]
+    terms = logged_terms(result["run_dir"])
+    assert len(terms) == 3 and all(np.isfinite(terms)) and min(terms) > 0
+
+
+@pytest.mark.parametrize("setting", [None, "auto"])
+def test_a_student_distilled_from_the_dance_takes_the_term_only_when_asked(walk_run, tmp_path, setting):
+    """Off by default (the walk's 1-step student froze with it, docs/dance3d.md); `auto` decides as in training and
+    the term then trains the student's clean sample."""
+    teacher, _ = walk_run
+    overrides = ["experiment=distill", f"teacher={teacher['run_dir']}", *QUICK_LOGGED]
+    overrides += [f"module.foot_contact_weight={setting}"] if setting else []
+    with LogRecords("motiondiff.runs.train") as records:
+        result = train.run(compose_config("train", tmp_path, overrides))
+    terms = logged_terms(result["run_dir"])
+    if setting is None:
+        assert result["module"].foot_contact_weight == 0.0 and terms == [] and "Foot contact" not in records.text
+        return
+    assert AUTO_LINE in records.text and result["module"].foot_contact_weight == FOOT_CONTACT_AUTO
     assert len(terms) == 3 and all(np.isfinite(terms)) and min(terms) > 0
 
 

@@ -21,6 +21,7 @@ from motiondiff.core.errors import UserError
 from motiondiff.evaluation.evaluators.trained import load_trained_evaluator
 from motiondiff.runs.directories import load_run_config
 from motiondiff.training.contrastive_module import MotionTextContrastive
+from motiondiff.training.diffusion_module import MotionDiffusion
 
 FIXTURES = Path(__file__).parent / "fixtures" / "legacy_runs"
 
@@ -218,6 +219,10 @@ def test_the_added_options_table_holds_the_class_defaults():
     parameters = inspect.signature(MotionTransformer.__init__).parameters
     _, options = OPTIONS_ADDED["network"]
     assert {key: parameters[key].default for key in options} == options
+    _, module = OPTIONS_ADDED["module"]  # ConsistencyDistillation passes it on to MotionDiffusion
+    assert module == {
+        "foot_contact_weight": inspect.signature(MotionDiffusion.__init__).parameters["foot_contact_weight"].default
+    }
     _, optimizer = OPTIONS_ADDED["optimizer"]
     # torch's default None is no fused kernel: the per-tensor loop on the CPU, as False
     assert optimizer == {"fused": False} and inspect.signature(torch.optim.AdamW).parameters["fused"].default is None

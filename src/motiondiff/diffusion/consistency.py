@@ -47,7 +47,11 @@ def consistency_output(denoiser: Callable, x_t: Motion, t: Timesteps) -> Motion:
 def phase_output(denoiser: Callable, schedule: NoiseSchedule, x_t: Motion, t: Timesteps, edge: Timesteps) -> Motion:
     """f_k(x_t, t): f carried by a DDIM step to the lower edge (B,) of t's phase (-1: the data, where this is f),
     x_t itself where t is the edge (the phase's boundary condition)."""
-    x0 = consistency_output(denoiser, x_t, t)  # (B, N, F)
+    return to_phase_edge(schedule, x_t, t, edge, consistency_output(denoiser, x_t, t))
+
+
+def to_phase_edge(schedule: NoiseSchedule, x_t: Motion, t: Timesteps, edge: Timesteps, x0: Motion) -> Motion:
+    """`phase_output` from f's clean sample x0 = f(x_t, t) (B, N, F)."""
     clean = edge < 0  # (B,)
     if bool(clean.all()):
         return x0
@@ -173,11 +177,13 @@ class ConsistencyDistillationLoss(nn.Module):
         cond: Optional[dict] = None,
         clip_x0: Optional[float] = None,
         generator: Optional[torch.Generator] = None,
+        extra: Optional[Callable[[Motion, Motion], Tensor]] = None,
     ) -> Loss:
         """d(f_student(x_t, t, w), f_target(x_s, s, w)), x_s one guided teacher DDIM step from x_t, both f taken to
         the lower edge of t's phase (`phase_output`); t, s, w, noise drawn per sample (from `generator` when given).
         Every clean estimate is clipped to clip_x0 as in sampling (an epsilon network's x0 = (x_t - sqrt(1 - abar)
-        eps) / sqrt(abar) explodes where abar ~ 0)."""
+        eps) / sqrt(abar) explodes where abar ~ 0). `extra(f_student(x_t, t, w), x0)`, when given, is added: a term
+        on the student's clean sample against the data (the teacher's foot contact term)."""
         check_prediction(prediction)
         batch, device = x0.shape[0], x0.device
         grid, edges = (torch.tensor(v, device=device) for v in phase_grid(schedule, self.solver_steps, self.phases))
@@ -197,9 +203,11 @@ class ConsistencyDistillationLoss(nn.Module):
             target_denoiser = Denoiser(target, schedule, prediction, student_cond, mask, clip_x0)
             goal = phase_output(target_denoiser, schedule, x_s, s, edge)  # (B, N, F)
         online_denoiser = Denoiser(student, schedule, prediction, student_cond, mask, clip_x0)
-        online = phase_output(online_denoiser, schedule, x_t, t, edge)  # (B, N, F)
+        clean = consistency_output(online_denoiser, x_t, t)  # (B, N, F): the student's clean sample
+        online = to_phase_edge(schedule, x_t, t, edge, clean)  # (B, N, F)
         weights = self.interval_weights(schedule, grid)[index].to(x0.dtype).view(-1, 1, 1)  # (B, 1, 1)
-        return masked_mean(self.pointwise(online, goal) * weights, mask)
+        loss = masked_mean(self.pointwise(online, goal) * weights, mask)
+        return loss if extra is None else loss + extra(clean, x0)
 
     def interval_weights(self, schedule: NoiseSchedule, grid: Tensor) -> Tensor:
         """A weight per grid interval (S-1,): 1 (uniform), or iCT's 1 / (sigma_t - sigma_s) with sigma = sqrt((1 -

@@ -36,6 +36,8 @@ OPTIONS_ADDED = {
         },
     ),
     "optimizer": ("torch.optim.AdamW", {"fused": False}),  # the per-tensor loop
+    # distilled runs saved before the foot contact term was a distillation option trained without it
+    "module": ("motiondiff.training.distill_module.ConsistencyDistillation", {"foot_contact_weight": 0.0}),
 }
 # Options whose default became `auto` (experiment=dance3d: module.foot_contact_weight, 0 before): a run saved with a
 # number keeps it when resumed.

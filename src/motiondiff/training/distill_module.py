@@ -7,7 +7,7 @@ out of the checkpoint: runs.distill loads it from its run and hands it over with
 run loads, generates and evaluates like any diffusion run (with sampler=consistency).
 """
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from hydra.utils import instantiate
@@ -72,10 +72,14 @@ class ConsistencyDistillation(MotionDiffusion):
         self.teacher.to(self.device)
 
     def distillation_loss(
-        self, batch: dict, generator: Optional[torch.Generator] = None, online: Optional[nn.Module] = None
+        self,
+        batch: dict,
+        generator: Optional[torch.Generator] = None,
+        online: Optional[nn.Module] = None,
+        extra: Optional[Callable] = None,
     ) -> torch.Tensor:
         """The consistency distillation loss of a batch: the student (or `online`) against the EMA target at the
-        teacher's guided DDIM step."""
+        teacher's guided DDIM step, plus `extra` on the student's clean sample (see ConsistencyDistillationLoss)."""
         return self.distillation(
             self.network if online is None else online,
             self.ema_network,
@@ -87,10 +91,14 @@ class ConsistencyDistillation(MotionDiffusion):
             cond=batch.get("cond"),
             clip_x0=self.x0_bound,
             generator=generator,
+            extra=extra,
         )
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.distillation_loss(batch)
+        # module.foot_contact_weight (off by default) on the student's clean sample; validation keeps to the
+        # consistency loss alone, which checkpoints monitor.
+        extra = self.weighted_foot_contact if self.foot_contact_weight > 0 else None
+        loss = self.distillation_loss(batch, extra=extra)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["motion"].shape[0])
         return loss
 
