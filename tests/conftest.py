@@ -19,7 +19,9 @@ TYPECHECKED = os.environ.get("MOTIONDIFF_TYPECHECK", "1") != "0"
 # worker's torch, and the commands its tests start, get cores // workers threads (two threads when run alone), so the
 # workers do not oversubscribe the machine (a 2-thread training beside another worker took 2.8x as long).
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-THREADS = max(1, min(2, len(os.sched_getaffinity(0)) // WORKERS))  # the cores this process may use
+# the cores this process may use
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+THREADS = max(1, min(2, CORES // WORKERS))
 if WORKERS > 1:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(THREADS)
 if TYPECHECKED:
