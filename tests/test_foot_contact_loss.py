@@ -83,7 +83,7 @@ def test_bad_settings_are_refused(walk, tmp_path, overrides, message):
 def test_a_2d_dance_has_no_feet_to_plant(tmp_path):
     cfg = compose_config("train", tmp_path, ["experiment=dance2d", "module.foot_contact_weight=1.0"])
     network = PUNet(features=40, base_channels=8, channel_mults=(1,), num_res_blocks=1)
-    with pytest.raises(UserError, match="3D dance"):
+    with pytest.raises(UserError, match="3D dance .* for experiment=distill, a teacher trained on one"):
         MotionDiffusion.from_config(cfg, network, WALKER, module_options(cfg))
 
 

@@ -292,10 +292,14 @@ def check_foot_contact(weight, data: MotionData, loss: DiffusionLoss) -> float:
         raise UserError(f"module.foot_contact_weight={weight!r} must be 0 (off), positive, or auto.")
     if weight > 0 and not (isinstance(data, RotationDanceData) and data.foot_joints):
         raise UserError(
-            f"module.foot_contact_weight={weight} needs a 3D dance whose feet touch the ground (experiment=dance3d)."
+            f"module.foot_contact_weight={weight} needs a 3D dance whose feet touch the ground (experiment=dance3d; "
+            "for experiment=distill, a teacher trained on one)."
         )
     if weight > 0 and loss.prediction != "x0":
-        raise UserError(f"module.foot_contact_weight={weight} needs loss.prediction=x0 (use loss=x0).")
+        raise UserError(
+            f"module.foot_contact_weight={weight} needs loss.prediction=x0 (use loss=x0; for experiment=distill, a "
+            "teacher trained with it)."
+        )
     return float(weight)
 
 
