@@ -4,6 +4,7 @@ feet are planted, through forward kinematics, and the refusals where it cannot a
 import csv
 import logging
 from dataclasses import replace
+from unittest import TestCase
 
 import numpy as np
 import pytest
@@ -135,28 +136,12 @@ def logged_terms(run_dir) -> list:
         return [float(row["train/foot_contact"]) for row in csv.DictReader(file) if row.get("train/foot_contact")]
 
 
-class LogRecords(logging.Handler):
-    """The records of one logger while in a `with` block, joined as `text` (caplog is function-scoped)."""
-
-    def __init__(self, name: str):
-        super().__init__(logging.INFO)
-        self.logger, self.lines = logging.getLogger(name), []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-    def __enter__(self) -> "LogRecords":
-        self.level, self.logger.level = self.logger.level, logging.INFO
-        self.logger.addHandler(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.logger.removeHandler(self)
-        self.logger.setLevel(self.level)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
+def train_logging(overrides, output_dir) -> tuple:
+    """(result of train.run, the lines motiondiff.runs.train logged): unittest's assertLogs, since caplog is
+    function-scoped and the walk's run is shared by the module."""
+    with TestCase().assertLogs("motiondiff.runs.train", logging.INFO) as logs:
+        result = train.run(compose_config("train", output_dir, overrides))
+    return result, "\n".join(logs.output)
 
 
 @pytest.fixture(scope="module")
@@ -164,9 +149,7 @@ def walk_run(tmp_path_factory) -> tuple:
     """(result of train.run, log text) of a 3-step tiny dance3d training on the walk (the term's `auto` default)."""
     walk = shared_path("bvh", "Walk-In-Circle.bvh")
     overrides = ["experiment=dance3d", f"dataset.source={walk}", *QUICK_LOGGED, *TINY_NETWORK]
-    with LogRecords("motiondiff.runs.train") as records:
-        result = train.run(compose_config("train", tmp_path_factory.mktemp("walk"), overrides))
-    return result, records.text
+    return train_logging(overrides, tmp_path_factory.mktemp("walk"))
 
 
 def test_a_human_3d_dance_trains_with_the_term_auto_chose_and_logs_it(walk_run):
@@ -186,13 +169,12 @@ def test_a_student_distilled_from_the_dance_takes_the_term_only_when_asked(walk_
     teacher, _ = walk_run
     overrides = ["experiment=distill", f"teacher={teacher['run_dir']}", *QUICK_LOGGED]
     overrides += [f"module.foot_contact_weight={setting}"] if setting else []
-    with LogRecords("motiondiff.runs.train") as records:
-        result = train.run(compose_config("train", tmp_path, overrides))
+    result, log = train_logging(overrides, tmp_path)
     terms = logged_terms(result["run_dir"])
     if setting is None:
-        assert result["module"].foot_contact_weight == 0.0 and terms == [] and "Foot contact" not in records.text
+        assert result["module"].foot_contact_weight == 0.0 and terms == [] and "Foot contact" not in log
         return
-    assert AUTO_LINE in records.text and result["module"].foot_contact_weight == FOOT_CONTACT_AUTO
+    assert AUTO_LINE in log and result["module"].foot_contact_weight == FOOT_CONTACT_AUTO
     assert len(terms) == 3 and all(np.isfinite(terms)) and min(terms) > 0
 
 

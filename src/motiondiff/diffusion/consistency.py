@@ -183,7 +183,7 @@ class ConsistencyDistillationLoss(nn.Module):
         the lower edge of t's phase (`phase_output`); t, s, w, noise drawn per sample (from `generator` when given).
         Every clean estimate is clipped to clip_x0 as in sampling (an epsilon network's x0 = (x_t - sqrt(1 - abar)
         eps) / sqrt(abar) explodes where abar ~ 0). `extra(f_student(x_t, t, w), x0)`, when given, is added: a term
-        on the student's clean sample against the data (the teacher's foot contact term)."""
+        on the student's clean sample against the data (module.foot_contact_weight's term)."""
         check_prediction(prediction)
         batch, device = x0.shape[0], x0.device
         grid, edges = (torch.tensor(v, device=device) for v in phase_grid(schedule, self.solver_steps, self.phases))
