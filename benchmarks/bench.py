@@ -546,16 +546,19 @@ def section_dit(args, size, device, report, peak_flops):
 DIT_FEATURES, DIT_TEXT_DIM, DIT_TOKENS, DIT_GUIDANCE = 263, 384, 16, 2.5
 
 
-def dit_training(network, schedule, batch: int, frames: int, device, fused: bool) -> tuple:
+def dit_training(network, schedule, batch: int, frames: int, device, fused: bool, lengths=None) -> tuple:
     """A training step of `network` (loss, backward, AdamW (`fused` or the per-tensor loop), EMA) on a fixed batch:
-    (step callable, loss of the batch as a callable, optimizer). Half the batch is shorter motions and 10% of the
-    captions are dropped."""
+    (step callable, loss of the batch as a callable, optimizer). Half the batch is motions 3/4 as long (or the motions
+    are `lengths` frames long, one per sample) and 10% of the captions are dropped."""
     loss_fn = DiffusionLoss("epsilon")
     optimizer = torch.optim.AdamW(network.parameters(), lr=5e-4, weight_decay=0.01, fused=fused)
     ema = make_ema(network).to(device)
     x0 = torch.randn(batch, frames, DIT_FEATURES, generator=torch.Generator().manual_seed(6)).to(device)
     mask = torch.ones(batch, frames, dtype=torch.bool, device=device)
     mask[batch // 2 :, frames * 3 // 4 :] = False  # some shorter motions, as in a real batch
+    if lengths is not None:
+        assert len(lengths) == batch and max(lengths) <= frames, f"{batch} lengths of at most {frames} frames"
+        mask = torch.arange(frames, device=device)[None] < torch.tensor(lengths, device=device)[:, None]  # (B, N)
     drop = torch.rand(batch, generator=torch.Generator().manual_seed(4)) < 0.1
     cond = {**text_condition(batch, DIT_TOKENS, DIT_TEXT_DIM, device), "drop": drop.to(device)}
 

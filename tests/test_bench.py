@@ -59,6 +59,7 @@ def test_quick_benchmark_writes_every_section(tmp_path):
         "dropout_masks": "packed",
         "fused_adaln": True,
         "mlp_chunk_tokens": 2048,
+        "skip_padded": True,
     }
     assert today["fused_adamw"] is True
     assert today["today_train_samples_per_s"] > 0 and today["config_train_samples_per_s"] > 0
@@ -81,3 +82,7 @@ def test_dit_step_parts_measures_each_setting_against_today(monkeypatch, capsys)
     assert [name for _, name, _, _ in rows] == list(dit_step_parts.settings("adaln"))
     assert rows[0][3] == 1.0 and all(seconds > 0 and ratio > 0 for _, _, seconds, ratio in rows)
     assert "+ packed dropout masks" in capsys.readouterr().out
+    padded = dit_step_parts.main(
+        ["--quick", "--rounds", "1", "--threads", "1", "--variants", "adaln", "--lengths", "24,9,3"]
+    )
+    assert len(padded) == len(rows) and "lengths [24, 9, 3]" in capsys.readouterr().out

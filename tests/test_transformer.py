@@ -16,7 +16,7 @@ from motiondiff.networks.conditioning import (
     CrossAttentionTransformer,
     InContextTransformer,
 )
-from motiondiff.networks.transformer import NullCondition, PackedDropout
+from motiondiff.networks.transformer import KeepScaled, NullCondition, PackedDropout, kept_rows
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "network"
 FEATURES, TEXT_DIM, MAX_FRAMES = 6, 8, 16
@@ -39,6 +39,7 @@ CHEAP = dict(
     dropout_masks="packed",
     fused_adaln=True,
     mlp_chunk_tokens=2048,
+    skip_padded=True,
 )
 CONFIGURED = {**CHEAP, "fused_qkv": False}
 # The reference size (8 layers x 512 wide x 16 heads) for features=263, text_dim=384.
@@ -259,6 +260,7 @@ def test_hydra_config_instantiates(variant):
         (dict(attention_mask="never"), "network.attention_mask='never' must be one of"),
         (dict(dropout_masks="fast"), "network.dropout_masks='fast' must be one of"),
         (dict(fused_adaln=1), "network.fused_adaln=1 must be true or false"),
+        (dict(skip_padded="yes"), "network.skip_padded='yes' must be true or false"),
         (dict(mlp_chunk_tokens=-1), "network.mlp_chunk_tokens=-1 must be an integer >= 0"),
         (dict(mlp_chunk_tokens=2.5), "network.mlp_chunk_tokens=2.5 must be an integer >= 0"),
     ],
@@ -287,6 +289,7 @@ def test_configs_choose_the_cheap_options(variant):
     assert net.blocks[0].mlp.net[1].approximate == "none" and not net.blocks[0].attention.fused_qkv
     assert isinstance(net.blocks[0].mlp.net[2], PackedDropout) and net.blocks[0].mlp.net[2].p == cfg.dropout
     assert getattr(net.blocks[0], "fused", True) and getattr(net.final_norm, "fused", True)  # the adaLN products
+    assert net.blocks[0].mlp.skip_padded
 
 
 def same_weights(name: str, source: nn.Module, **options) -> nn.Module:
@@ -427,6 +430,74 @@ def test_packed_dropout_gradient_is_its_mask_and_keeps_the_dtype():
     ratio = out.double().sum().item() / low.double().sum().item()
     assert abs(ratio - 1.0) < 8e-4  # unbiased; the scale rounded to bf16 once (1.336 for 4/3 here) gives 1.002
     assert torch.equal(dropout.eval()(x), x)
+
+
+def test_packed_dropout_keeps_a_bool_mask_for_backward_and_rounds_as_a_float_mask_would():
+    dropout = PackedDropout(0.1).train()
+    for dtype in (torch.float64, torch.float32, torch.bfloat16, torch.float16):
+        x = torch.randn(5, 40, 9).to(dtype).requires_grad_()
+        torch.manual_seed(3)
+        y = dropout(x)
+        (keep,) = y.grad_fn.saved_tensors
+        assert keep.dtype == torch.bool and keep.shape == x.shape  # 1 byte an element, not a float copy of the mask
+        grad = torch.randn_like(y)
+        (x_grad,) = torch.autograd.grad(y, x, grad)
+        mask = keep.to(dtype)
+        if dtype in (torch.float32, torch.float64):  # what the float mask scaled once gave, forward and backward
+            assert torch.equal(y, x * (mask * dropout.scale)) and torch.equal(x_grad, grad * (mask * dropout.scale))
+        else:  # 16 bits: the product, then the scale (the mask scaled in 16 bits would round the scale first)
+            assert torch.equal(y, (x * mask).mul(dropout.scale)) and torch.equal(x_grad, (grad * dropout.scale) * mask)
+
+
+def test_packed_dropout_mask_runs_under_torch_func():
+    keep = torch.rand(4, 10, generator=torch.Generator().manual_seed(0)) > 0.3
+    x, tangent = torch.randn(4, 10), torch.randn(4, 10)
+    scaled = keep.float() * 1.5
+
+    def masked(value):
+        return KeepScaled.apply(value, keep, 1.5)
+
+    assert torch.equal(torch.func.jvp(masked, (x,), (tangent,))[1], tangent * scaled)
+    assert torch.equal(torch.func.grad(lambda value: masked(value).sum())(x), scaled)
+    assert torch.equal(torch.func.vmap(lambda row: KeepScaled.apply(row, keep[0], 1.5))(x), x * scaled[0])
+    assert torch.autograd.gradgradcheck(masked, (x.double().requires_grad_(),))
+
+
+def test_kept_rows_are_the_attendable_tokens_and_none_when_all_are():
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    assert kept_rows(mask).tolist() == [0, 1, 3]
+    assert kept_rows(None) is None and kept_rows(torch.ones(2, 3, dtype=torch.bool)) is None
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_skipping_padded_tokens_in_the_mlp_changes_only_the_rounding(name):
+    full = perturb(make(name))  # dropout 0: train mode draws nothing, so both nets compute the same thing
+    skipping = make(name, skip_padded=True, attention_mask="when_padded")
+    skipping.load_state_dict(full.state_dict())
+    x, t = inputs()
+    mask = torch.arange(12)[None] < torch.tensor([12, 7, 4])[:, None]
+    cond = {**make_cond(3, lengths=[5, 2, 0]), "drop": torch.tensor([False, True, False])}
+    rows = []
+    skipping.blocks[0].mlp.net[0].register_forward_hook(lambda module, args, out: rows.append(args[0].shape))
+    results = []
+    for net in (full, skipping):
+        x_grad = x.clone().requires_grad_()
+        out = net.train()(x_grad, t, cond, mask)
+        (out**2).sum().backward()
+        results.append((out, x_grad.grad, [p.grad for p in net.parameters()]))
+    (out_a, grad_a, params_a), (out_b, grad_b, params_b) = results
+    torch.testing.assert_close(out_b, out_a, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad_b, grad_a, atol=1e-5, rtol=1e-5)
+    for p_a, p_b in zip(params_a, params_b):
+        torch.testing.assert_close(p_b, p_a, atol=1e-5, rtol=1e-5)
+    # The MLP ran over the attendable tokens only: 12 + 7 + 4 frames, and incontext's attendable prefix tokens
+    # (time, pooled caption; with text_tokens the null token where no caption token is, and the caption tokens).
+    prefix = {"incontext": 3 * 2, "incontext_tokens": 3 * 2 + (5 + 1 + 1)}.get(name, 0)
+    assert rows == [(23 + prefix, TINY["latent_dim"])]
+    rows.clear()
+    with torch.no_grad():
+        skipping(x, t, make_cond(3))  # nothing padded: every token, unflattened
+    assert rows == [(3, 12 + {"incontext": 2, "incontext_tokens": 2 + 5}.get(name, 0), TINY["latent_dim"])]
 
 
 @pytest.mark.parametrize("name", ["adaln", "cross_attention_adaln", "incontext", "cross_attention"])

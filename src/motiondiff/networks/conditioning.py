@@ -41,7 +41,7 @@ class Block(nn.Module):
     def forward(self, h: Tensor, key_mask: Optional[Tensor]) -> Tensor:
         a = self.norm1(h)  # (B, M, D)
         h = h + self.dropout(self.attention(a, a, key_mask))  # (B, M, D)
-        return h + self.dropout(self.mlp(self.norm2(h)))  # (B, M, D)
+        return h + self.dropout(self.mlp(self.norm2(h), key_mask))  # (B, M, D)
 
 
 class AdaLNBlock(nn.Module):
@@ -60,7 +60,7 @@ class AdaLNBlock(nn.Module):
         a = modulate(self.norm1(h), shift1, scale1, self.fused)  # (B, N, D)
         h = gated(h, gate1, self.dropout(self.attention(a, a, key_mask)), self.fused)  # (B, N, D)
         a = modulate(self.norm2(h), shift2, scale2, self.fused)  # (B, N, D)
-        return gated(h, gate2, self.dropout(self.mlp(a)), self.fused)  # (B, N, D)
+        return gated(h, gate2, self.dropout(self.mlp(a, key_mask)), self.fused)  # (B, N, D)
 
 
 class AdaLNFinalNorm(nn.Module):
@@ -92,7 +92,7 @@ class CrossAttentionBlock(nn.Module):
         a = self.norm1(h)  # (B, N, D)
         h = h + self.dropout(self.attention(a, a, key_mask))  # (B, N, D)
         h = h + self.dropout(self.cross_attention(self.norm2(h), context, context_mask))  # (B, N, D)
-        return h + self.dropout(self.mlp(self.norm3(h)))  # (B, N, D)
+        return h + self.dropout(self.mlp(self.norm3(h), key_mask))  # (B, N, D)
 
 
 class AdaLNCrossAttentionBlock(nn.Module):
@@ -115,7 +115,7 @@ class AdaLNCrossAttentionBlock(nn.Module):
         a = modulate(self.norm2(h), shift2, scale2, self.fused)  # (B, N, D)
         h = gated(h, gate2, self.dropout(self.cross_attention(a, context, context_mask)), self.fused)  # (B, N, D)
         a = modulate(self.norm3(h), shift3, scale3, self.fused)  # (B, N, D)
-        return gated(h, gate3, self.dropout(self.mlp(a)), self.fused)  # (B, N, D)
+        return gated(h, gate3, self.dropout(self.mlp(a, key_mask)), self.fused)  # (B, N, D)
 
 
 class LayerNormIgnoringC(nn.LayerNorm):

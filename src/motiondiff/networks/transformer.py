@@ -33,6 +33,11 @@ they existed, which rebuild exactly; configs/network/*.yaml choose the cheaper o
                      its hidden layer is never one block over glibc's 32 MB mmap threshold (each such block is mapped
                      afresh and page-faulted in; 2048 tokens x 2048 hidden x 4 bytes = 16 MB: halve N for a network
                      twice as wide); 0 = all tokens at once. Equal up to rounding; training is unchanged.
+  skip_padded        true = on the CPU, when tokens are padded, each block's MLP runs over the attendable tokens only
+                     (kept_rows, on_rows: the padded share of its two matmuls saved, for two copies); padded tokens
+                     never reach a valid one, so without dropout valid outputs are equal up to rounding (in training the
+                     MLP's dropout draws masks for the kept rows only: other masks for a seed, the same distribution);
+                     false = over all (and on a GPU, where counting the rows would make the host wait for the device).
 
 Also here: the pieces the variants share (attention with key padding, MLP, adaLN modulation,
 the text embedders with their null condition).
@@ -77,6 +82,24 @@ def nothing_padded(mask: Tensor) -> bool:
     return not torch.compiler.is_compiling() and bool(mask.all())
 
 
+def kept_rows(key_mask: Optional[Tensor]) -> Optional[Tensor]:
+    """The flat indices (T,) of the attendable tokens of a key mask (B, M), for on_rows; None when every token is
+    attendable, and while torch.compile traces (a data-dependent size)."""
+    if key_mask is None or torch.compiler.is_compiling() or bool(key_mask.all()):
+        return None
+    return key_mask.flatten().nonzero().squeeze(1)  # (T,)
+
+
+def on_rows(fn, x: Tensor, rows: Optional[Tensor]) -> Tensor:
+    """fn (a token-wise layer) over the tokens `rows` of x (B, M, D) flattened to (B*M, D), zeros at the others;
+    fn(x) when rows is None."""
+    if rows is None:
+        return fn(x)  # (B, M, D')
+    flat = x.reshape(-1, x.shape[-1])  # (B*M, D)
+    y = fn(flat.index_select(0, rows))  # (T, D')
+    return y.new_zeros(flat.shape[0], y.shape[-1]).index_copy_(0, rows, y).view(*x.shape[:-1], -1)  # (B, M, D')
+
+
 def maybe_dropout(p: float, masks: str = "torch") -> nn.Module:
     """nn.Dropout(p) (masks `torch`) or PackedDropout(p) (`packed`), or nn.Identity when p is 0 (no mask drawn)."""
     if p == 0:
@@ -106,13 +129,40 @@ class PackedDropout(nn.Module):
             return F.dropout(x, self.p, training=True)
         draws = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
         slices = draws.view(torch.int16)[: x.numel()].view(x.shape)  # uniform over [-32768, 32767]
-        keep = (slices >= self.dropped - 32768).to(x.dtype)
-        if x.dtype in (torch.float32, torch.float64):
-            return x * keep.mul_(self.scale)  # (*x.shape)
-        return (x * keep).mul_(self.scale)  # bf16/fp16: the scale rounded per element, not once (1.109 for 1.111)
+        return KeepScaled.apply(x, slices >= self.dropped - 32768, self.scale)  # (*x.shape)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class KeepScaled(torch.autograd.Function):
+    """x * keep * scale for a bool mask `keep`, which is all backward keeps (1 byte an element, not a float copy).
+
+    Each product rounds once, as x * (keep * scale) would: x * 1 is exact, and the scale is rounded to the
+    computation's float (bf16 and fp16 compute in float32). Forward-mode and vmap rules make torch.func work."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor, keep: Tensor, scale: float) -> Tensor:
+        return torch.mul(x, keep.to(x.dtype)).mul_(scale)  # (*x.shape); a float mask multiplies 3.6x faster than bool
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+        _, keep, scale = inputs
+        ctx.save_for_backward(keep)
+        ctx.save_for_forward(keep)
+        ctx.scale = scale
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple:
+        (keep,) = ctx.saved_tensors
+        return torch.mul(grad, keep.to(grad.dtype)).mul_(ctx.scale), None, None
+
+    @staticmethod
+    def jvp(ctx, x_tangent: Tensor, *_) -> Tensor:
+        (keep,) = ctx.saved_tensors
+        return torch.mul(x_tangent, keep.to(x_tangent.dtype)).mul_(ctx.scale)
 
 
 class Attention(nn.Module):
@@ -161,7 +211,8 @@ def fuse_qkv_state(module: Attention, state_dict: dict, prefix: str, *_) -> None
 
 class Mlp(nn.Module):
     """Linear -> GELU (tanh-approximated or exact) -> dropout -> Linear, hidden width mlp_ratio x width; when sampling
-    on the CPU, over chunks of at most chunk_tokens tokens (0 = all at once)."""
+    on the CPU, over chunks of at most chunk_tokens tokens (0 = all at once); with skip_padded, over the tokens a key
+    mask (B, N) marks attendable only (0 at the others)."""
 
     def __init__(
         self,
@@ -171,10 +222,11 @@ class Mlp(nn.Module):
         gelu: str = "tanh",
         dropout_masks: str = "torch",
         chunk_tokens: int = 0,
+        skip_padded: bool = False,
     ):
         super().__init__()
         hidden = int(width * mlp_ratio)
-        self.chunk_tokens = chunk_tokens
+        self.chunk_tokens, self.skip_padded = chunk_tokens, skip_padded
         self.net = nn.Sequential(
             nn.Linear(width, hidden),
             nn.GELU(approximate=GELUS[gelu]),
@@ -182,12 +234,19 @@ class Mlp(nn.Module):
             nn.Linear(hidden, width),
         )
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
+        """x (B, N, D) -> (B, N, D); key_mask (B, N) True = attendable (read with skip_padded), None = all."""
+        if self.skip_padded and x.device.type == "cpu":  # on a GPU the rows' count would make the host wait for it
+            return on_rows(self.tokens, x, kept_rows(key_mask))  # (B, N, D)
+        return self.tokens(x)  # (B, N, D)
+
+    def tokens(self, x: Tensor) -> Tensor:
+        """The MLP over every token of x (..., D), in chunks when sampling on the CPU (chunked)."""
         tokens = x.numel() // x.shape[-1]
         if not self.chunked(x) or tokens <= self.chunk_tokens:
-            return self.net(x)  # (B, N, D)
+            return self.net(x)  # (..., D)
         parts = x.reshape(tokens, x.shape[-1]).split(self.chunk_tokens)  # chunks of (<= chunk_tokens, D)
-        return torch.cat([self.net(part) for part in parts]).view(*x.shape[:-1], -1)  # (B, N, D)
+        return torch.cat([self.net(part) for part in parts]).view(*x.shape[:-1], -1)  # (..., D)
 
     def chunked(self, x: Tensor) -> bool:
         """Whether this call runs over token chunks: sampling on the CPU (eval, no autograd), not while compiling (one
@@ -212,12 +271,15 @@ class BlockOptions:
     dropout_masks: str = "torch"
     fused_adaln: bool = False  # read by the adaLN blocks and final norm only
     mlp_chunk_tokens: int = 0
+    skip_padded: bool = False  # the MLPs run over the attendable tokens only
 
     def self_attention(self, width: int) -> Attention:
         return Attention(width, self.heads, self.fused_qkv)
 
     def mlp(self, width: int) -> Mlp:
-        return Mlp(width, self.mlp_ratio, self.dropout, self.gelu, self.dropout_masks, self.mlp_chunk_tokens)
+        return Mlp(
+            width, self.mlp_ratio, self.dropout, self.gelu, self.dropout_masks, self.mlp_chunk_tokens, self.skip_padded
+        )
 
     def branch_dropout(self) -> nn.Module:
         """The dropout on each residual branch (nn.Identity when residual_dropout is 0)."""
@@ -378,6 +440,7 @@ class MotionTransformer(nn.Module):
         dropout_masks: str = "torch",
         fused_adaln=False,  # a bool
         mlp_chunk_tokens=0,  # a whole number >= 0 (checked)
+        skip_padded=False,  # a bool
         guidance_embedding=False,  # a bool: the guidance weight enters with the time (distilled students)
     ):
         super().__init__()
@@ -385,7 +448,14 @@ class MotionTransformer(nn.Module):
             features, text_dim, latent_dim, num_layers, num_heads, mlp_ratio, dropout, max_frames, null_condition
         )
         check_cost_options(
-            dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks, fused_adaln, mlp_chunk_tokens
+            dropout_placement,
+            gelu,
+            fused_qkv,
+            attention_mask,
+            dropout_masks,
+            fused_adaln,
+            mlp_chunk_tokens,
+            skip_padded,
         )
         self.features, self.text_dim = features, text_dim
         self.width, self.num_layers, self.num_heads = latent_dim, num_layers, num_heads
@@ -402,6 +472,7 @@ class MotionTransformer(nn.Module):
             dropout_masks=dropout_masks,
             fused_adaln=fused_adaln,
             mlp_chunk_tokens=mlp_chunk_tokens,
+            skip_padded=skip_padded,
         )
         self.input = nn.Linear(features, latent_dim)
         self.positions = SinusoidalPositions(max_frames, latent_dim)
@@ -485,7 +556,14 @@ def check_config(features, text_dim, latent_dim, num_layers, num_heads, mlp_rati
 
 
 def check_cost_options(
-    dropout_placement, gelu, fused_qkv, attention_mask, dropout_masks, fused_adaln=False, mlp_chunk_tokens=0
+    dropout_placement,
+    gelu,
+    fused_qkv,
+    attention_mask,
+    dropout_masks,
+    fused_adaln=False,
+    mlp_chunk_tokens=0,
+    skip_padded=False,
 ) -> None:
     """Raise a UserError naming the config key of the first invalid option of those that change only the cost."""
     for key, value, allowed in (
@@ -496,7 +574,7 @@ def check_cost_options(
     ):
         if value not in allowed:
             raise UserError(f"network.{key}={value!r} must be one of {list(allowed)}.")
-    for key, value in (("fused_qkv", fused_qkv), ("fused_adaln", fused_adaln)):
+    for key, value in (("fused_qkv", fused_qkv), ("fused_adaln", fused_adaln), ("skip_padded", skip_padded)):
         if not isinstance(value, bool):
             raise UserError(f"network.{key}={value!r} must be true or false.")
     whole_number("network.mlp_chunk_tokens", mlp_chunk_tokens, minimum=0, why="0 = no chunks")

@@ -33,6 +33,7 @@ OPTIONS_ADDED = {
             "dropout_masks": "torch",
             "fused_adaln": False,
             "mlp_chunk_tokens": 0,
+            "skip_padded": False,
         },
     ),
     "optimizer": ("torch.optim.AdamW", {"fused": False}),  # the per-tensor loop
