@@ -554,11 +554,10 @@ def dit_training(network, schedule, batch: int, frames: int, device, fused: bool
     optimizer = torch.optim.AdamW(network.parameters(), lr=5e-4, weight_decay=0.01, fused=fused)
     ema = make_ema(network).to(device)
     x0 = torch.randn(batch, frames, DIT_FEATURES, generator=torch.Generator().manual_seed(6)).to(device)
-    mask = torch.ones(batch, frames, dtype=torch.bool, device=device)
-    mask[batch // 2 :, frames * 3 // 4 :] = False  # some shorter motions, as in a real batch
-    if lengths is not None:
-        assert len(lengths) == batch and max(lengths) <= frames, f"{batch} lengths of at most {frames} frames"
-        mask = torch.arange(frames, device=device)[None] < torch.tensor(lengths, device=device)[:, None]  # (B, N)
+    if lengths is None:  # some shorter motions, as in a real batch
+        lengths = [frames] * (batch // 2) + [frames * 3 // 4] * (batch - batch // 2)
+    assert len(lengths) == batch and max(lengths) <= frames, f"{batch} lengths of at most {frames} frames"
+    mask = torch.arange(frames, device=device)[None] < torch.tensor(lengths, device=device)[:, None]  # (B, N)
     drop = torch.rand(batch, generator=torch.Generator().manual_seed(4)) < 0.1
     cond = {**text_condition(batch, DIT_TOKENS, DIT_TEXT_DIM, device), "drop": drop.to(device)}
 
