@@ -34,7 +34,7 @@ def settings(variant: str) -> dict:
         "+ packed dropout masks": (earlier, False),
         "+ fused AdamW": (earlier, bench.config_fused_adamw()),
         "+ fused adaLN products": ({**config, "skip_padded": False}, bench.config_fused_adamw()),
-        "+ MLPs over the attendable tokens (the configs now)": (config, bench.config_fused_adamw()),
+        "+ linear layers over the attendable tokens (the configs now)": (config, bench.config_fused_adamw()),
     }
 
 

@@ -1,6 +1,7 @@
 """MotionTransformer variants: shapes, padding, zero/identity init, condition and null, gradients, batching, configs,
 and the options that change only the cost (dropout placement, GELU, fused qkv, masks only when padded)."""
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -289,7 +290,7 @@ def test_configs_choose_the_cheap_options(variant):
     assert net.blocks[0].mlp.net[1].approximate == "none" and not net.blocks[0].attention.fused_qkv
     assert isinstance(net.blocks[0].mlp.net[2], PackedDropout) and net.blocks[0].mlp.net[2].p == cfg.dropout
     assert getattr(net.blocks[0], "fused", True) and getattr(net.final_norm, "fused", True)  # the adaLN products
-    assert net.blocks[0].mlp.skip_padded
+    assert net.blocks[0].options.skip_padded
 
 
 def same_weights(name: str, source: nn.Module, **options) -> nn.Module:
@@ -469,35 +470,65 @@ def test_kept_rows_are_the_attendable_tokens_and_none_when_all_are():
     assert kept_rows(None) is None and kept_rows(torch.ones(2, 3, dtype=torch.bool)) is None
 
 
+@contextlib.contextmanager
+def linear_inputs(net: nn.Module, fused_qkv: bool):
+    """Shapes of the inputs of the first block's linear layers, recorded inside the block: {"mlp": [...], ...}."""
+    block = net.blocks[0]
+    linears = {"mlp": block.mlp.net[0], "attention": block.attention.to_qkv if fused_qkv else block.attention.to_q}
+    linears["attention output"] = block.attention.out
+    if hasattr(block, "cross_attention"):  # its queries come from the frames, its keys and values from the caption
+        linears.update({"cross queries": block.cross_attention.to_q, "cross context": block.cross_attention.to_kv})
+    shapes = {name: [] for name in linears}
+    hooks = [
+        linear.register_forward_hook(lambda module, args, out, name=name: shapes[name].append(tuple(args[0].shape)))
+        for name, linear in linears.items()
+    ]
+    try:
+        yield shapes
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+@pytest.mark.parametrize("fused_qkv", [False, True], ids=["separate_qkv", "fused_qkv"])
 @pytest.mark.parametrize("name", VARIANTS)
-def test_skipping_padded_tokens_in_the_mlp_changes_only_the_rounding(name):
-    full = perturb(make(name))  # dropout 0: train mode draws nothing, so both nets compute the same thing
-    skipping = make(name, skip_padded=True, attention_mask="when_padded")
+def test_skipping_padded_tokens_changes_only_the_rounding(name, fused_qkv):
+    full = perturb(make(name, fused_qkv=fused_qkv))  # dropout 0: train mode draws nothing, so both compute the same
+    skipping = make(name, fused_qkv=fused_qkv, skip_padded=True, attention_mask="when_padded")
     skipping.load_state_dict(full.state_dict())
     x, t = inputs()
-    mask = torch.arange(12)[None] < torch.tensor([12, 7, 4])[:, None]
     cond = {**make_cond(3, lengths=[5, 2, 0]), "drop": torch.tensor([False, True, False])}
-    rows = []
-    skipping.blocks[0].mlp.net[0].register_forward_hook(lambda module, args, out: rows.append(args[0].shape))
-    results = []
-    for net in (full, skipping):
-        x_grad = x.clone().requires_grad_()
-        out = net.train()(x_grad, t, cond, mask)
-        (out**2).sum().backward()
-        results.append((out, x_grad.grad, [p.grad for p in net.parameters()]))
-    (out_a, grad_a, params_a), (out_b, grad_b, params_b) = results
-    torch.testing.assert_close(out_b, out_a, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(grad_b, grad_a, atol=1e-5, rtol=1e-5)
-    for p_a, p_b in zip(params_a, params_b):
-        torch.testing.assert_close(p_b, p_a, atol=1e-5, rtol=1e-5)
-    # The MLP ran over the attendable tokens only: 12 + 7 + 4 frames, and incontext's attendable prefix tokens
-    # (time, pooled caption; with text_tokens the null token where no caption token is, and the caption tokens).
-    prefix = {"incontext": 3 * 2, "incontext_tokens": 3 * 2 + (5 + 1 + 1)}.get(name, 0)
-    assert rows == [(23 + prefix, TINY["latent_dim"])]
-    rows.clear()
-    with torch.no_grad():
-        skipping(x, t, make_cond(3))  # nothing padded: every token, unflattened
-    assert rows == [(3, 12 + {"incontext": 2, "incontext_tokens": 2 + 5}.get(name, 0), TINY["latent_dim"])]
+    prefix = {"incontext": 2, "incontext_tokens": 2 + 5 + 1}.get(name, 0)  # time, pooled caption, null + caption
+    attendable_prefix = {"incontext": 3 * 2, "incontext_tokens": 3 * 2 + (5 + 1 + 1)}.get(name, 0)
+    width = TINY["latent_dim"]
+    # Heavy padding (frames 12, 7, 4 of 12: a third and more padded): every frame-wise linear layer skips; light
+    # padding (12, 12, 10: under a quarter): the MLP skips, the attention's projections run over every token.
+    for lengths, attention_skips in (([12, 7, 4], True), ([12, 12, 10], False)):
+        mask = torch.arange(12)[None] < torch.tensor(lengths)[:, None]
+        results = []
+        with linear_inputs(skipping, fused_qkv) as shapes:
+            for net in (full, skipping):
+                x_grad = x.clone().requires_grad_()
+                out = net.train()(x_grad, t, cond, mask)
+                (out**2).sum().backward()
+                results.append((out, x_grad.grad, [p.grad.clone() for p in net.parameters()]))
+                net.zero_grad()
+        (out_a, grad_a, params_a), (out_b, grad_b, params_b) = results
+        torch.testing.assert_close(out_b, out_a, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(grad_b, grad_a, atol=1e-5, rtol=1e-5)
+        for p_a, p_b in zip(params_a, params_b):
+            torch.testing.assert_close(p_b, p_a, atol=1e-5, rtol=1e-5)
+        kept = (sum(lengths) + attendable_prefix, width)
+        tokens = kept if attention_skips else (3, 12 + prefix, width)
+        assert shapes.pop("mlp") == [kept]
+        if "cross context" in shapes:  # the caption context (null token + 5 tokens) is never skipped
+            assert shapes.pop("cross context") == [(3, 6, width)]
+        assert shapes == {key: [tokens] for key in shapes}, lengths
+    with linear_inputs(skipping, fused_qkv) as shapes, torch.no_grad():
+        skipping(x, t, make_cond(3))  # nothing padded: every layer over every token, unflattened
+    tokens = (3, 12 + {"incontext": 2, "incontext_tokens": 2 + 5}.get(name, 0), width)
+    assert shapes.pop("cross context", [(3, 5, width)]) == [(3, 5, width)]
+    assert shapes == {key: [tokens] for key in shapes}
 
 
 @pytest.mark.parametrize("name", ["adaln", "cross_attention_adaln", "incontext", "cross_attention"])

@@ -37,11 +37,13 @@ class Block(nn.Module):
         self.norm1, self.attention = nn.LayerNorm(width), options.self_attention(width)
         self.norm2, self.mlp = nn.LayerNorm(width), options.mlp(width)
         self.dropout = options.branch_dropout()
+        self.options = options
 
     def forward(self, h: Tensor, key_mask: Optional[Tensor]) -> Tensor:
+        rows, attention_rows = self.options.kept_rows(key_mask)  # (T,) or None each: the tokens linear layers run over
         a = self.norm1(h)  # (B, M, D)
-        h = h + self.dropout(self.attention(a, a, key_mask))  # (B, M, D)
-        return h + self.dropout(self.mlp(self.norm2(h), key_mask))  # (B, M, D)
+        h = h + self.dropout(self.attention(a, a, key_mask, attention_rows))  # (B, M, D)
+        return h + self.dropout(self.mlp(self.norm2(h), rows))  # (B, M, D)
 
 
 class AdaLNBlock(nn.Module):
@@ -53,14 +55,15 @@ class AdaLNBlock(nn.Module):
         self.norm2, self.mlp = nn.LayerNorm(width, elementwise_affine=False), options.mlp(width)
         self.modulation = AdaLNModulation(width, 6)
         self.dropout = options.branch_dropout()
-        self.fused = options.fused_adaln
+        self.fused, self.options = options.fused_adaln, options
 
     def forward(self, h: Tensor, c: Tensor, key_mask: Optional[Tensor]) -> Tensor:
+        rows, attention_rows = self.options.kept_rows(key_mask)  # (T,) or None each: the tokens linear layers run over
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c)  # (B, 1, D) each
         a = modulate(self.norm1(h), shift1, scale1, self.fused)  # (B, N, D)
-        h = gated(h, gate1, self.dropout(self.attention(a, a, key_mask)), self.fused)  # (B, N, D)
+        h = gated(h, gate1, self.dropout(self.attention(a, a, key_mask, attention_rows)), self.fused)  # (B, N, D)
         a = modulate(self.norm2(h), shift2, scale2, self.fused)  # (B, N, D)
-        return gated(h, gate2, self.dropout(self.mlp(a, key_mask)), self.fused)  # (B, N, D)
+        return gated(h, gate2, self.dropout(self.mlp(a, rows)), self.fused)  # (B, N, D)
 
 
 class AdaLNFinalNorm(nn.Module):
@@ -86,13 +89,15 @@ class CrossAttentionBlock(nn.Module):
         self.norm2, self.cross_attention = nn.LayerNorm(width), Attention(width, options.heads)
         self.norm3, self.mlp = nn.LayerNorm(width), options.mlp(width)
         self.dropout = options.branch_dropout()
+        self.options = options
 
     def forward(self, h: Tensor, c: Tensor, key_mask, context: Tensor, context_mask) -> Tensor:
         # c is unused: time was added to the frame tokens (same signature as AdaLNCrossAttentionBlock).
+        rows, attention_rows = self.options.kept_rows(key_mask)  # (T,) or None each: the frames linear layers run over
         a = self.norm1(h)  # (B, N, D)
-        h = h + self.dropout(self.attention(a, a, key_mask))  # (B, N, D)
-        h = h + self.dropout(self.cross_attention(self.norm2(h), context, context_mask))  # (B, N, D)
-        return h + self.dropout(self.mlp(self.norm3(h), key_mask))  # (B, N, D)
+        h = h + self.dropout(self.attention(a, a, key_mask, attention_rows))  # (B, N, D)
+        h = h + self.dropout(self.cross_attention(self.norm2(h), context, context_mask, attention_rows))  # (B, N, D)
+        return h + self.dropout(self.mlp(self.norm3(h), rows))  # (B, N, D)
 
 
 class AdaLNCrossAttentionBlock(nn.Module):
@@ -106,16 +111,19 @@ class AdaLNCrossAttentionBlock(nn.Module):
         self.norm3, self.mlp = nn.LayerNorm(width, elementwise_affine=False), options.mlp(width)
         self.modulation = AdaLNModulation(width, 9)
         self.dropout = options.branch_dropout()
-        self.fused = options.fused_adaln
+        self.fused, self.options = options.fused_adaln, options
 
     def forward(self, h: Tensor, c: Tensor, key_mask, context: Tensor, context_mask) -> Tensor:
+        rows, attention_rows = self.options.kept_rows(key_mask)  # (T,) or None each: the frames linear layers run over
         shift1, scale1, gate1, shift2, scale2, gate2, shift3, scale3, gate3 = self.modulation(c)  # (B, 1, D) each
         a = modulate(self.norm1(h), shift1, scale1, self.fused)  # (B, N, D)
-        h = gated(h, gate1, self.dropout(self.attention(a, a, key_mask)), self.fused)  # (B, N, D)
+        h = gated(h, gate1, self.dropout(self.attention(a, a, key_mask, attention_rows)), self.fused)  # (B, N, D)
         a = modulate(self.norm2(h), shift2, scale2, self.fused)  # (B, N, D)
-        h = gated(h, gate2, self.dropout(self.cross_attention(a, context, context_mask)), self.fused)  # (B, N, D)
+        h = gated(
+            h, gate2, self.dropout(self.cross_attention(a, context, context_mask, attention_rows)), self.fused
+        )  # (B, N, D)
         a = modulate(self.norm3(h), shift3, scale3, self.fused)  # (B, N, D)
-        return gated(h, gate3, self.dropout(self.mlp(a, key_mask)), self.fused)  # (B, N, D)
+        return gated(h, gate3, self.dropout(self.mlp(a, rows)), self.fused)  # (B, N, D)
 
 
 class LayerNormIgnoringC(nn.LayerNorm):

@@ -34,10 +34,12 @@ they existed, which rebuild exactly; configs/network/*.yaml choose the cheaper o
                      afresh and page-faulted in; 2048 tokens x 2048 hidden x 4 bytes = 16 MB: halve N for a network
                      twice as wide); 0 = all tokens at once. Equal up to rounding; training is unchanged.
   skip_padded        true = on the CPU, when tokens are padded, each block's MLP runs over the attendable tokens only
-                     (kept_rows, on_rows: the padded share of its two matmuls saved, for two copies); padded tokens
-                     never reach a valid one, so without dropout valid outputs are equal up to rounding (in training the
-                     MLP's dropout draws masks for the kept rows only: other masks for a seed, the same distribution);
-                     false = over all (and on a GPU, where counting the rows would make the host wait for the device).
+                     (kept_rows, on_rows: the padded share of its two matmuls saved, for two copies), and from a quarter
+                     padded its attention's projections of them too (the self-attention's q, k, v and output, the
+                     cross-attention's queries and output); padded tokens never reach a valid one, so without dropout
+                     valid outputs are equal up to rounding (in training the MLP's dropout draws masks for the kept
+                     rows only: other masks for a seed, the same distribution); false = over all (and on a GPU, where
+                     counting the rows would make the host wait for the device).
 
 Also here: the pieces the variants share (attention with key padding, MLP, adaLN modulation,
 the text embedders with their null condition).
@@ -61,6 +63,7 @@ DROPOUT_PLACEMENTS = ("residual", "mlp")
 GELUS = {"tanh": "tanh", "exact": "none"}  # network.gelu -> nn.GELU(approximate=...)
 ATTENTION_MASKS = ("always", "when_padded")
 DROPOUT_MASKS = ("torch", "packed")
+ATTENTION_SKIP_SHARE = 0.25  # skip_padded: the attention projections skip padded tokens from this share on
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor, fused: bool = False) -> Tensor:
@@ -184,17 +187,20 @@ class Attention(nn.Module):
         self.out = nn.Linear(width, width)
         self.register_load_state_dict_pre_hook(fuse_qkv_state)
 
-    def forward(self, x: Tensor, context: Tensor, key_mask: Optional[Tensor]) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor, key_mask: Optional[Tensor], rows: Optional[Tensor] = None) -> Tensor:
         # Every row of key_mask must hold a True (the callers guarantee it): a query with no
-        # attendable key would give NaN.
+        # attendable key would give NaN. rows (kept_rows of x's tokens, None = all): the projections of x, and of the
+        # context when it is x, run over those tokens only; the others' queries, keys, values and outputs are 0.
         if self.fused_qkv:
-            q, k, v = self.to_qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (B, H, N, D/H) each
+            qkv = on_rows(self.to_qkv, x, rows)  # (B, N, 3D)
+            q, k, v = qkv.unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (B, H, N, D/H) each
         else:
-            q = self.to_q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, N, D/H)
-            k, v = self.to_kv(context).unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (B, H, M, D/H)
+            q = on_rows(self.to_q, x, rows).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, N, D/H)
+            kv = on_rows(self.to_kv, context, rows if context is x else None)  # (B, M, 2D)
+            k, v = kv.unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (B, H, M, D/H)
         mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, M)
         h = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, D/H), views only
-        return self.out(h.transpose(1, 2).flatten(2))  # (B, N, D)
+        return on_rows(self.out, h.transpose(1, 2).flatten(2), rows)  # (B, N, D)
 
 
 def fuse_qkv_state(module: Attention, state_dict: dict, prefix: str, *_) -> None:
@@ -211,8 +217,7 @@ def fuse_qkv_state(module: Attention, state_dict: dict, prefix: str, *_) -> None
 
 class Mlp(nn.Module):
     """Linear -> GELU (tanh-approximated or exact) -> dropout -> Linear, hidden width mlp_ratio x width; when sampling
-    on the CPU, over chunks of at most chunk_tokens tokens (0 = all at once); with skip_padded, over the tokens a key
-    mask (B, N) marks attendable only (0 at the others)."""
+    on the CPU, over chunks of at most chunk_tokens tokens (0 = all at once); given rows, over those tokens only."""
 
     def __init__(
         self,
@@ -222,11 +227,10 @@ class Mlp(nn.Module):
         gelu: str = "tanh",
         dropout_masks: str = "torch",
         chunk_tokens: int = 0,
-        skip_padded: bool = False,
     ):
         super().__init__()
         hidden = int(width * mlp_ratio)
-        self.chunk_tokens, self.skip_padded = chunk_tokens, skip_padded
+        self.chunk_tokens = chunk_tokens
         self.net = nn.Sequential(
             nn.Linear(width, hidden),
             nn.GELU(approximate=GELUS[gelu]),
@@ -234,11 +238,9 @@ class Mlp(nn.Module):
             nn.Linear(hidden, width),
         )
 
-    def forward(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
-        """x (B, N, D) -> (B, N, D); key_mask (B, N) True = attendable (read with skip_padded), None = all."""
-        if self.skip_padded and x.device.type == "cpu":  # on a GPU the rows' count would make the host wait for it
-            return on_rows(self.tokens, x, kept_rows(key_mask))  # (B, N, D)
-        return self.tokens(x)  # (B, N, D)
+    def forward(self, x: Tensor, rows: Optional[Tensor] = None) -> Tensor:
+        """x (B, N, D) -> (B, N, D); rows (kept_rows, None = all): the tokens it runs over, 0 at the others."""
+        return on_rows(self.tokens, x, rows)  # (B, N, D)
 
     def tokens(self, x: Tensor) -> Tensor:
         """The MLP over every token of x (..., D), in chunks when sampling on the CPU (chunked)."""
@@ -271,15 +273,26 @@ class BlockOptions:
     dropout_masks: str = "torch"
     fused_adaln: bool = False  # read by the adaLN blocks and final norm only
     mlp_chunk_tokens: int = 0
-    skip_padded: bool = False  # the MLPs run over the attendable tokens only
+    skip_padded: bool = False  # the blocks' linear layers run over the attendable tokens only (CPU)
+
+    def kept_rows(self, key_mask: Optional[Tensor]) -> tuple:
+        """The tokens a block's MLP runs over and those its attention projections run over (kept_rows; None = all).
+
+        skip_padded on the CPU only: on a GPU counting the rows would make the host wait for the device in every
+        block. Each attention projection saves an eighth to a quarter of what the MLP saves per skipped token, for the
+        same two copies, which cost about what it saves at one token in eight padded (measured, docs/fast-sampling.md):
+        the projections skip from ATTENTION_SKIP_SHARE padded."""
+        if not self.skip_padded or key_mask is None or key_mask.device.type != "cpu":
+            return None, None
+        rows = kept_rows(key_mask)  # (T,) or None
+        padded_share = 0.0 if rows is None else 1 - rows.numel() / key_mask.numel()
+        return rows, rows if padded_share >= ATTENTION_SKIP_SHARE else None
 
     def self_attention(self, width: int) -> Attention:
         return Attention(width, self.heads, self.fused_qkv)
 
     def mlp(self, width: int) -> Mlp:
-        return Mlp(
-            width, self.mlp_ratio, self.dropout, self.gelu, self.dropout_masks, self.mlp_chunk_tokens, self.skip_padded
-        )
+        return Mlp(width, self.mlp_ratio, self.dropout, self.gelu, self.dropout_masks, self.mlp_chunk_tokens)
 
     def branch_dropout(self) -> nn.Module:
         """The dropout on each residual branch (nn.Identity when residual_dropout is 0)."""
