@@ -27,7 +27,7 @@ from motiondiff.core.errors import UserError
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16"})  # x86 flags; "bf16" is Arm's (BFMMLA)
 SAMPLING_PRECISIONS = ("auto", "32", "bf16")
 PROBED = "auto"  # the CPU trainer's precision where bf16 units exist, until the run's probe picks one
-CUDA_INSTALL = "install a CUDA build of torch (README, 'Using a GPU')"
+CUDA_INSTALL = "install a CUDA build of torch (docs/runs.md, 'Device')"
 
 
 def accelerator() -> str:
@@ -119,5 +119,5 @@ def describe_device(root_device: torch.device, precision_name: str) -> str:
         return f"{root_device} ({torch.cuda.get_device_name(root_device)}), precision {precision_name}"
     line = f"CPU ({processor_name()}, {torch.get_num_threads()} threads), precision {precision_name}"
     if not torch.cuda.is_available():
-        line += "; no CUDA GPU visible (README, 'Using a GPU')"
+        line += "; no CUDA GPU visible (docs/runs.md, 'Device')"
     return line
