@@ -477,7 +477,8 @@ def linear_inputs(net: nn.Module, fused_qkv: bool):
     linears = {"mlp": block.mlp.net[0], "attention": block.attention.to_qkv if fused_qkv else block.attention.to_q}
     linears["attention output"] = block.attention.out
     if hasattr(block, "cross_attention"):  # its queries come from the frames, its keys and values from the caption
-        linears.update({"cross queries": block.cross_attention.to_q, "cross context": block.cross_attention.to_kv})
+        cross = block.cross_attention
+        linears.update({"cross queries": cross.to_q, "cross context": cross.to_kv, "cross output": cross.out})
     shapes = {name: [] for name in linears}
     hooks = [
         linear.register_forward_hook(lambda module, args, out, name=name: shapes[name].append(tuple(args[0].shape)))
@@ -521,14 +522,63 @@ def test_skipping_padded_tokens_changes_only_the_rounding(name, fused_qkv):
         kept = (sum(lengths) + attendable_prefix, width)
         tokens = kept if attention_skips else (3, 12 + prefix, width)
         assert shapes.pop("mlp") == [kept]
-        if "cross context" in shapes:  # the caption context (null token + 5 tokens) is never skipped
-            assert shapes.pop("cross context") == [(3, 6, width)]
+        if "cross context" in shapes:
+            # Samples 1 (dropped) and 2 (no token) attend to the null token alone: their cross-attention is its value
+            # projected once each; sample 0 attends as a batch of one, to its context (null token + 5 tokens).
+            frames = (12, width) if attention_skips else (1, 12, width)
+            assert shapes.pop("cross context") == [(2, width), (1, 6, width)]
+            assert shapes.pop("cross queries") == [frames]
+            assert shapes.pop("cross output") == [(2, width), frames]
         assert shapes == {key: [tokens] for key in shapes}, lengths
     with linear_inputs(skipping, fused_qkv) as shapes, torch.no_grad():
         skipping(x, t, make_cond(3))  # nothing padded: every layer over every token, unflattened
     tokens = (3, 12 + {"incontext": 2, "incontext_tokens": 2 + 5}.get(name, 0), width)
     assert shapes.pop("cross context", [(3, 5, width)]) == [(3, 5, width)]
     assert shapes == {key: [tokens] for key in shapes}
+
+
+@pytest.mark.parametrize("name", ["cross_attention", "cross_attention_adaln"])
+def test_a_cross_attention_to_one_key_is_that_keys_value_projected_once(name):
+    full = perturb(make(name))
+    skipping = make(name, skip_padded=True, attention_mask="when_padded")
+    skipping.load_state_dict(full.state_dict())
+    width, frames = TINY["latent_dim"], 12
+    # A guided batch: 4 captions (one of them a single token), then the same 4 dropped (Denoiser's second half).
+    cond = make_cond(4, lengths=[5, 1, 3, 5])
+    cond = {key: torch.cat([value, value]) for key, value in cond.items()}
+    cond["drop"] = torch.arange(8) >= 4
+    x, t = torch.randn(8, frames, FEATURES), torch.randint(0, 1000, (8,))
+    for net in (full, skipping):
+        net.eval()
+    with linear_inputs(skipping, False) as shapes, torch.inference_mode():
+        torch.testing.assert_close(skipping(x, t, cond), full(x, t, cond), atol=1e-5, rtol=1e-5)
+    # 5 of 8 samples (the dropped 4 and the one-token caption) attend to one key: the 3 others attend as a batch.
+    assert shapes["cross queries"] == [(3, frames, width)]
+    assert shapes["cross output"] == [(5, width), (3, frames, width)]
+    # Padded frames too (a third of them): the 3 attend over their kept frames; gradients as without the shortcut.
+    mask = torch.arange(frames)[None] < torch.tensor([12, 4, 7, 12, 12, 4, 7, 3])[:, None]
+    grads = []
+    with linear_inputs(skipping, False) as shapes:
+        for net in (full, skipping):
+            x_grad = x.clone().requires_grad_()
+            out = net.train()(x_grad, t, cond, mask)
+            (out[mask] ** 2).sum().backward()
+            grads.append((out[mask], x_grad.grad, [p.grad.clone() for p in net.parameters()]))
+            net.zero_grad()
+    for a, b in zip(grads[0][:2] + tuple(grads[0][2]), grads[1][:2] + tuple(grads[1][2])):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    kept = 12 + 7 + 12  # samples 0, 2 and 3
+    assert shapes["cross queries"] == [(kept, width)] and shapes["cross output"] == [(5, width), (kept, width)]
+    # One sample in 8 with one key (12.5%, under ATTENTION_SKIP_SHARE): all 8 attend.
+    few = {**make_cond(8, lengths=[5, 1, 5, 5, 5, 5, 5, 5]), "drop": torch.zeros(8, dtype=torch.bool)}
+    with linear_inputs(skipping, False) as shapes, torch.inference_mode():
+        torch.testing.assert_close(skipping.eval()(x, t, few), full.eval()(x, t, few), atol=1e-5, rtol=1e-5)
+    assert shapes["cross queries"] == [(8, frames, width)] and shapes["cross output"] == [(8, frames, width)]
+    # Every sample with one key (an unconditional batch): nothing attends; each value is projected once.
+    alone = {**make_cond(8), "drop": torch.ones(8, dtype=torch.bool)}
+    with linear_inputs(skipping, False) as shapes, torch.inference_mode():
+        torch.testing.assert_close(skipping(x, t, alone), full(x, t, alone), atol=1e-5, rtol=1e-5)
+    assert shapes["cross queries"] == [] and shapes["cross output"] == [(8, width)]
 
 
 @pytest.mark.parametrize("name", ["adaln", "cross_attention_adaln", "incontext", "cross_attention"])

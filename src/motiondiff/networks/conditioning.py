@@ -96,7 +96,8 @@ class CrossAttentionBlock(nn.Module):
         rows, attention_rows = self.options.kept_rows(key_mask)  # (T,) or None each: the frames linear layers run over
         a = self.norm1(h)  # (B, N, D)
         h = h + self.dropout(self.attention(a, a, key_mask, attention_rows))  # (B, N, D)
-        h = h + self.dropout(self.cross_attention(self.norm2(h), context, context_mask, attention_rows))  # (B, N, D)
+        one_key = self.options.one_key(context_mask)  # (B,) or None: samples attending to one caption token
+        h = h + self.dropout(self.cross_attention(self.norm2(h), context, context_mask, attention_rows, one_key))
         return h + self.dropout(self.mlp(self.norm3(h), rows))  # (B, N, D)
 
 
@@ -119,8 +120,9 @@ class AdaLNCrossAttentionBlock(nn.Module):
         a = modulate(self.norm1(h), shift1, scale1, self.fused)  # (B, N, D)
         h = gated(h, gate1, self.dropout(self.attention(a, a, key_mask, attention_rows)), self.fused)  # (B, N, D)
         a = modulate(self.norm2(h), shift2, scale2, self.fused)  # (B, N, D)
+        one_key = self.options.one_key(context_mask)  # (B,) or None: samples attending to one caption token
         h = gated(
-            h, gate2, self.dropout(self.cross_attention(a, context, context_mask, attention_rows)), self.fused
+            h, gate2, self.dropout(self.cross_attention(a, context, context_mask, attention_rows, one_key)), self.fused
         )  # (B, N, D)
         a = modulate(self.norm3(h), shift3, scale3, self.fused)  # (B, N, D)
         return gated(h, gate3, self.dropout(self.mlp(a, rows)), self.fused)  # (B, N, D)

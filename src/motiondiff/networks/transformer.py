@@ -38,8 +38,11 @@ they existed, which rebuild exactly; configs/network/*.yaml choose the cheaper o
                      padded its attention's projections of them too (the self-attention's q, k, v and output, the
                      cross-attention's queries and output); padded tokens never reach a valid one, so without dropout
                      valid outputs are equal up to rounding (in training the MLP's dropout draws masks for the kept
-                     rows only: other masks for a seed, the same distribution); false = over all (and on a GPU, where
-                     counting the rows would make the host wait for the device).
+                     rows only: other masks for a seed, the same distribution). And where a quarter of the samples or
+                     more attend to one caption token (dropped or empty captions: half a guided batch), a
+                     cross-attention takes that token's value, projected once a sample, and the others attend as a
+                     smaller batch (Attention.split_one_key). false = over all (and on a GPU, where counting the rows
+                     would make the host wait for the device).
 
 Also here: the pieces the variants share (attention with key padding, MLP, adaLN modulation,
 the text embedders with their null condition).
@@ -187,10 +190,20 @@ class Attention(nn.Module):
         self.out = nn.Linear(width, width)
         self.register_load_state_dict_pre_hook(fuse_qkv_state)
 
-    def forward(self, x: Tensor, context: Tensor, key_mask: Optional[Tensor], rows: Optional[Tensor] = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor,
+        key_mask: Optional[Tensor],
+        rows: Optional[Tensor] = None,
+        one_key: Optional[Tensor] = None,
+    ) -> Tensor:
         # Every row of key_mask must hold a True (the callers guarantee it): a query with no
         # attendable key would give NaN. rows (kept_rows of x's tokens, None = all): the projections of x, and of the
         # context when it is x, run over those tokens only; the others' queries, keys, values and outputs are 0.
+        # one_key (B,) bool (a cross-attention): samples with one attendable key (split_one_key).
+        if one_key is not None:
+            return self.split_one_key(x, context, key_mask, rows, one_key)  # (B, N, D)
         if self.fused_qkv:
             qkv = on_rows(self.to_qkv, x, rows)  # (B, N, 3D)
             q, k, v = qkv.unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (B, H, N, D/H) each
@@ -201,6 +214,33 @@ class Attention(nn.Module):
         mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, M)
         h = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, D/H), views only
         return on_rows(self.out, h.transpose(1, 2).flatten(2), rows)  # (B, N, D)
+
+    def split_one_key(self, x: Tensor, context: Tensor, key_mask: Tensor, rows: Optional[Tensor], one_key: Tensor):
+        """A cross-attention (B, N, D) where one_key (B,) marks samples whose context has one attendable key: their
+        output is that key's value through `out` at every token (a softmax over one key is 1), computed once a
+        sample; the other samples attend as usual, as a smaller batch (over their tokens among `rows`)."""
+        assert not self.fused_qkv and context is not x, "one_key is for a cross-attention"
+        batch, tokens, _ = x.shape
+        key = key_mask[one_key].int().argmax(dim=1)  # (S,): the attendable key of each
+        value = self.to_kv(context[one_key, key]).chunk(2, dim=-1)[1]  # (S, D): heads side by side, as out reads them
+        y = x.new_empty(x.shape)
+        y[one_key] = self.out(value)[:, None]  # (S, 1, D) over the tokens
+        others = (~one_key).nonzero().squeeze(1)  # (B', )
+        if others.numel():
+            picked = [tensor.index_select(0, others) for tensor in (x, context, key_mask)]
+            y.index_copy_(0, others, self(*picked, subset_rows(rows, ~one_key, tokens)))  # (B', N, D) into (B, N, D)
+        return y  # (B, N, D)
+
+
+def subset_rows(rows: Optional[Tensor], kept: Tensor, tokens: int) -> Optional[Tensor]:
+    """The flat token indices `rows` (over B x tokens) of the samples `kept` (B,) bool, renumbered over those samples
+    alone; None stays None."""
+    if rows is None:
+        return None
+    position = kept.cumsum(dim=0) - 1  # (B,): each kept sample's place among them
+    sample, token = rows // tokens, rows % tokens  # (T,) each
+    inside = kept[sample]  # (T,)
+    return position[sample[inside]] * tokens + token[inside]  # (T',)
 
 
 def fuse_qkv_state(module: Attention, state_dict: dict, prefix: str, *_) -> None:
@@ -287,6 +327,17 @@ class BlockOptions:
         rows = kept_rows(key_mask)  # (T,) or None
         padded_share = 0.0 if rows is None else 1 - rows.numel() / key_mask.numel()
         return rows, rows if padded_share >= ATTENTION_SKIP_SHARE else None
+
+    def one_key(self, context_mask: Optional[Tensor]) -> Optional[Tensor]:
+        """(B,) bool: the samples whose context (B, M mask, None = all attendable) has one attendable key (a dropped
+        or empty caption), for a cross-attention to take that key's value without attending (split_one_key); None
+        unless skip_padded on the CPU finds them in ATTENTION_SKIP_SHARE of the batch or more (half a guided batch)."""
+        if not self.skip_padded or context_mask is None or context_mask.device.type != "cpu":
+            return None
+        if torch.compiler.is_compiling():
+            return None
+        one_key = context_mask.sum(dim=1) == 1  # (B,)
+        return one_key if one_key.float().mean() >= ATTENTION_SKIP_SHARE else None
 
     def self_attention(self, width: int) -> Attention:
         return Attention(width, self.heads, self.fused_qkv)
