@@ -223,8 +223,9 @@ class Attention(nn.Module):
         batch, tokens, _ = x.shape
         key = key_mask[one_key].int().argmax(dim=1)  # (S,): the attendable key of each
         value = self.to_kv(context[one_key, key]).chunk(2, dim=-1)[1]  # (S, D): heads side by side, as out reads them
-        y = x.new_empty(x.shape)
-        y[one_key] = self.out(value)[:, None]  # (S, 1, D) over the tokens
+        taken = self.out(value)  # (S, D), in the dtype the layers compute in (autocast's)
+        y = taken.new_empty(x.shape)
+        y[one_key] = taken[:, None]  # (S, 1, D) over the tokens
         others = (~one_key).nonzero().squeeze(1)  # (B', )
         if others.numel():
             picked = [tensor.index_select(0, others) for tensor in (x, context, key_mask)]
