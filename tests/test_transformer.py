@@ -582,6 +582,11 @@ def test_a_cross_attention_to_one_key_is_that_keys_value_projected_once(name):
     with linear_inputs(skipping, False) as shapes, torch.inference_mode():
         torch.testing.assert_close(skipping(x, t, alone), full(x, t, alone), atol=1e-5, rtol=1e-5)
     assert shapes["cross queries"] == [] and shapes["cross output"] == [(8, width)]
+    # ... but not in training: every parameter keeps a gradient (0 for the queries), as DDP needs.
+    with linear_inputs(skipping, False) as shapes:
+        skipping.train()(x, t, alone).square().sum().backward()
+    assert shapes["cross queries"] == [(8, frames, width)]
+    assert all(param.grad is not None for param in skipping.parameters())
 
 
 @pytest.mark.parametrize("name", ["adaln", "cross_attention_adaln", "incontext", "cross_attention"])

@@ -201,7 +201,8 @@ class Attention(nn.Module):
         # Every row of key_mask must hold a True (the callers guarantee it): a query with no
         # attendable key would give NaN. rows (kept_rows of x's tokens, None = all): the projections of x, and of the
         # context when it is x, run over those tokens only; the others' queries, keys, values and outputs are 0.
-        # one_key (B,) bool (a cross-attention): samples with one attendable key (split_one_key).
+        # one_key (B,) bool (a cross-attention): samples with one attendable key (split_one_key; all their tokens,
+        # kept or not, get that key's projected value).
         if one_key is not None:
             return self.split_one_key(x, context, key_mask, rows, one_key)  # (B, N, D)
         if self.fused_qkv:
@@ -332,13 +333,16 @@ class BlockOptions:
     def one_key(self, context_mask: Optional[Tensor]) -> Optional[Tensor]:
         """(B,) bool: the samples whose context (B, M mask, None = all attendable) has one attendable key (a dropped
         or empty caption), for a cross-attention to take that key's value without attending (split_one_key); None
-        unless skip_padded on the CPU finds them in ATTENTION_SKIP_SHARE of the batch or more (half a guided batch)."""
+        unless skip_padded on the CPU finds them in ATTENTION_SKIP_SHARE of the batch or more (half a guided batch).
+        Not for a whole batch under autograd: its queries would get no gradient (None, not 0), which DDP refuses."""
         if not self.skip_padded or context_mask is None or context_mask.device.type != "cpu":
             return None
         if torch.compiler.is_compiling():
             return None
         one_key = context_mask.sum(dim=1) == 1  # (B,)
-        return one_key if one_key.float().mean() >= ATTENTION_SKIP_SHARE else None
+        if one_key.float().mean() < ATTENTION_SKIP_SHARE or (torch.is_grad_enabled() and bool(one_key.all())):
+            return None
+        return one_key
 
     def self_attention(self, width: int) -> Attention:
         return Attention(width, self.heads, self.fused_qkv)
