@@ -13,7 +13,8 @@ interleaved, in this one process):
   3. DiT variants (incontext, adaln, cross_attention) at the reference and the CPU size, as configs/network/*.yaml
      build them: training samples/s, guided DDIM-50 latency for a batch of 32, peak memory; at the reference
      size also today's network (the class defaults: residual dropout, tanh GELU, separate q/kv, masks always
-     built) against the config defaults, interleaved: training samples/s and guided step time (issue 19).
+     built) against the config defaults, each network in its own process (as a user trains one), the two
+     alternating: training samples/s and guided step time (issue 19).
   4. achieved throughput: model FLOPs (torch.utils.flop_counter) per second of a training step and a
      guided sampling step, as a fraction of the float32 matmul peak measured in this run; on CUDA (and with
      --quick) also the bfloat16 matmul peak.
@@ -31,6 +32,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -242,6 +244,7 @@ def sizes(quick: bool, cuda: bool = False) -> dict:
             dit_repeats=1,
             dit_step_repeats=1,
             dit_compare_repeats=1,
+            dit_compare_rounds=1,
         )
     return dict(
         batch=128,
@@ -277,6 +280,7 @@ def sizes(quick: bool, cuda: bool = False) -> dict:
         dit_repeats=3,
         dit_step_repeats=2,
         dit_compare_repeats=5,
+        dit_compare_rounds=2,
     )
 
 
@@ -539,7 +543,7 @@ def section_dit(args, size, device, report, peak_flops):
                 **bench_dit_variant(variant, cfg, size, device, peak_flops),
             }
             if cfg.get("compare_today"):
-                out[f"{size_name}/{variant}"]["today"] = compare_today(variant, cfg, size, device)
+                out[f"{size_name}/{variant}"]["today"] = compare_today(variant, cfg, size, device, args.quick)
     report["dit_variants"] = out
 
 
@@ -582,55 +586,81 @@ def dit_denoiser(network, schedule, batch: int, frames: int, device) -> Denoiser
     return Denoiser(network, schedule, "epsilon", cond=cond, mask=mask, guidance_weight=DIT_GUIDANCE)
 
 
-def paired_ratios(fns: dict, device, warmup: int, repeats: int) -> dict:
-    """Interleaved timing of fns {"today": f, "config": g}: the median wall seconds of each, and the medians over the
-    rounds of today/config (wall and process CPU seconds; pairs within a round share the machine's load)."""
-    wall, cpu = interleaved_times(fns, device, warmup, repeats)
-    return {
-        **{name: statistics.median(values) for name, values in wall.items()},
-        "ratio": statistics.median(a / b for a, b in zip(wall["today"], wall["config"])),
-        "cpu_ratio": statistics.median(a / b for a, b in zip(cpu["today"], cpu["config"])),
-    }
-
-
-def compare_today(variant: str, cfg: dict, size: dict, device) -> dict:
-    """Today's network (the class defaults) against the config defaults, interleaved: training step, guided step."""
+def measure_side(variant: str, side: str, quick: bool, device) -> dict:
+    """One side of compare_today in this process: the training step and the guided step of today's network (`side`
+    "today": the class defaults, per-tensor AdamW) or the config defaults ("config"), each timed after a warm-up:
+    {"train": [wall s], "train_cpu": [...], "guided": [...], "guided_cpu": [...]}."""
+    size = sizes(quick, cuda=device.type == "cuda")
+    cfg = size["dit"]["reference"]
     schedule = LinearSchedule(size["schedule_steps"]).to(device)
     tb, gb, frames = cfg["train_batch"], cfg["gen_batch"], cfg["frames"]
     noise = torch.randn(gb, frames, DIT_FEATURES, generator=torch.Generator().manual_seed(5)).to(device)
     t_mid = torch.full((gb,), size["schedule_steps"] // 2, device=device, dtype=torch.long)
-    options = {"today": {}, "config": config_options(variant)}
-    train, guided = {}, {}
-    for name, chosen in options.items():
-        torch.manual_seed(0)
-        network = build_dit(variant, cfg, DIT_FEATURES, DIT_TEXT_DIM, chosen).to(device)
-        fused = name == "config" and config_fused_adamw()
-        train[name] = dit_training(network, schedule, tb, frames, device, fused)[0]
-        denoiser = dit_denoiser(network, schedule, gb, frames, device)
+    torch.manual_seed(0)
+    options = {} if side == "today" else config_options(variant)
+    network = build_dit(variant, cfg, DIT_FEATURES, DIT_TEXT_DIM, options).to(device)
+    train = dit_training(network, schedule, tb, frames, device, side == "config" and config_fused_adamw())[0]
+    denoiser = dit_denoiser(network, schedule, gb, frames, device)
 
-        def guided_step(network=network, denoiser=denoiser):
-            network.eval()
-            with torch.inference_mode():
-                denoiser(noise, t_mid)
+    def guided():
+        network.eval()
+        with torch.inference_mode():
+            denoiser(noise, t_mid)
 
-        guided[name] = guided_step
     repeats = size["dit_compare_repeats"]
-    train_s = paired_ratios(train, device, size["dit_warmup"], repeats)
-    guided_s = paired_ratios(guided, device, 1, repeats)
+    wall, cpu = interleaved_times({"train": train}, device, size["dit_warmup"] + 1, repeats)
+    wall_g, cpu_g = interleaved_times({"guided": guided}, device, 1, repeats)
     return {
-        "options": options["config"],
+        "train": wall["train"],
+        "train_cpu": cpu["train"],
+        "guided": wall_g["guided"],
+        "guided_cpu": cpu_g["guided"],
+    }
+
+
+def side_in_process(variant: str, side: str, quick: bool, device) -> dict:
+    """measure_side in a fresh Python process with this one's torch threads (`bench.py --compare-side`)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--compare-side", variant, side, "--device", str(device)]
+    command += ["--threads", str(torch.get_num_threads())] + (["--quick"] if quick else [])
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare_today(variant: str, cfg: dict, size: dict, device, quick: bool = False) -> dict:
+    """Today's network (the class defaults) against the config defaults: a training step and a guided step, each
+    network in its own process (as a user trains one), the two alternating for `dit_compare_rounds` rounds; the ratios
+    pair the sides of a round, and their medians over the rounds are reported."""
+    rounds = [
+        {side: side_in_process(variant, side, quick, device) for side in ("today", "config")}
+        for _ in range(size["dit_compare_rounds"])
+    ]
+
+    def median(side: str, key: str) -> float:
+        return statistics.median(statistics.median(r[side][key]) for r in rounds)
+
+    def ratio(key: str) -> float:  # median over rounds of today's median time / the config's
+        return statistics.median(
+            statistics.median(r["today"][key]) / statistics.median(r["config"][key]) for r in rounds
+        )
+
+    tb, gb = cfg["train_batch"], cfg["gen_batch"]
+    return {
+        "options": config_options(variant),
         "fused_adamw": config_fused_adamw(),
         "train_batch": tb,
         "gen_batch": gb,
-        "repeats": repeats,
-        "today_train_samples_per_s": tb / train_s["today"],
-        "config_train_samples_per_s": tb / train_s["config"],
-        "train_speedup": train_s["ratio"],  # median over rounds of today's step time / the config's
-        "train_speedup_cpu_time": train_s["cpu_ratio"],
-        "today_guided_step_s": guided_s["today"],
-        "config_guided_step_s": guided_s["config"],
-        "guided_time_ratio": 1 / guided_s["ratio"],
-        "guided_time_ratio_cpu_time": 1 / guided_s["cpu_ratio"],
+        "repeats": size["dit_compare_repeats"],
+        "rounds": len(rounds),
+        "today_train_samples_per_s": tb / median("today", "train"),
+        "config_train_samples_per_s": tb / median("config", "train"),
+        "train_speedup": ratio("train"),
+        "train_speedup_cpu_time": ratio("train_cpu"),
+        "today_guided_step_s": median("today", "guided"),
+        "config_guided_step_s": median("config", "guided"),
+        "guided_time_ratio": 1 / ratio("guided"),
+        "guided_time_ratio_cpu_time": 1 / ratio("guided_cpu"),
     }
 
 
@@ -764,9 +794,10 @@ def today_table(report: dict) -> list:
     header = ["variant", "today samples/s", "config samples/s", "speed-up", "today guided (s)", "config guided (s)"]
     first = rows[0][1]
     return [
-        f"**DiT: today's network against the config defaults** (reference size, float32, interleaved; medians of "
-        f"{first['repeats']} rounds, the ratios paired within a round; training batch {first['train_batch']}, guided "
-        f"batch {first['gen_batch']}). Today = the class defaults (dropout on every residual branch with torch's "
+        f"**DiT: today's network against the config defaults** (reference size, float32; each network in its own "
+        f"process, the two alternating for {first['rounds']} rounds of {first['repeats']} steps each, the ratios "
+        f"paired within a round; training batch {first['train_batch']}, guided batch {first['gen_batch']}). Today = "
+        "the class defaults (dropout on every residual branch with torch's "
         f"Bernoulli masks, tanh GELU, separate q/kv, masks always built, adaLN products in two passes, the MLP over "
         f"all tokens at once) trained with torch's per-tensor AdamW; config = {options}, AdamW "
         f"fused={first['fused_adamw']} (configs/optimizer/adamw.yaml). In brackets: the same ratios of process CPU "
@@ -888,10 +919,16 @@ def main(argv=None) -> dict:
         default=None,
         help="the data section's procedural set (default 29000, HumanML3D's size, about 10 min; 0 = skip; --quick: 0)",
     )
+    parser.add_argument(
+        "--compare-side", nargs=2, metavar=("VARIANT", "SIDE"), help="(internal) one side of today vs config, as JSON"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}", flush=True)
     device = torch.device(args.device)
+    if args.compare_side:  # compare_today's worker: one network in this process
+        print(json.dumps(measure_side(*args.compare_side, args.quick, device)))
+        return {}
+    print(f"torch threads: {torch.get_num_threads()}", flush=True)
     peers = import_peers()
     size = sizes(args.quick, cuda=device.type == "cuda")
     report = {"quick": args.quick, "machine": machine_info(device), "sizes": size}
