@@ -66,7 +66,8 @@ DROPOUT_PLACEMENTS = ("residual", "mlp")
 GELUS = {"tanh": "tanh", "exact": "none"}  # network.gelu -> nn.GELU(approximate=...)
 ATTENTION_MASKS = ("always", "when_padded")
 DROPOUT_MASKS = ("torch", "packed")
-ATTENTION_SKIP_SHARE = 0.25  # skip_padded: the attention projections skip padded tokens from this share on
+ATTENTION_SKIP_SHARE = 0.25  # skip_padded: the attention's projections skip padded tokens from this share on, and a
+# cross-attention takes one-key samples' values (BlockOptions.one_key) from this share of the batch on
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor, fused: bool = False) -> Tensor:
@@ -221,7 +222,7 @@ class Attention(nn.Module):
         output is that key's value through `out` at every token (a softmax over one key is 1), computed once a
         sample; the other samples attend as usual, as a smaller batch (over their tokens among `rows`)."""
         assert not self.fused_qkv and context is not x, "one_key is for a cross-attention"
-        batch, tokens, _ = x.shape
+        tokens = x.shape[1]
         key = key_mask[one_key].int().argmax(dim=1)  # (S,): the attendable key of each
         value = self.to_kv(context[one_key, key]).chunk(2, dim=-1)[1]  # (S, D): heads side by side, as out reads them
         taken = self.out(value)  # (S, D), in the dtype the layers compute in (autocast's)
@@ -335,9 +336,8 @@ class BlockOptions:
         or empty caption), for a cross-attention to take that key's value without attending (split_one_key); None
         unless skip_padded on the CPU finds them in ATTENTION_SKIP_SHARE of the batch or more (half a guided batch).
         Not for a whole batch under autograd: its queries would get no gradient (None, not 0), which DDP refuses."""
-        if not self.skip_padded or context_mask is None or context_mask.device.type != "cpu":
-            return None
-        if torch.compiler.is_compiling():
+        cpu = context_mask is not None and context_mask.device.type == "cpu"
+        if not (self.skip_padded and cpu) or torch.compiler.is_compiling():
             return None
         one_key = context_mask.sum(dim=1) == 1  # (B,)
         if one_key.float().mean() < ATTENTION_SKIP_SHARE or (torch.is_grad_enabled() and bool(one_key.all())):
