@@ -60,6 +60,7 @@ def test_quick_benchmark_writes_every_section(tmp_path):
         "fused_adaln": True,
         "mlp_chunk_tokens": 2048,
         "skip_padded": True,
+        "sample_chunk_tokens": 2048,
     }
     assert today["fused_adamw"] is True
     assert today["today_train_samples_per_s"] > 0 and today["config_train_samples_per_s"] > 0

@@ -119,6 +119,7 @@ def test_resuming_a_transformer_run_saved_before_the_cost_options_keeps_its_netw
         "network.fused_adaln=false",
         "network.mlp_chunk_tokens=0",
         "network.skip_padded=false",
+        "network.sample_chunk_tokens=0",
     ]
     new = OmegaConf.create({"network": {**old.network, "gelu": "exact", "dropout_placement": "mlp"}})
     assert added_option_overrides(new) == [
@@ -128,6 +129,7 @@ def test_resuming_a_transformer_run_saved_before_the_cost_options_keeps_its_netw
         "network.fused_adaln=false",
         "network.mlp_chunk_tokens=0",
         "network.skip_padded=false",
+        "network.sample_chunk_tokens=0",
     ]
     punet = OmegaConf.create({"network": {"_target_": "motiondiff.networks.punet.PUNet"}})
     assert added_option_overrides(punet) == []

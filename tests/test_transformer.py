@@ -41,6 +41,7 @@ CHEAP = dict(
     fused_adaln=True,
     mlp_chunk_tokens=2048,
     skip_padded=True,
+    sample_chunk_tokens=2048,
 )
 CONFIGURED = {**CHEAP, "fused_qkv": False}
 # The reference size (8 layers x 512 wide x 16 heads) for features=263, text_dim=384.
@@ -264,6 +265,7 @@ def test_hydra_config_instantiates(variant):
         (dict(skip_padded="yes"), "network.skip_padded='yes' must be true or false"),
         (dict(mlp_chunk_tokens=-1), "network.mlp_chunk_tokens=-1 must be an integer >= 0"),
         (dict(mlp_chunk_tokens=2.5), "network.mlp_chunk_tokens=2.5 must be an integer >= 0"),
+        (dict(sample_chunk_tokens=-8), "network.sample_chunk_tokens=-8 must be an integer >= 0"),
     ],
 )
 def test_bad_config_raises_user_error(kwargs, message):
@@ -639,6 +641,56 @@ def test_mlp_token_chunks_change_only_the_rounding_and_only_when_sampling(name, 
         monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # one traced graph for every length
         chunked(x, t, cond, mask)
     assert rows == [(3, tokens // 3)] * 2
+
+
+@pytest.mark.parametrize("name", ["incontext_tokens", "adaln", "cross_attention", "cross_attention_adaln"])
+def test_sample_chunks_split_the_batch_only_when_sampling(name, monkeypatch):
+    whole = perturb(make(name, skip_padded=True)).eval()
+    chunked = same_weights(name, whole, skip_padded=True, sample_chunk_tokens=20)  # 5 x 12 frames: 3 sub-batches
+    x, t = inputs(batch=5)
+    mask = torch.arange(12)[None] < torch.tensor([12, 7, 4, 12, 1])[:, None]
+    cond = {**make_cond(5, lengths=[5, 2, 0, 1, 3]), "drop": torch.tensor([False, True, False, False, True])}
+    batches = []
+    chunked.input.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
+    with torch.no_grad():
+        expected = whole(x, t, cond, mask)
+        torch.testing.assert_close(chunked(x, t, cond, mask), expected, atol=1e-6, rtol=1e-6)
+        assert batches == [1, 2, 2]  # near-equal sub-batches of whole samples, in order
+        batches.clear()
+        unconditional = whole(x, t, None, None)  # no condition, nothing padded
+        torch.testing.assert_close(chunked(x, t, None, None), unconditional, atol=1e-6, rtol=1e-6)
+        assert batches == [1, 2, 2]
+        batches.clear()
+        chunked(x[:1], t[:1], select(cond, slice(0, 1)), mask[:1])  # 12 tokens: no split
+        assert batches == [1]
+        batches.clear()
+        four = {key: value[:4] for key, value in cond.items() if key.startswith("text_")}  # not one per sample
+        with pytest.raises(ValueError, match="cond\\['text_"):  # the whole batch meets the checks
+            chunked(x, t, {**cond, **four}, mask)
+        assert batches == [5]
+        batches.clear()
+    out = chunked(x, t, cond, mask)  # with autograd (training): the whole batch
+    (out**2).sum().backward()
+    assert batches == [5]
+    batches.clear()
+    with torch.no_grad():
+        chunked.train()(x, t, cond, mask)  # train mode without autograd (a distillation target): the whole batch
+        chunked.eval()
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # one traced graph for every batch
+        chunked(x, t, cond, mask)
+    assert batches == [5, 5]
+
+
+def test_sample_chunks_split_the_guidance_weights_of_a_student():
+    whole = perturb(make("adaln", guidance_embedding=True)).eval()
+    chunked = same_weights("adaln", whole, guidance_embedding=True, sample_chunk_tokens=24)
+    x, t = inputs(batch=4)
+    cond = {**make_cond(4), "guidance": torch.tensor([1.0, 2.5, 4.0, 7.5])}
+    guidance = []
+    chunked.guidance_embedder.register_forward_hook(lambda module, args, out: guidance.append(args[0].tolist()))
+    with torch.no_grad():
+        torch.testing.assert_close(chunked(x, t, cond), whole(x, t, cond), atol=1e-6, rtol=1e-6)
+    assert guidance == [[1.0, 2.5], [4.0, 7.5]]  # 48 tokens in two sub-batches, each with its samples' weights
 
 
 def test_exact_gelu_is_the_erf_gelu():

@@ -33,6 +33,11 @@ they existed, which rebuild exactly; configs/network/*.yaml choose the cheaper o
                      its hidden layer is never one block over glibc's 32 MB mmap threshold (each such block is mapped
                      afresh and page-faulted in; 2048 tokens x 2048 hidden x 4 bytes = 16 MB: halve N for a network
                      twice as wide); 0 = all tokens at once. Equal up to rounding; training is unchanged.
+  sample_chunk_tokens  N > 0: sampling on the CPU (as mlp_chunk_tokens), the network runs over sub-batches of whole
+                     samples, as many as ceil(batch x frames / N), of near-equal size, and joins their outputs: every
+                     tensor of a block is then a few MB, reused from the heap rather than mapped afresh (at the
+                     reference size a guided batch of 64 is 12,544 tokens; 2048 is 7 sub-batches). Equal up to
+                     rounding; training is unchanged; 0 = the whole batch at once.
   skip_padded        true = on the CPU, when tokens are padded, each block's MLP runs over the attendable tokens only
                      (kept_rows, on_rows: the padded share of its two matmuls saved, for two copies), and from a quarter
                      padded its attention's projections of them too (the self-attention's q, k, v and output, the
@@ -105,6 +110,13 @@ def on_rows(fn, x: Tensor, rows: Optional[Tensor]) -> Tensor:
     flat = x.reshape(-1, x.shape[-1])  # (B*M, D)
     y = fn(flat.index_select(0, rows))  # (T, D')
     return y.new_zeros(flat.shape[0], y.shape[-1]).index_copy_(0, rows, y).view(*x.shape[:-1], -1)  # (B, M, D')
+
+
+def sampling_on_cpu(module: nn.Module, x: Tensor) -> bool:
+    """Whether `module` samples on the CPU: eval mode, no autograd, x on the CPU, not while compiling (one graph for
+    every length). The chunk options run only then: chunks avoid glibc's fresh mappings, which CUDA's allocator does
+    not make, and training (dropout draws, autograd) sees the whole batch."""
+    return x.device.type == "cpu" and not (module.training or torch.is_grad_enabled() or torch.compiler.is_compiling())
 
 
 def maybe_dropout(p: float, masks: str = "torch") -> nn.Module:
@@ -294,13 +306,8 @@ class Mlp(nn.Module):
         return torch.cat([self.net(part) for part in parts]).view(*x.shape[:-1], -1)  # (..., D)
 
     def chunked(self, x: Tensor) -> bool:
-        """Whether this call runs over token chunks: sampling on the CPU (eval, no autograd), not while compiling (one
-        graph for every length); the chunks avoid glibc's fresh mappings, which CUDA's allocator does not make."""
-        return (
-            self.chunk_tokens > 0
-            and x.device.type == "cpu"
-            and not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling())
-        )
+        """Whether this call runs over token chunks (sampling_on_cpu)."""
+        return self.chunk_tokens > 0 and sampling_on_cpu(self, x)
 
 
 @dataclass(frozen=True)
@@ -510,6 +517,7 @@ class MotionTransformer(nn.Module):
         fused_adaln=False,  # a bool
         mlp_chunk_tokens=0,  # a whole number >= 0 (checked)
         skip_padded=False,  # a bool
+        sample_chunk_tokens=0,  # a whole number >= 0 (checked)
         guidance_embedding=False,  # a bool: the guidance weight enters with the time (distilled students)
     ):
         super().__init__()
@@ -525,8 +533,10 @@ class MotionTransformer(nn.Module):
             fused_adaln,
             mlp_chunk_tokens,
             skip_padded,
+            sample_chunk_tokens,
         )
         self.features, self.text_dim = features, text_dim
+        self.sample_chunk_tokens = sample_chunk_tokens
         self.width, self.num_layers, self.num_heads = latent_dim, num_layers, num_heads
         self.mlp_ratio, self.dropout, self.null_condition = mlp_ratio, dropout, null_condition
         self.when_padded = attention_mask == "when_padded"  # no key masks when nothing is padded
@@ -582,6 +592,13 @@ class MotionTransformer(nn.Module):
             raise ValueError(
                 f"{type(self).__name__} expects x of shape (batch, frames>=1, {self.features}), got {tuple(x.shape)}."
             )
+        pieces = self.sample_pieces(x, t, cond, mask)  # sub-batches (sample_chunk_tokens), or None: all at once
+        if pieces is not None:
+            return torch.cat([self.predict(*piece) for piece in pieces])  # (B, N, F)
+        return self.predict(x, t, cond, mask)  # (B, N, F)
+
+    def predict(self, x: Motion, t: Timesteps, cond: Optional[dict], mask: Optional[FrameMask]) -> Motion:
+        """forward over one batch, whole."""
         batch, frames, _ = x.shape
         positions = self.positions(frames)  # (N, D); UserError beyond max_frames
         mask = self.frame_mask(mask, batch, frames, x.device)  # (B, N) or None: nothing padded
@@ -597,6 +614,32 @@ class MotionTransformer(nn.Module):
         h = self.input(x.masked_fill(~mask[:, :, None], 0.0)) + positions  # (B, N, D), padded frames zeroed first
         h = self.encode(h, t_emb, cond, key_mask)  # (B, N, D)
         return self.output(h).masked_fill(~mask[:, :, None], 0.0)  # (B, N, F), padded frames zeroed
+
+    def sample_pieces(self, x: Tensor, t: Tensor, cond: Optional[dict], mask: Optional[Tensor]) -> Optional[list]:
+        """The arguments (x, t, cond, mask) of each sub-batch when sampling on the CPU with sample_chunk_tokens and
+        more tokens than that; None otherwise, and when an entry of cond is not one per sample (the whole batch then
+        meets the usual checks)."""
+        batch, frames, _ = x.shape
+        pieces = math.ceil(batch * frames / self.sample_chunk_tokens) if self.sample_chunk_tokens else 1
+        if pieces < 2 or batch < 2 or not sampling_on_cpu(self, x):
+            return None
+        per_sample = [t, mask, *(cond or {}).values()]
+        if any(torch.is_tensor(v) and (v.ndim == 0 or v.shape[0] != batch) for v in per_sample if v is not None):
+            return None
+        bounds = [batch * i // min(pieces, batch) for i in range(min(pieces, batch) + 1)]  # near-equal sub-batches
+
+        def part(value, a: int, b: int):
+            return value[a:b] if torch.is_tensor(value) else value
+
+        return [
+            (
+                x[a:b],
+                t[a:b],
+                None if cond is None else {key: part(value, a, b) for key, value in cond.items()},
+                part(mask, a, b),
+            )
+            for a, b in zip(bounds, bounds[1:])
+        ]
 
     def frame_mask(self, mask: Optional[FrameMask], batch: int, frames: int, device) -> Optional[Tensor]:
         """The frame mask (B, N) as bool; None when attention_mask=when_padded and no frame is padded."""
@@ -633,6 +676,7 @@ def check_cost_options(
     fused_adaln=False,
     mlp_chunk_tokens=0,
     skip_padded=False,
+    sample_chunk_tokens=0,
 ) -> None:
     """Raise a UserError naming the config key of the first invalid option of those that change only the cost."""
     for key, value, allowed in (
@@ -647,6 +691,7 @@ def check_cost_options(
         if not isinstance(value, bool):
             raise UserError(f"network.{key}={value!r} must be true or false.")
     whole_number("network.mlp_chunk_tokens", mlp_chunk_tokens, minimum=0, why="0 = no chunks")
+    whole_number("network.sample_chunk_tokens", sample_chunk_tokens, minimum=0, why="0 = the whole batch at once")
 
 
 def joined_key_mask(parts: list, device) -> Optional[Tensor]:

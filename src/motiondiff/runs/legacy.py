@@ -34,6 +34,7 @@ OPTIONS_ADDED = {
             "fused_adaln": False,
             "mlp_chunk_tokens": 0,
             "skip_padded": False,
+            "sample_chunk_tokens": 0,
         },
     ),
     "optimizer": ("torch.optim.AdamW", {"fused": False}),  # the per-tensor loop
