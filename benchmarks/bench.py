@@ -14,7 +14,8 @@ interleaved, in this one process):
      build them: training samples/s, guided DDIM-50 latency for a batch of 32, peak memory; at the reference
      size also today's network (the class defaults: residual dropout, tanh GELU, separate q/kv, masks always
      built) against the config defaults, each network in its own process (as a user trains one), the two
-     alternating: training samples/s and guided step time (issue 19).
+     alternating: training samples/s and guided step time (issue 19). Today's process leaves glibc's malloc as
+     it was; the config's, and this one, keep freed memory as motiondiff's commands do (core.allocator).
   4. achieved throughput: model FLOPs (torch.utils.flop_counter) per second of a training step and a
      guided sampling step, as a fraction of the float32 matmul peak measured in this run; on CUDA (and with
      --quick) also the bfloat16 matmul peak.
@@ -44,6 +45,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from data_bench import data_markdown, section_data  # benchmarks/
+from motiondiff.core.allocator import keep_freed_memory
 from motiondiff.core.tables import markdown_table
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.loss import DiffusionLoss
@@ -630,8 +632,9 @@ def side_in_process(variant: str, side: str, quick: bool, device) -> dict:
 
 def compare_today(variant: str, cfg: dict, size: dict, device, quick: bool = False) -> dict:
     """Today's network (the class defaults) against the config defaults: a training step and a guided step, each
-    network in its own process (as a user trains one), the two alternating for `dit_compare_rounds` rounds; the ratios
-    pair the sides of a round, and their medians over the rounds are reported."""
+    network in its own process (as a user trains one; the config's keeps glibc's freed memory, as the commands do),
+    the two alternating for `dit_compare_rounds` rounds; the ratios pair the sides of a round, and their medians over
+    the rounds are reported."""
     rounds = [
         {side: side_in_process(variant, side, quick, device) for side in ("today", "config")}
         for _ in range(size["dit_compare_rounds"])
@@ -649,6 +652,8 @@ def compare_today(variant: str, cfg: dict, size: dict, device, quick: bool = Fal
     return {
         "options": config_options(variant),
         "fused_adamw": config_fused_adamw(),
+        "config_heap_kept": all(r["config"]["heap_kept"] for r in rounds),
+        "today_heap_kept": any(r["today"]["heap_kept"] for r in rounds),
         "train_batch": tb,
         "gen_batch": gb,
         "repeats": size["dit_compare_repeats"],
@@ -800,8 +805,9 @@ def today_table(report: dict) -> list:
         "the class defaults (dropout on every residual branch with torch's "
         f"Bernoulli masks, tanh GELU, separate q/kv, masks always built, adaLN products in two passes, the MLP over "
         f"all tokens at once) trained with torch's per-tensor AdamW; config = {options}, AdamW "
-        f"fused={first['fused_adamw']} (configs/optimizer/adamw.yaml). In brackets: the same ratios of process CPU "
-        "time.",
+        f"fused={first['fused_adamw']} (configs/optimizer/adamw.yaml), in a process that keeps glibc's freed memory "
+        f"as motiondiff's commands do (core.allocator): {'yes' if first['config_heap_kept'] else 'no'} (today's: "
+        f"{'yes' if first['today_heap_kept'] else 'no'}). In brackets: the same ratios of process CPU time.",
         markdown_table([*header, "time ratio"], cells),
     ]
 
@@ -926,12 +932,15 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.compare_side:  # compare_today's worker: one network in this process
-        print(json.dumps(measure_side(*args.compare_side, args.quick, device)))
+        variant, side = args.compare_side
+        heap_kept = side == "config" and keep_freed_memory()  # today's code left glibc's malloc as it was
+        print(json.dumps({**measure_side(variant, side, args.quick, device), "heap_kept": heap_kept}))
         return {}
-    print(f"torch threads: {torch.get_num_threads()}", flush=True)
+    heap_kept = keep_freed_memory()  # as motiondiff's commands run (core.allocator)
+    print(f"torch threads: {torch.get_num_threads()}; glibc's freed memory kept: {heap_kept}", flush=True)
     peers = import_peers()
     size = sizes(args.quick, cuda=device.type == "cuda")
-    report = {"quick": args.quick, "machine": machine_info(device), "sizes": size}
+    report = {"quick": args.quick, "machine": {**machine_info(device), "heap_kept": heap_kept}, "sizes": size}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

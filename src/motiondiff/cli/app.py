@@ -15,6 +15,7 @@ from omegaconf import DictConfig, open_dict
 from motiondiff.cli.help import command_help
 from motiondiff.cli.preflight import preflight
 from motiondiff.cli.resolvers import register_resolvers
+from motiondiff.core.allocator import keep_freed_memory
 from motiondiff.core.errors import exit_on_user_error
 from motiondiff.runs.directories import remove_if_stub
 from motiondiff.sweeps.jobs import run_sweep_job
@@ -67,7 +68,7 @@ def hydra_entry_point(config_name: str, run: Callable[[DictConfig], object]) -> 
     sweep: its outcome goes to job_status.json in its output directory and the sweep summary
     (sweeps.jobs) reports the failures at the end. Before Hydra composes or writes anything, the
     command line is checked (cli.preflight); a single run that fails before saving anything removes
-    the folder it created."""
+    the folder it created. glibc's malloc keeps freed memory for the next tensors (core.allocator)."""
     register_resolvers()
     started = time.time()
 
@@ -87,6 +88,7 @@ def hydra_entry_point(config_name: str, run: Callable[[DictConfig], object]) -> 
         if any(flag in sys.argv[1:] for flag in ("--help", "-h")):
             print(command_help(CONFIG_DIR, config_name, program_name()), end="")
             return
+        keep_freed_memory()
         check_first = exit_on_user_error(lambda argv: preflight(CONFIG_DIR, config_name, argv))
         sys.argv[1:] = check_first(expand_shorthands(sys.argv[1:]))
         compose_and_run()
