@@ -74,6 +74,7 @@ def hydra_entry_point(config_name: str, run: Callable[[DictConfig], object]) -> 
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def compose_and_run(cfg: DictConfig):
+        keep_freed_memory()  # here, so that a sweep job in a worker process (joblib, submitit) does it too
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             return run_sweep_job(run, cfg)  # a small plain dict: launchers send it back to the sweep's process
         output_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -88,7 +89,6 @@ def hydra_entry_point(config_name: str, run: Callable[[DictConfig], object]) -> 
         if any(flag in sys.argv[1:] for flag in ("--help", "-h")):
             print(command_help(CONFIG_DIR, config_name, program_name()), end="")
             return
-        keep_freed_memory()
         check_first = exit_on_user_error(lambda argv: preflight(CONFIG_DIR, config_name, argv))
         sys.argv[1:] = check_first(expand_shorthands(sys.argv[1:]))
         compose_and_run()
