@@ -617,6 +617,17 @@ def test_fused_adaln_products_change_only_the_rounding(name, monkeypatch):
     assert calls_a == [] and len(calls_b) == expected
 
 
+def run_outside_sampling(net: nn.Module, args: tuple, monkeypatch) -> None:
+    """net (in eval mode) on args with autograd (training), in train mode without autograd (a distillation target),
+    and while torch.compile traces (one graph for every shape): the calls the chunk options leave whole."""
+    (net(*args) ** 2).sum().backward()
+    with torch.no_grad():
+        net.train()(*args)
+        net.eval()
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+        net(*args)
+
+
 @pytest.mark.parametrize("name", ["adaln", "incontext_tokens", "cross_attention_adaln"])
 def test_mlp_token_chunks_change_only_the_rounding_and_only_when_sampling(name, monkeypatch):
     whole = perturb(make(name)).eval()
@@ -632,15 +643,8 @@ def test_mlp_token_chunks_change_only_the_rounding_and_only_when_sampling(name, 
     tokens = 3 * (12 + {"adaln": 0, "incontext_tokens": 2 + 1 + 5, "cross_attention_adaln": 0}[name])
     assert rows == [(5,)] * (tokens // 5) + [(tokens % 5,)] * (tokens % 5 > 0)  # chunks of 5 rows, in order
     rows.clear()
-    (chunked(x, t, cond, mask) ** 2).sum().backward()  # with autograd (training): all tokens at once
-    assert rows == [(3, tokens // 3)]
-    rows.clear()
-    with torch.no_grad():
-        chunked.train()(x, t, cond, mask)  # train mode without autograd (a distillation target): all at once
-        chunked.eval()
-        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # one traced graph for every length
-        chunked(x, t, cond, mask)
-    assert rows == [(3, tokens // 3)] * 2
+    run_outside_sampling(chunked, (x, t, cond, mask), monkeypatch)
+    assert rows == [(3, tokens // 3)] * 3  # all tokens at once
 
 
 @pytest.mark.parametrize("name", ["incontext_tokens", "adaln", "cross_attention", "cross_attention_adaln"])
@@ -669,16 +673,8 @@ def test_sample_chunks_split_the_batch_only_when_sampling(name, monkeypatch):
             chunked(x, t, {**cond, **four}, mask)
         assert batches == [5]
         batches.clear()
-    out = chunked(x, t, cond, mask)  # with autograd (training): the whole batch
-    (out**2).sum().backward()
-    assert batches == [5]
-    batches.clear()
-    with torch.no_grad():
-        chunked.train()(x, t, cond, mask)  # train mode without autograd (a distillation target): the whole batch
-        chunked.eval()
-        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # one traced graph for every batch
-        chunked(x, t, cond, mask)
-    assert batches == [5, 5]
+    run_outside_sampling(chunked, (x, t, cond, mask), monkeypatch)
+    assert batches == [5, 5, 5]  # the whole batch
 
 
 def test_sample_chunks_split_the_guidance_weights_of_a_student():
