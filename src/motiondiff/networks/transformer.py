@@ -626,7 +626,8 @@ class MotionTransformer(nn.Module):
         per_sample = [t, mask, *(cond or {}).values()]
         if any(torch.is_tensor(v) and (v.ndim == 0 or v.shape[0] != batch) for v in per_sample if v is not None):
             return None
-        bounds = [batch * i // min(pieces, batch) for i in range(min(pieces, batch) + 1)]  # near-equal sub-batches
+        count = min(pieces, batch)
+        bounds = [batch * i // count for i in range(count + 1)]  # near-equal sub-batches of whole samples
 
         def part(value, a: int, b: int):
             return value[a:b] if torch.is_tensor(value) else value
