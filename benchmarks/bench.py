@@ -588,10 +588,11 @@ def dit_denoiser(network, schedule, batch: int, frames: int, device) -> Denoiser
     return Denoiser(network, schedule, "epsilon", cond=cond, mask=mask, guidance_weight=DIT_GUIDANCE)
 
 
-def measure_side(variant: str, side: str, quick: bool, device) -> dict:
+def measure_side(variant: str, side: str, quick: bool, device, sample_only: bool = False) -> dict:
     """One side of compare_today in this process: the training step and the guided step of today's network (`side`
     "today": the class defaults, per-tensor AdamW) or the config defaults ("config"), each timed after a warm-up:
-    {"train": [wall s], "train_cpu": [...], "guided": [...], "guided_cpu": [...]}."""
+    {"train": [wall s], "train_cpu": [...], "guided": [...], "guided_cpu": [...]}; `sample_only`: the guided step
+    alone, in a process that has not trained (as `generate` samples), without the "train" keys."""
     size = sizes(quick, cuda=device.type == "cuda")
     cfg = size["dit"]["reference"]
     schedule = LinearSchedule(size["schedule_steps"]).to(device)
@@ -601,7 +602,6 @@ def measure_side(variant: str, side: str, quick: bool, device) -> dict:
     torch.manual_seed(0)
     options = {} if side == "today" else config_options(variant)
     network = build_dit(variant, cfg, DIT_FEATURES, DIT_TEXT_DIM, options).to(device)
-    train = dit_training(network, schedule, tb, frames, device, side == "config" and config_fused_adamw())[0]
     denoiser = dit_denoiser(network, schedule, gb, frames, device)
 
     def guided():
@@ -609,21 +609,20 @@ def measure_side(variant: str, side: str, quick: bool, device) -> dict:
         with torch.inference_mode():
             denoiser(noise, t_mid)
 
-    repeats = size["dit_compare_repeats"]
-    wall, cpu = interleaved_times({"train": train}, device, size["dit_warmup"] + 1, repeats)
+    repeats, times = size["dit_compare_repeats"], {}
+    if not sample_only:
+        train = dit_training(network, schedule, tb, frames, device, side == "config" and config_fused_adamw())[0]
+        wall, cpu = interleaved_times({"train": train}, device, size["dit_warmup"] + 1, repeats)
+        times = {"train": wall["train"], "train_cpu": cpu["train"]}
     wall_g, cpu_g = interleaved_times({"guided": guided}, device, 1, repeats)
-    return {
-        "train": wall["train"],
-        "train_cpu": cpu["train"],
-        "guided": wall_g["guided"],
-        "guided_cpu": cpu_g["guided"],
-    }
+    return {**times, "guided": wall_g["guided"], "guided_cpu": cpu_g["guided"]}
 
 
-def side_in_process(variant: str, side: str, quick: bool, device) -> dict:
+def side_in_process(variant: str, side: str, quick: bool, device, sample_only: bool = False) -> dict:
     """measure_side in a fresh Python process with this one's torch threads (`bench.py --compare-side`)."""
     command = [sys.executable, str(Path(__file__).resolve()), "--compare-side", variant, side, "--device", str(device)]
     command += ["--threads", str(torch.get_num_threads())] + (["--quick"] if quick else [])
+    command += ["--sample-only"] if sample_only else []
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
@@ -634,19 +633,22 @@ def compare_today(variant: str, cfg: dict, size: dict, device, quick: bool = Fal
     """Today's network (the class defaults) against the config defaults: a training step and a guided step, each
     network in its own process (as a user trains one; the config's keeps glibc's freed memory, as the commands do),
     the two alternating for `dit_compare_rounds` rounds; the ratios pair the sides of a round, and their medians over
-    the rounds are reported."""
+    the rounds are reported. Then as many rounds of the guided step alone, in processes that only sample (as
+    `generate` does): the targets read the first."""
     rounds = [
         {side: side_in_process(variant, side, quick, device) for side in ("today", "config")}
         for _ in range(size["dit_compare_rounds"])
     ]
+    alone = [
+        {side: side_in_process(variant, side, quick, device, sample_only=True) for side in ("today", "config")}
+        for _ in range(size["dit_compare_rounds"])
+    ]
 
-    def median(side: str, key: str) -> float:
-        return statistics.median(statistics.median(r[side][key]) for r in rounds)
+    def median(side: str, key: str, of: list = rounds) -> float:
+        return statistics.median(statistics.median(r[side][key]) for r in of)
 
-    def ratio(key: str) -> float:  # median over rounds of today's median time / the config's
-        return statistics.median(
-            statistics.median(r["today"][key]) / statistics.median(r["config"][key]) for r in rounds
-        )
+    def ratio(key: str, of: list = rounds) -> float:  # median over rounds of today's median time / the config's
+        return statistics.median(statistics.median(r["today"][key]) / statistics.median(r["config"][key]) for r in of)
 
     tb, gb = cfg["train_batch"], cfg["gen_batch"]
     return {
@@ -666,6 +668,9 @@ def compare_today(variant: str, cfg: dict, size: dict, device, quick: bool = Fal
         "config_guided_step_s": median("config", "guided"),
         "guided_time_ratio": 1 / ratio("guided"),
         "guided_time_ratio_cpu_time": 1 / ratio("guided_cpu"),
+        "today_guided_alone_s": median("today", "guided", alone),
+        "config_guided_alone_s": median("config", "guided", alone),
+        "guided_alone_time_ratio": 1 / ratio("guided", alone),
     }
 
 
@@ -793,6 +798,7 @@ def today_table(report: dict) -> list:
             f"{t['today_guided_step_s']:.3f}",
             f"{t['config_guided_step_s']:.3f}",
             f"**{t['guided_time_ratio']:.2f}x** ({t['guided_time_ratio_cpu_time']:.2f}x)",
+            f"{t['today_guided_alone_s']:.3f} / {t['config_guided_alone_s']:.3f}: {t['guided_alone_time_ratio']:.2f}x",
         ]
         for variant, t in rows
     ]
@@ -807,8 +813,9 @@ def today_table(report: dict) -> list:
         f"all tokens at once) trained with torch's per-tensor AdamW; config = {options}, AdamW "
         f"fused={first['fused_adamw']} (configs/optimizer/adamw.yaml), in a process that keeps glibc's freed memory "
         f"as motiondiff's commands do (core.allocator): {'yes' if first['config_heap_kept'] else 'no'} (today's: "
-        f"{'yes' if first['today_heap_kept'] else 'no'}). In brackets: the same ratios of process CPU time.",
-        markdown_table([*header, "time ratio"], cells),
+        f"{'yes' if first['today_heap_kept'] else 'no'}). In brackets: the same ratios of process CPU time. Guided "
+        "alone: the guided step in processes that only sample, as `generate` does (the targets read the time ratio).",
+        markdown_table([*header, "time ratio", "guided alone (s): today / config, ratio"], cells),
     ]
 
 
@@ -928,13 +935,17 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--compare-side", nargs=2, metavar=("VARIANT", "SIDE"), help="(internal) one side of today vs config, as JSON"
     )
+    parser.add_argument(
+        "--sample-only", action="store_true", help="(internal) with --compare-side: the guided step only"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.compare_side:  # compare_today's worker: one network in this process
         variant, side = args.compare_side
         heap_kept = side == "config" and keep_freed_memory()  # today's code left glibc's malloc as it was
-        print(json.dumps({**measure_side(variant, side, args.quick, device), "heap_kept": heap_kept}))
+        times = measure_side(variant, side, args.quick, device, args.sample_only)
+        print(json.dumps({**times, "heap_kept": heap_kept}))
         return {}
     heap_kept = keep_freed_memory()  # as motiondiff's commands run (core.allocator)
     print(f"torch threads: {torch.get_num_threads()}; glibc's freed memory kept: {heap_kept}", flush=True)

@@ -6,11 +6,14 @@ without them this test is skipped. `make bench` installs them.
 
 import importlib.util
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from motiondiff.core.allocator import users_own_malloc_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ("denoising_diffusion_pytorch", "diffusers", "accelerate")
@@ -65,6 +68,13 @@ def test_quick_benchmark_writes_every_section(tmp_path):
     assert today["fused_adamw"] is True
     assert today["today_train_samples_per_s"] > 0 and today["config_train_samples_per_s"] > 0
     assert today["train_speedup"] > 0 and today["guided_time_ratio"] > 0
+    assert (
+        today["today_guided_alone_s"] > 0
+        and today["config_guided_alone_s"] > 0
+        and today["guided_alone_time_ratio"] > 0
+    )
+    kept = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and not users_own_malloc_settings()
+    assert today["config_heap_kept"] is kept and today["today_heap_kept"] is False  # today's code left malloc alone
     table = (tmp_path / "bench.md").read_text()
     for heading in ("1. punet training step", "2. Sampling", "DiT variants", "of peak", "today's network", "Targets"):
         assert heading in table, heading
