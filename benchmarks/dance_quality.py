@@ -38,6 +38,7 @@ COLUMNS = (
     ("frozen_share", "frozen share"),
     ("foot_skating_ratio", "foot skating ratio"),
     ("bone_length_error", "bone error"),
+    ("ganimator_coverage", "GANimator coverage (3D)"),  # metrics.ganimator: its rotation features and threshold
 )
 
 
@@ -82,8 +83,10 @@ def measure(clip: str, dims: int, out: Path, data: Path, reuse: bool = False) ->
         evaluate.append(f"paths.output_dir={evaluation}")
         run(evaluate, out / f"{name}.evaluate-{label}.log")
         results = json.loads((evaluation / "metrics.json").read_text())["results"]
-        row[label] = {key: results["generated"][key]["mean"] for key, _ in COLUMNS}
-        row.setdefault("validation", {key: results["validation"][key]["mean"] for key, _ in COLUMNS})
+        row[label] = {key: results["generated"][key]["mean"] for key, _ in COLUMNS if key in results["generated"]}
+        row.setdefault(
+            "validation", {k: results["validation"][k]["mean"] for k, _ in COLUMNS if k in results["validation"]}
+        )
         row["commands"].append(shlex.join(evaluate))
     return row
 
@@ -95,7 +98,7 @@ def table(rows: list, label: str = "generated") -> str:
     for row in rows:
         values = []
         for key, _ in COLUMNS:
-            value = f"{row[label][key]:.3g}"
+            value = f"{row[label][key]:.3g}" if key in row[label] else ""  # 2D: no GANimator measures
             if label == "generated" and "without_foot_lock" in row and key in ("jitter_ratio", "foot_skating_ratio"):
                 value += f" ({row['without_foot_lock'][key]:.3g})"
             values.append(value)

@@ -7,11 +7,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import compose_config
+from conftest import compose_config, shared_path
 from motiondiff.core.errors import UserError
+from motiondiff.data.dance3d import Dance3DDataModule
 from motiondiff.data.dance_windows import DanceDataModule
 from motiondiff.diffusion.samplers import Sampler  # the base class: its progress labels, no steps
 from motiondiff.evaluation.single_dance import chained_windows, evaluate_dance
+from motiondiff.metrics.ganimator import PUBLISHED_KEYS
 from motiondiff.metrics.single_motion import REPORT_KEYS
 
 DATASET = {"_target_": "motiondiff.data.dance_windows.DanceDataModule", "window": 48}  # the procedural dance
@@ -44,14 +46,15 @@ def info():
     return data.info
 
 
-def evaluate(info, module=None, **settings):
-    """evaluate_dance of the noise model with the given settings (defaults: 2 clips, 0.5 x the span, 1 replication)."""
+def evaluate(info, module=None, dataset=DATASET, **settings):
+    """evaluate_dance of the noise model with the given settings (defaults: 2 clips, 0.5 x the span, 1 replication)
+    on `dataset` (a datamodule config; the procedural dance by default)."""
     cfg = OmegaConf.create(
         {"clips": 2, "duration_factor": 0.5, "chain_overlap": 16, "chain_blend": 8, "replications": 1, "seed": 0}
         | settings
     )
     module = NoiseModule(info) if module is None else module
-    run = SimpleNamespace(module=module, sampler=Sampler(progress=False), config=OmegaConf.create({"dataset": DATASET}))
+    run = SimpleNamespace(module=module, sampler=Sampler(progress=False), config=OmegaConf.create({"dataset": dataset}))
     rows, details = evaluate_dance(run, cfg)
     return rows, details, run.module.calls
 
@@ -131,3 +134,20 @@ def test_with_a_collage_every_window_starts_from_the_clip_s_own_collage(info):
 def test_a_collage_piece_longer_than_the_training_span_is_refused(info):
     with pytest.raises(UserError, match="collage_piece"):
         evaluate(info, collage_strength=0.3, collage_piece=10_000)
+
+
+def test_a_3d_dance_is_measured_in_ganimator_s_units_too():
+    """3D rows add GANimator's rotation measures (metrics.ganimator); a collage of the dance covers it in those units
+    too and rebuilds from its pieces at a fraction of what noise costs."""
+    source = str(shared_path("bvh", "Crab-dance-long.bvh"))
+    data = Dance3DDataModule(source)
+    data.setup("fit")
+    dataset = {"_target_": "motiondiff.data.dance3d.Dance3DDataModule", "source": source}
+    collage, _, _ = evaluate(data.info, dataset=dataset, collage_strength=0.3, duration_factor=2.0)
+    noise, _, _ = evaluate(data.info, dataset=dataset, duration_factor=2.0)
+    for rows in (collage, noise):
+        assert list(rows["generated"][0]) == list(rows["validation"][0]) == [*REPORT_KEYS, *PUBLISHED_KEYS]
+    pieces, random = collage["generated"][0], noise["generated"][0]
+    assert pieces["ganimator_coverage"] > 0.9 and random["ganimator_coverage"] == 0.0
+    assert pieces["ganimator_global_diversity"] < 0.2 * random["ganimator_global_diversity"]
+    assert 0 < collage["validation"][0]["ganimator_local_diversity"] < random["ganimator_local_diversity"]

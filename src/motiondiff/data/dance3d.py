@@ -33,6 +33,7 @@ from motiondiff.data.normalizers import STD_FLOOR, FeatureNormalizer
 from motiondiff.data.representations.local_rotations import (
     UP_BASIS,
     RotationLayout,
+    decode_pose,
     encode,
     facing_positions,
     opening_of,
@@ -228,6 +229,18 @@ class Dance3DDataModule(WindowLoaders, L.LightningDataModule):
         local = facing_positions(raw, self.offsets, skeleton.parents, self.fixed_rotations, self.layout, self.up)
         positions = self.info.to_positions(torch.from_numpy(raw)).numpy()  # from the source's opening
         return local.reshape(len(raw), -1) / self.descriptor_scale, positions
+
+    def local_rotations(self, features: np.ndarray, opening_frame: int = 0) -> np.ndarray:
+        """Normalised features (T, F) -> the kept joints' local rotations (T, K, 3, 3), file coordinates, the root's
+        whole (what a BVH of the motion holds): its heading decoded from the opening of the source's frame
+        `opening_frame` (0, as generated motion opens; the held-out span opens at the training span's end)."""
+        raw = self.normalizer.denormalize(torch.as_tensor(features, dtype=torch.float32)).double().numpy()
+        clip, start = self.clip, int(opening_frame)
+        opening = opening_of(clip.local_rotations[start:], clip.local_translations[start:, 0], self.up)
+        local, _, _ = decode_pose(
+            raw, self.offsets, clip.skeleton.parents, self.fixed_rotations, self.layout, opening, self.up
+        )
+        return local[:, list(self.layout.kept)]  # (T, K, 3, 3)
 
     def lock_feet(self, features: np.ndarray, lock: bool, pin: bool) -> np.ndarray:
         """Normalised features (T, F) with the feet in contact locked (RotationDanceData.clean_feet: the root lock,

@@ -27,6 +27,7 @@ from motiondiff.core.errors import UserError
 from motiondiff.data.collage import collage_plan
 from motiondiff.data.kinematics.contacts import contact_joints
 from motiondiff.diffusion.chaining import chained_length
+from motiondiff.metrics.ganimator import published_report, published_windows, rotation_rows
 from motiondiff.metrics.single_motion import COPY_FRACTION, COVERAGE_THRESHOLD, resolve_windows, single_motion_report
 from motiondiff.training.chained_sampling import check_chain, collage_record, sample_chain
 
@@ -51,15 +52,26 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
     lock = cleanup and bool(cfg.get("foot_lock", False))
     pin = cleanup and info.pins(cfg.get("foot_ik", False))  # "auto": where the pins fit the data
 
-    def report(descriptors: list, positions: list) -> dict:
-        return as_floats(
-            single_motion_report(descriptors, training, [heldout], info, positions, training_positions, up_index, feet)
+    rotations = getattr(datamodule, "local_rotations", None)  # 3D: GANimator's measures in its units too
+
+    def rotation_space(features: np.ndarray, opening_frame: int = 0) -> np.ndarray:  # (T, F) -> (T, 6K)
+        return rotation_rows(rotations(features, opening_frame))
+
+    training_rows = None if rotations is None else rotation_space(datamodule.train_set.features.numpy())
+
+    def report(descriptors: list, positions: list, features: list, opening_frame: int = 0) -> dict:
+        measured = single_motion_report(
+            descriptors, training, [heldout], info, positions, training_positions, up_index, feet
         )
+        if rotations is not None:
+            rows = [rotation_space(f, opening_frame) for f in features]
+            measured.update(published_report(rows, training_rows, info.fps))
+        return as_floats(measured)
 
     plan, strength, length = None, cfg.get("collage_strength"), chained_length(info.window, count, overlap)
     if strength is not None:
         plan = collage_plan(strength, cfg.get("collage_piece"), info.window, len(training))
-    reference = report([heldout], [heldout_positions])
+    reference = report([heldout], [heldout_positions], [datamodule.val_set.features.numpy()], len(training))
     rows = {"validation": [], "generated": []}
     for replication in range(cfg.replications):
         generator = torch.Generator(device=run.module.device).manual_seed(cfg.seed + replication)
@@ -68,7 +80,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
         if lock or pin:
             dances = np.stack([datamodule.lock_feet(dance, lock, pin) for dance in dances])  # as generate writes them
         measured = [datamodule.measure_space(dance) for dance in dances]
-        rows["generated"].append(report([d for d, _ in measured], [p for _, p in measured]))
+        rows["generated"].append(report([d for d, _ in measured], [p for _, p in measured], list(dances)))
         rows["validation"].append(reference)
     settings = {
         "protocol": "single_dance",
@@ -87,6 +99,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
         "windows": resolve_windows([heldout, measured[0][0]], info),
         "coverage_threshold": COVERAGE_THRESHOLD,
         "copy_fraction": COPY_FRACTION,
+        **({} if rotations is None else {"ganimator_windows": published_windows(info.fps)}),
         "foot_contacts": foot_contacts(training_positions, info, up_index, feet),
     }
     return rows, settings

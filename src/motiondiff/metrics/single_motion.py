@@ -10,8 +10,9 @@ by clip and averages over the clips (clips as long as the evaluation protocol ma
 One distance everywhere: two windows of `w` frames are compared by their RMS difference per
 coordinate, sqrt(mean over frames and feats of the squared difference) — the normalisation of
 `skeleton.nearest_window_distance`, so a threshold means the same for every window length and
-skeleton. (GANimator averages per-frame Euclidean norms of unnormalised rotation features; its
-numbers are therefore not comparable to ours, only the definitions are.) On normalised dance
+skeleton. (GANimator averages per-frame Euclidean norms of unnormalised rotation features, a far
+looser yardstick; metrics.ganimator measures 3D dances that way too, for numbers comparable to the
+papers'.) On normalised dance
 features (one shift and one scale fitted on the training span, coordinates with std 1) a distance
 of 0.1 is a tenth of the dance's spread, about 4 cm for the procedural dance.
 
@@ -197,21 +198,23 @@ def diagonal_sums(cost: np.ndarray, length: int) -> np.ndarray:
     return cumulative[length:, length:] - cumulative[: rows - length + 1, : cols - length + 1]
 
 
-def patched_reconstruction_cost(clip: np.ndarray, training: np.ndarray, min_segment: int) -> float:
+def patched_reconstruction_cost(
+    clip: np.ndarray, training: np.ndarray, min_segment: int, frame_cost=frame_distances
+) -> float:
     """Mean per-frame distance of `clip` (T, F) to the best collage of contiguous training segments >= min_segment long.
 
     The clip is cut into consecutive segments, each at least `min_segment` frames long (the whole clip if it is
     shorter), and each segment is replaced by the contiguous training segment of the same length that matches it
-    best; the cost is the sum of per-frame distances (`frame_distances`) over the clip, minimised over all cuts
-    and matches, divided by T. Dynamic programming over (clip frame, training frame) in O(T * T_train):
-    ending[j] is the best cost of the clip so far whose last segment ends on training frame j - 1 and is already
-    `min_segment` long; it either extends by one frame along the diagonal or starts a fresh segment of exactly
-    `min_segment` frames after the best cut `min_segment` frames back (longer segments are such a start plus
-    extensions).
+    best; the cost is the sum of per-frame distances (`frame_cost` (T, F), (Tt, F) -> (T, Tt); by default
+    `frame_distances`) over the clip, minimised over all cuts and matches, divided by T. Dynamic programming over
+    (clip frame, training frame) in O(T * T_train): ending[j] is the best cost of the clip so far whose last segment
+    ends on training frame j - 1 and is already `min_segment` long; it either extends by one frame along the
+    diagonal or starts a fresh segment of exactly `min_segment` frames after the best cut `min_segment` frames back
+    (longer segments are such a start plus extensions).
     """
     length, train_length = len(clip), len(training)
     min_segment = min(min_segment, length, train_length)
-    cost = frame_distances(clip, training)  # (T, Tt)
+    cost = frame_cost(clip, training)  # (T, Tt)
     fresh = diagonal_sums(cost, min_segment)  # (T - m + 1, Tt - m + 1): a whole segment starting at (i, j)
     best_cut = np.full(length + 1, np.inf)  # best_cut[i]: the first i clip frames rebuilt, segments complete
     best_cut[0] = 0.0
