@@ -13,6 +13,9 @@ the span long as the evaluation makes them:
 - bone error of real motion (2D; 3D decodes by forward kinematics, 0): `bone_length_error` of the held-out end and
   of the random replays against the training span's mean bone lengths. A 2D projection shortens a bone as it turns
   from the camera, so a clip's mean bone lengths follow the poses and headings it holds.
+
+A second table (3D) measures the same span in GANimator's units (metrics.ganimator: rotations, under 2.0): the
+coverage of a clip holding the span's mean pose, of 4 random replays, and the median cost of a held-out 1 s window.
 """
 
 import argparse
@@ -23,6 +26,7 @@ import numpy as np
 from motiondiff.data.dance3d import Dance3DDataModule
 from motiondiff.data.dance_windows import DanceDataModule
 from motiondiff.data.kinematics.skeleton import bone_lengths
+from motiondiff.metrics import ganimator
 from motiondiff.metrics.single_motion import (
     COVERAGE_THRESHOLD,
     clip_coverage,
@@ -99,6 +103,24 @@ def main() -> None:
                 f"{planned_cover:.2f} / {copy_ratio:.2f} / {collage:.3f} | {bones} |",
                 flush=True,
             )
+    print("\n| clip, 3D, GANimator's units | mean pose held | random replays | held-out window cost (median) |")
+    print("|---|---|---|---|")
+    for clip in CLIPS:
+        data = data_module(clip, 3, args.bvh)
+        data.setup("fit")
+        print(f"| {clip} | {ganimator_yardsticks(data)} |", flush=True)
+
+
+def ganimator_yardsticks(data: Dance3DDataModule) -> str:
+    """GANimator's coverage of the span's mean pose held still and of 4 random replays (clips twice the span), and
+    the median cost of a held-out 1 s window to the span, in its rotation units."""
+    training = ganimator.rotation_rows(data.local_rotations(data.train_set.features.numpy()))  # (T, 6K)
+    heldout = ganimator.rotation_rows(data.local_rotations(data.val_set.features.numpy(), len(training)))
+    held = np.repeat(training.mean(axis=0, keepdims=True), 2 * len(training), axis=0)
+    replays = replay_clips(training, [2 * len(training)] * CLIPS_PER_SET, PIECE)
+    replayed = np.mean([ganimator.coverage(clip, training) for clip in replays])
+    cost = np.median(ganimator.nearest_window_costs(heldout, training, COVERAGE_WINDOW))
+    return f"{ganimator.coverage(held, training):.3f} | {replayed:.3f} | {cost:.2f}"
 
 
 def bone_errors(positions: np.ndarray, heldout: np.ndarray, data) -> str:
