@@ -40,7 +40,7 @@ from typing import Sequence
 
 import numpy as np
 
-from motiondiff.metrics.single_motion import diagonal_sums, patched_reconstruction_cost
+from motiondiff.metrics.single_motion import diagonal_sums, frame_distances, patched_reconstruction_cost
 
 COVERAGE_SECONDS, LOCAL_SECONDS, MIN_SEGMENT_SECONDS = 1.0, 0.5, 1.0  # 30, 15 and 30 frames at 30 fps
 COVERAGE_THRESHOLD = 2.0  # evaluations/perwindow_nn.coverage's default
@@ -55,12 +55,10 @@ def rotation_rows(rotations: np.ndarray) -> np.ndarray:
     return rotations[..., :2, :].reshape(len(rotations), -1)
 
 
-def frame_norms(a: np.ndarray, b: np.ndarray, chunk_values: int = 4_000_000) -> np.ndarray:
-    """Euclidean distance between every frame of a (A, F) and every frame of b (B, F): (A, B), a block at a time."""
-    rows = max(1, chunk_values // max(1, b.size))
-    return np.concatenate(
-        [np.linalg.norm(a[i : i + rows, None] - b[None], axis=-1) for i in range(0, len(a), rows)]
-    )  # (rows, B) each
+def frame_norms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance between every frame of a (A, F) and every frame of b (B, F): (A, B), the RMS of
+    single_motion.frame_distances times sqrt(F)."""
+    return frame_distances(a, b) * np.sqrt(a.shape[1])
 
 
 def nearest_window_costs(queries: np.ndarray, references: np.ndarray, window: int) -> np.ndarray:
