@@ -16,6 +16,8 @@ the span long as the evaluation makes them:
 
 A second table (3D) measures the same span in GANimator's units (metrics.ganimator: rotations, under 2.0): the
 coverage of a clip holding the span's mean pose, of 4 random replays, and the median cost of a held-out 1 s window.
+A third (2D) does the same at the RMS threshold as strict as 2.0 on the clip (ganimator.matched_threshold), with the
+threshold and the kappa of its decisions against GANimator's over the clip's 1 s window pairs.
 """
 
 import argparse
@@ -26,11 +28,13 @@ import numpy as np
 from motiondiff.data.dance3d import Dance3DDataModule
 from motiondiff.data.dance_windows import DanceDataModule
 from motiondiff.data.kinematics.skeleton import bone_lengths
+from motiondiff.evaluation.single_dance import matched_coverage_setup
 from motiondiff.metrics import ganimator
 from motiondiff.metrics.single_motion import (
     COVERAGE_THRESHOLD,
     clip_coverage,
     global_diversity,
+    nearest_per_clip,
     nn_distance,
     replay_clips,
     sliding_windows,
@@ -109,6 +113,17 @@ def main() -> None:
         data = data_module(clip, 3, args.bvh)
         data.setup("fit")
         print(f"| {clip} | {ganimator_yardsticks(data)} |", flush=True)
+    print(
+        "\n| clip, 2D at GANimator's strictness | threshold (kappa) | mean pose held | random replays "
+        "| held-out window distance (median) |"
+    )
+    print("|---|---|---|---|---|")
+    for clip in CLIPS:
+        data = data_module(clip, 2, args.bvh)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data.setup("fit")
+        print(f"| {clip} | {matched_yardsticks(data)} |", flush=True)
 
 
 def ganimator_yardsticks(data: Dance3DDataModule) -> str:
@@ -121,6 +136,23 @@ def ganimator_yardsticks(data: Dance3DDataModule) -> str:
     replayed = np.mean([ganimator.coverage(clip, training) for clip in replays])
     cost = np.median(ganimator.nearest_window_costs(heldout, training, COVERAGE_WINDOW))
     return f"{ganimator.coverage(held, training):.3f} | {replayed:.3f} | {cost:.2f}"
+
+
+def matched_yardsticks(data: DanceDataModule) -> str:
+    """The 2D dance's RMS threshold as strict as GANimator's 2.0 on the same frames' rotations, and at it: the coverage
+    of the span's mean pose held still and of 4 random replays (clips twice the span), and the median distance of a
+    held-out 1 s window to the span."""
+    training, _ = data.measure_space(data.train_set.features.numpy())  # (T, D)
+    heldout, _ = data.measure_space(data.val_set.features.numpy())  # (V, D)
+    matched = matched_coverage_setup(data, training, heldout, data.info.fps)
+    threshold, window = matched["rms"], matched["window"]
+    held = np.repeat(training.mean(axis=0, keepdims=True), 2 * len(training), axis=0)
+    replays = replay_clips(training, [2 * len(training)] * CLIPS_PER_SET, PIECE)
+    distance = np.median(nearest_per_clip([heldout], training, window))
+    return (
+        f"{threshold:.3f} ({matched['kappa']:.2f}) | {clip_coverage([held], training, window, threshold):.3f} | "
+        f"{clip_coverage(replays, training, window, threshold):.3f} | {distance:.3f}"
+    )
 
 
 def bone_errors(positions: np.ndarray, heldout: np.ndarray, data) -> str:

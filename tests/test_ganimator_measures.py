@@ -1,12 +1,16 @@
 """GANimator's measures in its own units (metrics.ganimator): its definitions, and how strict they are on real clips."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 from conftest import shared_path
 from motiondiff.data.dance3d import Dance3DDataModule
+from motiondiff.data.dance_windows import DanceDataModule
+from motiondiff.evaluation.single_dance import matched_coverage_setup
 from motiondiff.metrics import ganimator
-from motiondiff.metrics.single_motion import replay_clips
+from motiondiff.metrics.single_motion import clip_coverage, replay_clips
 
 
 def test_rotation_rows_are_each_matrix_s_first_two_rows():
@@ -79,3 +83,64 @@ def test_how_strict_ganimator_s_threshold_is_on_the_shared_clips(name, frozen, r
     assert ganimator.coverage(held, training) == pytest.approx(frozen, abs=0.01)
     replays = replay_clips(training, [2 * len(training)] * 4, 48)
     assert np.mean([ganimator.coverage(clip, training) for clip in replays]) == pytest.approx(replayed, abs=0.01)
+
+
+def test_window_pair_costs_are_every_pair_a_window_apart():
+    rng = np.random.default_rng(3)
+    descriptors, rows, window = rng.normal(size=(20, 4)), rng.normal(size=(20, 6)), 4
+    rms, cost = ganimator.window_pair_costs(descriptors, rows, window)
+    pairs = [(i, j) for i in range(17) for j in range(i + window, 17)]  # starts 0 to 16, at least 4 apart
+    assert len(rms) == len(cost) == len(pairs)
+    for k, (i, j) in enumerate(pairs):
+        a, b = descriptors[i : i + window], descriptors[j : j + window]
+        assert rms[k] == pytest.approx(np.sqrt(np.mean((a - b) ** 2)), rel=1e-12)
+        norms = np.linalg.norm(rows[i : i + window] - rows[j : j + window], axis=1)
+        assert cost[k] == pytest.approx(norms.mean(), rel=1e-12)
+
+
+def test_the_matched_threshold_counts_as_many_pairs_alike_as_ganimator_s():
+    rng = np.random.default_rng(4)
+    rows = rng.uniform(0, 4, size=(60, 1))  # one feature, windows of one frame: GANimator's cost is |difference|
+    # Descriptors that order the pairs as the rows do, in other units: the decisions agree pair for pair.
+    threshold, kappa, alike = ganimator.matched_threshold(0.05 * rows, rows, window=1)
+    rms, cost = ganimator.window_pair_costs(0.05 * rows, rows, 1)
+    below, above = cost[cost < 2.0].max(), cost[cost >= 2.0].min()
+    assert 0.05 * below < threshold < 0.05 * above and kappa == pytest.approx(1.0)
+    assert alike == np.mean(cost < 2.0) and np.mean(rms < threshold) == alike
+    # Descriptors unrelated to the rows: as many pairs alike, by chance only.
+    unrelated = rng.uniform(0, 4, size=(60, 1))
+    threshold, kappa, alike = ganimator.matched_threshold(unrelated, rows, window=1)
+    rms, _ = ganimator.window_pair_costs(unrelated, rows, 1)
+    assert np.mean(rms < threshold) == alike and abs(kappa) < 0.1
+    # No pair alike: nothing under the threshold; every pair alike: everything under it.
+    threshold, kappa, alike = ganimator.matched_threshold(rows, rows, window=1, threshold=0.0)
+    assert alike == 0.0 and threshold == ganimator.window_pair_costs(rows, rows, 1)[0].min() and kappa == 1.0
+    threshold, _, alike = ganimator.matched_threshold(rows, rows, window=1, threshold=10.0)
+    assert alike == 1.0 and threshold > ganimator.window_pair_costs(rows, rows, 1)[0].max()
+
+
+# (clip, threshold, kappa, the span's mean pose held, random replays): the yardsticks' third table, in 2D.
+MATCHED = [
+    ("Crab-dance-long", 0.268, 0.81, 0.222, 0.950),
+    ("Gangnam-Style", 0.197, 0.58, 0.231, 0.982),
+    ("Walk-In-Circle", 0.201, 0.64, 1.0, 1.0),
+]
+
+
+@pytest.mark.parametrize("name, threshold, kappa, frozen, replayed", MATCHED)
+def test_the_2d_threshold_as_strict_as_ganimator_s_on_the_shared_clips(name, threshold, kappa, frozen, replayed):
+    """A 2D dance from a BVH file is scored at the RMS threshold as strict as 2.0 on the same frames' rotations
+    (evaluation.single_dance.matched_coverage_setup): what it is and how strict it is on each shared clip."""
+    data = DanceDataModule(source=str(shared_path("bvh", f"{name}.bvh")), window=48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the crab: no human joint map fits
+        data.setup("fit")
+    training, _ = data.measure_space(data.train_set.features.numpy())  # (T, D)
+    heldout, _ = data.measure_space(data.val_set.features.numpy())  # (V, D)
+    matched = matched_coverage_setup(data, training, heldout, data.info.fps)
+    assert matched["window"] == 30 and matched["rms"] == pytest.approx(threshold, abs=0.001)
+    assert matched["kappa"] == pytest.approx(kappa, abs=0.01)
+    held = np.repeat(training.mean(axis=0, keepdims=True), 2 * len(training), axis=0)
+    assert clip_coverage([held], training, 30, matched["rms"]) == pytest.approx(frozen, abs=0.01)
+    replays = replay_clips(training, [2 * len(training)] * 4, 48)
+    assert clip_coverage(replays, training, 30, matched["rms"]) == pytest.approx(replayed, abs=0.01)

@@ -151,3 +151,23 @@ def test_a_3d_dance_is_measured_in_ganimator_s_units_too():
     assert pieces["ganimator_coverage"] > 0.9 and random["ganimator_coverage"] == 0.0
     assert pieces["ganimator_global_diversity"] < 0.2 * random["ganimator_global_diversity"]
     assert 0 < collage["validation"][0]["ganimator_local_diversity"] < random["ganimator_local_diversity"]
+
+
+def test_a_2d_dance_from_a_bvh_file_is_scored_at_ganimator_s_strictness_too(info):
+    """A 2D dance read from a BVH file adds ganimator_coverage: its coverage at the RMS threshold as strict as 2.0 on
+    the same frames' rotations (metrics.ganimator.matched_threshold), which the settings state; other 2D dances have
+    no rotations to match and leave it out."""
+    source = str(shared_path("bvh", "Gangnam-Style.bvh"))
+    dataset = {"_target_": "motiondiff.data.dance_windows.DanceDataModule", "source": source, "window": 48}
+    data = DanceDataModule(source=source, window=48)
+    data.setup("fit")
+    collage, settings, _ = evaluate(data.info, dataset=dataset, collage_strength=0.3, duration_factor=2.0)
+    noise, _, _ = evaluate(data.info, dataset=dataset, duration_factor=2.0)
+    matched = settings["ganimator_threshold"]
+    assert matched["window"] == 30 and 0.1 < matched["rms"] < 0.3 and 0 < matched["kappa"] <= 1  # looser than 0.1
+    for rows in (collage, noise):
+        assert list(rows["generated"][0]) == list(rows["validation"][0]) == [*REPORT_KEYS, "ganimator_coverage"]
+    pieces, random = collage["generated"][0], noise["generated"][0]
+    assert pieces["ganimator_coverage"] >= pieces["coverage"] > 0.9 and random["ganimator_coverage"] == 0.0
+    procedural, settings, _ = evaluate(info)
+    assert "ganimator_threshold" not in settings and list(procedural["generated"][0]) == list(REPORT_KEYS)

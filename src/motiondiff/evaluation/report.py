@@ -164,7 +164,11 @@ SINGLE_DANCE = Layout(
         Metric("heldout_nn_distance", Better.CONTEXT, "the same for the held-out end of the dance: the copy yardstick"),
         Metric("copy_ratio", Better.ONE, "nn_distance_to_training / heldout_nn_distance (< 0.5: copies)"),
         Metric("copies_training", Better.LOWER, "share of replications whose samples copy the dance"),
-        Metric("ganimator_coverage", Better.HIGHER, "3D: coverage in GANimator's units (rotations, under 2.0; looser)"),
+        Metric(
+            "ganimator_coverage",
+            Better.HIGHER,
+            "coverage at GANimator's 2.0 (looser): 3D on rotations; 2D from a BVH at a threshold as strict",
+        ),
         Metric("ganimator_local_diversity", Better.REFERENCE, "3D: local_diversity in GANimator's rotation units"),
         Metric("ganimator_global_diversity", Better.REFERENCE, "3D: global_diversity in GANimator's rotation units"),
     ),

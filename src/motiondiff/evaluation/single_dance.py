@@ -12,8 +12,12 @@ averaged over the clips; the copy check against the dance's held-out span. `data
 index or None, contact joints or None) says whether and on which joints foot skating is measured. The `validation`
 row (the reference, evaluation.report.SINGLE_DANCE) is the held-out span measured the same way as one clip: its
 copy_ratio is 1 by definition and its coverage low (a short stretch of other moves), a reference for the others.
+GANimator's measures are added in its rotation units for a 3D dance (metrics.ganimator.published_report), and for a
+2D dance read from a BVH file as its coverage at the RMS threshold as strict as GANimator's on the file's rotations
+(matched_coverage_setup; the threshold goes to the settings).
 """
 
+import logging
 import math
 from typing import Optional
 
@@ -25,11 +29,21 @@ from omegaconf import DictConfig
 from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.data.collage import collage_plan
+from motiondiff.data.dance3d import Dance3DDataModule
+from motiondiff.data.dance_windows import DanceDataModule
 from motiondiff.data.kinematics.contacts import contact_joints
 from motiondiff.diffusion.chaining import chained_length
-from motiondiff.metrics.ganimator import published_report, published_windows, rotation_rows
-from motiondiff.metrics.single_motion import COPY_FRACTION, COVERAGE_THRESHOLD, resolve_windows, single_motion_report
+from motiondiff.metrics.ganimator import matched_threshold, published_report, published_windows, rotation_rows
+from motiondiff.metrics.single_motion import (
+    COPY_FRACTION,
+    COVERAGE_THRESHOLD,
+    clip_coverage,
+    resolve_windows,
+    single_motion_report,
+)
 from motiondiff.training.chained_sampling import check_chain, collage_record, sample_chain
+
+log = logging.getLogger(__name__)
 
 
 def evaluate_dance(run, cfg: DictConfig) -> tuple:
@@ -58,6 +72,7 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
         return rotation_rows(rotations(features, opening_frame))
 
     training_rows = None if rotations is None else rotation_space(datamodule.train_set.features.numpy())
+    matched = matched_coverage_setup(datamodule, training, heldout, info.fps)  # 2D from a BVH: 2.0's strictness
 
     def report(descriptors: list, positions: list, features: list, opening_frame: int = 0) -> dict:
         measured = single_motion_report(
@@ -66,6 +81,8 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
         if rotations is not None:
             rows = [rotation_space(f, opening_frame) for f in features]
             measured.update(published_report(rows, training_rows, info.fps))
+        if matched is not None:
+            measured["ganimator_coverage"] = clip_coverage(descriptors, training, matched["window"], matched["rms"])
         return as_floats(measured)
 
     plan, strength, length = None, cfg.get("collage_strength"), chained_length(info.window, count, overlap)
@@ -100,9 +117,43 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
         "coverage_threshold": COVERAGE_THRESHOLD,
         "copy_fraction": COPY_FRACTION,
         **({} if rotations is None else {"ganimator_windows": published_windows(info.fps)}),
+        **({} if matched is None else {"ganimator_threshold": matched}),
         "foot_contacts": foot_contacts(training_positions, info, up_index, feet),
     }
     return rows, settings
+
+
+def matched_coverage_setup(datamodule, training: np.ndarray, heldout: np.ndarray, fps: float) -> Optional[dict]:
+    """For a 2D dance read from a BVH file: the RMS threshold on its descriptors as strict on the clip as GANimator's
+    2.0 on the same frames' rotations (metrics.ganimator.matched_threshold over its 1 s window pairs), with the
+    window, the decisions' kappa and the share of pairs alike; None for other dances or where the 3D reading of the
+    file does not give the same frames."""
+    window = published_windows(fps)["coverage_window"]
+    source = str(getattr(datamodule, "source", ""))
+    if not isinstance(datamodule, DanceDataModule) or not source.lower().endswith(".bvh"):
+        return None
+    if len(training) + len(heldout) < 2 * window or min(len(training), len(heldout)) < window:
+        return None
+    rows = rotation_twin(source, datamodule.window, datamodule.val_fraction, fps)
+    if rows is None or len(rows) != len(training) + len(heldout):
+        log.warning("no GANimator coverage: the 3D reading of '%s' does not give the 2D dance's frames", source)
+        return None
+    rms, kappa, alike = matched_threshold(np.concatenate([training, heldout]), rows, window)
+    return {"rms": rms, "window": window, "kappa": kappa, "pairs_alike": alike}
+
+
+def rotation_twin(source: str, window: int, val_fraction: float, fps: float) -> Optional[np.ndarray]:
+    """GANimator's rotation rows (T + V, 6K) of a BVH file's training then held-out span as the 3D dance reads it
+    (each span's heading from its own opening); None where the 3D dance refuses the file."""
+    twin = Dance3DDataModule(source=source, window=window, val_fraction=val_fraction, fps=fps)
+    try:
+        twin.setup("fit")
+    except UserError as error:
+        log.warning("no GANimator coverage for '%s': %s", source, error)
+        return None
+    training, heldout = twin.train_set.features.numpy(), twin.val_set.features.numpy()
+    spans = [twin.local_rotations(training), twin.local_rotations(heldout, len(training))]  # (T, K, 3, 3), (V, ...)
+    return np.concatenate([rotation_rows(span) for span in spans])
 
 
 def foot_contacts(training_positions: np.ndarray, info, up_index, feet) -> str:

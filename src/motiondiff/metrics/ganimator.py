@@ -34,6 +34,11 @@ clip holding the span's mean pose covers 0.02 of the crab's windows, 0.21 of Gan
 (whose joints turn little: a held-out walk window costs 0.77); the dance's own 48-frame windows replayed at random
 cover 0.97, 1.0 and 1.0. So 2.0 is far looser than the project's 0.1, under which those replays cover 0.69, 0.92 and
 1.0, and it cannot tell a walk from a figure standing still.
+
+2D dances have no rotations. For one read from a BVH file, `matched_threshold` transfers 2.0's strictness to the
+project's 2D descriptors on the same frames: of the clip's pairs of 1 s windows at least 1 s apart, the RMS threshold
+counts as many alike as 2.0 does on the rotations (0.197 Gangnam-Style, 0.268 Crab-dance-long, 0.201 Walk-In-Circle;
+Cohen's kappa of the two decisions 0.58, 0.81 and 0.64), and the evaluation reports the 2D coverage at it.
 """
 
 from typing import Sequence
@@ -90,6 +95,37 @@ def global_diversity(clip: np.ndarray, training: np.ndarray, min_segment: int = 
     if min(len(clip), len(training)) < min_segment:
         return float("nan")
     return patched_reconstruction_cost(clip, training, min_segment, frame_cost=frame_norms)
+
+
+def window_pair_costs(descriptors: np.ndarray, rows: np.ndarray, window: int) -> tuple:
+    """Every pair of `window`-frame windows of one clip at least a window apart (i < j): their RMS distance on the
+    descriptors (T, D) and GANimator's cost on the rotation rows (T, 6J) of the same frames, two (P,) arrays."""
+    assert len(descriptors) == len(rows) and 1 <= window <= len(rows) // 2, (len(descriptors), len(rows), window)
+    rms = np.sqrt(diagonal_sums(frame_distances(descriptors, descriptors) ** 2, window) / window)  # (N, N)
+    cost = diagonal_sums(frame_norms(rows, rows), window) / window  # (N, N)
+    first, second = np.triu_indices(len(rms), k=window)
+    return rms[first, second], cost[first, second]
+
+
+def matched_threshold(descriptors: np.ndarray, rows: np.ndarray, window: int, threshold: float = COVERAGE_THRESHOLD):
+    """The RMS threshold on descriptors (T, D) as strict as GANimator's `threshold` on the rotation rows (T, 6J) of
+    the same frames: of the clip's window pairs at least a window apart, it counts as alike as many as GANimator's
+    cost puts under `threshold` (midway between two sorted distances). Returns (threshold, Cohen's kappa of the two
+    decisions over those pairs, the share of pairs alike)."""
+    rms, cost = window_pair_costs(np.asarray(descriptors, np.float64), np.asarray(rows, np.float64), window)
+    alike = cost < threshold  # (P,)
+    count, ordered = int(alike.sum()), np.sort(rms)
+    if count == 0:
+        matched = float(ordered[0])  # strictly under the least distance: no pair alike
+    elif count == len(ordered):
+        matched = float(np.nextafter(ordered[-1], np.inf))
+    else:
+        matched = float((ordered[count - 1] + ordered[count]) / 2)
+    decided = rms < matched
+    agree = float(np.mean(decided == alike))
+    chance = decided.mean() * alike.mean() + (1 - decided.mean()) * (1 - alike.mean())
+    kappa = 1.0 if chance == 1 else (agree - chance) / (1 - chance)
+    return matched, float(kappa), float(alike.mean())
 
 
 def published_windows(fps: float) -> dict:
