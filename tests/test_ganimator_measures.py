@@ -112,11 +112,11 @@ def test_the_matched_threshold_counts_as_many_pairs_alike_as_ganimator_s():
     threshold, kappa, alike = ganimator.matched_threshold(unrelated, rows, window=1)
     rms, _ = ganimator.window_pair_costs(unrelated, rows, 1)
     assert np.mean(rms < threshold) == alike and abs(kappa) < 0.1
-    # No pair alike: nothing under the threshold; every pair alike: everything under it.
+    # No pair alike: nothing under the threshold; every pair alike: everything under it. Nothing is calibrated.
     threshold, kappa, alike = ganimator.matched_threshold(rows, rows, window=1, threshold=0.0)
-    assert alike == 0.0 and threshold == ganimator.window_pair_costs(rows, rows, 1)[0].min() and kappa == 1.0
-    threshold, _, alike = ganimator.matched_threshold(rows, rows, window=1, threshold=10.0)
-    assert alike == 1.0 and threshold > ganimator.window_pair_costs(rows, rows, 1)[0].max()
+    assert alike == 0.0 and threshold == ganimator.window_pair_costs(rows, rows, 1)[0].min() and np.isnan(kappa)
+    threshold, kappa, alike = ganimator.matched_threshold(rows, rows, window=1, threshold=10.0)
+    assert alike == 1.0 and threshold > ganimator.window_pair_costs(rows, rows, 1)[0].max() and np.isnan(kappa)
 
 
 # (clip, threshold, kappa, the span's mean pose held, random replays): the yardsticks' third table, in 2D.

@@ -171,3 +171,10 @@ def test_a_2d_dance_from_a_bvh_file_is_scored_at_ganimator_s_strictness_too(info
     assert pieces["ganimator_coverage"] >= pieces["coverage"] > 0.9 and random["ganimator_coverage"] == 0.0
     procedural, settings, _ = evaluate(info)
     assert "ganimator_threshold" not in settings and list(procedural["generated"][0]) == list(REPORT_KEYS)
+    short_windows = DanceDataModule(source=source, window=24)
+    short_windows.setup("fit")
+    short, settings, _ = evaluate(  # clips of one 24-frame window: under 1 s
+        short_windows.info, dataset=dataset | {"window": 24}, duration_factor=0.05, chain_overlap=8
+    )
+    assert settings["generated_frames"] == 24 and math.isnan(short["generated"][0]["ganimator_coverage"])
+    assert short["validation"][0]["ganimator_coverage"] == collage["validation"][0]["ganimator_coverage"]  # 56 frames

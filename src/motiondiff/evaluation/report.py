@@ -167,7 +167,7 @@ SINGLE_DANCE = Layout(
         Metric(
             "ganimator_coverage",
             Better.HIGHER,
-            "coverage at GANimator's 2.0 (looser): 3D on rotations; 2D from a BVH at a threshold as strict",
+            "coverage at GANimator's 2.0 (looser): 3D on rotations; 2D from a BVH, our calibration of it",
         ),
         Metric("ganimator_local_diversity", Better.REFERENCE, "3D: local_diversity in GANimator's rotation units"),
         Metric("ganimator_global_diversity", Better.REFERENCE, "3D: global_diversity in GANimator's rotation units"),

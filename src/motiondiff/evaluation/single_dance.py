@@ -13,8 +13,8 @@ index or None, contact joints or None) says whether and on which joints foot ska
 row (the reference, evaluation.report.SINGLE_DANCE) is the held-out span measured the same way as one clip: its
 copy_ratio is 1 by definition and its coverage low (a short stretch of other moves), a reference for the others.
 GANimator's measures are added in its rotation units for a 3D dance (metrics.ganimator.published_report), and for a
-2D dance read from a BVH file as its coverage at the RMS threshold as strict as GANimator's on the file's rotations
-(matched_coverage_setup; the threshold goes to the settings).
+2D dance read from a BVH file as its coverage at an RMS threshold calibrated to GANimator's on the file's rotations
+(matched_coverage_setup, the project's own calibration; the threshold goes to the settings).
 """
 
 import logging
@@ -82,7 +82,9 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
             rows = [rotation_space(f, opening_frame) for f in features]
             measured.update(published_report(rows, training_rows, info.fps))
         if matched is not None:
-            measured["ganimator_coverage"] = clip_coverage(descriptors, training, matched["window"], matched["rms"])
+            window, short = matched["window"], min(len(clip) for clip in descriptors) < matched["window"]
+            coverage = float("nan") if short else clip_coverage(descriptors, training, window, matched["rms"])
+            measured["ganimator_coverage"] = coverage  # nan for clips under a window, as in 3D
         return as_floats(measured)
 
     plan, strength, length = None, cfg.get("collage_strength"), chained_length(info.window, count, overlap)
@@ -124,28 +126,35 @@ def evaluate_dance(run, cfg: DictConfig) -> tuple:
 
 
 def matched_coverage_setup(datamodule, training: np.ndarray, heldout: np.ndarray, fps: float) -> Optional[dict]:
-    """For a 2D dance read from a BVH file: the RMS threshold on its descriptors as strict on the clip as GANimator's
-    2.0 on the same frames' rotations (metrics.ganimator.matched_threshold over its 1 s window pairs), with the
-    window, the decisions' kappa and the share of pairs alike; None for other dances or where the 3D reading of the
-    file does not give the same frames."""
+    """For a 2D dance read from a BVH file: the RMS threshold on its descriptors calibrated to GANimator's 2.0 on
+    the same frames' rotations (metrics.ganimator.matched_threshold over its 1 s window pairs), with the
+    window, the decisions' kappa and the share of pairs alike; None for other dances, for a clip shorter than two
+    windows, or where the 3D reading of the file does not give the same frames."""
     window = published_windows(fps)["coverage_window"]
     source = str(getattr(datamodule, "source", ""))
     if not isinstance(datamodule, DanceDataModule) or not source.lower().endswith(".bvh"):
         return None
-    if len(training) + len(heldout) < 2 * window or min(len(training), len(heldout)) < window:
+    if len(training) + len(heldout) < 2 * window or len(training) < window:
+        log.warning("no GANimator coverage: '%s' is shorter than two windows of %d frames", source, window)
         return None
     rows = rotation_twin(source, datamodule.window, datamodule.val_fraction, fps)
     if rows is None or len(rows) != len(training) + len(heldout):
         log.warning("no GANimator coverage: the 3D reading of '%s' does not give the 2D dance's frames", source)
         return None
     rms, kappa, alike = matched_threshold(np.concatenate([training, heldout]), rows, window)
+    if not np.isfinite(kappa):
+        log.warning(
+            "GANimator's 2.0 counts %s of '%s''s window pairs alike: nothing to calibrate the 2D threshold on",
+            "none" if alike == 0 else "all",
+            source,
+        )
     return {"rms": rms, "window": window, "kappa": kappa, "pairs_alike": alike}
 
 
 def rotation_twin(source: str, window: int, val_fraction: float, fps: float) -> Optional[np.ndarray]:
     """GANimator's rotation rows (T + V, 6K) of a BVH file's training then held-out span as the 3D dance reads it
     (each span's heading from its own opening); None where the 3D dance refuses the file."""
-    twin = Dance3DDataModule(source=source, window=window, val_fraction=val_fraction, fps=fps)
+    twin = Dance3DDataModule(source=source, window=window, val_fraction=val_fraction, fps=fps, metres_per_unit=1.0)
     try:
         twin.setup("fit")
     except UserError as error:
