@@ -16,7 +16,7 @@ the span long as the evaluation makes them:
 
 A second table (3D) measures the same span in GANimator's units (metrics.ganimator: rotations, under 2.0): the
 coverage of a clip holding the span's mean pose, of 4 random replays, and the median cost of a held-out 1 s window.
-A third (2D) does the same at the RMS threshold as strict as 2.0 on the clip (ganimator.matched_threshold), with the
+A third (2D) does the same at the RMS threshold calibrated to 2.0 on the clip (ganimator.matched_threshold), with the
 threshold, the kappa of its decisions against GANimator's over the clip's 1 s window pairs, and the share of training
 windows on which both agree whether the window recurs elsewhere in the clip.
 """
@@ -29,13 +29,11 @@ import numpy as np
 from motiondiff.data.dance3d import Dance3DDataModule
 from motiondiff.data.dance_windows import DanceDataModule
 from motiondiff.data.kinematics.skeleton import bone_lengths
-from motiondiff.evaluation.single_dance import matched_coverage_setup, rotation_twin
+from motiondiff.evaluation.single_dance import rotation_twin
 from motiondiff.metrics import ganimator
 from motiondiff.metrics.single_motion import (
     COVERAGE_THRESHOLD,
     clip_coverage,
-    diagonal_sums,
-    frame_distances,
     global_diversity,
     nearest_per_clip,
     nn_distance,
@@ -142,29 +140,28 @@ def ganimator_yardsticks(data: Dance3DDataModule) -> str:
 
 
 def matched_yardsticks(data: DanceDataModule) -> str:
-    """The 2D dance's RMS threshold as strict as GANimator's 2.0 on the same frames' rotations and the kappa of their
+    """The 2D dance's RMS threshold calibrated to GANimator's 2.0 on the same frames' rotations and the kappa of their
     pair decisions; how often the two agree on whether a training window recurs elsewhere in the clip; and at that
     threshold: the coverage of the span's mean pose held still and of 4 random replays (clips twice the span), and
     the median distance of a held-out 1 s window to its nearest training window."""
     training, _ = data.measure_space(data.train_set.features.numpy())  # (T, D)
     heldout, _ = data.measure_space(data.val_set.features.numpy())  # (V, D)
-    matched = matched_coverage_setup(data, training, heldout, data.info.fps)
-    threshold, window = matched["rms"], matched["window"]
+    clip, window = np.concatenate([training, heldout]), ganimator.published_windows(data.info.fps)["coverage_window"]
     rows = rotation_twin(data.source, data.window, data.val_fraction, data.info.fps)  # (T + V, 6K)
-    agree = recurrence_agreement(np.concatenate([training, heldout]), rows, len(training), window, threshold)
+    threshold, kappa, _ = ganimator.matched_threshold(clip, rows, window)
+    agree = recurrence_agreement(clip, rows, len(training), window, threshold)
     held = np.repeat(training.mean(axis=0, keepdims=True), 2 * len(training), axis=0)
     replays = replay_clips(training, [2 * len(training)] * CLIPS_PER_SET, PIECE)
     distance = np.median(nearest_per_clip([training], heldout, window))  # each held-out window to the span
     held_cover, replay_cover = (clip_coverage(c, training, window, threshold) for c in ([held], replays))
-    cells = (f"{threshold:.3f} ({matched['kappa']:.2f})", f"{agree:.2f}", f"{held_cover:.3f}", f"{replay_cover:.3f}")
+    cells = (f"{threshold:.3f} ({kappa:.2f})", f"{agree:.2f}", f"{held_cover:.3f}", f"{replay_cover:.3f}")
     return " | ".join([*cells, f"{distance:.3f}"])
 
 
 def recurrence_agreement(descriptors: np.ndarray, rows: np.ndarray, frames: int, window: int, threshold: float):
     """Share of the first `frames` frames' windows on which the 2D threshold and GANimator's 2.0 agree whether the
     window's nearest other window of the clip (at least a window away) counts as alike."""
-    rms = np.sqrt(diagonal_sums(frame_distances(descriptors, descriptors) ** 2, window) / window)  # (N, N)
-    cost = diagonal_sums(ganimator.frame_norms(rows, rows), window) / window  # (N, N)
+    rms, cost = ganimator.window_costs(descriptors, rows, window)  # (N, N) each
     starts = np.arange(len(rms))
     near = np.abs(starts[:, None] - starts[None]) < window  # overlapping windows are not repeats
     nearest_rms = np.where(near, np.inf, rms).min(axis=1)[: frames - window + 1]

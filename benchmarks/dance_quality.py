@@ -38,7 +38,7 @@ COLUMNS = (
     ("frozen_share", "frozen share"),
     ("foot_skating_ratio", "foot skating ratio"),
     ("bone_length_error", "bone error"),
-    ("ganimator_coverage", "GANimator coverage"),  # metrics.ganimator: 3D its rotations; 2D from a BVH, as strict
+    ("ganimator_coverage", "GANimator coverage"),  # metrics.ganimator: 3D its rotations; 2D from a BVH, calibrated
 )
 
 

@@ -164,11 +164,7 @@ SINGLE_DANCE = Layout(
         Metric("heldout_nn_distance", Better.CONTEXT, "the same for the held-out end of the dance: the copy yardstick"),
         Metric("copy_ratio", Better.ONE, "nn_distance_to_training / heldout_nn_distance (< 0.5: copies)"),
         Metric("copies_training", Better.LOWER, "share of replications whose samples copy the dance"),
-        Metric(
-            "ganimator_coverage",
-            Better.HIGHER,
-            "coverage at GANimator's 2.0 (looser): 3D on rotations; 2D from a BVH, our calibration of it",
-        ),
+        Metric("ganimator_coverage", Better.HIGHER, "GANimator's looser coverage: 3D rotations, 2D calibrated"),
         Metric("ganimator_local_diversity", Better.REFERENCE, "3D: local_diversity in GANimator's rotation units"),
         Metric("ganimator_global_diversity", Better.REFERENCE, "3D: global_diversity in GANimator's rotation units"),
     ),

@@ -100,12 +100,18 @@ def global_diversity(clip: np.ndarray, training: np.ndarray, min_segment: int = 
     return patched_reconstruction_cost(clip, training, min_segment, frame_cost=frame_norms)
 
 
-def window_pair_costs(descriptors: np.ndarray, rows: np.ndarray, window: int) -> tuple:
-    """Every pair of `window`-frame windows of one clip at least a window apart (i < j): their RMS distance on the
-    descriptors (T, D) and GANimator's cost on the rotation rows (T, 6J) of the same frames, two (P,) arrays."""
-    assert len(descriptors) == len(rows) and 1 <= window <= len(rows) // 2, (len(descriptors), len(rows), window)
+def window_costs(descriptors: np.ndarray, rows: np.ndarray, window: int) -> tuple:
+    """Between every two `window`-frame windows of one clip (N = T - window + 1 starts): their RMS distance on the
+    descriptors (T, D) and GANimator's cost on the rotation rows (T, 6J) of the same frames, two (N, N) arrays."""
+    assert len(descriptors) == len(rows) and 1 <= window <= len(rows), (len(descriptors), len(rows), window)
     rms = np.sqrt(diagonal_sums(frame_distances(descriptors, descriptors) ** 2, window) / window)  # (N, N)
-    cost = diagonal_sums(frame_norms(rows, rows), window) / window  # (N, N)
+    return rms, diagonal_sums(frame_norms(rows, rows), window) / window  # (N, N) each
+
+
+def window_pair_costs(descriptors: np.ndarray, rows: np.ndarray, window: int) -> tuple:
+    """`window_costs` of every pair of windows at least a window apart (i < j), two (P,) arrays."""
+    assert 1 <= window <= len(rows) // 2, (len(rows), window)
+    rms, cost = window_costs(descriptors, rows, window)  # (N, N) each
     apart = np.triu(np.ones(rms.shape, dtype=bool), k=window)  # (N, N): j >= i + window
     return rms[apart], cost[apart]
 
