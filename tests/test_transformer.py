@@ -435,20 +435,29 @@ def test_packed_dropout_gradient_is_its_mask_and_keeps_the_dtype():
     assert torch.equal(dropout.eval()(x), x)
 
 
-def test_packed_dropout_keeps_a_bool_mask_for_backward_and_rounds_as_a_float_mask_would():
+def test_packed_dropout_keeps_its_mask_for_backward_and_rounds_as_a_float_mask_would():
     dropout = PackedDropout(0.1).train()
     for dtype in (torch.float64, torch.float32, torch.bfloat16, torch.float16):
         x = torch.randn(5, 40, 9).to(dtype).requires_grad_()
         torch.manual_seed(3)
         y = dropout(x)
-        (keep,) = y.grad_fn.saved_tensors
-        assert keep.dtype == torch.bool and keep.shape == x.shape  # 1 byte an element, not a float copy of the mask
+        torch.manual_seed(3)
+        draws = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
+        keep = draws.view(torch.int16)[: x.numel()].view(x.shape) >= dropout.dropped - 32768  # the same draws
         grad = torch.randn_like(y)
-        (x_grad,) = torch.autograd.grad(y, x, grad)
+        (x_grad,) = torch.autograd.grad(y, x, grad, retain_graph=True)
         mask = keep.to(dtype)
-        if dtype in (torch.float32, torch.float64):  # what the float mask scaled once gave, forward and backward
+        if dtype in (torch.float32, torch.float64):  # a float mask, scaled once; x * mask keeps it
+            saved = y.grad_fn._saved_other
+            assert saved.dtype == dtype and torch.equal(saved, mask * dropout.scale)
             assert torch.equal(y, x * (mask * dropout.scale)) and torch.equal(x_grad, grad * (mask * dropout.scale))
-        else:  # 16 bits: the product, then the scale (the mask scaled in 16 bits would round the scale first)
+            # bit for bit what the bool mask gave (the product, then the scale), forward and backward
+            assert torch.equal(y, (x * mask).mul(dropout.scale)) and torch.equal(
+                x_grad, (grad * mask).mul(dropout.scale)
+            )
+        else:  # 16 bits: a bool mask kept (1 byte an element); the product, then the scale in float32
+            (saved,) = y.grad_fn.saved_tensors
+            assert saved.dtype == torch.bool and torch.equal(saved, keep)
             assert torch.equal(y, (x * mask).mul(dropout.scale)) and torch.equal(x_grad, (grad * dropout.scale) * mask)
 
 
