@@ -1,9 +1,12 @@
 """Noise schedules, the loss, and the samplers against a denoiser known in closed form."""
 
+import math
+
 import pytest
 import torch
 
 from motiondiff.core.errors import UserError
+from motiondiff.diffusion.consistency import ConsistencySampler
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.loss import DiffusionLoss, masked_mse
 from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, KarrasSampler
@@ -88,8 +91,9 @@ GAUSSIAN_STD = torch.tensor([0.5, 1.0, 2.0, 0.1])
         KarrasSampler(100, method="euler", progress=False),
     ],
 )
-def test_samplers_reproduce_gaussian_data(sampler, prediction):
-    schedule = LinearSchedule()
+@pytest.mark.parametrize("make", SCHEDULES, ids=["linear", "cosine"])
+def test_samplers_reproduce_gaussian_data(sampler, prediction, make):
+    schedule = make()
     denoiser = Denoiser(GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD, prediction), schedule, prediction)
     generator = torch.Generator().manual_seed(0)
     noise = torch.randn(4000, 1, 4, generator=generator)
@@ -145,6 +149,7 @@ def test_ddim_visits_first_and_last_step_and_refuses_too_many_steps():
         DPMSolverSampler(10, progress=False),
         DPMSolverSampler(10, sde=True, progress=False).with_resample(3),
         KarrasSampler(10, progress=False),
+        KarrasSampler(10, method="euler", progress=False),
     ],
 )
 def test_known_frames_are_kept(sampler):
@@ -212,20 +217,84 @@ def test_denoiser_clips_x0_and_keeps_eps_consistent():
     torch.testing.assert_close(schedule.q_sample(x0, t, eps), x_t, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("schedule", [CosineSchedule(1000), LinearSchedule(1000)], ids=["cosine", "linear"])
-@pytest.mark.parametrize("eta", [0.0, 1.0])
-def test_ddim_coefficients_are_float64_exact(schedule, eta):
-    # The reference: the DDIM update written plainly in float64 from the schedule's betas. Built from float32
-    # alpha bars, the table was off by up to 1.5e-3 relative (cosine, eta=1, first step); now ~1e-13.
-    abar = torch.cumprod(1 - schedule.betas.double(), 0).tolist()
-    sampler = DDIMSampler(num_steps=50, eta=eta, progress=False)
+def exact_alpha_bars(name: str) -> list:
+    """abar_t of the two 1000-step schedules in Python floats (float64), written plainly from their definitions:
+    linear betas from 1e-4 to 0.02 (Ho et al.); cosine abar = cos^2 of the shifted ramp, betas clipped to
+    [1e-8, 0.999] (Nichol & Dhariwal)."""
+    if name == "linear":
+        betas = [1e-4 + (0.02 - 1e-4) * i / 999 for i in range(1000)]
+    else:
+        f = [math.cos((i / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2 for i in range(1001)]
+        betas = [min(max(1 - f[i + 1] / f[i], 1e-8), 0.999) for i in range(1000)]
+    abar, out = 1.0, []
+    for beta in betas:
+        abar *= 1 - beta
+        out.append(abar)
+    return out
+
+
+def expected_rows(sampler, abar: list, pairs: list) -> list:
+    """Each step's coefficients as the sampler's update is written, in Python floats from exact alpha bars."""
+
+    def at(t):
+        return abar[t] if t >= 0 else 1.0
+
+    rows = []
+    for i, (t, t_prev) in enumerate(pairs):
+        a, a_prev = at(t), at(t_prev)
+        if isinstance(sampler, DDIMSampler):
+            sigma = sampler.eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)) ** 0.5
+            rows.append((a_prev**0.5, max(1 - a_prev - sigma**2, 0.0) ** 0.5, sigma))
+        elif isinstance(sampler, KarrasSampler):
+            rows.append(None if t_prev < 0 else ((1 / a - 1) ** 0.5, (1 / a_prev - 1) ** 0.5, a**0.5, a_prev**0.5))
+        elif isinstance(sampler, DPMSolverSampler):
+
+            def lam(x):  # log(alpha / sigma)
+                return 0.5 * math.log(x / (1 - x))
+
+            if t_prev < 0:
+                rows.append(None)
+                continue
+            h = lam(a_prev) - lam(a)
+            t_before = pairs[i - 1][0] if i > 0 else None
+            r = (lam(a) - lam(at(t_before))) / h if t_before is not None else 0.0
+            rows.append((((1 - a_prev) / (1 - a)) ** 0.5, a_prev**0.5, (1 - a_prev) ** 0.5, h, r))
+        else:  # consistency: f's noise at t, the walk to s', the noise from s' on to t_prev
+            a_mid = at(sampler.intermediate(t_prev))
+            rows.append((a**0.5, (1 - a) ** 0.5, a_mid**0.5, (1 - a_mid) ** 0.5, (a_prev / a_mid) ** 0.5))
+            rows[-1] += ((1 - a_prev / a_mid) ** 0.5,)
+    return rows
+
+
+TABLED = [
+    DDIMSampler(num_steps=50, progress=False),
+    DDIMSampler(num_steps=50, eta=1.0, progress=False),
+    DPMSolverSampler(10, progress=False),
+    KarrasSampler(12, progress=False),
+    ConsistencySampler(4, gamma=0.0, progress=False),
+    ConsistencySampler(4, gamma=0.3, progress=False),
+]
+
+
+@pytest.mark.parametrize("name", ["cosine", "linear"])
+@pytest.mark.parametrize("sampler", TABLED, ids=lambda s: f"{s.name}-{getattr(s, 'eta', getattr(s, 'gamma', ''))}")
+def test_coefficient_tables_are_float64_exact(name, sampler):
+    # Built from float32 alpha bars, DDIM's table was off by up to 1.5e-3 relative (cosine, eta=1, first step); built
+    # from the float32 betas, 1e-5 (cosine's last betas, 0.999, lose 3e-5 of 1 - beta). Now ~1e-13, every sampler.
+    schedule = {"cosine": CosineSchedule, "linear": LinearSchedule}[name](1000)
     steps = sampler.timesteps(schedule)
     pairs = list(zip(steps, steps[1:] + [-1]))
-    for (t, t_prev), row in zip(pairs, sampler.coefficient_table(schedule, pairs)):
-        a, a_prev = abar[t], abar[t_prev] if t_prev >= 0 else 1.0
-        sigma = eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)) ** 0.5
-        expected = (a_prev**0.5, max(1 - a_prev - sigma**2, 0.0) ** 0.5, sigma)
-        assert row == pytest.approx(expected, rel=1e-9, abs=1e-15), (t, t_prev)
+    expected = expected_rows(sampler, exact_alpha_bars(name), pairs)
+    table = sampler.coefficient_table(schedule, pairs)
+    for pair, row, want in zip(pairs, table, expected):
+        assert (row is None) == (want is None), pair
+        if row is not None:
+            assert tuple(row) == pytest.approx(want, rel=1e-9, abs=1e-15), pair
+    renoise = sampler.renoise_table(schedule, pairs)
+    abar = exact_alpha_bars(name)
+    for (t, t_prev), row in zip(pairs, renoise):
+        ratio = abar[t] / (abar[t_prev] if t_prev >= 0 else 1.0)
+        assert tuple(row) == pytest.approx((ratio**0.5, (1 - ratio) ** 0.5), rel=1e-9), (t, t_prev)
 
 
 @pytest.mark.parametrize("schedule", [LinearSchedule(), CosineSchedule()], ids=["linear", "cosine"])

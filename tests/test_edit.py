@@ -21,7 +21,7 @@ from motiondiff.data.procedural.dance import make_procedural_dance
 from motiondiff.data.procedural.text_motion import dataset_name, write_procedural_dataset
 from motiondiff.diffusion.chaining import chain_windows
 from motiondiff.diffusion.denoiser import Denoiser
-from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler
+from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, KarrasSampler
 from motiondiff.diffusion.schedule import LinearSchedule
 from motiondiff.editing import run as edit_run
 from motiondiff.editing.masks import GROUPS, select_joints
@@ -47,6 +47,10 @@ SAMPLERS = {
     "ddpm_resample2": DDPMSampler(progress=False, resample=2),
     "ddim": DDIMSampler(num_steps=5, progress=False),
     "ddim_resample2": DDIMSampler(num_steps=5, progress=False, resample=2),
+    "dpmsolver": DPMSolverSampler(5, progress=False),
+    "dpmsolver_sde_resample2": DPMSolverSampler(5, sde=True, progress=False, resample=2),
+    "karras_heun": KarrasSampler(5, progress=False),
+    "karras_euler": KarrasSampler(5, method="euler", progress=False),
 }
 
 
@@ -86,7 +90,10 @@ def test_resampling_is_off_by_default_and_only_acts_on_known_values():
 
 def test_renoising_coefficients_are_the_forward_process_between_the_two_steps():
     schedule = LinearSchedule()
-    betas = schedule.betas.double()
+    betas = schedule.exact_betas  # float64, as the schedule was given them
+    assert betas.dtype == torch.float64 and float(betas[500]) == pytest.approx(
+        1e-4 + (0.02 - 1e-4) * 500 / 999, rel=1e-15
+    )
     (scale, std), (last_scale, last_std) = DDPMSampler().renoise_table(schedule, [(500, 499), (0, -1)])
     assert std**2 == pytest.approx(float(betas[500]), rel=1e-12) and scale**2 == pytest.approx(1 - float(betas[500]))
     assert last_std**2 == pytest.approx(float(betas[0]), rel=1e-12)  # the last step re-noises x0 to step 0
@@ -242,7 +249,7 @@ EDITS = {
 }
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim_resample2"])  # all four samplers: the first test of the file
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim_resample2"])  # every sampler: the first test of the file
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", ["text", "dance"])
 def test_every_mode_gives_back_the_values_it_keeps(request, tmp_path, kind, mode, sampler):

@@ -2,12 +2,13 @@
 
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from motiondiff.core.errors import UserError
 from motiondiff.diffusion.denoiser import Denoiser, with_unconditional_copy
-from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler
-from motiondiff.diffusion.schedule import LinearSchedule
+from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, KarrasSampler
+from motiondiff.diffusion.schedule import CosineSchedule, LinearSchedule
+from test_diffusion import GAUSSIAN_MEAN, GAUSSIAN_STD, GaussianOracle
 
 
 class ToyConditional(nn.Module):
@@ -78,6 +79,59 @@ def test_guided_sampling_runs_with_both_samplers_and_parameterisations(sampler, 
     noise = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(0))
     out = sampler.sample(denoiser, schedule, noise, generator=torch.Generator().manual_seed(1))
     assert out.shape == (2, 4, 3) and torch.isfinite(out).all()
+
+
+class CaptionedGaussians(nn.Module):
+    """The exact predictor for data N(mean, std^2) per feature given a caption, N(null mean, std^2) without one."""
+
+    def __init__(self, schedule, prediction: str, null_mean: Tensor):
+        super().__init__()
+        self.captioned = GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD, prediction)
+        self.uncaptioned = GaussianOracle(schedule, null_mean, GAUSSIAN_STD, prediction)
+
+    def forward(self, x_t, t, cond=None, mask=None):
+        drop = (
+            torch.ones(len(x_t), dtype=torch.bool)
+            if cond is None
+            else cond.get("drop", torch.zeros(len(x_t), dtype=torch.bool))
+        )
+        return torch.where(drop[:, None, None], self.uncaptioned(x_t, t), self.captioned(x_t, t))  # (B, N, F)
+
+
+NULL_MEAN = torch.tensor([0.5, 0.0, -1.0, 0.0])
+GUIDED_SAMPLERS = [
+    DDPMSampler(progress=False),
+    DDIMSampler(num_steps=250, progress=False),
+    DPMSolverSampler(20, progress=False),
+    DPMSolverSampler(100, sde=True, progress=False),
+    KarrasSampler(20, progress=False),
+    KarrasSampler(100, method="euler", progress=False),
+]
+
+
+@pytest.mark.parametrize(
+    "sampler", GUIDED_SAMPLERS, ids=lambda s: f"{s.name}-{getattr(s, 'sde', getattr(s, 'method', ''))}"
+)
+@pytest.mark.parametrize("prediction", ["epsilon", "x0"])
+@pytest.mark.parametrize("make", [LinearSchedule, CosineSchedule], ids=["linear", "cosine"])
+def test_every_sampler_guides_to_the_closed_form_and_weight_one_is_the_conditional_sample(sampler, prediction, make):
+    """With equal spreads, guidance mixes the two predictors' means linearly: weight w samples N(null + w (mean -
+    null), std^2) exactly. Weight 1 is the conditional sample, bit for bit, from one call a step."""
+    schedule = make()
+    network = CaptionedGaussians(schedule, prediction, NULL_MEAN)
+    noise = torch.randn(4000, 1, 4, generator=torch.Generator().manual_seed(0))
+    cond = {"text_pooled": torch.zeros(4000, 1)}
+
+    def sample(weight, net=network, condition=cond, rows=4000):
+        denoiser = Denoiser(net, schedule, prediction, cond=condition, guidance_weight=weight)
+        return sampler.sample(denoiser, schedule, noise[:rows].clone(), generator=torch.Generator().manual_seed(1))
+
+    guided = sample(2.5).reshape(-1, 4)
+    torch.testing.assert_close(guided.mean(0), NULL_MEAN + 2.5 * (GAUSSIAN_MEAN - NULL_MEAN), atol=0.08, rtol=0)
+    torch.testing.assert_close(guided.std(0), GAUSSIAN_STD, atol=0.0, rtol=0.08)
+    conditional = GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD, prediction)
+    few = {"text_pooled": torch.zeros(64, 1)}
+    assert torch.equal(sample(1.0, condition=few, rows=64), sample(1.0, conditional, None, rows=64))
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), "3"])

@@ -214,10 +214,10 @@ class ConsistencyDistillationLoss(nn.Module):
         abar) / abar) (Song & Dhariwal 2023), divided by its mean, which weighs the low-noise intervals up."""
         if self.weighting == "uniform":
             return torch.ones(len(grid) - 1, device=grid.device)
-        abar = schedule.alphas_cumprod[grid].double()  # (S,)
+        abar = schedule.log_alphas_cumprod().exp()[grid.cpu()]  # (S,) float64
         sigma = ((1 - abar) / abar).sqrt()
         weights = 1.0 / (sigma[:-1] - sigma[1:])  # (S-1,), grid noisiest first
-        return (weights / weights.mean()).float()
+        return (weights / weights.mean()).float().to(grid.device)
 
     def pointwise(self, output: Motion, goal: Motion) -> Motion:
         """The distance per value: pseudo-Huber sqrt(d^2 + c^2) - c (LCM), or the squared difference."""

@@ -144,7 +144,7 @@ class Sampler:
 def log_alpha_bars(schedule: NoiseSchedule, pairs: list) -> tuple:
     """(log abar_t, log abar_t_prev) (S,) float64 on the CPU for the (t, t_prev) pairs, summed from the betas
     (t_prev = -1: abar = 1)."""
-    log_abar = torch.log1p(-schedule.betas.detach().cpu().double()).cumsum(0)  # (T,)
+    log_abar = schedule.log_alphas_cumprod()  # (T,)
     t = torch.tensor([t for t, _ in pairs])
     t_prev = torch.tensor([t_prev for _, t_prev in pairs])
     previous = torch.where(t_prev >= 0, log_abar[t_prev.clamp(min=0)], torch.zeros((), dtype=torch.float64))
@@ -364,7 +364,7 @@ def x0_at(denoise: Denoise, x: Tensor, t: Tensor) -> Tensor:
 
 def log_sigmas(schedule: NoiseSchedule) -> Tensor:
     """(T,) float64 log sigma_t = 0.5 log((1 - abar_t) / abar_t) from the betas, increasing in t."""
-    log_abar = torch.log1p(-schedule.betas.detach().cpu().double()).cumsum(0)  # (T,)
+    log_abar = schedule.log_alphas_cumprod()  # (T,)
     return 0.5 * (torch.log(-torch.expm1(log_abar)) - log_abar)
 
 

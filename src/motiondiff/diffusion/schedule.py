@@ -16,12 +16,16 @@ from motiondiff.core.types import Motion, Timesteps
 
 
 class NoiseSchedule(nn.Module):
-    """A DDPM schedule given by its betas; everything else is derived (float64, stored float32)."""
+    """A DDPM schedule given by its betas; everything else is derived (float64, stored float32). The samplers'
+    coefficient tables start from the betas as given (`log_alphas_cumprod`), not from the float32 buffers."""
 
     def __init__(self, betas: Tensor):
         super().__init__()
         betas = betas.to(torch.float64)
         assert betas.ndim == 1 and bool((betas > 0).all()) and bool((betas < 1).all()), "betas must lie in (0, 1)"
+        # (T,) float64 on the CPU, an attribute rather than a buffer, so that .to() never moves or rounds it. The
+        # float32 buffers round the betas: a cosine schedule's last betas, 0.999, then lose 3e-5 of 1 - beta.
+        self.exact_betas = betas.detach().cpu().clone()
         alphas = 1.0 - betas
         alphas_cumprod = torch.cumprod(alphas, dim=0)
         alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
@@ -44,6 +48,10 @@ class NoiseSchedule(nn.Module):
     @property
     def num_steps(self) -> int:
         return self.betas.shape[0]
+
+    def log_alphas_cumprod(self) -> Tensor:
+        """(T,) float64 on the CPU: log abar_t, summed from the betas as given."""
+        return torch.log1p(-self.exact_betas).cumsum(0)
 
     def q_sample(self, x0: Motion, t: Timesteps, noise: Motion) -> Motion:
         """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise."""
