@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import THREADS, compose_config
-from motiondiff.cli import evaluate, train
+from motiondiff.cli import evaluate, nfe_curve, train
 from motiondiff.core.errors import UserError
 from motiondiff.evaluation.evaluators.trained import check_compatible, load_trained_evaluator
 
@@ -180,3 +180,48 @@ def test_an_evaluator_run_cannot_be_generated_from(runs, tmp_path):
         generate.run(
             compose_config("generate", tmp_path / "g", [f"run_dir={runs['evaluator']}", "prompt=a person waves"])
         )
+
+
+def test_nfe_curve_measures_fd_and_r3_on_a_text_run(runs, tmp_path):
+    out = tmp_path / "curve"
+    overrides = [
+        f"run_dir={runs['text']}",
+        f"evaluator={runs['evaluator']}",
+        "samplers=[ddim,dpmsolver]",
+        "steps=[2]",
+        "skip_ddpm=true",
+        "replications=2",
+        "ddim_reference_steps=3",
+        "num_test=40",
+        "batch_size=32",
+    ]
+    result = nfe_curve.run(compose_config("nfe_curve", out, overrides))
+    record = json.loads((out / "nfe_curve.json").read_text())
+    assert record["settings"]["metrics"] == ["FD", "R@3"] and result["settings"]["metrics"] == ["FD", "R@3"]
+    points = [(p["kind"], p["label"], p["nfe"]) for p in record["points"]]
+    assert points == [("curve", "ddim", 2), ("curve", "dpmsolver", 2), ("reference", "ddim-3", 3)]
+    for point in record["points"]:
+        assert len(point["metrics"]["FD"]["values"]) == 2 and np.isfinite(point["metrics"]["FD"]["mean"])
+        assert 0.0 <= point["metrics"]["R@3"]["mean"] <= 1.0
+    table = (out / "nfe_curve.md").read_text()
+    assert "FD" in table and "R@3" in table and "not measured (skip_ddpm=true)" in table
+    assert (out / "nfe_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_distilled_run_is_evaluated_like_any_other(runs, tmp_path):
+    overrides = [
+        "experiment=distill",
+        f"teacher={runs['text']}",
+        f"paths.data_dir={runs['data_dir']}",
+        "trainer.max_steps=2",
+        *NO_VALIDATION,
+        "generate_after_training.num_samples=0",
+    ]
+    student = train.run(compose_config("train", tmp_path / "student", overrides))["run_dir"]
+    out = tmp_path / "e"
+    overrides = [f"run_dir={student}", f"evaluator={runs['evaluator']}", "replications=2", "num_test=40"]
+    result = evaluate.run(compose_config("evaluate", out, [*overrides, "batch_size=32"]))
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert settings["sampler"]["name"] == "ConsistencySampler" and settings["evaluated_items"] == 20
+    generated = result["summary"]["generated"]
+    assert all(np.isfinite(generated[metric]["mean"]) for metric in METRICS)
