@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from torch import nn
 
 from conftest import compose_config
 from motiondiff.cli import generate, train
@@ -32,6 +33,8 @@ from motiondiff.runs.directories import load_run_config, save_resumed_config, sa
 from motiondiff.runs.distill import with_teacher
 from motiondiff.runs.legacy import added_option_overrides
 from motiondiff.training.checkpoint_io import load_checkpoint
+from motiondiff.training.diffusion_module import MotionDiffusion
+from motiondiff.training.distill_module import ConsistencyDistillation
 from test_text2motion_end_to_end import data_dir, train_text_run  # noqa: F401 (data_dir: a fixture)
 
 FEATURES, TEXT_DIM = 6, 5
@@ -485,8 +488,23 @@ def test_resume_composes_a_distilled_run_with_its_own_foot_term_setting(distille
 
 def test_ict_weights_favour_the_low_noise_intervals_and_average_one():
     schedule = CosineSchedule(100)
-    grid = torch.tensor([99, 66, 33, 0])
+    grid = [99, 66, 33, 0]
     uniform = ConsistencyDistillationLoss().interval_weights(schedule, grid)
     ict = ConsistencyDistillationLoss(weighting="ict").interval_weights(schedule, grid)
     assert torch.equal(uniform, torch.ones(3))
     assert ict.shape == (3,) and torch.isclose(ict.mean(), torch.tensor(1.0)) and bool((ict[1:] > ict[:-1]).all())
+
+
+@pytest.mark.parametrize(
+    "student", [LinearSchedule(400), CosineSchedule(500), LinearSchedule(500, beta_end=0.0200001)], ids=str
+)
+def test_a_teacher_with_other_betas_is_refused(student):
+    def bare(cls, schedule):  # a module with only its schedule: the first thing attach_teacher compares
+        module = cls.__new__(cls)
+        nn.Module.__init__(module)
+        module.schedule = schedule
+        return module
+
+    teacher = bare(MotionDiffusion, LinearSchedule(500))
+    with pytest.raises(UserError, match="keep the teacher's schedule group"):
+        bare(ConsistencyDistillation, student).attach_teacher(teacher)

@@ -186,7 +186,8 @@ class ConsistencyDistillationLoss(nn.Module):
         on the student's clean sample against the data (module.foot_contact_weight's term)."""
         check_prediction(prediction)
         batch, device = x0.shape[0], x0.device
-        grid, edges = (torch.tensor(v, device=device) for v in phase_grid(schedule, self.solver_steps, self.phases))
+        steps, edge_steps = phase_grid(schedule, self.solver_steps, self.phases)
+        grid, edges = torch.tensor(steps, device=device), torch.tensor(edge_steps, device=device)
         index = torch.randint(0, len(grid) - 1, (batch,), generator=generator, device=device)  # grid is (S,)
         t, s, edge = grid[index], grid[index + 1], edges[index]  # (B,) each, t > s >= edge
         noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
@@ -205,19 +206,20 @@ class ConsistencyDistillationLoss(nn.Module):
         online_denoiser = Denoiser(student, schedule, prediction, student_cond, mask, clip_x0)
         clean = consistency_output(online_denoiser, x_t, t)  # (B, N, F): the student's clean sample
         online = to_phase_edge(schedule, x_t, t, edge, clean)  # (B, N, F)
-        weights = self.interval_weights(schedule, grid)[index].to(x0.dtype).view(-1, 1, 1)  # (B, 1, 1)
+        weights = self.interval_weights(schedule, steps, device)[index].to(x0.dtype).view(-1, 1, 1)  # (B, 1, 1)
         loss = masked_mean(self.pointwise(online, goal) * weights, mask)
         return loss if extra is None else loss + extra(clean, x0)
 
-    def interval_weights(self, schedule: NoiseSchedule, grid: Tensor) -> Tensor:
-        """A weight per grid interval (S-1,): 1 (uniform), or iCT's 1 / (sigma_t - sigma_s) with sigma = sqrt((1 -
-        abar) / abar) (Song & Dhariwal 2023), divided by its mean, which weighs the low-noise intervals up."""
+    def interval_weights(self, schedule: NoiseSchedule, grid: list, device=None) -> Tensor:
+        """A weight per interval of the grid's steps (S-1,) on `device`: 1 (uniform), or iCT's 1 / (sigma_t - sigma_s)
+        with sigma = sqrt((1 - abar) / abar) (Song & Dhariwal 2023), divided by its mean, which weighs the low-noise
+        intervals up; computed in float64 on the CPU from the schedule's betas."""
         if self.weighting == "uniform":
-            return torch.ones(len(grid) - 1, device=grid.device)
-        abar = schedule.log_alphas_cumprod().exp()[grid.cpu()]  # (S,) float64
+            return torch.ones(len(grid) - 1, device=device)
+        abar = schedule.log_alphas_cumprod().exp()[grid]  # (S,) float64
         sigma = ((1 - abar) / abar).sqrt()
         weights = 1.0 / (sigma[:-1] - sigma[1:])  # (S-1,), grid noisiest first
-        return (weights / weights.mean()).float().to(grid.device)
+        return (weights / weights.mean()).float().to(device)
 
     def pointwise(self, output: Motion, goal: Motion) -> Motion:
         """The distance per value: pseudo-Huber sqrt(d^2 + c^2) - c (LCM), or the squared difference."""

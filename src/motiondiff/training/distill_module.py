@@ -43,9 +43,7 @@ class ConsistencyDistillation(MotionDiffusion):
 
     def attach_teacher(self, teacher: MotionDiffusion) -> None:
         """Freeze the teacher's EMA network for the targets; start the student (and its EMA) from its weights."""
-        if teacher.schedule.num_steps != self.schedule.num_steps or not torch.allclose(
-            teacher.schedule.betas.cpu(), self.schedule.betas.cpu()
-        ):
+        if not torch.equal(teacher.schedule.exact_betas, self.schedule.exact_betas):  # same steps, same betas
             raise UserError("the student's schedule differs from the teacher's; keep the teacher's schedule group.")
         if teacher.loss.prediction != self.loss.prediction:
             raise UserError(
