@@ -455,10 +455,13 @@ def test_packed_dropout_keeps_its_mask_for_backward_and_rounds_as_a_float_mask_w
             assert torch.equal(y, (x * mask).mul(dropout.scale)) and torch.equal(
                 x_grad, (grad * mask).mul(dropout.scale)
             )
-        else:  # 16 bits: a bool mask kept (1 byte an element); the product, then the scale in float32
+        else:  # 16 bits: the 0/1 mask kept in x's dtype (2 bytes an element); the product, then the scale in float32
             (saved,) = y.grad_fn.saved_tensors
-            assert saved.dtype == torch.bool and torch.equal(saved, keep)
+            assert saved.dtype == dtype and torch.equal(saved, mask)
             assert torch.equal(y, (x * mask).mul(dropout.scale)) and torch.equal(x_grad, (grad * dropout.scale) * mask)
+            # bit for bit what the bool mask converted on use gave, forward and backward
+            assert torch.equal(y, KeepScaled.apply(x, keep, dropout.scale))
+            assert torch.equal(x_grad, torch.mul(grad, keep.to(dtype)).mul_(dropout.scale))
 
 
 def test_packed_dropout_mask_runs_under_torch_func():
