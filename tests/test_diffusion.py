@@ -261,8 +261,8 @@ def expected_rows(sampler, abar: list, pairs: list) -> list:
             rows.append((((1 - a_prev) / (1 - a)) ** 0.5, a_prev**0.5, (1 - a_prev) ** 0.5, h, r))
         else:  # consistency: f's noise at t, the walk to s', the noise from s' on to t_prev
             a_mid = at(sampler.intermediate(t_prev))
-            rows.append((a**0.5, (1 - a) ** 0.5, a_mid**0.5, (1 - a_mid) ** 0.5, (a_prev / a_mid) ** 0.5))
-            rows[-1] += ((1 - a_prev / a_mid) ** 0.5,)
+            on = a_prev / a_mid
+            rows.append((a**0.5, (1 - a) ** 0.5, a_mid**0.5, (1 - a_mid) ** 0.5, on**0.5, (1 - on) ** 0.5))
     return rows
 
 
@@ -284,14 +284,14 @@ def test_coefficient_tables_are_float64_exact(name, sampler):
     schedule = {"cosine": CosineSchedule, "linear": LinearSchedule}[name](1000)
     steps = sampler.timesteps(schedule)
     pairs = list(zip(steps, steps[1:] + [-1]))
-    expected = expected_rows(sampler, exact_alpha_bars(name), pairs)
+    abar = exact_alpha_bars(name)
+    expected = expected_rows(sampler, abar, pairs)
     table = sampler.coefficient_table(schedule, pairs)
     for pair, row, want in zip(pairs, table, expected):
         assert (row is None) == (want is None), pair
         if row is not None:
             assert tuple(row) == pytest.approx(want, rel=1e-9, abs=1e-15), pair
     renoise = sampler.renoise_table(schedule, pairs)
-    abar = exact_alpha_bars(name)
     for (t, t_prev), row in zip(pairs, renoise):
         ratio = abar[t] / (abar[t_prev] if t_prev >= 0 else 1.0)
         assert tuple(row) == pytest.approx((ratio**0.5, (1 - ratio) ** 0.5), rel=1e-9), (t, t_prev)

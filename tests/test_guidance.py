@@ -7,8 +7,8 @@ from torch import Tensor, nn
 from motiondiff.core.errors import UserError
 from motiondiff.diffusion.denoiser import Denoiser, with_unconditional_copy
 from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, KarrasSampler
-from motiondiff.diffusion.schedule import CosineSchedule, LinearSchedule
-from test_diffusion import GAUSSIAN_MEAN, GAUSSIAN_STD, GaussianOracle
+from motiondiff.diffusion.schedule import LinearSchedule
+from test_diffusion import GAUSSIAN_MEAN, GAUSSIAN_STD, SCHEDULES, GaussianOracle
 
 
 class ToyConditional(nn.Module):
@@ -116,7 +116,7 @@ GUIDED_SAMPLERS = [  # (sampler, network calls of one sampling call)
     ids=["ddpm", "ddim", "ddim_eta1", "dpmsolver", "dpmsolver_sde", "karras_heun", "karras_euler"],
 )
 @pytest.mark.parametrize("prediction", ["epsilon", "x0"])
-@pytest.mark.parametrize("make", [LinearSchedule, CosineSchedule], ids=["linear", "cosine"])
+@pytest.mark.parametrize("make", SCHEDULES, ids=["linear", "cosine"])
 def test_every_diffusion_sampler_guides_to_the_closed_form_and_weight_one_is_the_conditional_sample(
     sampler, calls, prediction, make
 ):
