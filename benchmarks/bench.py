@@ -8,7 +8,8 @@ interleaved, in this one process):
   1. punet training step (forward + backward + AdamW + EMA) vs denoising-diffusion-pytorch's Unet1D +
      GaussianDiffusion1D at a matched parameter count: samples/s and the ratio.
   2. sampling 64 dance windows, DDPM-1000 and DDIM-50: our samplers vs the same network stepped by
-     diffusers' DDPMScheduler / DDIMScheduler; sampler overhead = (total - pure network time) / total;
+     diffusers' DDPMScheduler / DDIMScheduler; sampler overhead = (total - pure network time) / total, the loop's
+     network calls timed alone in its rounds and paired within each round;
      dance coverage of DDPM vs DDIM samples from a dance model trained here for a few hundred steps.
   3. DiT variants (incontext, adaln, cross_attention) at the reference and the CPU size, as configs/network/*.yaml
      build them: training samples/s, guided DDIM-50 latency for a batch of 32, peak memory; at the reference
@@ -448,18 +449,34 @@ def section_sampling(args, size, device, peers, report):
         "ours_ddim": run("ours_ddim", lambda g: ours_ddim.sample(denoiser, schedule, noise, generator=g)),
         "diffusers_ddim": run("diffusers_ddim", lambda g: diffusers_loop(ddim_sched, network, noise_peer, n_ddim, g)),
     }
-    # DDIM loops: one warm-up round; DDPM loops (1000 steps warm themselves up): none. Interleaved round by round.
-    seconds = median_times(
-        {k: v for k, v in fns.items() if k.endswith("ddim")}, device, 1, size["sampling_repeats"] + 1
-    )
-    seconds.update(
-        median_times({k: v for k, v in fns.items() if k.endswith("ddpm")}, device, 0, size["sampling_repeats"])
-    )
     t_batch = torch.full((shape[0],), n_ddpm // 2, device=device, dtype=torch.long)
+
+    def network_only(steps: int):
+        """The network calls of a `steps`-step loop alone, timed in that loop's rounds."""
+
+        def call():
+            with torch.inference_mode():
+                for _ in range(steps):
+                    network(noise, t_batch)
+
+        return call
+
+    # Each kind of loop is timed with its network calls alone, interleaved round by round, and the overhead is paired
+    # within each round (the network's time per step drifts between short bursts and long loops on some machines).
+    # DDIM loops: one warm-up round; DDPM loops (1000 steps warm themselves up): none.
+    seconds, network_s, overhead = {}, {}, {}
+    for kind, steps, warmup, repeats in (
+        ("ddim", n_ddim, 1, size["sampling_repeats"] + 1),
+        ("ddpm", n_ddpm, 0, size["sampling_repeats"]),
+    ):
+        group = {**{k: v for k, v in fns.items() if k.endswith(kind)}, "network": network_only(steps)}
+        wall, _ = interleaved_times(group, device, warmup, repeats)
+        for name in (k for k in group if k != "network"):
+            seconds[name] = statistics.median(wall[name])
+            network_s[name] = statistics.median(wall["network"])
+            overhead[name] = statistics.median(1 - net / loop for loop, net in zip(wall[name], wall["network"]))
+    forward = network_s["ours_ddpm"] / n_ddpm
     with torch.inference_mode():
-        forward = median_times(
-            {"f": lambda: network(noise, t_batch)}, device, warmup=3, repeats=max(20, size["repeats"] * 3)
-        )["f"]
         flops_step = count_flops(lambda: network(noise, t_batch))
     training = data.train_set.features.numpy()  # (T_train, F) normalised
     window = resolve_windows([np.zeros(shape[1:])], info)["coverage_window"]
@@ -476,12 +493,10 @@ def section_sampling(args, size, device, peers, report):
         "coverage_window": window,
     }
     for name, total in seconds.items():
-        steps = n_ddpm if name.endswith("ddpm") else n_ddim
-        network_s = steps * forward
         result[name] = {
             "total_s": total,
-            "network_s": network_s,
-            "overhead": max(0.0, (total - network_s) / total),
+            "network_s": network_s[name],
+            "overhead": max(0.0, overhead[name]),
             "coverage_pct": cover[name],
         }
     result["ddim_speedup"] = seconds["ours_ddpm"] / seconds["ours_ddim"]
@@ -647,8 +662,11 @@ def compare_today(variant: str, cfg: dict, size: dict, device, quick: bool = Fal
     def median(side: str, key: str, of: list = rounds) -> float:
         return statistics.median(statistics.median(r[side][key]) for r in of)
 
-    def ratio(key: str, of: list = rounds) -> float:  # median over rounds of today's median time / the config's
-        return statistics.median(statistics.median(r["today"][key]) / statistics.median(r["config"][key]) for r in of)
+    def ratios(key: str, of: list = rounds) -> list:  # per round, today's median time / the config's
+        return [statistics.median(r["today"][key]) / statistics.median(r["config"][key]) for r in of]
+
+    def ratio(key: str, of: list = rounds) -> float:  # their median over the rounds
+        return statistics.median(ratios(key, of))
 
     tb, gb = cfg["train_batch"], cfg["gen_batch"]
     return {
@@ -671,6 +689,9 @@ def compare_today(variant: str, cfg: dict, size: dict, device, quick: bool = Fal
         "today_guided_alone_s": median("today", "guided", alone),
         "config_guided_alone_s": median("config", "guided", alone),
         "guided_alone_time_ratio": 1 / ratio("guided", alone),
+        "train_speedup_rounds": ratios("train"),  # the spread behind the medians above
+        "guided_time_ratio_rounds": [1 / r for r in ratios("guided")],
+        "guided_alone_time_ratio_rounds": [1 / r for r in ratios("guided", alone)],
     }
 
 
@@ -783,6 +804,11 @@ def today_targets(report: dict) -> list:
     return rows
 
 
+def spread(values: list) -> str:
+    """' [lowest-highest x]' of a comparison's per-round ratios; empty for one round (or a report without them)."""
+    return f" [{min(values):.2f}-{max(values):.2f}x]" if len(values) > 1 else ""
+
+
 def today_table(report: dict) -> list:
     """The Markdown parts comparing today's DiT network with the config defaults (empty when not measured)."""
     rows = [(r["variant"], r["today"]) for r in report["dit_variants"].values() if "today" in r]
@@ -794,11 +820,14 @@ def today_table(report: dict) -> list:
             variant,
             f"{t['today_train_samples_per_s']:.2f}",
             f"{t['config_train_samples_per_s']:.2f}",
-            f"**{t['train_speedup']:.2f}x** ({t['train_speedup_cpu_time']:.2f}x)",
+            f"**{t['train_speedup']:.2f}x** ({t['train_speedup_cpu_time']:.2f}x)"
+            + spread(t.get("train_speedup_rounds", [])),
             f"{t['today_guided_step_s']:.3f}",
             f"{t['config_guided_step_s']:.3f}",
-            f"**{t['guided_time_ratio']:.2f}x** ({t['guided_time_ratio_cpu_time']:.2f}x)",
-            f"{t['today_guided_alone_s']:.3f} / {t['config_guided_alone_s']:.3f}: {t['guided_alone_time_ratio']:.2f}x",
+            f"**{t['guided_time_ratio']:.2f}x** ({t['guided_time_ratio_cpu_time']:.2f}x)"
+            + spread(t.get("guided_time_ratio_rounds", [])),
+            f"{t['today_guided_alone_s']:.3f} / {t['config_guided_alone_s']:.3f}: {t['guided_alone_time_ratio']:.2f}x"
+            + spread(t.get("guided_alone_time_ratio_rounds", [])),
         ]
         for variant, t in rows
     ]
@@ -813,8 +842,9 @@ def today_table(report: dict) -> list:
         f"all tokens at once) trained with torch's per-tensor AdamW; config = {options}, AdamW "
         f"fused={first['fused_adamw']} (configs/optimizer/adamw.yaml), in a process that keeps glibc's freed memory "
         f"as motiondiff's commands do (core.allocator): {'yes' if first['config_heap_kept'] else 'no'} (today's: "
-        f"{'yes' if first['today_heap_kept'] else 'no'}). In brackets: the same ratios of process CPU time. Guided "
-        "alone: the guided step in processes that only sample, as `generate` does (the targets read the time ratio).",
+        f"{'yes' if first['today_heap_kept'] else 'no'}). In brackets: the same ratios of process CPU time; in square "
+        "brackets: the lowest and highest of the rounds' ratios. Guided alone: the guided step in processes that only "
+        "sample, as `generate` does (the targets read the time ratio).",
         markdown_table([*header, "time ratio", "guided alone (s): today / config, ratio"], cells),
     ]
 

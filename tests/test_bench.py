@@ -46,6 +46,7 @@ def test_quick_benchmark_writes_every_section(tmp_path):
     sampling = report["sampling"]
     for loop in ("ours_ddpm", "diffusers_ddpm", "ours_ddim", "diffusers_ddim"):
         assert sampling[loop]["total_s"] > 0 and 0 <= sampling[loop]["overhead"] <= 1
+        assert sampling[loop]["network_s"] > 0  # the loop's network calls, timed alone in its rounds
         assert 0 <= sampling[loop]["coverage_pct"] <= 100
     variants = {(row["size"], row["variant"]) for row in report["dit_variants"].values()}
     assert variants == {(size, v) for size in ("reference", "cpu") for v in ("incontext", "adaln", "cross_attention")}
@@ -73,6 +74,10 @@ def test_quick_benchmark_writes_every_section(tmp_path):
         and today["config_guided_alone_s"] > 0
         and today["guided_alone_time_ratio"] > 0
     )
+    for key in ("train_speedup", "guided_time_ratio", "guided_alone_time_ratio"):
+        rounds = today[f"{key}_rounds"]  # the spread behind each median, one ratio a round
+        assert len(rounds) == today["rounds"] and all(value > 0 for value in rounds), key
+        assert min(rounds) - 1e-12 <= today[key] <= max(rounds) + 1e-12, key
     kept = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and not users_own_malloc_settings()
     assert today["config_heap_kept"] is kept and today["today_heap_kept"] is False  # today's code left malloc alone
     table = (tmp_path / "bench.md").read_text()
@@ -83,6 +88,14 @@ def test_quick_benchmark_writes_every_section(tmp_path):
         assert f"{variant} training >= 1.35x today's samples/s" in names
         assert f"{variant} guided step <= 0.8x today's time" in names
     assert len(report["targets"]) == 17
+
+
+def test_spread_gives_the_rounds_range_only_for_several_rounds(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench
+
+    assert bench.spread([1.31, 1.18, 1.47]) == " [1.18-1.47x]"
+    assert bench.spread([1.3]) == "" and bench.spread([]) == ""
 
 
 def test_dit_step_parts_measures_each_setting_against_today(monkeypatch, capsys):
