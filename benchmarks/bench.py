@@ -471,9 +471,10 @@ def section_sampling(args, size, device, peers, report):
     ):
         group = {**{k: v for k, v in fns.items() if k.endswith(kind)}, "network": network_only(steps)}
         wall, _ = interleaved_times(group, device, warmup, repeats)
+        alone = statistics.median(wall["network"])
         for name in (k for k in group if k != "network"):
             seconds[name] = statistics.median(wall[name])
-            network_s[name] = statistics.median(wall["network"])
+            network_s[name] = alone
             overhead[name] = statistics.median(1 - net / loop for loop, net in zip(wall[name], wall["network"]))
     forward = network_s["ours_ddpm"] / n_ddpm
     with torch.inference_mode():
