@@ -806,7 +806,7 @@ def today_targets(report: dict) -> list:
 
 
 def spread(values: list) -> str:
-    """' [lowest-highest x]' of a comparison's per-round ratios; empty for one round (or a report without them)."""
+    """' [lowest-highest x]' of a comparison's per-round ratios; empty for one round."""
     return f" [{min(values):.2f}-{max(values):.2f}x]" if len(values) > 1 else ""
 
 
@@ -821,14 +821,13 @@ def today_table(report: dict) -> list:
             variant,
             f"{t['today_train_samples_per_s']:.2f}",
             f"{t['config_train_samples_per_s']:.2f}",
-            f"**{t['train_speedup']:.2f}x** ({t['train_speedup_cpu_time']:.2f}x)"
-            + spread(t.get("train_speedup_rounds", [])),
+            f"**{t['train_speedup']:.2f}x** ({t['train_speedup_cpu_time']:.2f}x)" + spread(t["train_speedup_rounds"]),
             f"{t['today_guided_step_s']:.3f}",
             f"{t['config_guided_step_s']:.3f}",
             f"**{t['guided_time_ratio']:.2f}x** ({t['guided_time_ratio_cpu_time']:.2f}x)"
-            + spread(t.get("guided_time_ratio_rounds", [])),
+            + spread(t["guided_time_ratio_rounds"]),
             f"{t['today_guided_alone_s']:.3f} / {t['config_guided_alone_s']:.3f}: {t['guided_alone_time_ratio']:.2f}x"
-            + spread(t.get("guided_alone_time_ratio_rounds", [])),
+            + spread(t["guided_alone_time_ratio_rounds"]),
         ]
         for variant, t in rows
     ]
