@@ -1,10 +1,15 @@
 """The shape annotations are checked while the tests run (conftest installs typeguard's import hook with
-torchtyping's patch): a tensor of the wrong shape at a public boundary is a TypeError, not a silent broadcast."""
+torchtyping's patch): a tensor of the wrong shape at a public boundary is a TypeError, not a silent broadcast; a
+function's verdict is reused only for calls of a kind it has passed (tests/typecheck_cache.py)."""
 
+import numpy as np
 import pytest
 import torch
+import typeguard
 
+import typecheck_cache
 from conftest import TYPECHECKED
+from motiondiff.core.types import FrameMask
 from motiondiff.diffusion.loss import masked_mse
 from motiondiff.diffusion.schedule import LinearSchedule
 from motiondiff.networks.punet import PUNet
@@ -35,3 +40,45 @@ def test_a_mask_of_another_length_is_refused():
 def test_plain_python_types_are_checked_too():
     with pytest.raises(TypeError):
         LinearSchedule(num_steps=10).q_sample("not a tensor", torch.zeros(1, dtype=torch.long), torch.randn(1, 2, 3))
+
+
+def test_a_call_of_a_kind_already_passed_skips_the_check_and_any_other_is_checked(monkeypatch):
+    checks = []
+    monkeypatch.setattr(typeguard, "check_argument_types", counting(typeguard.check_argument_types, checks))
+    trim = [0]
+
+    @typeguard.typechecked
+    def frames_kept(x: FrameMask, scale: float) -> FrameMask:
+        return scale * x[:, trim[0] :]
+
+    for _ in range(3):
+        frames_kept(torch.zeros(2, 5), 1.0)
+    assert len(checks) == 1  # the same shapes and scale: checked once
+    frames_kept(torch.zeros(3, 5), 1.0)
+    frames_kept(torch.zeros(2, 5), 2.0)
+    assert len(checks) == 3  # another batch size, another scale: each checked
+    with pytest.raises(TypeError, match="batch"):
+        frames_kept(torch.zeros(2, 5, 1), 1.0)  # a third dimension
+    trim[0] = 1  # the same kind of arguments, but a result of another shape: the result is checked again
+    with pytest.raises(TypeError, match="frames"):
+        frames_kept(torch.zeros(2, 5), 1.0)
+
+
+def test_the_kinds_of_call_name_what_the_check_looks_at():
+    assert typecheck_cache.kind(torch.zeros(2, 3)) != typecheck_cache.kind(torch.zeros(2, 3, dtype=torch.float64))
+    assert typecheck_cache.kind((1, "a")) != typecheck_cache.kind((1, "b"))
+    assert typecheck_cache.kind({"x": torch.zeros(2)}) != typecheck_cache.kind({"x": torch.zeros(3)})
+    assert typecheck_cache.kind(np.zeros((2, 3))) == typecheck_cache.kind(np.ones((2, 3)))
+    assert typecheck_cache.kind(lambda: 0) != typecheck_cache.kind(lambda: 0)  # a Callable check reads the signature
+    assert typecheck_cache.kind(list(range(typecheck_cache.MAX_ITEMS + 1))) is None  # checked in full
+    assert typecheck_cache.kind([[[1]]]) is None
+
+
+def counting(function, calls: list):
+    """`function`, appending each call's arguments to `calls`."""
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return function(*args, **kwargs)
+
+    return counted

@@ -240,10 +240,10 @@ def global_diversity(generated: Clips, training: np.ndarray, min_segment: int = 
     return float(np.mean([patched_reconstruction_cost(clip, training, min_segment) for clip in as_clips(generated)]))
 
 
-def window_rms(a: np.ndarray, b: np.ndarray) -> float:
-    """RMS difference per coordinate of two equal-shape windows."""
+def window_rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """RMS difference per coordinate of windows a and b (..., window, F), pair by pair: (...)."""
     assert a.shape == b.shape
-    return float(np.sqrt(np.mean((a - b) ** 2)))
+    return np.sqrt(np.mean((a - b) ** 2, axis=(-2, -1)))
 
 
 def tiles(clip: np.ndarray, window: int) -> np.ndarray:
@@ -266,7 +266,7 @@ def inter_diversity(generated: Clips, window: int = 15) -> float:
         for other in range(k + 1, len(clips)):
             a, b = tiles(clips[k], window), tiles(clips[other], window)
             count = min(len(a), len(b))
-            distances += [window_rms(a[t], b[t]) for t in range(count)]
+            distances += list(window_rms(a[:count], b[:count]))  # (count,)
     return float(np.mean(distances)) if distances else float("nan")
 
 
@@ -282,8 +282,9 @@ def intra_diversity(generated: Clips, window: int = 15) -> float:
     for clip in as_clips(generated):
         clip_tiles = tiles(clip, window)
         count = len(clip_tiles)
-        pairs = [window_rms(clip_tiles[s], clip_tiles[t]) for s in range(count) for t in range(s + 1, count)]
-        if pairs:
+        first, second = np.triu_indices(count, k=1)  # every pair of different tiles, each once
+        pairs = window_rms(clip_tiles[first], clip_tiles[second])  # (pairs,)
+        if len(pairs):
             per_clip.append(np.mean(pairs))
     return float(np.mean(per_clip)) if per_clip else float("nan")
 

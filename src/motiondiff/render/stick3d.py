@@ -303,19 +303,19 @@ class StickFigureView:
         joints = self.joints[index]  # (J, 3)
         bones = [(p, j) for j, p in enumerate(self.parents) if p >= 0]
         shadow, shadow_depth = self.project(joints * np.array([1.0, 0.0, 1.0]))  # (J, 2), (J,)
+        shadow_widths = self.thickness(BONE_RADIUS, shadow_depth)  # (J,)
         for p, j in bones:
             if min(shadow_depth[p], shadow_depth[j]) > NEAR:
-                width = self.thickness(BONE_RADIUS, shadow_depth[j])
-                draw.line([tuple(shadow[p]), tuple(shadow[j])], fill=SHADOW, width=width)
+                draw.line([tuple(shadow[p]), tuple(shadow[j])], fill=SHADOW, width=int(shadow_widths[j]))
         pixels, depth = self.project(joints)
+        bone_widths, dot_widths = self.thickness(BONE_RADIUS, depth), self.thickness(JOINT_RADIUS, depth)  # (J,) each
         for _, kind, a, b in sorted(self.figure_items(bones, depth), reverse=True):  # farthest first
             if kind == "bone":
-                width = self.thickness(BONE_RADIUS, depth[b])
-                draw.line([tuple(pixels[a]), tuple(pixels[b])], fill=self.colours[b], width=width)
+                draw.line([tuple(pixels[a]), tuple(pixels[b])], fill=self.colours[b], width=int(bone_widths[b]))
             elif kind == "head":
                 self.draw_head(draw, joints, a)
             else:
-                r = 0.5 * self.thickness(JOINT_RADIUS, depth[a])
+                r = 0.5 * int(dot_widths[a])
                 (x, y) = pixels[a]
                 draw.ellipse([x - r, y - r, x + r, y + r], fill=JOINT_COLOUR)
         if self.footer:
@@ -331,9 +331,9 @@ class StickFigureView:
             items.append((depth[self.head] - 0.02, "head", self.head, self.head))
         return items
 
-    def thickness(self, radius_metres: float, depth: float) -> int:
-        """Pixel width of something `radius_metres` thick seen at `depth`, at least 2 px."""
-        return int(max(2, round(2 * radius_metres * self.focal / max(depth, NEAR))))
+    def thickness(self, radius_metres: float, depth: np.ndarray) -> np.ndarray:
+        """Pixel widths (...) of something `radius_metres` thick seen at each depth (...), at least 2 px."""
+        return np.asarray(np.maximum(2, np.round(2 * radius_metres * self.focal / np.maximum(depth, NEAR))), dtype=int)
 
     def draw_head(self, draw: ImageDraw.ImageDraw, joints: np.ndarray, head: int) -> None:
         """A ring for the head, centred a little beyond the head joint along the neck."""
@@ -347,7 +347,7 @@ class StickFigureView:
             [x - r, y - r, x + r, y + r],
             fill=HEAD_FILL,
             outline=BONE_COLOURS["centre"],
-            width=self.thickness(BONE_RADIUS * 0.7, float(depth)),
+            width=int(self.thickness(BONE_RADIUS * 0.7, np.asarray(depth))),
         )
 
 
