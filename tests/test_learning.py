@@ -36,7 +36,7 @@ def test_short_training_halves_the_validation_loss_and_raises_coverage(tmp_path)
             "experiment=dance2d",
             *SMALL_NETWORK,
             "trainer.max_epochs=-1",
-            "trainer.max_steps=400",
+            "trainer.max_steps=300",
             "trainer.check_val_every_n_epoch=1000",
             "optimizer.lr=3e-3",
             "lr_scheduler.warmup_steps=20",
@@ -59,8 +59,10 @@ def test_short_training_halves_the_validation_loss_and_raises_coverage(tmp_path)
     trainer = instantiate(cfg.trainer, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, datamodule=datamodule)
     after = fixed_noise_loss(module, val_windows)
+    coverage_after = dance_coverage(module, training)
+    print(f"validation loss {before:.3f} -> {after:.3f}; coverage {coverage_before:.3f} -> {coverage_after:.3f}")
     assert 0.9 < before < 1.1, before  # the zero-initialised output layer predicts no noise: loss = E[eps^2] = 1
     assert after < 0.5 * before, (before, after)
-    # An untrained model reproduces none of the dance's 1 s windows; 400 steps (about 30 s) already reproduce some.
-    coverage_after = dance_coverage(module, training)
+    # An untrained model reproduces none of the dance's 1 s windows; 300 steps already reproduce some. Measured on a
+    # 2-core AMD EPYC: loss 0.990 -> 0.071, coverage 0.120 (400 steps: 0.065, 0.098), 2026-12-06.
     assert coverage_before == 0.0 and coverage_after > 0.05, (coverage_before, coverage_after)

@@ -66,6 +66,8 @@ def remembering(typechecked):
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
+            if torch.compiler.is_compiling():
+                return checked(*args, **kwargs)  # as typeguard alone: torch.compile traces this wrapper otherwise
             arguments = kind(args), kind(kwargs)
             if None in arguments or arguments not in passed_arguments:
                 result = checked(*args, **kwargs)  # typeguard's own check of the arguments and the result
