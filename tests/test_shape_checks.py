@@ -69,7 +69,9 @@ def test_the_kinds_of_call_name_what_the_check_looks_at():
     assert typecheck_cache.kind((1, "a")) != typecheck_cache.kind((1, "b"))
     assert typecheck_cache.kind({"x": torch.zeros(2)}) != typecheck_cache.kind({"x": torch.zeros(3)})
     assert typecheck_cache.kind(np.zeros((2, 3))) == typecheck_cache.kind(np.ones((2, 3)))
-    assert typecheck_cache.kind(lambda: 0) != typecheck_cache.kind(lambda: 0)  # a Callable check reads the signature
+    assert typecheck_cache.kind(lambda: 0) != typecheck_cache.kind(lambda x: 0)  # a Callable check reads the signature
+    assert typecheck_cache.kind(lambda x: 0) != typecheck_cache.kind(lambda x=1: 0)
+    assert typecheck_cache.kind(len) is None
     assert typecheck_cache.kind(list(range(typecheck_cache.MAX_ITEMS + 1))) is None  # checked in full
     assert typecheck_cache.kind([[[1]]]) is None
 
