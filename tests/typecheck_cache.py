@@ -3,7 +3,8 @@
 conftest installs typeguard's import hook, which wraps every annotated motiondiff function in a check of its
 arguments and result. Each check costs 50-200 us, whatever the function does: on a 2-core AMD EPYC the checks were
 23% of the suite's time (1,639 s of work with them, 1,269 s without, 2026-12-06), mostly small functions called in
-every sampler step, data item or video frame. With this module the suite took 11:00 there instead of 13:04.
+every sampler step, data item or video frame. With this module the suite took 11:00 and 11:47 there (two runs), against
+13:04.
 
 A check's verdict depends only on what the annotations look at: the type of each value, and for tensors and arrays
 their shape, dtype and device. `install()` makes the hook's decorator remember, per function, the calls whose
