@@ -6,14 +6,10 @@ shapes (TensorType dimensions, consistent across the arguments and the result of
 shape at a public boundary fails a test. MOTIONDIFF_TYPECHECK=0 turns this off (for timing runs).
 """
 
-import functools
-import inspect
 import os
-import types
 from pathlib import Path
 
 import torch
-import typeguard
 from torchtyping import patch_typeguard
 from typeguard.importhook import install_import_hook
 
@@ -34,12 +30,7 @@ if TYPECHECKED:
     if not hasattr(torch.Tensor, "names"):  # torch 2.13 dropped named tensors; torchtyping still counts dims by .names
         torch.Tensor.names = property(lambda tensor: (None,) * tensor.dim())
     patch_typeguard()
-    # typeguard 2.13 computes inspect.signature(func) afresh on every checked call, a quarter of what a check costs
-    # (tests/test_guidance.py: 82 s -> 66 s). A function's signature does not change: typeguard gets a cached one.
-    assert typeguard.inspect is inspect, "typeguard no longer calls inspect.signature from its module: drop the cache"
-    typeguard.inspect = types.ModuleType("inspect")
-    typeguard.inspect.__dict__.update(inspect.__dict__, signature=functools.cache(inspect.signature))
-    typecheck_cache.install()  # each function's verdict computed once per kind of call (tests/typecheck_cache.py)
+    typecheck_cache.install()  # verdicts remembered per kind of call, signatures cached (tests/typecheck_cache.py)
     install_import_hook("motiondiff")
 
 import pytest  # noqa: E402  (after the import hook, like every motiondiff import below)

@@ -13,7 +13,7 @@ check. A call of a kind not seen before (another shape, dtype, batch size, value
 cannot be described) is checked in full, so a wrong shape is a TypeError exactly as before (tests/test_shape_checks.py).
 Containers are described item by item (up to MAX_ITEMS); a function by its code and how many of its parameters have
 defaults (what a Callable annotation's check reads), a bound method by its function; other objects by their type, as
-typeguard checks them.
+typeguard checks them. typeguard's per-call `inspect.signature` is cached too.
 """
 
 import functools
@@ -103,5 +103,10 @@ def remembering(typechecked):
 def install() -> None:
     """Route the import hook's `@typeguard.typechecked` through `remembering` (call after torchtyping's patch)."""
     assert not getattr(typeguard.typechecked, "remembers", False), "install() runs once"
+    # typeguard 2.13 computes inspect.signature(func) afresh on every checked call (tests/test_guidance.py: 82 s ->
+    # 66 s with it cached, before verdicts were remembered). A signature does not change: typeguard gets a cached one.
+    assert typeguard.inspect is inspect, "typeguard no longer calls inspect.signature from its module: drop the cache"
+    typeguard.inspect = types.ModuleType("inspect")
+    typeguard.inspect.__dict__.update(inspect.__dict__, signature=functools.cache(inspect.signature))
     typeguard.typechecked = remembering(typeguard.typechecked)
     typeguard.typechecked.remembers = True
