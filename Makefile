@@ -33,7 +33,7 @@ sweep: $(STAMP) ## sweep 3 text variants x 2 seeds (train -m), evaluate the swee
 	$(PY) -m motiondiff.sweep_demo $(ARGS)
 
 test: $(STAMP) ## run the test suite (CPU, 2 pytest-xdist workers, a file each; the 15 slowest tests listed at the end)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(ARGS)
 
 lint: $(STAMP) ## check formatting and lint (ruff, configured in pyproject.toml)
 	$(PY) -m ruff format --check src tests benchmarks

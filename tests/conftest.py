@@ -69,22 +69,35 @@ def processor_precision_for_probe_tests(request, monkeypatch):
         monkeypatch.setattr(devices, "precision", PROCESSOR_PRECISION)
 
 
-# The files that take longest (--durations), handed to the workers first so that both finish at about the same time;
-# the rest keep their order.
+# The files that take longest (--durations=0, 2026-12-06, AMD EPYC), handed to the workers first so that both finish
+# at about the same time; the rest keep their order. xdist orders files by their number of tests unless told
+# --no-loadscope-reorder (the Makefile's test command does).
 SLOWEST_FIRST = (
     "test_text2motion_learning.py",
     "test_end_to_end.py",
     "test_first_hour.py",
     "test_evaluate_text.py",
-    "test_text2motion_end_to_end.py",
+    "test_bench.py",
     "test_guo_protocol.py",
-    "test_learning.py",
     "test_sweeps.py",
-    "test_guidance.py",
+    "test_text2motion_end_to_end.py",
+    "test_learning.py",
+    "test_install.py",
+    "test_edit.py",
     "test_context.py",
-    "test_distill.py",
+    "test_data_bench.py",
+    "test_evaluation_legend.py",
     "test_trackers.py",
+    "test_resume.py",
+    "test_coverage_yardsticks.py",
     "test_evaluator.py",
+    "test_single_dance_eval.py",
+    "test_app.py",
+    "test_ddp.py",
+    "test_export_command.py",
+    "test_configs.py",
+    "test_distill.py",
+    "test_guidance.py",
 )
 
 

@@ -90,8 +90,9 @@ import sys
 from motiondiff.cli import app
 calls = []
 app.keep_freed_memory = lambda: calls.append("kept") or True
+run = lambda cfg: calls.append("run")
 sys.argv = ["motiondiff-render-data", "hydra.run.dir={tmp_path / "run"}"]
-app.hydra_entry_point("render_data", lambda cfg: calls.append("run"))()
+app.hydra_entry_point("render_data", "__main__.run")()
 print(*calls)
 """  # a process of its own: the tests' type checker cannot wrap Hydra's argument-less call of the task function
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)

@@ -24,13 +24,13 @@ from motiondiff.app.limits import Limits, ModelFacts, read_request
 from motiondiff.app.run import terminate_as_interrupt
 from motiondiff.app.server import make_server
 from motiondiff.app.studio import NO_BVH, open_studio
-from motiondiff.cli import generate as generate_command
-from motiondiff.cli import train
 from motiondiff.cli.app import CONFIG_DIR
 from motiondiff.cli.help import command_help
 from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
 from motiondiff.data.formats.bvh import load_bvh
+from motiondiff.generation import run as generate_command
+from motiondiff.runs import train
 from test_text2motion_end_to_end import NUM_MOTIONS, data_dir, train_text_run  # noqa: F401  (data_dir: a fixture)
 
 # 20 diffusion steps, one training step, nothing generated after training: a run in a few seconds.

@@ -9,14 +9,15 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import TINY_NETWORK, compose_config, shared_path
-from motiondiff.cli import evaluate, train
 from motiondiff.core.errors import UserError
 from motiondiff.data.info import KeypointData
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.loss import DiffusionLoss
 from motiondiff.diffusion.samplers import DDIMSampler
 from motiondiff.diffusion.schedule import LinearSchedule
+from motiondiff.evaluation import run as evaluate
 from motiondiff.networks.punet import PUNet
+from motiondiff.runs import train
 from motiondiff.runs.distill import with_teacher
 from motiondiff.training.build import module_options
 from motiondiff.training.diffusion_module import MotionDiffusion, check_context, known_context, random_known_frames

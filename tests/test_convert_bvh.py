@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from conftest import compose_config, shared_path
-from motiondiff.cli.convert_bvh import run
 from motiondiff.core.errors import UserError
 from motiondiff.data.formats.bvh_to_humanml3d import (
     SMPL22_JOINT_MAPS,
@@ -15,6 +14,7 @@ from motiondiff.data.formats.bvh_to_humanml3d import (
     caption_line,
     convert_bvh_to_humanml3d,
     leg_length,
+    run,
 )
 from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS, bone_lengths
 from motiondiff.data.representations import humanml3d_features as hml

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from conftest import TINY_NETWORK, compose_config, shared_path
-from motiondiff.cli import generate, train
 from motiondiff.core.errors import UserError
 from motiondiff.data.dance3d import Dance3DDataModule, kept_joints, writable_channels
 from motiondiff.data.formats.bvh import load_bvh, load_bvh_hierarchy, resample
@@ -21,7 +20,9 @@ from motiondiff.data.representations.local_rotations import (
     opening_of,
     yaw_matrix,
 )
+from motiondiff.generation import run as generate
 from motiondiff.metrics.skeleton import foot_skating
+from motiondiff.runs import train
 from test_bvh_bounds import write_bvh
 
 CLIPS = ("Gangnam-Style", "Crab-dance-long", "Walk-In-Circle", "proud", "normal")

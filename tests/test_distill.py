@@ -12,7 +12,6 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from conftest import compose_config
-from motiondiff.cli import generate, train
 from motiondiff.cli.app import CONFIG_DIR
 from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
@@ -28,7 +27,9 @@ from motiondiff.diffusion.consistency import (
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.samplers import DDIMSampler, evenly_spaced
 from motiondiff.diffusion.schedule import CosineSchedule, LinearSchedule
+from motiondiff.generation import run as generate
 from motiondiff.networks.conditioning import AdaLNTransformer
+from motiondiff.runs import train
 from motiondiff.runs.directories import load_run_config, save_resumed_config, save_run_config
 from motiondiff.runs.distill import with_teacher
 from motiondiff.runs.legacy import added_option_overrides

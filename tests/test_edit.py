@@ -12,7 +12,6 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import TINY_NETWORK, compose_config
-from motiondiff.cli import train
 from motiondiff.cli.app import CONFIG_DIR
 from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
@@ -30,6 +29,7 @@ from motiondiff.editing.run import null_condition, sample_edits
 from motiondiff.editing.sources import load_source
 from motiondiff.export.run import read_motions
 from motiondiff.report.folders import player_groups
+from motiondiff.runs import train
 from motiondiff.runs.loading import load_trained_run
 from test_diffusion import GAUSSIAN_MEAN, GAUSSIAN_STD, GaussianOracle
 

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from conftest import THREADS, compose_config
-from motiondiff.cli import evaluate, nfe_curve, train
 from motiondiff.core.errors import UserError
+from motiondiff.evaluation import nfe_curve
+from motiondiff.evaluation import run as evaluate
 from motiondiff.evaluation.evaluators.trained import check_compatible, load_trained_evaluator
+from motiondiff.runs import train
 
 NUM_MOTIONS, FRAMES = 800, 120  # 120 test items: halves of 60 for a 32-dim evaluator
 DATA = [f"dataset.procedural.num_motions={NUM_MOTIONS}", f"dataset.max_frames={FRAMES}", "dataset.batch_size=32"]
@@ -174,7 +176,7 @@ def test_training_logs_fd_and_r3_with_an_evaluator(runs, tmp_path):
 
 
 def test_an_evaluator_run_cannot_be_generated_from(runs, tmp_path):
-    from motiondiff.cli import generate
+    from motiondiff.generation import run as generate
 
     with pytest.raises(UserError, match="does not generate"):
         generate.run(

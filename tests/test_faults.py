@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from conftest import TINY_NETWORK, compose_config
-from motiondiff.cli import evaluate, generate, train
 from motiondiff.core.errors import UserError
 from motiondiff.data.dance_windows import load_dance_sequence
+from motiondiff.evaluation import run as evaluate
+from motiondiff.generation import run as generate
+from motiondiff.runs import train
 from motiondiff.runs.provenance import file_sha256
 from motiondiff.text.cache import EmbeddingTable
 from motiondiff.training.checkpoint_io import AtomicCheckpointIO, load_checkpoint
@@ -203,10 +205,8 @@ def test_impossible_training_combinations_are_refused_before_the_data_is_read(tm
     ],
 )
 def test_impossible_generation_options_are_refused(tmp_path, dance_run, overrides, message):
-    for task in (generate, evaluate):
-        cfg = compose_config(
-            task.__name__.rsplit(".", 1)[-1], tmp_path / task.__name__, [f"run_dir={dance_run}", *overrides]
-        )
+    for task, command in ((generate, "generate"), (evaluate, "evaluate")):
+        cfg = compose_config(command, tmp_path / command, [f"run_dir={dance_run}", *overrides])
         with pytest.raises(UserError, match=message):
             task.run(cfg)
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from conftest import TINY_NETWORK, compose_config, shared_path
-from motiondiff.cli import train
 from motiondiff.core.errors import UserError
 from motiondiff.data.dance3d import Dance3DDataModule
 from motiondiff.data.kinematics.skeleton import with_ancestors
 from motiondiff.diffusion.loss import DiffusionLoss
 from motiondiff.networks.punet import PUNet
+from motiondiff.runs import train
 from motiondiff.runs.train import foot_contact_lines
 from motiondiff.training.build import module_options
 from motiondiff.training.diffusion_module import FOOT_CONTACT_AUTO, MotionDiffusion

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from conftest import THREADS, compose_config
-from motiondiff.cli import evaluate, train
 from motiondiff.core.errors import UserError
+from motiondiff.evaluation import run as evaluate
 from motiondiff.metrics.distribution import prdc
 from motiondiff.metrics.reference_protocol import (
     clamped_mean_cosine,
@@ -22,6 +22,7 @@ from motiondiff.metrics.reference_protocol import (
     prdc_in_splits,
     r_precision_full_batches,
 )
+from motiondiff.runs import train
 from motiondiff.training.checkpoint_io import load_checkpoint
 from release_files import write_t2m_evaluator
 

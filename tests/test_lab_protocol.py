@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from conftest import compose_config
-from motiondiff.cli import evaluate, train
 from motiondiff.data.procedural.actions import make_motion, sample_spec
 from motiondiff.data.procedural.captions import captions_for
 from motiondiff.data.representations import smplrifke
+from motiondiff.evaluation import run as evaluate
 from motiondiff.networks.actor_encoder import ActorStyleEncoder
+from motiondiff.runs import train
 from test_smplrifke import with_hands
 
 SPLITS = {"train": 12, "val": 4, "test": 70}

@@ -16,9 +16,9 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_config, shared_path
-from motiondiff.cli import generate
 from motiondiff.core.errors import UserError
 from motiondiff.evaluation.evaluators.trained import load_trained_evaluator
+from motiondiff.generation import run as generate
 from motiondiff.runs.directories import load_run_config
 from motiondiff.training.contrastive_module import MotionTextContrastive
 from motiondiff.training.diffusion_module import MotionDiffusion

@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY_NETWORK, compose_config
-from motiondiff.cli import nfe_curve, train
 from motiondiff.core.errors import UserError
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.samplers import DDIMSampler, DPMSolverSampler, KarrasSampler
 from motiondiff.diffusion.schedule import LinearSchedule
+from motiondiff.evaluation import nfe_curve
 from motiondiff.evaluation.nfe_curve import CountingSampler
 from motiondiff.networks.punet import PUNet
+from motiondiff.runs import train
 
 QUICK = ["skip_ddpm=true", "replications=2", "clips=2", "duration_factor=0.1", "ddim_reference_steps=3"]
 

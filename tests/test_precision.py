@@ -9,13 +9,14 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import ROOT, TINY_NETWORK, compose_config
-from motiondiff.cli import generate, train
 from motiondiff.core.errors import UserError
 from motiondiff.data.procedural.text_motion import dataset_name, write_procedural_dataset
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.samplers import DDIMSampler
 from motiondiff.diffusion.schedule import CosineSchedule
+from motiondiff.generation import run as generate
 from motiondiff.networks.conditioning import AdaLNTransformer
+from motiondiff.runs import train
 from motiondiff.training import devices, precision_probe
 from motiondiff.training.build import build_module
 

@@ -11,12 +11,15 @@ import pytest
 
 from browser import errors, file_url, open_page, screenshot_pixels
 from conftest import TINY_NETWORK, compose_config
-from motiondiff.cli import compare, evaluate, generate, train
 from motiondiff.core.errors import UserError
 from motiondiff.data.procedural.text_motion import dataset_name, write_procedural_dataset
+from motiondiff.evaluation import compare
+from motiondiff.evaluation import run as evaluate
+from motiondiff.generation import run as generate
 from motiondiff.report.markdown import markdown_html
 from motiondiff.report.page import write_report
 from motiondiff.report.player import PlayerMotion, motions_payload, player_assets, player_html
+from motiondiff.runs import train
 from test_text2motion_end_to_end import NUM_MOTIONS, train_text_run
 
 CHAIN = [-1, 0, 1, 1]  # a 4-joint tree: the root, its child, and two grandchildren

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import TINY_NETWORK, compose_config
-from motiondiff.cli import train
+from motiondiff.runs import train
 from motiondiff.training.checkpoint_io import load_checkpoint
 
 STEPS = 18  # three epochs of the procedural dance's 6 batches

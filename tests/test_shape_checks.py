@@ -2,6 +2,8 @@
 torchtyping's patch): a tensor of the wrong shape at a public boundary is a TypeError, not a silent broadcast; a
 function's verdict is reused only for calls of a kind it has passed (tests/typecheck_cache.py)."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,16 @@ def counting(function, calls: list):
         return function(*args, **kwargs)
 
     return counted
+
+
+def test_only_the_instrumented_modules_read_typeguards_bytecode():
+    """Modules that motiondiff's instrumented modules import (torch._dynamo, lightning, scipy.signal, ...) load from
+    pip's bytecode, not from an `.opt-typeguard.pyc` that is never there (typecheck_cache.own_bytecode_only)."""
+    import motiondiff.tracking.trackers  # instrumented; imports lightning
+
+    assert motiondiff.tracking.trackers.typeguard is typeguard  # the hook's `import typeguard`: it was instrumented
+    cached = {name: getattr(module, "__cached__", None) for name, module in list(sys.modules.items())}
+    outside = [name for name, path in cached.items() if isinstance(path, str) and ".opt-typeguard." in path]
+    outside = [name for name in outside if not name.startswith("motiondiff")]
+    assert not outside, f"{len(outside)} modules looked for typeguard's bytecode, e.g. {sorted(outside)[:3]}"
+    assert sys.modules["lightning.fabric.fabric"].__cached__.endswith(".pyc")

@@ -17,9 +17,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import CONFIG_DIR, ROOT, compose_config
-from motiondiff.cli import compare, evaluate
 from motiondiff.cli.app import register_resolvers
 from motiondiff.core.errors import UserError
+from motiondiff.evaluation import compare
+from motiondiff.evaluation import run as evaluate
 from motiondiff.sweeps.jobs import SweepSummary
 
 TINY_DANCE = [

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from conftest import compose_config
-from motiondiff.cli import generate, train
 from motiondiff.core.errors import UserError
 from motiondiff.data.formats.bvh import load_bvh
 from motiondiff.data.procedural.text_motion import dataset_name, write_procedural_dataset
+from motiondiff.generation import run as generate
+from motiondiff.runs import train
 from test_text_encoders import write_tiny_clip
 
 NUM_MOTIONS = 40

@@ -17,10 +17,10 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import THREADS, compose_config
-from motiondiff.cli import train
 from motiondiff.diffusion.samplers import DDIMSampler
 from motiondiff.editing.timeline import generate_timeline, in_between, parse_timeline
 from motiondiff.metrics.caption_control import ground_travel, raised_side, travel_gap
+from motiondiff.runs import train
 
 NUM_MOTIONS, FRAMES, STEPS = 300, 120, 600
 WALK, WAVE, CLAP = "a person walks forward", "a person waves with the right hand", "a person claps"

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from conftest import compose_config
-from motiondiff.cli import train
 from motiondiff.core.errors import UserError
 from motiondiff.data.kinematics.quaternion import qrot
 from motiondiff.data.procedural.text_motion import dataset_name, write_procedural_dataset
@@ -17,6 +16,7 @@ from motiondiff.editing.run import run as run_edit
 from motiondiff.editing.timeline import Segment, generate_timeline, parse_timeline, plan_transitions
 from motiondiff.render.stick3d import StickFigureView
 from motiondiff.report.folders import player_groups
+from motiondiff.runs import train
 from motiondiff.text.encoders import MiniLMEncoder
 
 NUM_MOTIONS, MAX_FRAMES = 40, 60

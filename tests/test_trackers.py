@@ -16,12 +16,13 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import TINY_NETWORK, compose_config
-from motiondiff.cli import evaluate, train
 from motiondiff.cli.app import CONFIG_DIR, expand_shorthands
 from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
 from motiondiff.data.procedural.text_motion import dataset_name, write_procedural_dataset
+from motiondiff.evaluation import run as evaluate
 from motiondiff.render.plots import smoothed, spans_a_decade
+from motiondiff.runs import train
 from motiondiff.runs.directories import save_resumed_config, save_run_config
 from motiondiff.tracking import trackers
 from motiondiff.training.interrupts import SaveOnInterrupt
@@ -289,8 +290,8 @@ def test_no_trackers_and_csv_alone(tmp_path):
 
 
 def test_a_tracker_that_is_not_installed_is_one_sentence_before_anything_is_written(tmp_path, monkeypatch):
-    real = trackers.importlib.util.find_spec
-    monkeypatch.setattr(trackers.importlib.util, "find_spec", lambda name: None if name == "wandb" else real(name))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "wandb" else real(name))
     with pytest.raises(UserError, match=r"logger=wandb needs the wandb package.*pip install 'motiondiff\[wandb\]'"):
         preflight(CONFIG_DIR, "train", ["experiment=dance2d", "logger=[csv,wandb]"])
     with pytest.raises(UserError, match="pip install 'motiondiff"):

@@ -17,13 +17,16 @@ typeguard checks them. typeguard's per-call `inspect.signature` is cached too.
 """
 
 import functools
+import importlib.machinery
 import inspect
 import sys
 import types
+import unittest.mock
 
 import numpy as np
 import torch
 import typeguard
+import typeguard.importhook
 
 MAX_ITEMS = 16  # larger containers are always checked in full
 MAX_KINDS = 4096  # kinds remembered per function; beyond, calls are checked in full
@@ -110,3 +113,23 @@ def install() -> None:
     typeguard.inspect.__dict__.update(inspect.__dict__, signature=functools.cache(inspect.signature))
     typeguard.typechecked = remembering(typeguard.typechecked)
     typeguard.typechecked.remembers = True
+    own_bytecode_only(typeguard.importhook.TypeguardLoader)
+
+
+def own_bytecode_only(loader: type) -> None:
+    """Make typeguard's loader look for its `.opt-typeguard.pyc` bytecode for the instrumented module alone.
+
+    typeguard 2.13 swaps importlib's `cache_from_source` for the whole of an instrumented module's execution, so every
+    module that one imports for the first time (torch._dynamo, lightning, scipy.signal, ...: about 2,300 at collection)
+    looks for an `.opt-typeguard.pyc` that pip never wrote, and is compiled from source; with PYTHONDONTWRITEBYTECODE
+    set, in every process. Only reading the instrumented module's own code needs the swap."""
+    assert loader.exec_module is not importlib.machinery.SourceFileLoader.exec_module, "typeguard changed its loader"
+
+    def get_code(self, fullname):
+        with unittest.mock.patch(
+            "importlib._bootstrap_external.cache_from_source", typeguard.importhook.optimized_cache_from_source
+        ):
+            return importlib.machinery.SourceFileLoader.get_code(self, fullname)
+
+    loader.get_code = get_code
+    loader.exec_module = importlib.machinery.SourceFileLoader.exec_module

@@ -1,9 +1,8 @@
 """`motiondiff-eval-demo` / `-m motiondiff.eval_demo`: eval_demo.yaml, then demos.eval_demo.run."""
 
 from motiondiff.cli.app import hydra_entry_point
-from motiondiff.demos.eval_demo import run
 
-main = hydra_entry_point("eval_demo", run)
+main = hydra_entry_point("eval_demo", "motiondiff.demos.eval_demo.run")
 
 if __name__ == "__main__":
     main()

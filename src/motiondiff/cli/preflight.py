@@ -30,7 +30,7 @@ from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.errors import UserError
 from motiondiff.runs.directories import CONFIG_NAME, LAST, check_run_dir, latest_checkpoint, no_such_run
 from motiondiff.runs.legacy import added_option_overrides
-from motiondiff.tracking.trackers import check_tracker_packages
+from motiondiff.tracking.packages import check_tracker_packages
 from motiondiff.training.config_checks import check_training_config
 from motiondiff.training.devices import check_accelerator
 
@@ -80,9 +80,9 @@ def preflight(config_dir: Path, config_name: str, argv: list) -> list:
     cfg = compose_checked(config_dir, config_name, first_job(parsed))
     tree = OmegaConf.to_container(cfg, resolve=False)
     tree.pop("hydra", None)
+    overrides = check_paths(config_name, cfg, parsed, overrides)  # first: it imports nothing
     check_added_keys(config_name, tree, parsed)
-    check_targets(tree)
-    overrides = check_paths(config_name, cfg, parsed, overrides)
+    check_targets(tree)  # imports the classes the config names (Lightning's Trainer for train)
     if config_name == "train":
         check_accelerator(cfg.trainer.accelerator)
         check_training_config(cfg)

@@ -1,9 +1,8 @@
 """`motiondiff-train` / `-m motiondiff.train`: train.yaml, then runs.train.run."""
 
 from motiondiff.cli.app import hydra_entry_point
-from motiondiff.runs.train import run
 
-main = hydra_entry_point("train", run)
+main = hydra_entry_point("train", "motiondiff.runs.train.run")
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,6 @@ from motiondiff.data.dance_windows import (
     DanceSequence,
     WindowDataset,
     WindowLoaders,
-    check_window_fits,
     window_options,
     window_starts,
 )
@@ -38,6 +37,7 @@ from motiondiff.data.representations.local_rotations import (
     facing_positions,
     opening_of,
 )
+from motiondiff.data.spans import check_window_fits
 
 HANDS = ("LeftHand", "RightHand")  # the wrists of the Mixamo and CMU maps; what hangs below them are fingers
 JOINT_CHOICES = ("auto", "all")

@@ -27,6 +27,7 @@ from motiondiff.data.info import KeypointData
 from motiondiff.data.kinematics.skeleton import BODY20_NAMES, BODY20_PARENTS, bone_lengths
 from motiondiff.data.normalizers import KeypointNormalizer
 from motiondiff.data.procedural.dance import make_procedural_dance
+from motiondiff.data.spans import check_window_fits
 
 
 @dataclass
@@ -204,16 +205,3 @@ def window_options(window, stride, batch_size, val_fraction) -> tuple:
         raise UserError(f"dataset.val_fraction={val_fraction} must lie strictly between 0 and 1.")
     names = ("dataset.window", "dataset.stride", "dataset.batch_size")
     return tuple(whole_number(name, value) for name, value in zip(names, (window, stride, batch_size)))
-
-
-def check_window_fits(frames: int, window: int, val_fraction: float, source: str) -> int:
-    """The training span's frames; UserError unless a window fits in both the training and the validation span."""
-    train_frames = frames - int(round(frames * val_fraction))
-    if min(train_frames, frames - train_frames) < window:
-        needed = int(np.ceil(window / min(val_fraction, 1 - val_fraction)))
-        raise UserError(
-            f"the sequence from '{source}' has {frames} frames, too short for windows of {window} frames in both "
-            f"the training and the validation span (val_fraction={val_fraction}); it needs at least {needed} frames: "
-            "lower dataset.window or use a longer clip."
-        )
-    return train_frames

@@ -7,9 +7,10 @@ from omegaconf import DictConfig, open_dict
 from motiondiff.core.errors import UserError
 from motiondiff.runs.directories import check_run_dir, load_run_config, resolve_checkpoint
 from motiondiff.runs.loading import load_module
-from motiondiff.training.build import module_class_of, reads_text
+from motiondiff.training.build import module_class_of
 from motiondiff.training.diffusion_module import MotionDiffusion
 from motiondiff.training.distill_module import ConsistencyDistillation
+from motiondiff.training.network_options import reads_text
 
 # What the student takes from the teacher's run config: the same data, network, noise schedule and parameterisation.
 TEACHER_GROUPS = ("dataset", "text_encoder", "network", "schedule", "loss")

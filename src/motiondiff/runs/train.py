@@ -28,10 +28,10 @@ from motiondiff.runs.directories import (
 )
 from motiondiff.runs.distill import attach_teacher, with_teacher
 from motiondiff.tracking.curves import TrainingCurves
+from motiondiff.tracking.packages import check_tracker_packages
 from motiondiff.tracking.trackers import (
     build_loggers,
     callbacks_for,
-    check_tracker_packages,
     finish_trackers,
     log_hyperparameters,
     tracker_lines,

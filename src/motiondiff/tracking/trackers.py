@@ -1,18 +1,16 @@
-"""Experiment trackers (the `logger` group): what each needs installed, building them so that a run resumed in place
-writes on where it left off, the run's config as their hyperparameters, and pictures sent to each its own way.
+"""Experiment trackers (the `logger` group): building them so that a run resumed in place writes on where it left
+off, the run's config as their hyperparameters, and pictures sent to each its own way.
 
 `logger=csv` (StepCSVLogger: logs/metrics.csv) and `logger=tensorboard` (logs/tensorboard/) are the default pair;
 `logger=wandb` (W&B, offline unless told otherwise: <run>/wandb/) and `logger=mlflow` (a SQLite store shared by
-every run under the output root) need their extra installed, which `check_tracker_packages` says before anything
-is written. docs/trackers.md says where each writes and how to open it.
+every run under the output root) need their extra installed, which tracking.packages says before anything is
+written. docs/trackers.md says where each writes and how to open it.
 """
 
 import fcntl
-import importlib.util
 import logging
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -23,8 +21,8 @@ from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, W
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from motiondiff.core.errors import UserError
 from motiondiff.core.files import relative
+from motiondiff.tracking.packages import configured
 from motiondiff.training.metrics_log import StepCSVLogger
 
 log = logging.getLogger(__name__)
@@ -42,63 +40,6 @@ HPARAM_METRICS = (
     "val/sample_bone_length_error",
 )
 CONFIG_KEYS_LEFT_OUT = ("_recursive_", "_partial_", "_convert_", "_args_")
-
-
-@dataclass(frozen=True)
-class Tracker:
-    """What a tracker class is called, the modules it imports, and the extra that installs them (None: a dependency)."""
-
-    title: str
-    modules: tuple
-    extra: Optional[str]
-
-
-TRACKERS = {
-    "TensorBoardLogger": Tracker("TensorBoard", ("tensorboard",), None),
-    "WandbLogger": Tracker("W&B", ("wandb",), "wandb"),
-    "MLFlowLogger": Tracker("MLflow", ("mlflow",), "mlflow"),
-}
-SQL_STORE_MODULES = ("sqlalchemy", "alembic")  # what MLflow's SQLite store (tracking_uri: sqlite:///...) needs
-
-
-# ---- before anything is written ---------------------------------------------------------------------
-
-
-def configured(logger_cfg) -> dict:
-    """{key: node} of the trackers a `logger` config attaches (none for logger=null or logger=[])."""
-    if logger_cfg is None:
-        return {}
-    return {key: node for key, node in logger_cfg.items() if node is not None}
-
-
-def tracker_of(node) -> Optional[Tracker]:
-    """The Tracker a logger node builds (None for others, e.g. the CSV logger)."""
-    return TRACKERS.get(str(node.get("_target_", "")).rsplit(".", 1)[-1])
-
-
-def needed_modules(node, tracker: Optional[Tracker]) -> tuple:
-    """The modules a logger node needs: its tracker's, and SQLAlchemy and Alembic for an MLflow SQLite store."""
-    if tracker is None:
-        return ()
-    sqlite = str(node.get("tracking_uri") or "").startswith("sqlite:")
-    return tracker.modules + (SQL_STORE_MODULES if tracker.extra == "mlflow" and sqlite else ())
-
-
-def check_tracker_packages(logger_cfg) -> None:
-    """UserError naming the pip command when a chosen tracker's package is not installed."""
-    for key, node in configured(logger_cfg).items():
-        tracker = tracker_of(node)
-        missing = [name for name in needed_modules(node, tracker) if importlib.util.find_spec(name) is None]
-        if missing:
-            install = (
-                f"pip install 'motiondiff[{tracker.extra}]' (in a clone: pip install -e '.[{tracker.extra}]')"
-                if tracker.extra
-                else f"pip install -r requirements.txt (it pins {missing[0]})"
-            )
-            raise UserError(
-                f"logger={key} needs the {missing[0]} package, which is not installed here: {install}, "
-                f"or drop {key} from logger=[...]."
-            )
 
 
 # ---- building them, resuming in place -----------------------------------------------------------------

@@ -5,17 +5,15 @@ The `module` group names the LightningModule class; the class names the networks
 sizes (`features`, `text_dim`) come from the data, never from the config.
 """
 
-import inspect
-
 import lightning as L
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from motiondiff.core.errors import UserError
 from motiondiff.data.info import MotionData
+from motiondiff.training.network_options import constructor_options, reads_text, refuse_pooled_captions
 
 DEFAULT_MODULE = "motiondiff.training.diffusion_module.MotionDiffusion"  # runs saved before the module config group
-CROSS_ATTENTION = "CrossAttentionTransformer"
 
 
 def build_module(cfg: DictConfig, data: MotionData) -> L.LightningModule:
@@ -40,36 +38,6 @@ def check_network_options(network_cfg: DictConfig, network_class: type) -> None:
     if unknown:
         valid = ", ".join(name for name in options if name not in ("features", "text_dim"))
         raise UserError(f"network.{unknown[0]} is not an option of {network_class.__name__}; its options are: {valid}.")
-
-
-def reads_text(network_class: type) -> bool:
-    """Whether a network takes a caption (its constructor has text_dim)."""
-    return "text_dim" in constructor_options(network_class)
-
-
-def refuse_pooled_captions(network_name: str, why: str, fix: str) -> None:
-    """UserError for a cross-attention network given one pooled vector per caption instead of a token sequence."""
-    if network_name == CROSS_ATTENTION:
-        raise UserError(
-            f"network=cross_attention attends to the caption's token embeddings, but {why}; use network=adaln or "
-            f"incontext, or {fix}."
-        )
-
-
-def constructor_options(cls: type) -> list:
-    """Keyword names cls(...) accepts, following **kwargs up to the base classes that receive them."""
-    names: list = []
-    for klass in cls.__mro__:
-        if klass is object:
-            break
-        parameters = inspect.signature(klass.__init__).parameters.values()
-        for parameter in parameters:
-            variadic = parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
-            if parameter.name != "self" and not variadic and parameter.name not in names:
-                names.append(parameter.name)
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
-            break
-    return names
 
 
 def module_options(cfg: DictConfig) -> dict:

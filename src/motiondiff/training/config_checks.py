@@ -13,8 +13,8 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from motiondiff.core.errors import UserError
-from motiondiff.data.dance_windows import check_window_fits
-from motiondiff.training.build import reads_text, refuse_pooled_captions
+from motiondiff.data.spans import check_window_fits
+from motiondiff.training.network_options import reads_text, refuse_pooled_captions
 
 
 def check_training_config(cfg: DictConfig) -> None:
