@@ -84,8 +84,21 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
+def run_path_of(node: ast.AST) -> "tuple | None":
+    """(config name, dotted run path) of a command module's `main = hydra_entry_point("<config>", "<path>")`, or
+    None: the command imports the module of that path once its command line is checked (cli.app)."""
+    call = node.value if isinstance(node, ast.Assign) else None
+    if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "hydra_entry_point"):
+        return None
+    assert len(call.args) == 2 and all(isinstance(arg, ast.Constant) for arg in call.args), ast.dump(call)
+    return call.args[0].value, call.args[1].value
+
+
 def imported(node: ast.AST, importer: str) -> list:
-    """The motiondiff modules an import statement names (a `from package import submodule` names the submodule)."""
+    """The motiondiff modules an import statement names (a `from package import submodule` names the submodule), and
+    the module of a command's run path (run_path_of), which it imports by name."""
+    if run_path_of(node):
+        return [run_path_of(node)[1].rpartition(".")[0]]
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names if alias.name.split(".")[0] == "motiondiff"]
     if not isinstance(node, ast.ImportFrom):
@@ -186,6 +199,23 @@ def test_rooms_only_import_lower_rooms():
                 upward.append((module, target))
     assert set(ALLOWED) == {room(m) for m in MODULES} - {""}, "a room was added or removed: list what it may import"
     assert upward == []
+
+
+def test_every_command_names_a_run_function_and_a_config_that_exist():
+    found = {}
+    for name, path in MODULES.items():
+        for node in ast.parse(path.read_text()).body:
+            if run_path_of(node):
+                found[name] = run_path_of(node)
+    assert sorted(found) == sorted({f"motiondiff.cli.{c}" for c in [*COMMANDS, *PACKAGE_COMMANDS.values()]})
+    for command, (config, run_path) in found.items():
+        module, _, function = run_path.rpartition(".")
+        assert module in MODULES, f"{command}: no module {module}"
+        defined = {
+            node.name for node in ast.parse(MODULES[module].read_text()).body if isinstance(node, ast.FunctionDef)
+        }
+        assert function in defined, f"{command}: {module} defines no {function}()"
+        assert (ROOT / "configs" / f"{config}.yaml").is_file(), f"{command}: no configs/{config}.yaml"
 
 
 def test_the_package_top_holds_only_the_command_aliases():

@@ -1,6 +1,7 @@
 """A new user's first mistakes leave nothing behind and name the fix; runs say what they do; Ctrl-C keeps the run."""
 
 import io
+import json
 import os
 import re
 import signal
@@ -120,6 +121,25 @@ def test_a_run_that_fails_before_saving_anything_removes_its_folder(tmp_path):
     result = command(tmp_path, "train", *QUICK, "dataset.source=missing.bvh")
     assert result.returncode == 2 and "removed" in result.stderr, result.stderr
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*.yaml"))
+
+
+def test_a_command_whose_code_fails_to_import_removes_its_folder_and_a_sweep_job_records_it(tmp_path):
+    """The run function is imported after Hydra made the output folder (cli.app): its failure is the run's failure."""
+    script = """
+import sys
+from motiondiff.cli import app
+sys.argv = ["motiondiff-render-data", *sys.argv[1:]]
+app.hydra_entry_point("render_data", "motiondiff.no_such_room.run")()
+"""
+    single, sweep = (
+        subprocess.run([sys.executable, "-c", script, *argv], cwd=tmp_path, capture_output=True, text=True)
+        for argv in ([f"hydra.run.dir={tmp_path / 'runs' / 'single'}"], ["-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    )
+    assert single.returncode == 1 and "No module named 'motiondiff.no_such_room'" in single.stderr, single.stderr
+    assert "removed" in single.stderr and not (tmp_path / "runs" / "single").exists()
+    assert sweep.returncode == 1 and "1 of 1 jobs failed, see" in sweep.stderr, sweep.stderr[-2000:]  # its summary
+    status = json.loads((tmp_path / "sweep" / "0" / "job_status.json").read_text())
+    assert status["status"] == "failed" and "no_such_room" in status["error"]
 
 
 def test_only_a_folder_of_hydra_records_and_logs_written_now_is_removed(tmp_path):

@@ -1,5 +1,6 @@
 """The Hydra entry point every command shares: config location, resolvers, `--help`, sweep jobs, one-line errors."""
 
+import functools
 import importlib
 import sys
 import time
@@ -62,8 +63,8 @@ def compose_command_config(config_name: str, overrides: list) -> DictConfig:
 
 
 def hydra_entry_point(config_name: str, run_path: str) -> Callable[[], None]:
-    """`main()` of a command: compose configs/<config_name>.yaml with the command line and call run(cfg), the function
-    named by the dotted `run_path` (`motiondiff.runs.train.run`).
+    """`main()` of a command: compose configs/<config_name>.yaml with the command line and call the function at
+    `run_path` (`motiondiff.runs.train.run`) with it.
 
     `--help` prints the command's own groups and options (cli.help). A single run prints a UserError
     as one line (exit status 2) instead of a traceback. A job of a multirun (`-m`) never ends the
@@ -81,8 +82,7 @@ def hydra_entry_point(config_name: str, run_path: str) -> Callable[[], None]:
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def compose_and_run(cfg: DictConfig):
         keep_freed_memory()  # here, so that a sweep job in a worker process (joblib, submitit) does it too
-        module, _, name = run_path.rpartition(".")
-        run = getattr(importlib.import_module(module), name)
+        run = functools.partial(call_at, run_path)  # imported inside the sweep job's and the single run's guards
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             return run_sweep_job(run, cfg)  # a small plain dict: launchers send it back to the sweep's process
         output_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -102,6 +102,12 @@ def hydra_entry_point(config_name: str, run_path: str) -> Callable[[], None]:
         compose_and_run()
 
     return main
+
+
+def call_at(run_path: str, cfg: DictConfig) -> object:
+    """run(cfg) for the function at the dotted `run_path`, imported now."""
+    module, _, name = run_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)(cfg)
 
 
 def program_name() -> str:

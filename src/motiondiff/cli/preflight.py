@@ -80,9 +80,9 @@ def preflight(config_dir: Path, config_name: str, argv: list) -> list:
     cfg = compose_checked(config_dir, config_name, first_job(parsed))
     tree = OmegaConf.to_container(cfg, resolve=False)
     tree.pop("hydra", None)
-    overrides = check_paths(config_name, cfg, parsed, overrides)  # first: it imports nothing
     check_added_keys(config_name, tree, parsed)
-    check_targets(tree)  # imports the classes the config names (Lightning's Trainer for train)
+    overrides = check_paths(config_name, cfg, parsed, overrides)
+    check_targets(tree)  # last of these: it imports the classes the config names (Lightning's Trainer for train)
     if config_name == "train":
         check_accelerator(cfg.trainer.accelerator)
         check_training_config(cfg)
