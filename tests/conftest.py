@@ -112,6 +112,16 @@ def compose_config(name: str, output_dir: Path, overrides=()) -> DictConfig:
     return compose_command_config(name, [f"paths.output_dir={output_dir}", *overrides])  # as the commands do
 
 
+@pytest.fixture(scope="session")
+def procedural_data_dir(tmp_path_factory) -> Path:
+    """A `paths.data_dir` shared by the tests of this session, both workers' included: each procedural text dataset,
+    its packed splits and its caption embeddings are made once, by the first test that needs them (every one of
+    those writes is atomic: a temporary file or folder, then a rename), and the others read them. Tests that write
+    into the data folder, or make a dataset of the same size and seed with other splits, keep their own."""
+    base = tmp_path_factory.getbasetemp()  # under xdist, popen-gw<k> in the session's folder
+    return (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "procedural_data"
+
+
 def shared_path(*parts) -> Path:
     """A file under ../shared/data, or skip the test when ../shared is not beside the project."""
     path = SHARED_DATA.joinpath(*parts)

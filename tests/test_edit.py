@@ -206,8 +206,8 @@ def test_a_group_matching_none_of_the_joints_says_to_name_them():
 
 
 @pytest.fixture(scope="module")
-def text_run(tmp_path_factory) -> dict:
-    data = tmp_path_factory.mktemp("data")
+def text_run(tmp_path_factory, procedural_data_dir) -> dict:
+    data = procedural_data_dir
     write_procedural_dataset(data / dataset_name(NUM_MOTIONS, 0), num_motions=NUM_MOTIONS, seed=0)
     tiny = ["network.latent_dim=32", "network.num_layers=1", "network.num_heads=4", "dataset.batch_size=8"]
     overrides = ["experiment=text2motion", f"paths.data_dir={data}", f"dataset.procedural.num_motions={NUM_MOTIONS}"]
@@ -215,7 +215,7 @@ def text_run(tmp_path_factory) -> dict:
         compose_config("train", tmp_path_factory.mktemp("text"), [*overrides, *tiny, *STEPS, "sampler.num_steps=5"])
     )
     motions = [np.load(path) for path in sorted((data / dataset_name(NUM_MOTIONS, 0) / "new_joint_vecs").glob("*.npy"))]
-    source = data / "source.npy"
+    source = tmp_path_factory.mktemp("source") / "source.npy"
     np.save(source, next(motion for motion in motions if len(motion) >= 60)[:60])  # (60, 263)
     return {"run_dir": run["run_dir"], "source": source, "data": data}
 

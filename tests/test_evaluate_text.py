@@ -22,10 +22,10 @@ METRICS = ["FD", "precision", "recall", "density", "coverage", "R@1", "R@2", "R@
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, procedural_data_dir):
     """A briefly trained evaluator and a barely trained AdaLN text model on the same procedural data."""
     torch.set_num_threads(THREADS)
-    data_dir = tmp_path_factory.mktemp("data")
+    data_dir = procedural_data_dir
     evaluator_cfg = compose_config(
         "train",
         tmp_path_factory.mktemp("evaluator"),

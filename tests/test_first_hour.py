@@ -18,7 +18,7 @@ from conftest import ROOT, TINY_NETWORK, compose_config
 from motiondiff.cli.app import CONFIG_DIR, expand_shorthands
 from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
-from motiondiff.runs.directories import remove_if_stub, runs_with_checkpoint
+from motiondiff.runs.directories import named_run_dir_parent_exists, remove_if_stub, runs_with_checkpoint
 from motiondiff.training.metrics_log import StepCSVLogger, read_rows, truncate_from
 from motiondiff.training.progress import LineProgress, progress_bar
 
@@ -131,12 +131,14 @@ from motiondiff.cli import app
 sys.argv = ["motiondiff-render-data", *sys.argv[1:]]
 app.hydra_entry_point("render_data", "motiondiff.no_such_room.run")()
 """
+    (tmp_path / "mine").mkdir()  # the user's empty folder, named as the run's: it stays
     single, sweep = (
         subprocess.run([sys.executable, "-c", script, *argv], cwd=tmp_path, capture_output=True, text=True)
-        for argv in ([f"hydra.run.dir={tmp_path / 'runs' / 'single'}"], ["-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+        for argv in ([f"hydra.run.dir={tmp_path / 'mine' / 'single'}"], ["-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
     )
     assert single.returncode == 1 and "No module named 'motiondiff.no_such_room'" in single.stderr, single.stderr
-    assert "removed" in single.stderr and not (tmp_path / "runs" / "single").exists()
+    assert "removed" in single.stderr and not (tmp_path / "mine" / "single").exists()
+    assert (tmp_path / "mine").is_dir()
     assert sweep.returncode == 1 and "1 of 1 jobs failed, see" in sweep.stderr, sweep.stderr[-2000:]  # its summary
     status = json.loads((tmp_path / "sweep" / "0" / "job_status.json").read_text())
     assert status["status"] == "failed" and "no_such_room" in status["error"]
@@ -158,6 +160,24 @@ def test_only_a_folder_of_hydra_records_and_logs_written_now_is_removed(tmp_path
     assert remove_if_stub(stub, since) and not stub.exists()
     assert not remove_if_stub(product, since) and product.exists()
     assert not remove_if_stub(older, since) and older.exists()  # a file from before the command: not ours
+
+
+def test_the_folder_a_stub_was_first_in_goes_unless_the_user_named_it_or_works_in_it(tmp_path, monkeypatch):
+    def stub_in(folder: Path) -> Path:
+        (folder / "stub" / ".hydra").mkdir(parents=True)
+        (folder / "stub" / ".hydra" / "config.yaml").write_text("a: 1\n")
+        return folder / "stub"
+
+    since = time.time() - 60
+    assert remove_if_stub(stub_in(tmp_path / "run_name"), since) and not (tmp_path / "run_name").exists()
+    assert remove_if_stub(stub_in(tmp_path / "named"), since, keep_parent=True) and (tmp_path / "named").is_dir()
+    monkeypatch.chdir(tmp_path / "named")
+    assert remove_if_stub(stub_in(tmp_path / "named"), since) and (tmp_path / "named").is_dir()  # the shell's folder
+    (tmp_path / "other").mkdir()
+    assert named_run_dir_parent_exists([f"hydra.run.dir={tmp_path / 'other' / 'run'}"])
+    assert not named_run_dir_parent_exists([f"hydra.run.dir={tmp_path / 'new' / 'run'}", "seed=1"])
+    assert named_run_dir_parent_exists(["hydra.run.dir=${paths.output_root}/x"])  # unknown before Hydra: kept
+    assert not named_run_dir_parent_exists(["seed=1"])  # the default layout: outputs/<run name>/<time>
 
 
 # ---- typos ----------------------------------------------------------------------------------------
@@ -245,8 +265,9 @@ def test_metrics_csv_has_one_row_per_step_and_a_resumed_run_truncates_what_it_re
 # ---- a real training process, a real signal, a resume in the same directory ----------------------------
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_saves_the_step_and_resume_continues_the_same_run_and_logs(tmp_path, signal_number):
+# Resuming does not depend on what stopped the run: it is checked once, after Ctrl-C (a second resume took 10 s).
+@pytest.mark.parametrize("signal_number, then_resume", [(signal.SIGINT, True), (signal.SIGTERM, False)])
+def test_a_signal_saves_the_step_and_resume_continues_the_same_run_and_logs(tmp_path, signal_number, then_resume):
     args = [*QUICK, "trainer.max_steps=100000", "trainer.log_every_n_steps=2", "callbacks.progress_bar.every_n_steps=3"]
     process = subprocess.Popen(
         [sys.executable, "-m", "motiondiff.train", *args],
@@ -273,13 +294,6 @@ def test_a_signal_saves_the_step_and_resume_continues_the_same_run_and_logs(tmp_
     run_dir = checkpoint.parent.parent
     assert f"python -m motiondiff.train resume={run_dir.relative_to(tmp_path)}" in text
     assert "\r" not in text and "\x1b" not in text and "Tip:" not in text and "FLOPs" not in text
-
-    resumed = command(tmp_path, "train", f"resume={run_dir.relative_to(tmp_path)}", f"trainer.max_steps={step + 12}")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert list((tmp_path / "outputs" / "dance2d-punet").iterdir()) == [run_dir]  # the same directory, no new one
-    assert f"resumed at step {step}" in resumed.stdout and f"Finished: step {step + 12}, 12 steps" in resumed.stdout
-    steps = [int(row["step"]) for row in read_rows(run_dir / "logs" / "metrics.csv")]
-    assert steps == sorted(set(steps)) and steps[0] < step < steps[-1]  # one curve: before and after, no repeats
     log = (run_dir / "train.log").read_text()
     for line in (
         "Run directory:",
@@ -288,9 +302,18 @@ def test_a_signal_saves_the_step_and_resume_continues_the_same_run_and_logs(tmp_
         "Device:",
         "Training:",
         f"Stopped by {name}",
-        "Last checkpoint:",
     ):
         assert line in log
+    if not then_resume:
+        return
+
+    resumed = command(tmp_path, "train", f"resume={run_dir.relative_to(tmp_path)}", f"trainer.max_steps={step + 12}")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert list((tmp_path / "outputs" / "dance2d-punet").iterdir()) == [run_dir]  # the same directory, no new one
+    assert f"resumed at step {step}" in resumed.stdout and f"Finished: step {step + 12}, 12 steps" in resumed.stdout
+    steps = [int(row["step"]) for row in read_rows(run_dir / "logs" / "metrics.csv")]
+    assert steps == sorted(set(steps)) and steps[0] < step < steps[-1]  # one curve: before and after, no repeats
+    assert "Last checkpoint:" in (run_dir / "train.log").read_text()  # the resumed run logs into the same file
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == step + 12
 
 

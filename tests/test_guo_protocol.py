@@ -76,9 +76,9 @@ NUM_MOTIONS, FRAMES = 800, 120
 
 
 @pytest.fixture(scope="module")
-def text_run(tmp_path_factory):
+def text_run(tmp_path_factory, procedural_data_dir):
     torch.set_num_threads(THREADS)
-    data_dir = tmp_path_factory.mktemp("data")
+    data_dir = procedural_data_dir
     cfg = compose_config(
         "train",
         tmp_path_factory.mktemp("text"),

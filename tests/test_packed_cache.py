@@ -75,6 +75,26 @@ def test_the_pack_is_built_once_and_reused(root, tmp_path, monkeypatch):
     np.testing.assert_array_equal(pickle.loads(shipped).item(1), again.item(1))
 
 
+def test_a_pack_another_process_installed_first_is_kept_and_an_outdated_one_replaced(root, tmp_path):
+    """Two jobs of a sweep pack the same split at once: the second finds the first's pack in place and keeps it."""
+    first = pack(root, tmp_path)
+    there = folder(root, tmp_path)
+    stamp = packed.fingerprint(root, HUMANML3D_LAYOUT, "train", 40)
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / "pack.json").write_text(json.dumps({"version": packed.VERSION, "fingerprint": stamp}))
+    packed.install(ours, there, stamp)
+    assert not ours.exists() and (there / "features.npy").is_file()  # theirs kept, ours dropped
+    np.testing.assert_array_equal(pack(root, tmp_path).item(2), first.item(2))
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "pack.json").write_text(json.dumps({"version": packed.VERSION, "fingerprint": "other data"}))
+    packed.install(newer, there, "other data")  # the one there is outdated for this stamp: replaced
+    assert not newer.exists() and not (there / "features.npy").exists()
+    assert packed.packed_stamp(there) == (packed.VERSION, "other data")
+    assert [path.name for path in there.parent.iterdir()] == [there.name]  # no stale or partial folder left
+
+
 @pytest.mark.parametrize("change", ["motion", "caption", "split", "min_frames"])
 def test_the_pack_is_rebuilt_when_the_data_change(root, tmp_path, change):
     pack(root, tmp_path)

@@ -112,8 +112,8 @@ def test_generate_records_and_obeys_its_precision(tiny_run, tmp_path, flags):
     assert np.abs(outs["32"] - outs["bf16"]).mean() < 0.1 * np.abs(outs["32"]).mean()
 
 
-def test_bf16_mixed_training_on_the_cpu(tmp_path):
-    data = tmp_path / "data"
+def test_bf16_mixed_training_on_the_cpu(tmp_path, procedural_data_dir):
+    data = procedural_data_dir
     write_procedural_dataset(data / dataset_name(40, 0), num_motions=40, seed=0)
     cfg = compose_config(
         "train",

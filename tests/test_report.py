@@ -210,9 +210,9 @@ def dance_sweep(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def text_generation(tmp_path_factory):
+def text_generation(tmp_path_factory, procedural_data_dir):
     """A generation folder of a tiny text-to-motion run: 3 samples of 30 frames (3D joints), no videos."""
-    data_dir = tmp_path_factory.mktemp("data")
+    data_dir = procedural_data_dir
     write_procedural_dataset(data_dir / dataset_name(NUM_MOTIONS, 0), num_motions=NUM_MOTIONS, seed=0)
     run = train_text_run(
         tmp_path_factory.mktemp("text"), data_dir, "network=adaln", "generate_after_training.num_samples=0"

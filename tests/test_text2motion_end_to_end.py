@@ -21,9 +21,9 @@ FAST = ["+trainer.fast_dev_run=true", "sampler.num_steps=3", "generate_after_tra
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    """A shared data directory holding one small procedural dataset (and the embedding caches)."""
-    directory = tmp_path_factory.mktemp("data")
+def data_dir(procedural_data_dir) -> Path:
+    """The session's data directory holding one small procedural dataset (and the embedding caches)."""
+    directory = procedural_data_dir
     write_procedural_dataset(directory / dataset_name(NUM_MOTIONS, 0), num_motions=NUM_MOTIONS, seed=0)
     return directory
 

@@ -91,9 +91,9 @@ def test_each_frame_shows_its_own_caption():
 
 
 @pytest.fixture(scope="module")
-def text_run(tmp_path_factory) -> dict:
+def text_run(tmp_path_factory, procedural_data_dir) -> dict:
     """A fast_dev_run text model making at most MAX_FRAMES frames (its minimum: 40)."""
-    data_dir = tmp_path_factory.mktemp("data")
+    data_dir = procedural_data_dir
     write_procedural_dataset(data_dir / dataset_name(NUM_MOTIONS, 0), num_motions=NUM_MOTIONS, seed=0)
     overrides = [
         "experiment=text2motion",

@@ -165,12 +165,12 @@ def test_a_resumed_run_writes_on_in_the_same_tensorboard_folder(tracked):
     assert [(event.session_log.status, event.step) for event in starts] == [(1, 5)]  # SessionLog.START at step 5
 
 
-def test_a_text_run_sends_its_captioned_samples_to_tensorboard(tmp_path):
+def test_a_text_run_sends_its_captioned_samples_to_tensorboard(tmp_path, procedural_data_dir):
     """Text runs sample for the first validation captions, at their lengths, drawn as 3D stick figures."""
-    write_procedural_dataset(tmp_path / "data" / dataset_name(40, 0), num_motions=40, seed=0)
+    write_procedural_dataset(procedural_data_dir / dataset_name(40, 0), num_motions=40, seed=0)
     overrides = [
         "experiment=text2motion",
-        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.data_dir={procedural_data_dir}",
         "dataset.procedural.num_motions=40",
         "network.latent_dim=32",
         "network.num_layers=1",

@@ -19,7 +19,7 @@ from motiondiff.cli.preflight import preflight
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.allocator import keep_freed_memory
 from motiondiff.core.errors import exit_on_user_error
-from motiondiff.runs.directories import remove_if_stub
+from motiondiff.runs.directories import named_run_dir_parent_exists, remove_if_stub
 from motiondiff.sweeps.jobs import run_sweep_job
 
 # The configs ship inside the package (motiondiff.configs, the repository's configs/ folder), so an
@@ -78,6 +78,7 @@ def hydra_entry_point(config_name: str, run_path: str) -> Callable[[], None]:
     the device resolvers read); the checks import only what they read (the classes a config names)."""
     register_resolvers()
     started = time.time()
+    keep_parent = False  # main() says, before Hydra makes the run's folders, whether the named one existed
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def compose_and_run(cfg: DictConfig):
@@ -89,16 +90,20 @@ def hydra_entry_point(config_name: str, run_path: str) -> Callable[[], None]:
         try:
             exit_on_user_error(run)(cfg)
         except BaseException as error:
-            if not (isinstance(error, SystemExit) and error.code in (0, None)) and remove_if_stub(output_dir, started):
+            if not (isinstance(error, SystemExit) and error.code in (0, None)) and remove_if_stub(
+                output_dir, started, keep_parent=keep_parent
+            ):
                 print(f"removed {output_dir}: the {config_name} command failed before saving anything", file=sys.stderr)
             raise
 
     def main() -> None:
+        nonlocal keep_parent
         if any(flag in sys.argv[1:] for flag in ("--help", "-h")):
             print(command_help(CONFIG_DIR, config_name, program_name()), end="")
             return
         check_first = exit_on_user_error(lambda argv: preflight(CONFIG_DIR, config_name, argv))
         sys.argv[1:] = check_first(expand_shorthands(sys.argv[1:]))
+        keep_parent = named_run_dir_parent_exists(sys.argv[1:])
         compose_and_run()
 
     return main

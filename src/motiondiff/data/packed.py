@@ -16,6 +16,8 @@ fingerprint covers the layout, min_frames, the split file and the size and mtime
 and caption file the split lists: when it differs the split is packed again. A cache that does not
 match its own description (truncated, wrong shape or dtype, unreadable) is refused with a UserError
 naming the folder to delete. Nothing here unpickles (np.load with allow_pickle=False, JSON).
+Processes that pack the same split at once (the jobs of a sweep on a new dataset) each write a temporary
+folder; the first to finish installs it and the others keep that one (`install`): a pack in use is never moved.
 Bump VERSION whenever what read_split makes of the files changes.
 """
 
@@ -216,19 +218,36 @@ def read_pack(folder: Path, stamp: str, features: int) -> Optional[PackedSplit]:
     return PackedSplit(array, offsets, [str(n) for n in names], captions, bounds[0], bounds[1], folder / "features.npy")
 
 
-def install(temporary: Path, folder: Path) -> None:
-    """Move the finished `temporary` pack to `folder`, replacing an outdated one there."""
-    stale = None
-    if folder.exists():
-        stale = Path(tempfile.mkdtemp(prefix=f".{folder.name}.stale-", dir=folder.parent))
-        os.replace(folder, stale / "old")
+def install(temporary: Path, folder: Path, stamp: str) -> None:
+    """Move the finished `temporary` pack to `folder`, replacing an outdated one there. A pack of the same data
+    there (another process, e.g. the other job of a sweep, packed the split first) is kept and ours dropped: it
+    may be in use."""
+    try:
+        os.rename(temporary, folder)  # atomic; refused while folder holds a pack
+        return
+    except OSError:
+        if not folder.exists():
+            raise
+    if packed_stamp(folder) == (VERSION, stamp):
+        shutil.rmtree(temporary, ignore_errors=True)
+        return
+    stale = Path(tempfile.mkdtemp(prefix=f".{folder.name}.stale-", dir=folder.parent))
+    os.replace(folder, stale / "old")
     try:
         os.rename(temporary, folder)
-    except OSError:  # another process installed the same split first: keep theirs
+    except OSError:  # another process installed the same split in between: keep theirs
         shutil.rmtree(temporary, ignore_errors=True)
     finally:
-        if stale is not None:
-            shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def packed_stamp(folder: Path) -> Optional[tuple]:
+    """(version, fingerprint) from the pack's pack.json, or None where there is none to read."""
+    try:
+        meta = json.loads((folder / "pack.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (meta.get("version"), meta.get("fingerprint")) if isinstance(meta, dict) else None
 
 
 def packed_split(root: Path, layout: Layout, split: str, min_frames: int, cache_dir) -> PackedSplit:
@@ -257,7 +276,7 @@ def packed_split(root: Path, layout: Layout, split: str, min_frames: int, cache_
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
-        install(temporary, folder)
+        install(temporary, folder, stamp)
         found = read_pack(folder, stamp, layout.features)
     except CorruptPack as error:
         raise UserError(

@@ -113,8 +113,12 @@ STUB_FILES = (
 )
 
 
-def remove_if_stub(output_dir: Path, since: float) -> bool:
-    """Remove a command's output folder that holds only STUB_FILES, all written after `since`; say if it did."""
+def remove_if_stub(output_dir: Path, since: float, keep_parent: bool = False) -> bool:
+    """Remove a command's output folder that holds only STUB_FILES, all written after `since`; say if it did.
+
+    Its parent goes too when left empty (the run name's, or generations/, folder it was the first in), unless
+    `keep_parent` (the user named the folder, which existed before: `hydra.run.dir=<folder>/run`) or the parent
+    is the working directory or holds it."""
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return False
@@ -123,9 +127,21 @@ def remove_if_stub(output_dir: Path, since: float) -> bool:
     if any(path not in stub or path.stat().st_mtime < since for path in files):
         return False
     shutil.rmtree(output_dir)
-    if not any(output_dir.parent.iterdir()):
-        output_dir.parent.rmdir()  # the run name's (or generations/) folder it was the first in
+    parent = output_dir.resolve().parent
+    holds_cwd = parent == Path.cwd().resolve() or parent in Path.cwd().resolve().parents
+    if not (keep_parent or holds_cwd or any(parent.iterdir())):
+        parent.rmdir()
     return True
+
+
+def named_run_dir_parent_exists(overrides: list) -> bool:
+    """Whether `overrides` set hydra.run.dir in a folder that exists now (the user's: a failed run leaves it), or
+    through an interpolation (its folder unknown before Hydra resolves it: left too)."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+") == "hydra.run.dir":
+            return "${" in value or Path(value).expanduser().parent.is_dir()
+    return False
 
 
 def runs_with_checkpoint(output_root) -> list:
