@@ -15,10 +15,10 @@ import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 
 from conftest import ROOT, TINY_NETWORK, compose_config
-from motiondiff.cli.app import CONFIG_DIR, expand_shorthands
+from motiondiff.cli.app import CONFIG_DIR, expand_shorthands, named_run_dir_parent_exists
 from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
-from motiondiff.runs.directories import named_run_dir_parent_exists, remove_if_stub, runs_with_checkpoint
+from motiondiff.runs.directories import remove_if_stub, runs_with_checkpoint
 from motiondiff.training.metrics_log import StepCSVLogger, read_rows, truncate_from
 from motiondiff.training.progress import LineProgress, progress_bar
 
@@ -177,6 +177,12 @@ def test_the_folder_a_stub_was_first_in_goes_unless_the_user_named_it_or_works_i
     assert named_run_dir_parent_exists([f"hydra.run.dir={tmp_path / 'other' / 'run'}"])
     assert not named_run_dir_parent_exists([f"hydra.run.dir={tmp_path / 'new' / 'run'}", "seed=1"])
     assert named_run_dir_parent_exists(["hydra.run.dir=${paths.output_root}/x"])  # unknown before Hydra: kept
+    assert named_run_dir_parent_exists([f"hydra.run.dir='{tmp_path / 'other' / 'my run'}'"])  # quoted as Hydra reads it
+    assert not named_run_dir_parent_exists([f"hydra.run.dir={tmp_path / 'other' / 'a'}", "hydra.run.dir=new/b"])
+    (tmp_path / "linked").symlink_to(tmp_path / "other")
+    assert (
+        remove_if_stub(stub_in(tmp_path / "linked"), since) and (tmp_path / "other").is_dir()
+    )  # not the link's target
     assert not named_run_dir_parent_exists(["seed=1"])  # the default layout: outputs/<run name>/<time>
 
 

@@ -11,6 +11,7 @@ from typing import Callable
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
@@ -19,7 +20,7 @@ from motiondiff.cli.preflight import preflight
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.allocator import keep_freed_memory
 from motiondiff.core.errors import exit_on_user_error
-from motiondiff.runs.directories import named_run_dir_parent_exists, remove_if_stub
+from motiondiff.runs.directories import remove_if_stub
 from motiondiff.sweeps.jobs import run_sweep_job
 
 # The configs ship inside the package (motiondiff.configs, the repository's configs/ folder), so an
@@ -107,6 +108,17 @@ def hydra_entry_point(config_name: str, run_path: str) -> Callable[[], None]:
         compose_and_run()
 
     return main
+
+
+def named_run_dir_parent_exists(overrides: list) -> bool:
+    """Whether `overrides` set hydra.run.dir in a folder that exists now (the user's: a failed run leaves it), or
+    through an interpolation (its folder unknown before Hydra resolves it: left too)."""
+    named = [override for override in overrides if override.partition("=")[0].lstrip("+") == "hydra.run.dir"]
+    parsed = OverridesParser.create().parse_overrides(named)  # Hydra's reading of the value (quotes, escapes)
+    values = [override.value() for override in parsed if override.key_or_group == "hydra.run.dir"]
+    if not values:
+        return False
+    return not isinstance(values[-1], str) or "${" in values[-1] or Path(values[-1]).parent.is_dir()
 
 
 def call_at(run_path: str, cfg: DictConfig) -> object:

@@ -17,10 +17,11 @@ and caption file the split lists: when it differs the split is packed again. A c
 match its own description (truncated, wrong shape or dtype, unreadable) is refused with a UserError
 naming the folder to delete. Nothing here unpickles (np.load with allow_pickle=False, JSON).
 Processes that pack the same split at once (the jobs of a sweep on a new dataset) each write a temporary
-folder; the first to finish installs it and the others keep that one (`install`): a pack in use is never moved.
+folder; the first to finish installs it and the others find it there and keep it (`install`).
 Bump VERSION whenever what read_split makes of the files changes.
 """
 
+import errno
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ import os
 import shutil
 import struct
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 VERSION = 1
 HEADER_BYTES = 128  # features.npy's header, reserved before the data is streamed in (a multiple of 64)
+INSTALL_TRIES = 3  # installs and reads tried while other processes replace the same outdated pack
 FILES = ("features.npy", "offsets.npy", "range.npy", "items.json", "pack.json")
 
 
@@ -220,24 +223,25 @@ def read_pack(folder: Path, stamp: str, features: int) -> Optional[PackedSplit]:
 
 def install(temporary: Path, folder: Path, stamp: str) -> None:
     """Move the finished `temporary` pack to `folder`, replacing an outdated one there. A pack of the same data
-    there (another process, e.g. the other job of a sweep, packed the split first) is kept and ours dropped: it
-    may be in use."""
-    try:
-        os.rename(temporary, folder)  # atomic; refused while folder holds a pack
-        return
-    except OSError:
-        if not folder.exists():
-            raise
-    if packed_stamp(folder) == (VERSION, stamp):
-        shutil.rmtree(temporary, ignore_errors=True)
-        return
+    there (another process, e.g. the other job of a sweep, packed the split first) is kept and ours dropped."""
     stale = Path(tempfile.mkdtemp(prefix=f".{folder.name}.stale-", dir=folder.parent))
-    os.replace(folder, stale / "old")
     try:
-        os.rename(temporary, folder)
-    except OSError:  # another process installed the same split in between: keep theirs
-        shutil.rmtree(temporary, ignore_errors=True)
+        for attempt in range(INSTALL_TRIES):
+            try:
+                os.rename(temporary, folder)  # atomic; refused while folder holds a pack
+                return
+            except OSError as error:
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            if packed_stamp(folder) == (VERSION, stamp):
+                return  # theirs kept
+            try:
+                os.replace(folder, stale / str(attempt))  # the outdated pack out of the way, then try again
+            except FileNotFoundError:
+                pass  # another process moved it first
+        raise UserError(f"the packed motion cache '{folder}' kept changing while it was installed; run it again.")
     finally:
+        shutil.rmtree(temporary, ignore_errors=True)  # gone already where it was installed
         shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -278,6 +282,11 @@ def packed_split(root: Path, layout: Layout, split: str, min_frames: int, cache_
             raise
         install(temporary, folder, stamp)
         found = read_pack(folder, stamp, layout.features)
+        for _ in range(INSTALL_TRIES):  # an outdated pack being replaced by another process too: its rename follows
+            if found is not None:
+                break
+            time.sleep(0.1)
+            found = read_pack(folder, stamp, layout.features)
     except CorruptPack as error:
         raise UserError(
             f"the packed motion cache '{folder}' is corrupt ({error}); delete that folder and the next run "

@@ -126,22 +126,13 @@ def remove_if_stub(output_dir: Path, since: float, keep_parent: bool = False) ->
     stub = {path for pattern in STUB_FILES for path in output_dir.glob(pattern)}
     if any(path not in stub or path.stat().st_mtime < since for path in files):
         return False
+    parent = output_dir.absolute().parent
     shutil.rmtree(output_dir)
-    parent = output_dir.resolve().parent
-    holds_cwd = parent == Path.cwd().resolve() or parent in Path.cwd().resolve().parents
-    if not (keep_parent or holds_cwd or any(parent.iterdir())):
+    cwd = Path.cwd().resolve()
+    holds_cwd = parent.resolve() == cwd or parent.resolve() in cwd.parents
+    if not (keep_parent or holds_cwd or parent.is_symlink() or any(parent.iterdir())):
         parent.rmdir()
     return True
-
-
-def named_run_dir_parent_exists(overrides: list) -> bool:
-    """Whether `overrides` set hydra.run.dir in a folder that exists now (the user's: a failed run leaves it), or
-    through an interpolation (its folder unknown before Hydra resolves it: left too)."""
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key.lstrip("+") == "hydra.run.dir":
-            return "${" in value or Path(value).expanduser().parent.is_dir()
-    return False
 
 
 def runs_with_checkpoint(output_root) -> list:

@@ -24,7 +24,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Optional
 
 import numpy as np
 import torch
@@ -122,18 +122,20 @@ class EmbeddingTable:
 
     @staticmethod
     def load(path: Path) -> "EmbeddingTable":
-        """Read a table written by `save` (no pickle), pooled and tokens memory-mapped where the file allows."""
-        with np.load(path, allow_pickle=False) as data:
+        """Read a table written by `save` (no pickle), pooled and tokens memory-mapped where the file allows. The file
+        is opened once: a table another process saves meanwhile (os.replace) is not mixed into this one."""
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
             name, keys, lengths = str(data["name"]), data["keys"], data["lengths"]
-            mapped = mapped_members(path, MAPPED)
+            mapped = mapped_members(file, MAPPED)
             arrays = {member: mapped[member] if member in mapped else data[member] for member in MAPPED}
             return EmbeddingTable(name, keys, arrays["pooled"], arrays["tokens"], lengths)
 
 
-def mapped_members(path: Path, names: tuple) -> dict:
-    """{name: read-only memmap} of the plain numeric members of an uncompressed .npz (the others left out)."""
+def mapped_members(file: BinaryIO, names: tuple) -> dict:
+    """{name: read-only memmap} of the plain numeric members of an uncompressed .npz open as `file` (the others
+    left out)."""
     mapped = {}
-    with zipfile.ZipFile(path) as archive, open(path, "rb") as file:
+    with zipfile.ZipFile(file) as archive:
         for name in names:
             try:
                 info = archive.getinfo(f"{name}.npy")
@@ -149,7 +151,7 @@ def mapped_members(path: Path, names: tuple) -> dict:
                 shape, fortran, dtype = read_header(file)
                 if dtype.hasobject or fortran or 0 in shape:
                     continue
-                mapped[name] = np.memmap(path, dtype=dtype, mode="r", offset=file.tell(), shape=shape)
+                mapped[name] = np.memmap(file, dtype=dtype, mode="r", offset=file.tell(), shape=shape)
             except (KeyError, OSError, ValueError):
                 continue  # read by np.load instead
     return mapped
