@@ -11,12 +11,11 @@ from typing import Callable
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from motiondiff.cli.help import command_help
-from motiondiff.cli.preflight import preflight
+from motiondiff.cli.preflight import parse_overrides, preflight
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.allocator import keep_freed_memory
 from motiondiff.core.errors import exit_on_user_error
@@ -114,7 +113,7 @@ def named_run_dir_parent_exists(overrides: list) -> bool:
     """Whether `overrides` set hydra.run.dir in a folder that exists now (the user's: a failed run leaves it), or
     through an interpolation (its folder unknown before Hydra resolves it: left too)."""
     named = [override for override in overrides if override.partition("=")[0].lstrip("+") == "hydra.run.dir"]
-    parsed = OverridesParser.create().parse_overrides(named)  # Hydra's reading of the value (quotes, escapes)
+    parsed = parse_overrides(named)  # Hydra's reading of the value (quotes, escapes)
     values = [override.value() for override in parsed if override.key_or_group == "hydra.run.dir"]
     if not values:
         return False

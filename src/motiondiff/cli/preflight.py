@@ -33,6 +33,7 @@ from motiondiff.runs.legacy import added_option_overrides
 from motiondiff.tracking.packages import check_tracker_packages
 from motiondiff.training.config_checks import check_training_config
 from motiondiff.training.devices import check_accelerator
+from motiondiff.training.network_options import keyword_options
 
 # Hydra flags that print or inspect instead of running: the command line goes to Hydra untouched.
 INSPECTING_FLAGS = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--version", "--shell-completion", "-sc")
@@ -274,15 +275,8 @@ def target_options(target) -> "list | None":
         if any(p.kind is p.VAR_KEYWORD for p in parameters):
             return None
         return [p.name for p in parameters if p.kind is not p.VAR_POSITIONAL]
-    names: list = []
-    for klass in target.__mro__:
-        if klass is object:
-            return None
-        parameters = list(inspect.signature(klass.__init__).parameters.values())
-        names += [p.name for p in parameters if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
-            return names
-    return None
+    names, takes_any = keyword_options(target)
+    return None if takes_any else names
 
 
 # ---- runs, checkpoints, evaluators and sweeps that must exist ------------------------------------

@@ -8,20 +8,26 @@ from motiondiff.core.errors import UserError
 CROSS_ATTENTION = "CrossAttentionTransformer"
 
 
-def constructor_options(cls: type) -> list:
-    """Keyword names cls(...) accepts, following **kwargs up to the base classes that receive them."""
+def keyword_options(cls: type) -> tuple:
+    """(the keyword names cls(...) accepts, following **kwargs up to the base classes that receive them; whether
+    **kwargs go all the way up to object, so that the class takes any keyword)."""
     names: list = []
     for klass in cls.__mro__:
         if klass is object:
-            break
+            return names, True
         parameters = inspect.signature(klass.__init__).parameters.values()
         for parameter in parameters:
             variadic = parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
             if parameter.name != "self" and not variadic and parameter.name not in names:
                 names.append(parameter.name)
         if not any(p.kind is p.VAR_KEYWORD for p in parameters):
-            break
-    return names
+            return names, False
+    return names, True
+
+
+def constructor_options(cls: type) -> list:
+    """Keyword names cls(...) accepts, following **kwargs up to the base classes that receive them."""
+    return keyword_options(cls)[0]
 
 
 def reads_text(network_class: type) -> bool:
