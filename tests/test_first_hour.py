@@ -124,12 +124,13 @@ def test_a_run_that_fails_before_saving_anything_removes_its_folder(tmp_path):
 
 
 def test_a_command_whose_code_fails_to_import_removes_its_folder_and_a_sweep_job_records_it(tmp_path):
-    """The run function is imported after Hydra made the output folder (cli.app): its failure is the run's failure."""
+    """The run function is imported after Hydra made the output folder (cli.app): its failure is the run's failure.
+    (convert_bvh's config names no Lightning class, so preflight imports no Lightning: 4 s a process instead of 11.)"""
     script = """
 import sys
 from motiondiff.cli import app
-sys.argv = ["motiondiff-render-data", *sys.argv[1:]]
-app.hydra_entry_point("render_data", "motiondiff.no_such_room.run")()
+sys.argv = ["motiondiff-convert-bvh", *sys.argv[1:]]
+app.hydra_entry_point("convert_bvh", "motiondiff.no_such_room.run")()
 """
     (tmp_path / "mine").mkdir()  # the user's empty folder, named as the run's: it stays
     single, sweep = (
