@@ -158,7 +158,7 @@ BAD_INPUT = [
     (["motiondiff.train", "ckpt_path=/no/such/last.ckpt"], "no such checkpoint: ckpt_path=/no/such/last.ckpt"),
 ]
 ANSWER_EACH = """
-import json, sys
+import json, sys, traceback
 from motiondiff.cli import generate, train
 mains = {"motiondiff.train": train.main, "motiondiff.generate": generate.main}
 for command, *argv in json.loads(sys.argv[1]):
@@ -168,22 +168,26 @@ for command, *argv in json.loads(sys.argv[1]):
         code = 0
     except SystemExit as exit:
         code = exit.code
-    print(f"<<exit {code}>>", file=sys.stderr, flush=True)
+    except Exception:
+        traceback.print_exc()
+        code = "raised"
+    print(f"<<exit {json.dumps(code)}>>", file=sys.stderr, flush=True)
 """
 
 
 @pytest.fixture(scope="module")
 def bad_input_answers(tmp_path_factory) -> list:
     """(exit code, stderr) of each command line in BAD_INPUT, all answered by the commands' main functions in one
-    process: the three found after Lightning is imported took 10-15 s each in a process of their own."""
+    process: the three found after Lightning is imported took 10-15 s each in a process of their own. A case that
+    raises instead of exiting is answered "raised" with its traceback, and the cases after it still run."""
     out = tmp_path_factory.mktemp("bad_input")
     cases = [[*args, f"hydra.run.dir={out / str(i)}"] for i, (args, _) in enumerate(BAD_INPUT)]
     done = subprocess.run(
         [sys.executable, "-c", ANSWER_EACH, json.dumps(cases)], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
-    parts = re.split(r"<<exit (\S+)>>\n", done.stderr)  # stderr 0, code 0, stderr 1, code 1, ..., ""
+    parts = re.split(r"<<exit (.*?)>>\n", done.stderr)  # stderr 0, code 0, stderr 1, code 1, ..., the rest
     assert done.returncode == 0 and len(parts) == 2 * len(cases) + 1, done.stderr[-2000:]
-    return [(int(parts[2 * i + 1]), parts[2 * i]) for i in range(len(cases))]
+    return [(json.loads(parts[2 * i + 1]), parts[2 * i]) for i in range(len(cases))]
 
 
 @pytest.mark.parametrize("case", range(len(BAD_INPUT)), ids=[" ".join(args) for args, _ in BAD_INPUT])

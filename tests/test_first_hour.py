@@ -340,7 +340,7 @@ def test_a_log_written_to_a_file_holds_no_carriage_return(tmp_path):
                 "module.val_num_samples=1",
                 "generate_after_training.num_samples=2",
                 "generate_after_training.chain_windows=2",
-                "sampler=ddim",  # the same progress lines as DDPM-1000 gives, in 15 s instead of 34
+                "sampler=ddim",  # no sampler bar off a terminal (docs/runs.md); DDPM-1000 took 34 s, this 15
                 "sampler.num_steps=5",
                 "val_sampler.num_steps=5",
             ],
