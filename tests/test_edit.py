@@ -426,9 +426,9 @@ def test_the_command_line_is_checked_before_anything_is_written(dance_run, tmp_p
         preflight(CONFIG_DIR, "edit", [f"run_dir={dance_run['run_dir']}", "source=missing.bvh"])
 
 
-def test_the_resample_benchmark_gives_a_row_per_setting_and_a_column_per_run(text_run):
+def test_the_resample_benchmark_gives_a_row_per_setting_and_a_column_per_run(text_run, capsys):
     """benchmarks/in_between_resample.py (docs/editing.md's table) on the tiny text run (20 diffusion steps), two
-    in-betweens a prompt."""
+    in-betweens a prompt; a malformed setting is refused before any run is loaded."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "in_between_resample.py"
     spec = importlib.util.spec_from_file_location("in_between_resample", path)
     bench = importlib.util.module_from_spec(spec)
@@ -436,7 +436,9 @@ def test_the_resample_benchmark_gives_a_row_per_setting_and_a_column_per_run(tex
     table = bench.main([str(text_run["run_dir"]), "--samples", "2", "--settings", "4x1,4x3,8x1"]).splitlines()
     assert table[0].endswith(f"| {Path(text_run['run_dir']).name} |") and len(table) == 2 + 3
     for row, (steps, resample) in zip(table[2:], [(4, 1), (4, 3), (8, 1)]):
-        walk, clap = re.fullmatch(
-            rf"\| {steps}, {resample} \({steps * resample}\) \| ([\d.]+) / ([\d.]+) m \|", row
-        ).groups()
-        assert float(walk) >= 0 and float(clap) >= 0
+        cell = re.fullmatch(rf"\| {steps}, {resample} \({steps * resample}\) \| (\d+\.\d\d) / (\d+\.\d\d) m \|", row)
+        assert cell, row  # two travels in metres (nan would not match)
+    for bad in ("4", "4x0", "4x1x2", "4x"):
+        with pytest.raises(SystemExit):
+            bench.main(["/no/such/run", "--settings", f"4x1,{bad}"])
+        assert f"'{bad}' is not STEPSxRESAMPLE" in capsys.readouterr().err

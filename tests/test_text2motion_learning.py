@@ -141,7 +141,8 @@ def test_a_timeline_of_two_actions_shows_both(timelines):
 
 def test_an_in_between_travels_further_under_a_travelling_prompt(trained):
     """edit=in_between as the edit command plans and samples it (configs/edit/in_between.yaml: the first and last
-    20 frames kept, each step taken 3 times), between the ends of a clap, under 'walks' and under 'claps'."""
+    20 frames kept, each step taken 3 times) with sampler.num_steps=10, between the ends of a generated clap, under
+    'walks' and under 'claps' (benchmarks/in_between_resample.py makes the same calls)."""
     cfg, result = trained
     module = result["module"].eval()
     edit = OmegaConf.load(CONFIG_DIR / "edit" / "in_between.yaml")
