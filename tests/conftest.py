@@ -6,8 +6,10 @@ shapes (TensorType dimensions, consistent across the arguments and the result of
 shape at a public boundary fails a test. MOTIONDIFF_TYPECHECK=0 turns this off (for timing runs).
 """
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from torchtyping import patch_typeguard
@@ -120,6 +122,14 @@ def procedural_data_dir(tmp_path_factory) -> Path:
     into the data folder, or make a dataset of the same size and seed with other splits, keep their own."""
     base = tmp_path_factory.getbasetemp()  # under xdist, popen-gw<k> in the session's folder
     return (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "procedural_data"
+
+
+def benchmark_script(name: str) -> ModuleType:
+    """benchmarks/<name>.py imported as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def shared_path(*parts) -> Path:

@@ -1,19 +1,16 @@
 """benchmarks/coverage_yardsticks.py: how often a dance repeats itself, and a planned replay that covers all of it."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from conftest import shared_path
+from conftest import benchmark_script, shared_path
 from motiondiff.metrics.single_motion import clip_coverage, sliding_windows
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = importlib.util.spec_from_file_location("coverage_yardsticks", ROOT / "benchmarks" / "coverage_yardsticks.py")
-yardsticks = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(yardsticks)
+yardsticks = benchmark_script("coverage_yardsticks")
 
 
 def random_walk(frames: int = 200) -> np.ndarray:

@@ -1,7 +1,6 @@
 """Editing: masks over frames x features in the samplers, RePaint resampling, the edit modes on tiny trained runs,
 the refusals, and `python -m motiondiff.edit` end to end."""
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import TINY_NETWORK, compose_config
+from conftest import TINY_NETWORK, benchmark_script, compose_config
 from motiondiff.cli.app import CONFIG_DIR
 from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
@@ -429,10 +428,7 @@ def test_the_command_line_is_checked_before_anything_is_written(dance_run, tmp_p
 def test_the_resample_benchmark_gives_a_row_per_setting_and_a_column_per_run(text_run, capsys):
     """benchmarks/in_between_resample.py (docs/editing.md's table) on the tiny text run (20 diffusion steps), two
     in-betweens a prompt; a malformed setting is refused before any run is loaded."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "in_between_resample.py"
-    spec = importlib.util.spec_from_file_location("in_between_resample", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_script("in_between_resample")
     table = bench.main([str(text_run["run_dir"]), "--samples", "2", "--settings", "4x1,4x3,8x1"]).splitlines()
     assert table[0].endswith(f"| {Path(text_run['run_dir']).name} |") and len(table) == 2 + 3
     for row, (steps, resample) in zip(table[2:], [(4, 1), (4, 3), (8, 1)]):

@@ -15,13 +15,9 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from conftest import THREADS, compose_config
-from motiondiff.cli.app import CONFIG_DIR
+from conftest import THREADS, benchmark_script, compose_config
 from motiondiff.diffusion.samplers import DDIMSampler
-from motiondiff.editing.modes import plan_edit
-from motiondiff.editing.run import sample_edits
 from motiondiff.editing.timeline import generate_timeline, parse_timeline
 from motiondiff.metrics.caption_control import ground_travel, raised_side, travel_gap
 from motiondiff.runs import train
@@ -33,7 +29,7 @@ from motiondiff.runs import train
 # against 0.58 m: docs/editing.md), as it did at batch 32 (0.54 against 0.61 m, three in-betweens). These are
 # measurements of a few short trainings, not margins for every seed.
 NUM_MOTIONS, FRAMES, STEPS = 300, 120, 600
-WALK, WAVE, CLAP = "a person walks forward", "a person waves with the right hand", "a person claps"
+WALK, WAVE = "a person walks forward", "a person waves with the right hand"
 
 
 @pytest.fixture(scope="module")
@@ -142,22 +138,13 @@ def test_a_timeline_of_two_actions_shows_both(timelines):
 def test_an_in_between_travels_further_under_a_travelling_prompt(trained):
     """edit=in_between as the edit command plans and samples it (configs/edit/in_between.yaml: the first and last
     20 frames kept, each step taken 3 times) with sampler.num_steps=10, between the ends of a generated clap, under
-    'walks' and under 'claps' (benchmarks/in_between_resample.py makes the same calls)."""
+    'walks' and under 'claps': benchmarks/in_between_resample.py's calls, which measured docs/editing.md's table."""
     cfg, result = trained
     module = result["module"].eval()
-    edit = OmegaConf.load(CONFIG_DIR / "edit" / "in_between.yaml")
-    encoder, sampler = instantiate(cfg.text_encoder), DDIMSampler(num_steps=10, progress=False)
-    generator = torch.Generator().manual_seed(0)
-    source = module.sample(1, sampler, generator, 100, cond=encoder.encode([CLAP]).as_cond())[0]  # (100, F)
-    plan = plan_edit(edit, source, module.data, None)
-    middle = slice(edit.ends, 100 - edit.ends)  # the generated frames
-
-    def travel(text: str) -> float:
-        cond = encoder.encode([text] * 8).as_cond()
-        made = sample_edits(module, sampler.with_resample(edit.resample), plan, 8, generator, cond)  # (8, 100, F)
-        return float(np.mean([ground_travel(joints[middle]) for joints in module.to_keypoints(made)]))
-
-    walking, clapping = travel(WALK), travel(CLAP)
-    print(f"in-between travel (m): '{WALK}' {walking:.2f}, '{CLAP}' {clapping:.2f}")
+    bench = benchmark_script("in_between_resample")
+    encoder = instantiate(cfg.text_encoder)
+    clap = bench.clap_in_between(module, encoder)  # edit=in_between's config and plan on a 100-frame clap
+    walking, clapping = bench.in_between_travel(module, encoder, clap, 10, clap.edit.resample)  # 8 each
+    print(f"in-between travel (m): '{bench.WALK}' {walking:.2f}, '{bench.CLAP}' {clapping:.2f}")
     # Measured (seed 42): walks forward 4.06 m, claps 0.22 m; seeds 1 and 2 and resample 1: docs/editing.md.
     assert walking > clapping + 0.5
