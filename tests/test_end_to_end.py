@@ -149,7 +149,7 @@ def test_command_line_train_then_generate(tmp_path):
 
 
 BAD_INPUT = [
-    (["motiondiff.train", "dataset.source=/no/such/file.npy"], "not found: '/no/such/file.npy'"),
+    (["motiondiff.train", "dataset.source=/no/such/file.npy"], "no such file: dataset.source=/no/such/file.npy"),
     (["motiondiff.train", "dataset.window=1000"], "too short for windows of 1000 frames"),
     (["motiondiff.train", "network.base_channels=30"], "network.base_channels=30 must be divisible"),
     (["motiondiff.generate", "run_dir=/no/such/run"], "no such run: run_dir=/no/such/run"),
@@ -178,8 +178,8 @@ for command, *argv in json.loads(sys.argv[1]):
 @pytest.fixture(scope="module")
 def bad_input_answers(tmp_path_factory) -> list:
     """(exit code, stderr) of each command line in BAD_INPUT, all answered by the commands' main functions in one
-    process: the three found after Lightning is imported took 10-15 s each in a process of their own. A case that
-    raises instead of exiting is answered "raised" with its traceback, and the cases after it still run."""
+    process: one found after Lightning is imported (network.base_channels) takes 10-15 s in a process of its own. A
+    case that raises instead of exiting is answered "raised" with its traceback, and the cases after it still run."""
     out = tmp_path_factory.mktemp("bad_input")
     cases = [[*args, f"hydra.run.dir={out / str(i)}"] for i, (args, _) in enumerate(BAD_INPUT)]
     done = subprocess.run(
@@ -204,7 +204,8 @@ def test_a_mistake_and_help_are_answered_before_lightning_is_imported(tmp_path):
     script = """
 import sys
 from motiondiff.cli import generate, train
-mistakes = (["network=nosuchnet"], ["--help"], ["ckpt_path=/no/such/last.ckpt"])
+mistakes = (["network=nosuchnet"], ["--help"], ["ckpt_path=/no/such/last.ckpt"], ["dataset.source=/no/such.npy"],
+            ["dataset.window=1000"])
 for main, argv in [(train.main, argv) for argv in mistakes] + [(generate.main, ["run_dir=nope"])]:
     sys.argv = ["motiondiff", *argv]
     try:
@@ -217,7 +218,8 @@ print([name for name in ("lightning", "torchmetrics", "motiondiff.runs.train", "
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "no such run: run_dir=nope" in done.stderr and "no such checkpoint" in done.stderr
-    assert "nosuchnet" in done.stderr
+    assert "nosuchnet" in done.stderr and "no such file: dataset.source" in done.stderr
+    assert "too short for windows of 1000 frames" in done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 

@@ -118,7 +118,7 @@ def test_make_generate_and_evaluate_skip_a_run_without_a_checkpoint(tmp_path):
 
 
 def test_a_run_that_fails_before_saving_anything_removes_its_folder(tmp_path):
-    result = command(tmp_path, "train", *QUICK, "dataset.source=missing.bvh")
+    result = command(tmp_path, "train", *QUICK, "network.base_channels=30")  # refused when the network is built
     assert result.returncode == 2 and "removed" in result.stderr, result.stderr
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*.yaml"))
 

@@ -4,9 +4,10 @@
 sentence (a UserError): an unknown key or group option, with the closest valid names; a key a
 class does not take (`+trainer.max_step`); a run, checkpoint, evaluator or sweep that does not
 exist, listing the newest runs with a checkpoint; a GPU trainer without a GPU; impossible training
-settings; a tracker (logger=wandb, mlflow) whose package is not installed. It returns the command line
-to run, with `run_dir=last` replaced by the newest finished run and, for `train`, `resume=<run>` /
-`ckpt_path=last` written out as "continue in that run's directory with its own overrides".
+settings; a tracker (logger=wandb, mlflow) whose package is not installed; a command's own options
+(COMMAND_CHECKS: nfe_curve's samplers and step counts). It returns the command line to run, with
+`run_dir=last` replaced by the newest finished run and, for `train`, `resume=<run>` / `ckpt_path=last`
+written out as "continue in that run's directory with its own overrides".
 """
 
 import difflib
@@ -28,6 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.errors import UserError
+from motiondiff.evaluation import nfe_plan
 from motiondiff.runs.directories import CONFIG_NAME, LAST, check_run_dir, latest_checkpoint, no_such_run
 from motiondiff.runs.legacy import added_option_overrides
 from motiondiff.tracking.packages import check_tracker_packages
@@ -63,7 +65,11 @@ INPUT_KEYS = {
     "edit": ("source", "a .bvh, a .npy motion or a generation folder", True),  # not for edit=timeline (edit.file)
 }
 SWEEP_KEYS = {"evaluate": ("sweep_dir",), "compare": ("sweep_dir",)}
+# The data a training reads, when it is not the embedded procedural data: (key, a file or a folder).
+DATA_KEYS = {"train": (("dataset.source", "file"), ("dataset.root", "directory"))}
 EVALUATOR_PATHS = ("run", "root", "mean", "std", "glove", "text_features")
+# A command's own options, checked as its run function would check them (without importing it).
+COMMAND_CHECKS = {"nfe_curve": nfe_plan.check_options}
 
 
 def preflight(config_dir: Path, config_name: str, argv: list) -> list:
@@ -83,11 +89,13 @@ def preflight(config_dir: Path, config_name: str, argv: list) -> list:
     tree.pop("hydra", None)
     check_added_keys(config_name, tree, parsed)
     overrides = check_paths(config_name, cfg, parsed, overrides)
-    check_targets(tree)  # last of these: it imports the classes the config names (Lightning's Trainer for train)
+    if config_name in COMMAND_CHECKS:
+        COMMAND_CHECKS[config_name](cfg)
     if config_name == "train":
         check_accelerator(cfg.trainer.accelerator)
         check_training_config(cfg)
         check_tracker_packages(cfg.get("logger"))
+    check_targets(tree)  # last of these: it imports the classes the config names (Lightning's Trainer for train)
     return flags + overrides
 
 
@@ -307,6 +315,11 @@ def check_paths(config_name: str, cfg: DictConfig, parsed: list, overrides: list
         missing = [value for value in values if not Path(value).exists()]
         if missing:
             raise UserError(f"no such file or folder: {key}={missing[0]}; check the path.")
+    for key, kind in DATA_KEYS.get(config_name, ()):
+        for value in given_values(parsed, key, cfg):
+            path = Path(value).expanduser()
+            if value != "procedural" and not (path.is_file() if kind == "file" else path.is_dir()):
+                raise UserError(f"no such {kind}: {key}={value}; check the path.")
     for key in SWEEP_KEYS.get(config_name, ()):
         for value in given_values(parsed, key, cfg):
             if not Path(value).is_dir():

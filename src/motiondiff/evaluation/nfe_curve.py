@@ -17,18 +17,17 @@ import copy
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
-from importlib.resources import files
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError, find_user_error, refuse_existing_outputs
 from motiondiff.diffusion.samplers import DDPMSampler, KarrasSampler, Sampler
+from motiondiff.evaluation.nfe_plan import SAMPLER_CONFIGS, SamplerSpec, check_options, parse_steps
 from motiondiff.evaluation.nfe_report import OUTPUT_FILES, quality_metrics, targets, write_outputs
 from motiondiff.evaluation.report import LAYOUTS, summarize
 from motiondiff.evaluation.run import PROTOCOLS, load_evaluator
@@ -40,22 +39,7 @@ from motiondiff.training.devices import dtype_name, processor_name
 
 log = logging.getLogger(__name__)
 
-SAMPLER_CONFIGS = Path(str(files("motiondiff.configs"))) / "sampler"
-VARIANTS = {  # name -> (config, options)
-    "karras_euler": ("karras", {"method": "euler"}),
-    "karras_heun": ("karras", {"method": "heun"}),
-    "dpmsolver_sde": ("dpmsolver", {"sde": True}),
-}
 POINTS_FILE = "points.jsonl"
-
-
-@dataclass(frozen=True)
-class SamplerSpec:
-    """One `samplers` entry: its label in the tables, its config in configs/sampler/ and the options it sets."""
-
-    label: str
-    config: str
-    options: dict
 
 
 class CountingSampler(Sampler):
@@ -111,9 +95,8 @@ class CountingSampler(Sampler):
 
 def run(cfg: DictConfig) -> dict:
     """Measure every point, write the table and the plot -> {"points", "targets", "table", "settings"}."""
-    specs = parse_samplers(cfg.samplers)
-    whole_number("replications", cfg.replications, why="2 or more for an interval")
-    reference_steps = whole_number("ddim_reference_steps", cfg.ddim_reference_steps, why="50: DDIM-50")
+    specs = check_options(cfg)  # as cli.preflight checked them
+    reference_steps = int(cfg.ddim_reference_steps)
     out_dir = Path(cfg.paths.output_dir)
     refuse_existing_outputs(out_dir, [*OUTPUT_FILES, POINTS_FILE], "NFE curves")
     run_dir, _ = resolve_checkpoint(cfg.run_dir, cfg.ckpt_path, cfg.checkpoint)  # no checkpoint: refused here
@@ -178,55 +161,6 @@ def measure_plan(trained, evaluate, plan: list, samplers: list, cfg: DictConfig,
             "%s: NFE %d, %s", label, point["nfe"], {m: point["metrics"][m]["mean"] for m in quality_metrics(layout)}
         )
     return points, data_row, details
-
-
-def parse_samplers(entries) -> list:
-    """The `samplers` entries as SamplerSpecs; UserError for an unknown name, a ddpm entry or a repeated label."""
-    known = sorted(path.stem for path in SAMPLER_CONFIGS.glob("*.yaml") if path.stem != "ddpm")
-    names = ", ".join(known + sorted(VARIANTS))
-    if not isinstance(entries, (list, ListConfig)) or not entries:
-        raise UserError(f"samplers={entries!r} must be a list of sampler names, e.g. samplers=[{names}].")
-    specs = []
-    for entry in entries:
-        if isinstance(entry, (dict, DictConfig)):
-            options = dict(OmegaConf.to_container(entry) if isinstance(entry, DictConfig) else entry)
-            name, label = options.pop("name", None), options.pop("label", None)
-            label = label or f"{name}({','.join(f'{k}={v}' for k, v in options.items())})"
-            name, variant = VARIANTS.get(str(name), (name, {}))
-            options = {**variant, **options}
-        else:
-            name, options = VARIANTS.get(str(entry), (str(entry), {}))
-            label = str(entry)
-        if name == "ddpm":
-            raise UserError(
-                "samplers: ddpm takes every step of the schedule, so it has no step counts; it is measured as "
-                "the DDPM reference (drop it from samplers and leave skip_ddpm=false)."
-            )
-        if name not in known:
-            raise UserError(f"samplers: '{entry}' is not a sampler; use one of {names} (or {{name:ddim,eta:1.0}}).")
-        config = OmegaConf.load(SAMPLER_CONFIGS / f"{name}.yaml")
-        unknown = [key for key in options if key not in config or key in ("_target_", "num_steps")]
-        if unknown:
-            takes = ", ".join(key for key in config if key not in ("_target_", "num_steps"))
-            raise UserError(f"samplers: '{label}' sets {unknown[0]}, which {name} does not take here; use {takes}.")
-        specs.append(SamplerSpec(label, name, options))
-    labels = [spec.label for spec in specs]
-    if len(set(labels)) < len(labels):
-        raise UserError(f"samplers lists {labels} with a repeated entry; give each sampler once (or a label).")
-    return specs
-
-
-def parse_steps(steps, schedule_steps: int) -> list:
-    """`steps` as sorted distinct positive integers up to the schedule's steps; else a UserError."""
-    if not isinstance(steps, (list, ListConfig)) or not steps:
-        raise UserError(f"steps={steps!r} must be a list of positive integers, e.g. steps=[5,10,15,20].")
-    counts = sorted({whole_number("steps", value, why="e.g. steps=[5,10,15,20]") for value in steps})
-    if counts[-1] > schedule_steps:
-        raise UserError(
-            f"steps={counts[-1]} exceeds the {schedule_steps} diffusion steps the run was trained with; "
-            f"use at most {schedule_steps}."
-        )
-    return counts
 
 
 def build_sampler(spec: SamplerSpec, num_steps) -> Sampler:
