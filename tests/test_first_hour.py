@@ -120,6 +120,9 @@ def test_make_generate_and_evaluate_skip_a_run_without_a_checkpoint(tmp_path):
 def test_a_run_that_fails_before_saving_anything_removes_its_folder(tmp_path):
     result = command(tmp_path, "train", *QUICK, "network.base_channels=30")  # refused when the network is built
     assert result.returncode == 2 and "removed" in result.stderr, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert error == ["error: network.base_channels=30 must be divisible by network.groups=8."], result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*.yaml"))
 
 
