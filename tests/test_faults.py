@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_NETWORK, compose_config
+from conftest import CONFIG_DIR, TINY_NETWORK, compose_config
+from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
 from motiondiff.data.dance_windows import load_dance_sequence
 from motiondiff.evaluation import run as evaluate
@@ -209,6 +210,11 @@ def test_impossible_generation_options_are_refused(tmp_path, dance_run, override
         cfg = compose_config(command, tmp_path / command, [f"run_dir={dance_run}", *overrides])
         with pytest.raises(UserError, match=message):
             task.run(cfg)
+    commands = ("generate", "evaluate", "edit") + (() if "sampler=ddim" in overrides else ("app",))  # app: no sampler
+    for command in commands:  # and before Lightning is imported, from the run's saved config
+        source = [f"source={dance_run}"] if command == "edit" else []  # edit's input must exist (checked first)
+        with pytest.raises(UserError, match=message):
+            preflight(CONFIG_DIR, command, [f"run_dir={dance_run}", *source, *overrides])
 
 
 # ------------------------------------------------------------ outputs say where they came from

@@ -30,10 +30,17 @@ from omegaconf.errors import OmegaConfBaseException
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.errors import UserError
 from motiondiff.evaluation import nfe_plan
-from motiondiff.runs.directories import CONFIG_NAME, LAST, check_run_dir, latest_checkpoint, no_such_run
+from motiondiff.runs.directories import (
+    CONFIG_NAME,
+    LAST,
+    check_run_dir,
+    latest_checkpoint,
+    load_run_config,
+    no_such_run,
+)
 from motiondiff.runs.legacy import added_option_overrides
 from motiondiff.tracking.packages import check_tracker_packages
-from motiondiff.training.config_checks import check_training_config
+from motiondiff.training.config_checks import check_sampling_config, check_training_config
 from motiondiff.training.devices import check_accelerator
 from motiondiff.training.network_options import keyword_options
 
@@ -339,7 +346,8 @@ def given_values(parsed: list, key: str, cfg: DictConfig) -> list:
 
 
 def check_run_dirs(cfg: DictConfig, parsed: list, overrides: list, root) -> list:
-    """generate / evaluate: run_dir (or run_dir=last) is a finished run; run_dir, ckpt_path or sweep_dir is given."""
+    """generate / evaluate: run_dir (or run_dir=last) is a finished run whose config takes the sampler and guidance
+    asked for; run_dir, ckpt_path or sweep_dir is given."""
     run_dirs, checkpoints = given_values(parsed, "run_dir", cfg), given_values(parsed, "ckpt_path", cfg)
     if checkpoints:
         return overrides  # the checkpoint file was checked; its run is the folder above checkpoints/
@@ -347,9 +355,18 @@ def check_run_dirs(cfg: DictConfig, parsed: list, overrides: list, root) -> list
         raise no_such_run("<a run directory>", "run_dir", root, "say which run to use (run_dir=last: the newest)")
     for value in run_dirs:
         run = check_run_dir(value, "run_dir", root, cfg.get("checkpoint", "last"))
+        check_sampling_against(cfg, run)
         if value == "last":
             overrides = [f"run_dir={quote(str(run))}" if line == "run_dir=last" else line for line in overrides]
     return overrides
+
+
+def check_sampling_against(cfg: DictConfig, run: Path) -> None:
+    """The sampler and guidance asked for are ones the run can take (its saved schedule and network); a config.yaml
+    without them is left to the command, which refuses the run when it loads it."""
+    train_cfg = load_run_config(run)
+    if "schedule" in train_cfg and "network" in train_cfg:
+        check_sampling_config(cfg, train_cfg)
 
 
 def check_evaluator_paths(cfg: DictConfig, root) -> None:

@@ -1,8 +1,9 @@
 """Impossible config combinations, refused at start with one sentence, before any data is loaded.
 
-train.py calls `check_training_config`; generate.py and evaluate.py call `check_sampling_config`
-with the run's saved training config. Each check reads only the composed config (and the classes
-it names), never the data.
+cli/preflight.py calls both before the command's code (and Lightning) is imported: `check_training_config`
+for train, `check_sampling_config` with the saved training config of the run a command samples from;
+runs/train.py and runs/loading.py call them again for configs made in Python. Each check reads only the
+composed config (and the classes it names), never the data.
 """
 
 from typing import Optional
