@@ -198,7 +198,7 @@ def test_bad_input_gives_one_clear_line(bad_input_answers, case):
     assert "Traceback" not in stderr
 
 
-def test_a_mistake_and_help_are_answered_before_lightning_is_imported(tmp_path):
+def test_a_mistake_and_help_are_answered_before_lightning_is_imported(tmp_path, trained_run):
     """The command line is checked, and --help printed, before the command's run function is imported (cli.app):
     about 2 s instead of 7 on a 2-core machine."""
     script = """
@@ -206,7 +206,8 @@ import sys
 from motiondiff.cli import generate, train
 mistakes = (["network=nosuchnet"], ["--help"], ["ckpt_path=/no/such/last.ckpt"], ["dataset.source=/no/such.npy"],
             ["dataset.window=1000"])
-for main, argv in [(train.main, argv) for argv in mistakes] + [(generate.main, ["run_dir=nope"])]:
+sampling = (["run_dir=nope"], [f"run_dir={sys.argv[1]}", "guidance_weight=3"])  # the run's config says: no captions
+for main, argv in [(train.main, argv) for argv in mistakes] + [(generate.main, argv) for argv in sampling]:
     sys.argv = ["motiondiff", *argv]
     try:
         main()
@@ -215,11 +216,13 @@ for main, argv in [(train.main, argv) for argv in mistakes] + [(generate.main, [
 print([name for name in ("lightning", "torchmetrics", "motiondiff.runs.train", "motiondiff.generation.run")
        if name in sys.modules])
 """
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(trained_run["run_dir"])], cwd=tmp_path, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "no such run: run_dir=nope" in done.stderr and "no such checkpoint" in done.stderr
     assert "nosuchnet" in done.stderr and "no such file: dataset.source" in done.stderr
-    assert "too short for windows of 1000 frames" in done.stderr
+    assert "too short for windows of 1000 frames" in done.stderr and "guidance_weight=3 needs a text" in done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
