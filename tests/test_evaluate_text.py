@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import THREADS, compose_config
+from conftest import CONFIG_DIR, THREADS, compose_config
+from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
 from motiondiff.evaluation import nfe_curve
 from motiondiff.evaluation import run as evaluate
@@ -140,6 +141,10 @@ def test_evaluator_trained_for_other_data_is_refused(runs):
 def test_missing_or_wrong_evaluator_is_one_clear_error(runs, tmp_path):
     with pytest.raises(UserError, match="experiment=evaluator"):
         evaluate.run(compose_config("evaluate", tmp_path / "a", [f"run_dir={runs['text']}"]))
+    for command in ("evaluate", "nfe_curve"):  # and before Lightning is imported: the run's config names a text network
+        with pytest.raises(UserError, match="text runs are measured with a motion-text evaluator"):
+            preflight(CONFIG_DIR, command, [f"run_dir={runs['text']}"])
+        preflight(CONFIG_DIR, command, [f"run_dir={runs['text']}", f"evaluator.run={runs['evaluator']}"])  # accepted
     with pytest.raises(UserError, match="not a motion-text evaluator"):
         evaluate.run(evaluate_config(tmp_path / "b", runs, f"evaluator={runs['text']}"))
     with pytest.raises(UserError, match="not found"):

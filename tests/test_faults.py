@@ -210,6 +210,10 @@ def test_impossible_generation_options_are_refused(tmp_path, dance_run, override
         cfg = compose_config(command, tmp_path / command, [f"run_dir={dance_run}", *overrides])
         with pytest.raises(UserError, match=message):
             task.run(cfg)
+    for command in ("generate", "evaluate", "edit", "app", "nfe_curve"):  # the run as it is: accepted by every command
+        preflight(
+            CONFIG_DIR, command, [f"run_dir={dance_run}", *([f"source={dance_run}"] if command == "edit" else [])]
+        )
     commands = ("generate", "evaluate", "edit") + (() if "sampler=ddim" in overrides else ("app",))  # app: no sampler
     for command in commands:  # and before Lightning is imported, from the run's saved config
         source = [f"source={dance_run}"] if command == "edit" else []  # edit's input must exist (checked first)

@@ -95,6 +95,25 @@ def test_paths_are_checked_before_anything_runs(tmp_path, name, argv, message):
         preflight(CONFIG_DIR, name, expand_shorthands([*argv, f"paths.output_root={tmp_path / 'outputs'}"]))
 
 
+def test_the_training_data_is_checked_as_the_command_would_read_it(tmp_path, monkeypatch):
+    """dataset.source (a file) and dataset.root (a folder) before anything runs: interpolations resolved as Hydra would,
+    a sweep's every value, and nothing refused that the command would read."""
+    clip = tmp_path / "clip.bvh"
+    clip.write_text("HIERARCHY\n")  # only its existence is checked here
+    monkeypatch.setenv("CLIPS", str(tmp_path))
+    for command in ("train", "render_data"):
+        with pytest.raises(UserError, match=re.escape(f"no such file: dataset.source={tmp_path}/nope.bvh")):
+            preflight(CONFIG_DIR, command, ["dataset.source=${oc.env:CLIPS}/nope.bvh"])
+        preflight(CONFIG_DIR, command, ["dataset.source=${oc.env:CLIPS}/clip.bvh"])  # there: accepted
+    with pytest.raises(UserError, match=re.escape("no such file: dataset.source=/no/such.npy")):
+        preflight(CONFIG_DIR, "train", ["-m", f"dataset.source={clip},/no/such.npy"])
+    with pytest.raises(UserError, match=re.escape("no such directory: dataset.root=/no/such/HumanML3D")):
+        preflight(CONFIG_DIR, "train", ["dataset=humanml3d", "dataset.root=/no/such/HumanML3D"])
+    preflight(CONFIG_DIR, "train", ["dataset=humanml3d", f"dataset.root={tmp_path}"])  # a folder: left to the data
+    preflight(CONFIG_DIR, "train", ["experiment=text2motion"])  # dataset.root=procedural
+    preflight(CONFIG_DIR, "train", ["dataset.source=/on/the/nodes.npy", "hydra/launcher=slurm"])  # read elsewhere
+
+
 def test_make_generate_and_evaluate_skip_a_run_without_a_checkpoint(tmp_path):
     finished = fake_run(tmp_path / "outputs", "2026-01-01_00-00-00-000000", checkpoint=True)
     time.sleep(0.01)

@@ -8,7 +8,8 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, TINY_NETWORK, compose_config
+from conftest import CONFIG_DIR, ROOT, TINY_NETWORK, compose_config
+from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
 from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.samplers import DDIMSampler, DPMSolverSampler, KarrasSampler
@@ -133,6 +134,17 @@ def test_a_run_without_a_checkpoint_is_refused(trained_run, tmp_path, network_ca
     with pytest.raises(UserError, match="has no last checkpoint"):
         nfe_curve.run(compose_config("nfe_curve", tmp_path / "out", [f"run_dir={run_dir}", *QUICK]))
     assert network_calls == []
+
+
+def test_the_run_s_own_config_is_read_before_anything_is_imported(trained_run):
+    """cli.preflight: a list sweep of samplers composes (its first job is a list, not a string); a step count beyond
+    the run's schedule and guidance on a dance run are refused from the run's config.yaml."""
+    argv = preflight(CONFIG_DIR, "nfe_curve", ["-m", f"run_dir={trained_run}", "samplers=[ddim,dpmsolver],[karras]"])
+    assert "samplers=[ddim,dpmsolver],[karras]" in argv
+    with pytest.raises(UserError, match="steps=2000 exceeds the 1000 diffusion steps the run was trained with"):
+        preflight(CONFIG_DIR, "nfe_curve", [f"run_dir={trained_run}", "steps=[5,2000]"])
+    with pytest.raises(UserError, match="guidance_weight=3 needs a text-conditioned run"):
+        preflight(CONFIG_DIR, "nfe_curve", [f"ckpt_path={trained_run}/checkpoints/last.ckpt", "guidance_weight=3"])
 
 
 ANSWER = """

@@ -2,10 +2,12 @@
 
 `preflight(config_name, argv)` composes the config once, as the command would, and refuses with one
 sentence (a UserError): an unknown key or group option, with the closest valid names; a key a
-class does not take (`+trainer.max_step`); a run, checkpoint, evaluator or sweep that does not
-exist, listing the newest runs with a checkpoint; a GPU trainer without a GPU; impossible training
-settings; a tracker (logger=wandb, mlflow) whose package is not installed; a command's own options
-(COMMAND_CHECKS: nfe_curve's samplers and step counts). It returns the command line to run, with
+class does not take (`+trainer.max_step`); a run, checkpoint, evaluator, sweep or training data file
+that does not exist, listing the newest runs with a checkpoint; a GPU trainer without a GPU; impossible
+training settings; a tracker (logger=wandb, mlflow) whose package is not installed; a sampler, guidance
+weight or step count the run cannot take, or a text run to measure without an evaluator (read from the
+run's config.yaml); a command's own options (COMMAND_CHECKS: nfe_curve's samplers and step counts). All
+of it before the command's code, and Lightning, is imported. It returns the command line to run, with
 `run_dir=last` replaced by the newest finished run and, for `train`, `resume=<run>` / `ckpt_path=last`
 written out as "continue in that run's directory with its own overrides".
 """
@@ -30,6 +32,7 @@ from omegaconf.errors import OmegaConfBaseException
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.errors import UserError
 from motiondiff.evaluation import nfe_plan
+from motiondiff.evaluation.evaluators.base import NO_EVALUATOR
 from motiondiff.runs.directories import (
     CONFIG_NAME,
     LAST,
@@ -37,10 +40,11 @@ from motiondiff.runs.directories import (
     latest_checkpoint,
     load_run_config,
     no_such_run,
+    run_root,
 )
 from motiondiff.runs.legacy import added_option_overrides
 from motiondiff.tracking.packages import check_tracker_packages
-from motiondiff.training.config_checks import check_sampling_config, check_training_config
+from motiondiff.training.config_checks import check_sampling_config, check_training_config, is_text_network
 from motiondiff.training.devices import check_accelerator
 from motiondiff.training.network_options import keyword_options
 
@@ -73,7 +77,9 @@ INPUT_KEYS = {
 }
 SWEEP_KEYS = {"evaluate": ("sweep_dir",), "compare": ("sweep_dir",)}
 # The data a training reads, when it is not the embedded procedural data: (key, a file or a folder).
-DATA_KEYS = {"train": (("dataset.source", "file"), ("dataset.root", "directory"))}
+# (The dance loaders read `source` as given; the text data module expands ~ in `root`.)
+DATA_PATHS = (("dataset.source", "file"), ("dataset.root", "directory"))
+DATA_KEYS = {"train": DATA_PATHS, "render_data": DATA_PATHS}
 EVALUATOR_PATHS = ("run", "root", "mean", "std", "glove", "text_features")
 # A command's own options, checked as its run function would check them (without importing it).
 COMMAND_CHECKS = {"nfe_curve": nfe_plan.check_options}
@@ -122,8 +128,9 @@ def first_job(parsed: list) -> list:
     lines = []
     for override in parsed:
         if override.is_sweep_override():
-            value = next(iter(override.sweep_string_iterator()))
-            lines.append(f"{override.get_key_element()}={quote(value)}")
+            value, text = next(zip(override.sweep_iterator(), override.sweep_string_iterator()))
+            text = text if isinstance(value, (list, dict)) else quote(text)  # a list or a dict as Hydra writes it
+            lines.append(f"{override.get_key_element()}={text}")
         else:
             lines.append(override.input_line)
     return lines
@@ -322,17 +329,13 @@ def check_paths(config_name: str, cfg: DictConfig, parsed: list, overrides: list
         missing = [value for value in values if not Path(value).exists()]
         if missing:
             raise UserError(f"no such file or folder: {key}={missing[0]}; check the path.")
-    for key, kind in DATA_KEYS.get(config_name, ()):
-        for value in given_values(parsed, key, cfg):
-            path = Path(value).expanduser()
-            if value != "procedural" and not (path.is_file() if kind == "file" else path.is_dir()):
-                raise UserError(f"no such {kind}: {key}={value}; check the path.")
+    check_data_paths(config_name, cfg, parsed)
     for key in SWEEP_KEYS.get(config_name, ()):
         for value in given_values(parsed, key, cfg):
             if not Path(value).is_dir():
                 raise UserError(f"no such sweep directory: {key}={value}; list your sweeps with: ls {root}/multirun/")
     if config_name in RUN_KEYS:
-        overrides = check_run_dirs(cfg, parsed, overrides, root)
+        overrides = check_run_dirs(config_name, cfg, parsed, overrides, root)
     for key in OPTIONAL_RUN_KEYS.get(config_name, ()):
         for value in given_values(parsed, key, cfg):
             check_run_dir(value, key, root)
@@ -340,33 +343,70 @@ def check_paths(config_name: str, cfg: DictConfig, parsed: list, overrides: list
     return overrides
 
 
+def check_data_paths(config_name: str, cfg: DictConfig, parsed: list) -> None:
+    """UserError for training data that is not there: `dataset.source` (a file) and `dataset.root` (a folder), unless
+    procedural. Not checked where the jobs run elsewhere (a SLURM launcher) or each in its own folder (chdir)."""
+    launcher = str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
+    if "submitit" in launcher:
+        return
+    chdir = bool(OmegaConf.select(cfg, "hydra.job.chdir", default=False))
+    for key, kind in DATA_KEYS.get(config_name, ()):
+        for value in resolved_values(parsed, key, cfg):
+            path = Path(value).expanduser() if kind == "directory" else Path(value)
+            if value == "procedural" or (chdir and not path.is_absolute()):
+                continue
+            if not (path.is_file() if kind == "file" else path.is_dir()):
+                raise UserError(f"no such {kind}: {key}={value}; check the path.")
+
+
+def resolved_values(parsed: list, key: str, cfg: DictConfig) -> list:
+    """given_values with interpolations resolved: the composed value when the key does not sweep, else each value of
+    the sweep that holds no interpolation."""
+    sweeps = any(o.key_or_group == key and o.is_sweep_override() for o in parsed)
+    if not sweeps:
+        value = OmegaConf.select(cfg, key)
+        return [] if value in (None, "") else [str(value)]
+    return [value for value in given_values(parsed, key, cfg) if "${" not in value]
+
+
 def given_values(parsed: list, key: str, cfg: DictConfig) -> list:
     """values_of, less the unset ones, as strings."""
     return [str(value) for value in values_of(parsed, key, cfg) if value not in (None, "")]
 
 
-def check_run_dirs(cfg: DictConfig, parsed: list, overrides: list, root) -> list:
-    """generate / evaluate: run_dir (or run_dir=last) is a finished run whose config takes the sampler and guidance
-    asked for; run_dir, ckpt_path or sweep_dir is given."""
+def check_run_dirs(config_name: str, cfg: DictConfig, parsed: list, overrides: list, root) -> list:
+    """generate / evaluate: run_dir (or run_dir=last) is a finished run that takes the sampler and guidance asked for
+    (and, to be measured, has an evaluator when it is a text run); run_dir, ckpt_path or sweep_dir is given."""
     run_dirs, checkpoints = given_values(parsed, "run_dir", cfg), given_values(parsed, "ckpt_path", cfg)
-    if checkpoints:
-        return overrides  # the checkpoint file was checked; its run is the folder above checkpoints/
+    if checkpoints:  # the checkpoint file was checked; its run is the folder above checkpoints/
+        for checkpoint in checkpoints:
+            run = Path(run_root(None, checkpoint))
+            if (run / CONFIG_NAME).is_file():
+                check_against_run(config_name, cfg, run)
+        return overrides
     if not run_dirs and not given_values(parsed, "sweep_dir", cfg):
         raise no_such_run("<a run directory>", "run_dir", root, "say which run to use (run_dir=last: the newest)")
     for value in run_dirs:
         run = check_run_dir(value, "run_dir", root, cfg.get("checkpoint", "last"))
-        check_sampling_against(cfg, run)
+        check_against_run(config_name, cfg, run)
         if value == "last":
             overrides = [f"run_dir={quote(str(run))}" if line == "run_dir=last" else line for line in overrides]
     return overrides
 
 
-def check_sampling_against(cfg: DictConfig, run: Path) -> None:
-    """The sampler and guidance asked for are ones the run can take (its saved schedule and network); a config.yaml
-    without them is left to the command, which refuses the run when it loads it."""
+def check_against_run(config_name: str, cfg: DictConfig, run: Path) -> None:
+    """The sampler and guidance asked for are ones the run can take (its saved schedule and network), and a text run
+    to be measured has an evaluator; a config.yaml without them is left to the command, which refuses the run."""
     train_cfg = load_run_config(run)
-    if "schedule" in train_cfg and "network" in train_cfg:
-        check_sampling_config(cfg, train_cfg)
+    if "schedule" not in train_cfg or "network" not in train_cfg:
+        return
+    check_sampling_config(cfg, train_cfg)
+    if config_name == "nfe_curve":  # no step count beyond the run's schedule
+        nfe_plan.parse_steps(cfg.steps, int(train_cfg.schedule.num_steps))
+    evaluator = OmegaConf.select(cfg, "evaluator")  # evaluate and nfe_curve; evaluator=trained without its run
+    if isinstance(evaluator, DictConfig) and "run" in evaluator and evaluator.run in (None, ""):
+        if is_text_network(train_cfg.network):
+            raise UserError(NO_EVALUATOR)
 
 
 def check_evaluator_paths(cfg: DictConfig, root) -> None:

@@ -15,6 +15,12 @@ from motiondiff.core.errors import UserError
 from motiondiff.core.types import Embeddings, Lengths, Motion
 from motiondiff.data.info import TextMotionData
 
+TRAIN_HINT = "train one with: python -m motiondiff.train experiment=evaluator dataset=<the run's dataset>"
+NO_EVALUATOR = (
+    "text runs are measured with a motion-text evaluator: give evaluator.run=<a trained evaluator's run directory> "
+    f"(or evaluator=t2m | tmr | lab_tmr with its files); {TRAIN_HINT}."
+)
+
 
 @dataclass(frozen=True)
 class Requirements:

@@ -17,13 +17,12 @@ from omegaconf import DictConfig
 from motiondiff.core.errors import UserError
 from motiondiff.core.types import Embeddings, Lengths, Motion
 from motiondiff.data.info import TextMotionData
-from motiondiff.evaluation.evaluators.base import Requirements
+from motiondiff.evaluation.evaluators.base import NO_EVALUATOR, TRAIN_HINT, Requirements
 from motiondiff.runs.directories import load_run_config, resolve_checkpoint
 from motiondiff.runs.loading import load_module
 from motiondiff.text.cache import cached_table, lookup_items
 from motiondiff.training.contrastive_module import MotionTextContrastive
 
-TRAIN_HINT = "train one with: python -m motiondiff.train experiment=evaluator dataset=<the run's dataset>"
 TEXT_BATCH = 256  # captions embedded per call
 
 
@@ -81,10 +80,7 @@ class TrainedEvaluator:
 def load_trained_evaluator(spec: Optional[str], device: str = "cpu") -> TrainedEvaluator:
     """The evaluator at `spec`: an evaluator run directory (its last.ckpt) or a checkpoint file."""
     if not spec:
-        raise UserError(
-            "text runs are measured with a motion-text evaluator: give evaluator.run=<a trained evaluator's run "
-            f"directory> (or evaluator=t2m | tmr | lab_tmr with its files); {TRAIN_HINT}."
-        )
+        raise UserError(NO_EVALUATOR)
     path = Path(str(spec))
     checkpoint_given = path.suffix == ".ckpt"
     run_dir, checkpoint = resolve_checkpoint(
