@@ -114,6 +114,18 @@ def test_the_training_data_is_checked_as_the_command_would_read_it(tmp_path, mon
     preflight(CONFIG_DIR, "train", ["dataset.source=/on/the/nodes.npy", "hydra/launcher=slurm"])  # read elsewhere
 
 
+def test_a_file_named_through_an_interpolation_is_checked_where_it_resolves(tmp_path, monkeypatch):
+    run = fake_run(tmp_path / "outputs", "2026-01-01_00-00-00-000000", checkpoint=True)
+    (tmp_path / "prompts.txt").write_text("a person waves\n")
+    monkeypatch.setenv("PROMPTS", str(tmp_path))
+    monkeypatch.delenv("NO_SUCH_VARIABLE", raising=False)
+    preflight(CONFIG_DIR, "generate", [f"run_dir={run}", "prompts_file=${oc.env:PROMPTS}/prompts.txt"])  # there
+    with pytest.raises(UserError, match=re.escape(f"no such file: prompts_file={tmp_path}/other.txt")):
+        preflight(CONFIG_DIR, "generate", [f"run_dir={run}", "prompts_file=${oc.env:PROMPTS}/other.txt"])
+    with pytest.raises(UserError, match="cannot resolve prompts_file: .*NO_SUCH_VARIABLE"):
+        preflight(CONFIG_DIR, "generate", [f"run_dir={run}", "prompts_file=${oc.env:NO_SUCH_VARIABLE}/p.txt"])
+
+
 def test_make_generate_and_evaluate_skip_a_run_without_a_checkpoint(tmp_path):
     finished = fake_run(tmp_path / "outputs", "2026-01-01_00-00-00-000000", checkpoint=True)
     time.sleep(0.01)

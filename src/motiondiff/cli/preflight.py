@@ -316,14 +316,14 @@ def check_paths(config_name: str, cfg: DictConfig, parsed: list, overrides: list
     """UserError for a run, checkpoint, file, sweep or evaluator that is not there; run_dir=last written out."""
     root = cfg.paths.output_root
     for key in FILE_KEYS.get(config_name, ()):
-        for value in given_values(parsed, key, cfg):
+        for value in resolved_values(parsed, key, cfg):
             if value != "last" and not Path(value).is_file():
                 if key == "ckpt_path":
                     raise no_such_run(value, key, root, "no such checkpoint")
                 raise UserError(f"no such file: {key}={value}; check the path.")
     if config_name in INPUT_KEYS and OmegaConf.select(cfg, "edit.mode") != "timeline":  # a timeline has no source
         key, what, required = INPUT_KEYS[config_name]
-        values = given_values(parsed, key, cfg)
+        values = resolved_values(parsed, key, cfg)
         if not values and required:
             raise UserError(f"say what to {config_name}: {key}=<{what}>.")
         missing = [value for value in values if not Path(value).exists()]
@@ -331,7 +331,7 @@ def check_paths(config_name: str, cfg: DictConfig, parsed: list, overrides: list
             raise UserError(f"no such file or folder: {key}={missing[0]}; check the path.")
     check_data_paths(config_name, cfg, parsed)
     for key in SWEEP_KEYS.get(config_name, ()):
-        for value in given_values(parsed, key, cfg):
+        for value in resolved_values(parsed, key, cfg):
             if not Path(value).is_dir():
                 raise UserError(f"no such sweep directory: {key}={value}; list your sweeps with: ls {root}/multirun/")
     if config_name in RUN_KEYS:
@@ -364,7 +364,10 @@ def resolved_values(parsed: list, key: str, cfg: DictConfig) -> list:
     the sweep that holds no interpolation."""
     sweeps = any(o.key_or_group == key and o.is_sweep_override() for o in parsed)
     if not sweeps:
-        value = OmegaConf.select(cfg, key)
+        try:
+            value = OmegaConf.select(cfg, key)
+        except OmegaConfBaseException as error:  # ${oc.env:UNSET}, say
+            raise UserError(f"cannot resolve {key}: {str(error).splitlines()[0]}") from None
         return [] if value in (None, "") else [str(value)]
     return [value for value in given_values(parsed, key, cfg) if "${" not in value]
 
