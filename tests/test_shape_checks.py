@@ -4,6 +4,7 @@ function's verdict is reused only for calls of a kind it has passed (tests/typec
 
 import importlib.util
 import sys
+from typing import Literal, Optional
 
 import numpy as np
 import pytest
@@ -57,14 +58,43 @@ def test_a_call_of_a_kind_already_passed_skips_the_check_and_any_other_is_checke
     for _ in range(3):
         frames_kept(torch.zeros(2, 5), 1.0)
     assert len(checks) == 1  # the same shapes and scale: checked once
-    frames_kept(torch.zeros(3, 5), 1.0)
     frames_kept(torch.zeros(2, 5), 2.0)
-    assert len(checks) == 3  # another batch size, another scale: each checked
+    assert len(checks) == 1  # another float: no Literal here, so typeguard's verdict reads only its type
+    frames_kept(torch.zeros(3, 5), 1.0)
+    frames_kept(torch.zeros(2, 5), 2)
+    assert len(checks) == 3  # another batch size, an int for the float: each checked
+    with pytest.raises(TypeError, match="scale"):
+        frames_kept(torch.zeros(2, 5), "2.0")
     with pytest.raises(TypeError, match="batch"):
         frames_kept(torch.zeros(2, 5, 1), 1.0)  # a third dimension
     trim[0] = 1  # the same kind of arguments, but a result of another shape: the result is checked again
     with pytest.raises(TypeError, match="frames"):
         frames_kept(torch.zeros(2, 5), 1.0)
+
+
+def test_a_literal_is_checked_for_each_value():
+    @typeguard.typechecked
+    def cut(x: FrameMask, side: Optional[Literal["start", "end"]]) -> FrameMask:
+        return x
+
+    cut(torch.zeros(2, 5), "start")
+    cut(torch.zeros(2, 5), "end")
+    with pytest.raises(TypeError, match="side"):
+        cut(torch.zeros(2, 5), "middle")  # a str, as the calls that passed, but not one of the Literal's
+
+
+def test_only_literals_and_typed_dicts_make_a_function_read_plain_values():
+    def plain(x: FrameMask, caption: str, weights: dict[str, float]) -> list[int]: ...
+
+    def literal(mode: Optional[list[Literal[1, 2]]]) -> None: ...
+
+    def unresolved(x: "NoSuchClass") -> None: ...  # noqa: F821
+
+    assert not typecheck_cache.reads_values(plain)
+    assert typecheck_cache.reads_values(literal) and typecheck_cache.reads_values(unresolved)
+    assert typecheck_cache.kind("a", values=False) is typecheck_cache.kind("b", values=False) is str
+    assert typecheck_cache.kind({"a": 1.0}, values=False) == typecheck_cache.kind({"b": 2.5}, values=False)
+    assert typecheck_cache.kind(1, values=False) != typecheck_cache.kind(True, values=False)
 
 
 def test_the_kinds_of_call_name_what_the_check_looks_at():
