@@ -15,8 +15,9 @@ interleaved, in this one process):
      build them: training samples/s, guided DDIM-50 latency for a batch of 32, peak memory; at the reference
      size also today's network (the class defaults: residual dropout, tanh GELU, separate q/kv, masks always
      built) against the config defaults, each network in its own process (as a user trains one), the two
-     alternating: training samples/s and guided step time (issue 19). Today's process leaves glibc's malloc as
-     it was; the config's, and this one, keep freed memory as motiondiff's commands do (core.allocator).
+     alternating: training samples/s and guided step time (issue 19; --quick: adaln alone). Today's process leaves
+     glibc's malloc as it was; the config's, and this one, keep freed memory as motiondiff's commands do
+     (core.allocator).
   4. achieved throughput: model FLOPs (torch.utils.flop_counter) per second of a training step and a
      guided sampling step, as a fraction of the float32 matmul peak measured in this run; on CUDA (and with
      --quick) also the bfloat16 matmul peak.
@@ -229,7 +230,7 @@ def machine_info(device) -> dict:
 def sizes(quick: bool, cuda: bool = False) -> dict:
     if quick:
         tiny = dict(latent_dim=32, num_layers=1, num_heads=4, frames=16, train_batch=2, gen_batch=2, gen_full=True)
-        tiny_compared = {**tiny, "compare_today": True}
+        tiny_compared = {**tiny, "compare_today": ("adaln",)}  # one variant: each side is a process of ~5 s
         return dict(
             batch=4,
             window=48,
@@ -273,7 +274,7 @@ def sizes(quick: bool, cuda: bool = False) -> dict:
                 train_batch=8,
                 gen_batch=32,
                 gen_full=cuda,
-                compare_today=True,  # today's network against the config defaults (issue 19)
+                compare_today=VARIANTS,  # today's network against the config defaults (issue 19)
             ),
             "cpu": dict(
                 latent_dim=128, num_layers=4, num_heads=4, frames=196, train_batch=64, gen_batch=32, gen_full=True
@@ -560,7 +561,7 @@ def section_dit(args, size, device, report, peak_flops):
                 "size": size_name,
                 **bench_dit_variant(variant, cfg, size, device, peak_flops),
             }
-            if cfg.get("compare_today"):
+            if variant in cfg.get("compare_today", ()):
                 out[f"{size_name}/{variant}"]["today"] = compare_today(variant, cfg, size, device, args.quick)
     report["dit_variants"] = out
 
