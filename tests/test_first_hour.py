@@ -124,6 +124,24 @@ def test_a_file_named_through_an_interpolation_is_checked_where_it_resolves(tmp_
         preflight(CONFIG_DIR, "generate", [f"run_dir={run}", "prompts_file=${oc.env:PROMPTS}/other.txt"])
     with pytest.raises(UserError, match="cannot resolve prompts_file: .*NO_SUCH_VARIABLE"):
         preflight(CONFIG_DIR, "generate", [f"run_dir={run}", "prompts_file=${oc.env:NO_SUCH_VARIABLE}/p.txt"])
+    monkeypatch.setenv("RUNS", str(run.parent))  # the run and the teacher, named through the environment too
+    named = "${oc.env:RUNS}/" + run.name
+    assert preflight(CONFIG_DIR, "generate", [f"run_dir={named}"]) == [f"run_dir={named}"]  # kept for Hydra
+    preflight(CONFIG_DIR, "generate", ["-m", f"run_dir={named},{named}"])  # a sweep's interpolations: left to Hydra
+    spaced = run.rename(run.parent / "a run")  # a sweep's values are checked as the jobs get them (unescaped)
+    escaped = str(spaced).replace(" ", "\\ ")  # a space escaped with a backslash, as Hydra's grammar allows
+    preflight(CONFIG_DIR, "generate", ["-m", f"run_dir='{spaced}',{escaped}"])
+    run = spaced.rename(run)
+    preflight(CONFIG_DIR, "train", ["experiment=distill", f"teacher={named}"])
+    for command, key in (("generate", "run_dir"), ("train", "teacher"), ("train", "resume")):
+        with pytest.raises(UserError, match=re.escape(f"no such run: {key}={run.parent}/nope")):
+            preflight(CONFIG_DIR, command, [f"{key}=${{oc.env:RUNS}}/nope"])
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text("- seed=3\n")
+    resumed = preflight(CONFIG_DIR, "train", [f"resume={named}"])  # resume is no config key: resolved by preflight
+    assert "seed=3" in resumed and f"hydra.run.dir={run.resolve()}" in resumed
+    with pytest.raises(UserError, match="cannot resolve resume: .*NO_SUCH_VARIABLE"):
+        preflight(CONFIG_DIR, "train", ["resume=${oc.env:NO_SUCH_VARIABLE}/run"])
 
 
 def test_make_generate_and_evaluate_skip_a_run_without_a_checkpoint(tmp_path):

@@ -23,10 +23,10 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import OverrideType
+from hydra.core.override_parser.types import OverrideType, QuotedString
 from hydra.errors import HydraException
 from hydra.utils import get_object
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from motiondiff.cli.resolvers import register_resolvers
@@ -305,10 +305,12 @@ def target_options(target) -> "list | None":
 
 
 def values_of(parsed: list, key: str, cfg: DictConfig) -> list:
-    """The values a key takes in this command (every value of a sweep), else the config's own."""
+    """The values a key takes in this command (every value of a sweep, as the jobs get it), else the config's own."""
     for override in parsed:
         if override.key_or_group == key and override.type is not OverrideType.DEL:
-            return list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+            if not override.is_sweep_override():
+                return [override.value()]
+            return [v.text if isinstance(v, QuotedString) else v for v in override.sweep_iterator()]  # unescaped
     return [OmegaConf.select(cfg, key)]
 
 
@@ -337,7 +339,7 @@ def check_paths(config_name: str, cfg: DictConfig, parsed: list, overrides: list
     if config_name in RUN_KEYS:
         overrides = check_run_dirs(config_name, cfg, parsed, overrides, root)
     for key in OPTIONAL_RUN_KEYS.get(config_name, ()):
-        for value in given_values(parsed, key, cfg):
+        for value in resolved_values(parsed, key, cfg):
             check_run_dir(value, key, root)
     check_evaluator_paths(cfg, root)
     return overrides
@@ -372,6 +374,19 @@ def resolved_values(parsed: list, key: str, cfg: DictConfig) -> list:
     return [value for value in given_values(parsed, key, cfg) if "${" not in value]
 
 
+def resolved_in(cfg: DictConfig, key: str, value: str) -> str:
+    """`value`, given for `key` on the command line but not a key of the config (resume), resolved in `cfg`."""
+    if "${" not in value:
+        return value
+    probe = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))  # a copy the probe key can be added to
+    with open_dict(probe):
+        probe[key] = value
+    try:
+        return str(probe[key])
+    except OmegaConfBaseException as error:
+        raise UserError(f"cannot resolve {key}: {str(error).splitlines()[0]}") from None
+
+
 def given_values(parsed: list, key: str, cfg: DictConfig) -> list:
     """values_of, less the unset ones, as strings."""
     return [str(value) for value in values_of(parsed, key, cfg) if value not in (None, "")]
@@ -380,14 +395,14 @@ def given_values(parsed: list, key: str, cfg: DictConfig) -> list:
 def check_run_dirs(config_name: str, cfg: DictConfig, parsed: list, overrides: list, root) -> list:
     """generate / evaluate: run_dir (or run_dir=last) is a finished run that takes the sampler and guidance asked for
     (and, to be measured, has an evaluator when it is a text run); run_dir, ckpt_path or sweep_dir is given."""
-    run_dirs, checkpoints = given_values(parsed, "run_dir", cfg), given_values(parsed, "ckpt_path", cfg)
-    if checkpoints:  # the checkpoint file was checked; its run is the folder above checkpoints/
+    run_dirs, checkpoints = resolved_values(parsed, "run_dir", cfg), resolved_values(parsed, "ckpt_path", cfg)
+    if given_values(parsed, "ckpt_path", cfg):  # the checkpoint file was checked; its run is the folder above it
         for checkpoint in checkpoints:
             run = Path(run_root(None, checkpoint))
             if (run / CONFIG_NAME).is_file():
                 check_against_run(config_name, cfg, run)
         return overrides
-    if not run_dirs and not given_values(parsed, "sweep_dir", cfg):
+    if not given_values(parsed, "run_dir", cfg) and not given_values(parsed, "sweep_dir", cfg):
         raise no_such_run("<a run directory>", "run_dir", root, "say which run to use (run_dir=last: the newest)")
     for value in run_dirs:
         run = check_run_dir(value, "run_dir", root, cfg.get("checkpoint", "last"))
@@ -446,7 +461,7 @@ def resume_in_place(config_dir: Path, overrides: list, parsed: list, multirun: b
     cfg = compose_checked(config_dir, "train", others)
     root = cfg.paths.output_root
     if resume:
-        run_dir = check_run_dir(resume[0].value(), "resume", root)
+        run_dir = check_run_dir(resolved_in(cfg, "resume", str(resume[0].value())), "resume", root)
     else:
         run_dir = latest_checkpoint(root, cfg.run_name).parent.parent
     run_dir = run_dir.resolve()
