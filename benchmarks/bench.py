@@ -1,7 +1,7 @@
 """motiondiff benchmark: training and sampling speed against peer implementations (issue 6).
 
     make bench                                    # installs benchmarks/requirements.txt, runs the full benchmark
-    .venv/bin/python benchmarks/bench.py --quick  # tiny sizes, a few seconds (the smoke test runs this)
+    .venv/bin/python benchmarks/bench.py --quick  # tiny sizes, under a minute (the smoke test runs this)
 
 Sections (each figure is a median over repeats after warm-up; comparisons are measured side by side,
 interleaved, in this one process):

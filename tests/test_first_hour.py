@@ -128,6 +128,12 @@ def test_a_file_named_through_an_interpolation_is_checked_where_it_resolves(tmp_
     named = "${oc.env:RUNS}/" + run.name
     assert preflight(CONFIG_DIR, "generate", [f"run_dir={named}"]) == [f"run_dir={named}"]  # kept for Hydra
     preflight(CONFIG_DIR, "generate", ["-m", f"run_dir={named},{named}"])  # a sweep's interpolations: left to Hydra
+    for empty in ("''", "null"):  # a job of the sweep without a run
+        with pytest.raises(UserError, match="run_dir is empty in one job of the sweep"):
+            preflight(CONFIG_DIR, "generate", ["-m", f"run_dir={empty},{run}"])
+        with pytest.raises(UserError, match="ckpt_path is empty in one job of the sweep"):
+            preflight(CONFIG_DIR, "generate", ["-m", f"ckpt_path={run}/checkpoints/last.ckpt,{empty}"])
+    preflight(CONFIG_DIR, "generate", ["-m", f"run_dir={run}", f"ckpt_path=null,{run}/checkpoints/last.ckpt"])
     spaced = run.rename(run.parent / "a run")  # a sweep's values are checked as the jobs get them (unescaped)
     escaped = str(spaced).replace(" ", "\\ ")  # a space escaped with a backslash, as Hydra's grammar allows
     preflight(CONFIG_DIR, "generate", ["-m", f"run_dir='{spaced}',{escaped}"])

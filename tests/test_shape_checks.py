@@ -4,7 +4,7 @@ function's verdict is reused only for calls of a kind it has passed (tests/typec
 
 import importlib.util
 import sys
-from typing import Literal, Optional
+from typing import Literal, NamedTuple, NewType, Optional, Sequence, TypeVar
 
 import numpy as np
 import pytest
@@ -83,17 +83,41 @@ def test_a_literal_is_checked_for_each_value():
         cut(torch.zeros(2, 5), "middle")  # a str, as the calls that passed, but not one of the Literal's
 
 
+def test_a_keyword_or_a_string_that_typeguard_reads_is_checked_again():
+    @typeguard.typechecked
+    def sample(ids: Sequence[int] = (), guidance: float = 1.0, caption: Optional[str] = None) -> None: ...
+
+    sample(guidance=2.5)
+    with pytest.raises(TypeError, match="caption"):
+        sample(caption=2.5)  # the same kind of value, under another keyword
+    sample("")  # an empty str is a Sequence[int]; a non-empty one is not (typeguard checks each character)
+    with pytest.raises(TypeError, match="ids"):
+        sample("ab")
+
+
 def test_only_literals_and_typed_dicts_make_a_function_read_plain_values():
+    class Cut(NamedTuple):
+        side: Literal["start", "end"]
+
     def plain(x: FrameMask, caption: str, weights: dict[str, float]) -> list[int]: ...
 
     def literal(mode: Optional[list[Literal[1, 2]]]) -> None: ...
 
     def unresolved(x: "NoSuchClass") -> None: ...  # noqa: F821
 
+    def constrained(side: TypeVar("Side", Literal["start"], Literal["end"])) -> None: ...
+
+    def new_type(mode: NewType("Mode", Literal["fast"])) -> None: ...
+
+    def named_tuple(cut: Cut) -> None: ...
+
     assert not typecheck_cache.reads_values(plain)
     assert typecheck_cache.reads_values(literal) and typecheck_cache.reads_values(unresolved)
-    assert typecheck_cache.kind("a", values=False) is typecheck_cache.kind("b", values=False) is str
-    assert typecheck_cache.kind({"a": 1.0}, values=False) == typecheck_cache.kind({"b": 2.5}, values=False)
+    # A Literal behind a TypeVar's constraints, a NewType, a NamedTuple's field: typeguard reaches each.
+    assert all(typecheck_cache.reads_values(f, locals()) for f in (constrained, new_type, named_tuple))
+    assert typecheck_cache.kind("a", values=False) == typecheck_cache.kind("b", values=False) == (str, True)
+    assert typecheck_cache.kind({"a": 1.0}, values=False) == typecheck_cache.kind({"a": 2.5}, values=False)
+    assert typecheck_cache.kind({"a": 1.0}, values=False) != typecheck_cache.kind({"b": 1.0}, values=False)
     assert typecheck_cache.kind(1, values=False) != typecheck_cache.kind(True, values=False)
 
 

@@ -40,9 +40,13 @@ PLAIN = (type(None), bool, int, float, complex, str, bytes)
 
 def kind(value, depth: int = 0, values: bool = True):
     """A hashable description of what typeguard's check of `value` looks at, or None (check it in full); `values`
-    False: plain values by their type alone (for functions whose annotations hold no Literal)."""
+    False: plain values by their type alone (for functions whose annotations hold no Literal), a str or bytes by its
+    type and whether it is empty (a Sequence[X] annotation checks each character). A dict's keys (a call's keyword
+    names) always by their value."""
     if isinstance(value, PLAIN):
-        return (type(value), value) if values else type(value)
+        if values:
+            return type(value), value
+        return (type(value), len(value) > 0) if isinstance(value, (str, bytes)) else type(value)
     if isinstance(value, torch.Tensor):
         return type(value), tuple(value.shape), value.dtype, value.device, value.layout
     if isinstance(value, np.ndarray):
@@ -51,7 +55,7 @@ def kind(value, depth: int = 0, values: bool = True):
         if depth >= 2 or len(value) > MAX_ITEMS:
             return None
         pairs = value.items() if isinstance(value, dict) else enumerate(value)
-        items = tuple((kind(key, depth + 1, values), kind(item, depth + 1, values)) for key, item in pairs)
+        items = tuple((kind(key, depth + 1), kind(item, depth + 1, values)) for key, item in pairs)
         return None if any(None in pair for pair in items) else (type(value), items)
     if isinstance(value, types.FunctionType):  # a Callable annotation checks the function's own parameters
         return type(value), value.__code__, len(value.__defaults__ or ()), tuple(value.__kwdefaults__ or ())
@@ -66,21 +70,34 @@ def kind(value, depth: int = 0, values: bool = True):
     return "object", type(value)
 
 
-def reads_values(func) -> bool:
+def reads_values(func, localns=None) -> bool:
     """Whether typeguard's check of `func` may look at a plain value itself, not only its type: when an annotation
-    holds a Literal (typeguard compares the value) or a TypedDict (its keys), or the annotations cannot be resolved
-    (assume so). Every other check of a str, number, bool or None is by its type: a caption or a float that differs
-    from call to call is then not a new kind of call."""
+    holds a Literal (typeguard compares the value) or a TypedDict (its keys), anywhere typeguard looks (arguments of
+    generics, a TypeVar's bound and constraints, a NewType's base, a NamedTuple's fields), or the annotations cannot
+    be resolved (assume so). Every other check of a str, number, bool or None is by its type: a caption or a float
+    that differs from call to call is then not a new kind of call."""
     try:
-        hints = typing.get_type_hints(func)
+        pending = list(typing.get_type_hints(func, localns=localns).values())
     except Exception:  # a forward reference that does not resolve: typeguard decides at the call
         return True
-    pending = list(hints.values())
+    seen = set()
     while pending:
         hint = pending.pop()
+        if id(hint) in seen:
+            continue
+        seen.add(id(hint))
         if typing.get_origin(hint) is typing.Literal or hint is typing.Literal or typing.is_typeddict(hint):
             return True
         pending.extend(typing.get_args(hint))
+        if isinstance(hint, typing.TypeVar):
+            pending.extend([*hint.__constraints__, *([hint.__bound__] if hint.__bound__ else [])])
+        if hasattr(hint, "__supertype__"):  # a NewType
+            pending.append(hint.__supertype__)
+        if isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields"):  # a NamedTuple
+            try:
+                pending.extend(typing.get_type_hints(hint).values())
+            except Exception:
+                return True
     return False
 
 
@@ -106,7 +123,7 @@ def remembering(typechecked):
             if torch.compiler.is_compiling():
                 return checked(*args, **kwargs)  # as typeguard alone: torch.compile traces this wrapper otherwise
             if values is None:
-                values = reads_values(python_func)
+                values = reads_values(python_func, localns)
             arguments = kind(args, values=values), kind(kwargs, values=values)
             if None in arguments or arguments not in passed_arguments:
                 result = checked(*args, **kwargs)  # typeguard's own check of the arguments and the result

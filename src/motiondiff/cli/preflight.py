@@ -396,6 +396,12 @@ def check_run_dirs(config_name: str, cfg: DictConfig, parsed: list, overrides: l
     """generate / evaluate: run_dir (or run_dir=last) is a finished run that takes the sampler and guidance asked for
     (and, to be measured, has an evaluator when it is a text run); run_dir, ckpt_path or sweep_dir is given."""
     run_dirs, checkpoints = resolved_values(parsed, "run_dir", cfg), resolved_values(parsed, "ckpt_path", cfg)
+    for key, other in (("run_dir", "ckpt_path"), ("ckpt_path", "run_dir")):
+        given = given_values(parsed, key, cfg)
+        if given and len(given) < len(values_of(parsed, key, cfg)) and not given_values(parsed, other, cfg):
+            raise UserError(
+                f"{key} is empty in one job of the sweep; name a run for each job (run_dir=last: the newest)."
+            )
     if given_values(parsed, "ckpt_path", cfg):  # the checkpoint file was checked; its run is the folder above it
         for checkpoint in checkpoints:
             run = Path(run_root(None, checkpoint))
