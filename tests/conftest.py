@@ -124,6 +124,16 @@ def procedural_data_dir(tmp_path_factory) -> Path:
     return (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "procedural_data"
 
 
+def fake_run(root: Path, name: str, checkpoint: bool) -> Path:
+    """A run directory as training leaves it (config.yaml, and checkpoints/last.ckpt when it got that far)."""
+    run = root / "dance2d-punet" / name
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("seed: 0\n")
+    if checkpoint:
+        (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    return run
+
+
 def benchmark_script(name: str) -> ModuleType:
     """benchmarks/<name>.py imported as a module (the folder is not a package)."""
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")

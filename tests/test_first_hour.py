@@ -14,7 +14,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 
-from conftest import ROOT, TINY_NETWORK, compose_config
+from conftest import ROOT, TINY_NETWORK, compose_config, fake_run
 from motiondiff.cli.app import CONFIG_DIR, expand_shorthands, named_run_dir_parent_exists
 from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
@@ -35,16 +35,6 @@ def command(tmp_path: Path, name: str, *args, **kwargs) -> subprocess.CompletedP
         timeout=300,
         **kwargs,
     )
-
-
-def fake_run(root: Path, name: str, checkpoint: bool) -> Path:
-    """A run directory as training leaves it (config.yaml, and checkpoints/last.ckpt when it got that far)."""
-    run = root / "dance2d-punet" / name
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "config.yaml").write_text("seed: 0\n")
-    if checkpoint:
-        (run / "checkpoints" / "last.ckpt").write_bytes(b"")
-    return run
 
 
 # ---- check before creating ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Callable
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
@@ -18,7 +19,7 @@ from motiondiff.cli.help import command_help
 from motiondiff.cli.preflight import parse_overrides, preflight
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.allocator import keep_freed_memory
-from motiondiff.core.errors import exit_on_user_error
+from motiondiff.core.errors import UserError, exit_on_user_error
 from motiondiff.runs.directories import remove_if_stub
 from motiondiff.sweeps.jobs import run_sweep_job
 
@@ -42,12 +43,24 @@ def expand_shorthands(overrides: list) -> list:
         key, equals, value = override.partition("=")
         if key.lstrip("~") in MULTI_SELECT_GROUPS and (key.startswith("~") or value in ("null", "none")):
             expanded.append(f"{key.lstrip('~')}=[]")
-        elif equals and key in SHORTHANDS and not (CONFIG_DIR / key / f"{value}.yaml").is_file() and value != "null":
+        elif equals and key in SHORTHANDS and value != "null" and not names_an_option(key, value):
             option, option_key = SHORTHANDS[key]
             expanded += [f"{key}={option}", f"{key}.{option_key}={value}"]
         else:
             expanded.append(override)
     return expanded
+
+
+def names_an_option(group: str, value: str) -> bool:
+    """Whether `value` (or any value of its sweep: `evaluator=t2m,tmr`) is an option of the config group."""
+    values = [value]
+    if "," in value or "(" in value:  # a sweep, as Hydra parses it
+        try:
+            override = parse_overrides([f"{group}={value}"])[0]
+            values = [str(getattr(v, "text", v)) for v in override.sweep_iterator()]
+        except (UserError, HydraException):  # not a sweep listed here (glob, a syntax error): Hydra reads it as given
+            return True
+    return any((CONFIG_DIR / group / f"{name}.yaml").is_file() for name in values)
 
 
 def compose_command_config(config_name: str, overrides: list) -> DictConfig:

@@ -23,7 +23,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import OverrideType, QuotedString
+from hydra.core.override_parser.types import OverrideType, QuotedString, ValueType
 from hydra.errors import HydraException
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -49,7 +49,10 @@ from motiondiff.training.devices import check_accelerator
 from motiondiff.training.network_options import keyword_options
 
 # Hydra flags that print or inspect instead of running: the command line goes to Hydra untouched.
-INSPECTING_FLAGS = ("--cfg", "-c", "--info", "-i", "--hydra-help", "--version", "--shell-completion", "-sc")
+INSPECTING_FLAGS = (
+    *("--cfg", "-c", "--info", "-i", "--hydra-help", "--version", "--shell-completion", "-sc"),
+    "--experimental-rerun",  # reruns a saved job from its pickle: no overrides to check
+)
 CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--package", "-p")
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 # Keys naming files or folders that must exist, per command (a run directory is checked as a run).
@@ -97,15 +100,16 @@ def preflight(config_dir: Path, config_name: str, argv: list) -> list:
     check_group_options(config_dir, parsed)
     if config_name == "train":
         overrides, parsed = resume_in_place(config_dir, overrides, parsed, multirun)
-    cfg = compose_checked(config_dir, config_name, first_job(parsed))
+    cfg = compose_checked(config_dir, config_name, first_job(parsed, config_dir))
     tree = OmegaConf.to_container(cfg, resolve=False)
     tree.pop("hydra", None)
-    check_added_keys(config_name, tree, parsed)
+    check_added_keys(config_dir, config_name, cfg, parsed)
     overrides = check_paths(config_name, cfg, parsed, overrides)
     if config_name in COMMAND_CHECKS:
         COMMAND_CHECKS[config_name](cfg)
     if config_name == "train":
-        check_accelerator(cfg.trainer.accelerator)
+        if not runs_elsewhere(cfg):  # a SLURM sweep is launched from a login node without the GPU its jobs get
+            check_accelerator(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))  # ~key: Lightning's
         check_training_config(cfg)
         check_tracker_packages(cfg.get("logger"))
     check_targets(tree)  # last of these: it imports the classes the config names (Lightning's Trainer for train)
@@ -123,22 +127,32 @@ def parse_overrides(overrides: list) -> list:
         raise UserError(f"cannot read the command line: {str(error).splitlines()[0]}") from None
 
 
-def first_job(parsed: list) -> list:
-    """The overrides of the first job of a sweep (every override as it is when nothing sweeps)."""
-    lines = []
-    for override in parsed:
-        if override.is_sweep_override():
-            value, text = next(zip(override.sweep_iterator(), override.sweep_string_iterator()))
-            text = text if isinstance(value, (list, dict)) else quote(text)  # a list or a dict as Hydra writes it
-            lines.append(f"{override.get_key_element()}={text}")
-        else:
-            lines.append(override.input_line)
-    return lines
+def first_job(parsed: list, config_dir: Path) -> list:
+    """The overrides of the first job of a sweep (every override as it is when nothing sweeps), each value written
+    as Hydra's sweeper writes a job's (quoted and escaped already)."""
+    return [
+        f"{o.get_key_element()}={sweep_values(o, config_dir)[0]}" if o.is_sweep_override() else o.input_line
+        for o in parsed
+    ]
+
+
+def sweep_values(override, config_dir: Path) -> list:
+    """The values of a sweep override as the jobs' overrides write them; a glob() over a group's options."""
+    if override.value_type is ValueType.GLOB_CHOICE_SWEEP:
+        group = override.key_or_group
+        names = override.value().filter(group_options(config_dir, group)) if (config_dir / group).is_dir() else []
+        if not names:
+            raise UserError(f"{override.input_line}: the glob matches no option of a config group.")
+        return names
+    try:
+        return list(override.sweep_string_iterator())
+    except HydraException as error:  # interval(): Hydra's basic sweeper cannot list it either
+        raise UserError(f"cannot sweep {override.input_line}: {str(error).splitlines()[0]}") from None
 
 
 def quote(value: str) -> str:
     """A value as an override writes it (quoted unless it is plain)."""
-    return value if re.fullmatch(r"[\w./:@+-]*", value) else "'" + value.replace("'", "\\'") + "'"
+    return value if re.fullmatch(r"[A-Za-z0-9_./:@+-]*", value) else "'" + value.replace("'", "\\'") + "'"
 
 
 def compose_config(config_dir: Path, config_name: str, overrides: list) -> DictConfig:
@@ -230,26 +244,49 @@ def check_group_options(config_dir: Path, parsed: list) -> None:
     for override in parsed:
         group = override.key_or_group
         if override.is_sweep_override() and (config_dir / group).is_dir():
+            if override.value_type is ValueType.GLOB_CHOICE_SWEEP:
+                continue  # it picks from the options
             options = group_options(config_dir, group)
-            for name in override.sweep_string_iterator():
-                if name not in options:
-                    raise UserError(f"{group}={name}: {option_suggestion(name, options, group)}")
+            for value in override.sweep_iterator():  # an option, or a list of them (logger=[csv],[csv,tensorboard])
+                for name in value if isinstance(value, list) else [value]:
+                    if str(name) not in options:
+                        raise UserError(f"{group}={name}: {option_suggestion(str(name), options, group)}")
 
 
-def check_added_keys(config_name: str, tree: dict, parsed: list) -> None:
-    """A key added with '+' goes into an object that takes it (checked by check_targets) or is a new object."""
-    for override in parsed:
+def check_added_keys(config_dir: Path, config_name: str, cfg: DictConfig, parsed: list) -> None:
+    """A key added with '+' goes into an object that takes it (checked by check_targets), is a new object, a config
+    group (under a package: `+sampler@samplers.karras=karras`), or is read through ${...}; `++` on a key the config
+    has is an override."""
+    added = [o for o in parsed if o.type in (OverrideType.ADD, OverrideType.FORCE_ADD)]
+    if any(o.type is OverrideType.FORCE_ADD for o in added):  # the keys the config has without the ++ overrides
+        others = first_job([o for o in parsed if o.type is not OverrideType.FORCE_ADD], config_dir)
+        base = OmegaConf.to_container(compose_checked(config_dir, config_name, others), resolve=False)
+        HydraConfig.instance().set_config(cfg)  # the command's own again, for the resolvers
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    tree.pop("hydra", None)
+    text = " ".join([o.input_line for o in parsed] + [str(tree)])  # where an interpolation could read a key
+    for override in added:
         key = override.key_or_group
-        if override.type not in (OverrideType.ADD, OverrideType.FORCE_ADD) or key.startswith("hydra"):
+        if key.startswith("hydra") or override.package is not None or (config_dir / key).is_dir():
             continue
         parent_key, _, name = key.rpartition(".")
+        if override.type is OverrideType.FORCE_ADD and name in (node_at(base, parent_key) or {}):
+            continue
+        if re.search(r"\$\{[^}]*\b" + re.escape(key) + r"\b", text):
+            continue
         parent = node_at(tree, parent_key)
         value = parent.get(name) if isinstance(parent, dict) else None
         if name in HYDRA_KEYS or "_target_" in (parent or {}) or (isinstance(value, dict) and "_target_" in value):
             continue
         known = [k for k in leaf_keys(tree) if k != key]
+        repeat = (
+            " To repeat a run, sweep seed=0,1,2 (the same seed trains the same weights)."
+            if (override.is_sweep_override() and "seed" in known)
+            else ""
+        )
         raise UserError(
             f"{key} is not a setting of the {config_name} command (nothing reads it); {key_suggestion(key, known)}"
+            + repeat
         )
 
 
@@ -306,7 +343,7 @@ def target_options(target) -> "list | None":
 
 def values_of(parsed: list, key: str, cfg: DictConfig) -> list:
     """The values a key takes in this command (every value of a sweep, as the jobs get it), else the config's own."""
-    for override in parsed:
+    for override in reversed(parsed):  # the last of the overrides of a key wins, as in Hydra
         if override.key_or_group == key and override.type is not OverrideType.DEL:
             if not override.is_sweep_override():
                 return [override.value()]
@@ -345,11 +382,15 @@ def check_paths(config_name: str, cfg: DictConfig, parsed: list, overrides: list
     return overrides
 
 
+def runs_elsewhere(cfg: DictConfig) -> bool:
+    """Whether the jobs run on other machines (a SLURM launcher): their data and devices are not this one's."""
+    return "submitit" in str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
+
+
 def check_data_paths(config_name: str, cfg: DictConfig, parsed: list) -> None:
     """UserError for training data that is not there: `dataset.source` (a file) and `dataset.root` (a folder), unless
     procedural. Not checked where the jobs run elsewhere (a SLURM launcher) or each in its own folder (chdir)."""
-    launcher = str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
-    if "submitit" in launcher:
+    if runs_elsewhere(cfg):
         return
     chdir = bool(OmegaConf.select(cfg, "hydra.job.chdir", default=False))
     for key, kind in DATA_KEYS.get(config_name, ()):
@@ -414,8 +455,24 @@ def check_run_dirs(config_name: str, cfg: DictConfig, parsed: list, overrides: l
         run = check_run_dir(value, "run_dir", root, cfg.get("checkpoint", "last"))
         check_against_run(config_name, cfg, run)
         if value == "last":
-            overrides = [f"run_dir={quote(str(run))}" if line == "run_dir=last" else line for line in overrides]
+            overrides = with_last_written_out(overrides, parsed, run)
     return overrides
+
+
+def with_last_written_out(overrides: list, parsed: list, newest: Path) -> list:
+    """The overrides with run_dir=last (quoted, ++, or a value of a sweep) written as the run it means, so every job
+    of a sweep and the saved command line name the same run."""
+    assert len(overrides) == len(parsed), "one parsed override per line"
+    lines = []
+    for line, override in zip(overrides, parsed):
+        if override.key_or_group != "run_dir" or override.type is OverrideType.DEL:
+            lines.append(line)
+            continue
+        values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+        texts = list(override.sweep_string_iterator()) if override.is_sweep_override() else [line.partition("=")[2]]
+        texts = [quote(str(newest)) if str(getattr(v, "text", v)) == "last" else t for v, t in zip(values, texts)]
+        lines.append(f"{override.get_key_element()}={','.join(texts)}")
+    return lines
 
 
 def check_against_run(config_name: str, cfg: DictConfig, run: Path) -> None:
@@ -442,12 +499,23 @@ def check_evaluator_paths(cfg: DictConfig, root) -> None:
             if value in (None, ""):
                 continue
             if key == "run":
-                check_run_dir(value, "evaluator", root)
+                check_evaluator_run(str(value), "evaluator", root)
             elif not Path(str(value)).exists():
                 raise UserError(f"evaluator.{key}={value} does not exist; check the path (docs/published-numbers.md).")
     validation = OmegaConf.select(cfg, "callbacks.generation_metrics.evaluator")
     if validation not in (None, ""):
-        check_run_dir(validation, "callbacks.generation_metrics.evaluator", root)
+        check_evaluator_run(str(validation), "callbacks.generation_metrics.evaluator", root)
+
+
+def check_evaluator_run(value: str, key: str, root) -> None:
+    """An evaluator given as a run directory or as one of its checkpoints (load_trained_evaluator takes both)."""
+    if value == "last":
+        raise UserError(f"{key}=last: name the evaluator's run directory (last is the newest run of any kind).")
+    if Path(value).suffix == ".ckpt":
+        if not Path(value).is_file():
+            raise no_such_run(value, key, root, "no such checkpoint")
+        return
+    check_run_dir(value, key, root)
 
 
 # ---- resuming in place ----------------------------------------------------------------------------

@@ -1,0 +1,99 @@
+"""Command lines that Hydra and the commands run pass preflight (cli/preflight.py) as they are, or with run_dir=last
+written out: the corners of Hydra's override grammar and of the launchers that an audit of preflight found refused
+or mangled (2026-12-07). The mistakes it refuses are in test_first_hour.py."""
+
+import re
+
+import pytest
+import torch
+
+from conftest import fake_run
+from motiondiff.cli.app import CONFIG_DIR, expand_shorthands
+from motiondiff.cli.preflight import parse_overrides, preflight, quote
+from motiondiff.core.errors import UserError
+
+RUN_NAME = "2026-01-01_00-00-00-000000"
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """A finished run under ./outputs (the default paths.output_root), in a fresh current directory."""
+    monkeypatch.chdir(tmp_path)
+    return fake_run(tmp_path / "outputs", RUN_NAME, checkpoint=True)
+
+
+def test_a_slurm_sweep_for_gpus_is_launched_from_a_machine_without_one():
+    argv = ["-m", "hydra/launcher=slurm", "trainer=gpu", "seed=0,1"]
+    assert preflight(CONFIG_DIR, "train", argv) == argv  # the jobs get their GPUs on the nodes
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="needs a CUDA GPU"):
+            preflight(CONFIG_DIR, "train", ["trainer=gpu"])  # here, it would train here
+
+
+def test_an_evaluator_is_a_run_or_one_of_its_checkpoints(run):
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    for evaluator in (run, checkpoint):
+        preflight(CONFIG_DIR, "evaluate", expand_shorthands([f"run_dir={run}", f"evaluator={evaluator}"]))
+        preflight(CONFIG_DIR, "train", [f"callbacks.generation_metrics.evaluator={evaluator}"])
+    with pytest.raises(UserError, match=re.escape(f"no such checkpoint: evaluator={run}/checkpoints/nope.ckpt")):
+        preflight(
+            CONFIG_DIR, "evaluate", expand_shorthands([f"run_dir={run}", f"evaluator={run}/checkpoints/nope.ckpt"])
+        )
+    with pytest.raises(UserError, match="evaluator=last: name the evaluator's run directory"):
+        preflight(CONFIG_DIR, "evaluate", expand_shorthands([f"run_dir={run}", "evaluator=last"]))
+
+
+def test_forced_interpolated_and_packaged_keys_are_settings(run):
+    preflight(CONFIG_DIR, "generate", [f"run_dir={run}", "++seed=3"])  # ++ on a key the config has: an override
+    with pytest.raises(UserError, match="sed is not a setting of the generate command"):
+        preflight(CONFIG_DIR, "generate", [f"run_dir={run}", "++sed=3"])  # ++ on a typo: still a typo
+    preflight(CONFIG_DIR, "generate", [f"+mine={run}", "run_dir=${mine}"])  # read through an interpolation
+    preflight(CONFIG_DIR, "app", [f"run_dir={run}", "+sampler@samplers.karras=karras"])  # a group under a package
+    with pytest.raises(UserError, match=re.escape("To repeat a run, sweep seed=0,1,2")):
+        preflight(CONFIG_DIR, "train", ["-m", "+rep=1,2,3"])  # nothing reads rep: three identical runs
+
+
+def test_sweeps_reach_the_first_job_as_hydra_writes_them(tmp_path, run):
+    spaced = tmp_path / "t2m release"
+    spaced.mkdir()
+    # A quoted value with a space: its job reads the folder, not a name with quotes around it.
+    evaluate = [f"run_dir={run}", "evaluator=t2m", f"evaluator.mean={run / 'config.yaml'}"]
+    evaluate += [f"evaluator.std={run / 'config.yaml'}", f"evaluator.glove={tmp_path}"]
+    preflight(CONFIG_DIR, "evaluate", ["-m", *evaluate, f"evaluator.root='{spaced}',{tmp_path}"])
+    preflight(CONFIG_DIR, "train", ["-m", "logger=[csv],[csv,tensorboard]"])  # lists of a multi-select group
+    with pytest.raises(UserError, match="logger has no option 'tensorbord'"):
+        preflight(CONFIG_DIR, "train", ["-m", "logger=[csv],[csv,tensorbord]"])
+    preflight(CONFIG_DIR, "train", ["-m", "network=glob(ada*)"])  # a glob over a group's options
+    with pytest.raises(UserError, match="the glob matches no option"):
+        preflight(CONFIG_DIR, "train", ["-m", "network=glob(nothing*)"])
+    with pytest.raises(UserError, match="cannot sweep optimizer.lr=interval"):
+        preflight(CONFIG_DIR, "train", ["-m", "optimizer.lr=interval(0.1,1.0)"])  # Hydra's basic sweeper cannot
+
+
+def test_the_last_of_a_key_s_overrides_wins_and_inspecting_flags_pass(run):
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    preflight(CONFIG_DIR, "generate", ["ckpt_path=null", f"ckpt_path={checkpoint}"])
+    with pytest.raises(UserError, match="no such checkpoint"):
+        preflight(CONFIG_DIR, "generate", [f"ckpt_path={checkpoint}", "ckpt_path=/no/such.ckpt"])
+    argv = ["--experimental-rerun", "outputs/x/.hydra/config.pickle"]
+    assert preflight(CONFIG_DIR, "train", argv) == argv
+    preflight(CONFIG_DIR, "train", ["~trainer.accelerator"])  # Lightning's default accelerator
+
+
+def test_run_dir_last_is_written_out_in_every_form(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    newest = fake_run(tmp_path / "outputs" / "josé", RUN_NAME, checkpoint=True)  # a path with a non-ASCII letter
+    root = f"paths.output_root={quote(str(tmp_path / 'outputs' / 'josé'))}"
+    assert quote(str(newest)) == f"'{newest}'"  # Hydra's grammar takes only ASCII unquoted
+    for given in ("run_dir=last", "run_dir='last'", "++run_dir=last"):
+        argv = preflight(CONFIG_DIR, "generate", [given, root])
+        assert argv[0] == f"{given.partition('=')[0]}='{newest}'", argv
+        assert str(parse_overrides(argv)[0].value()) == str(newest)  # it parses back to the run
+    argv = preflight(CONFIG_DIR, "generate", ["-m", f"run_dir=last,{quote(str(newest))}", root])
+    assert [getattr(v, "text", v) for v in parse_overrides(argv[1:2])[0].sweep_iterator()] == [str(newest)] * 2
+
+
+def test_a_sweep_of_evaluator_options_is_not_a_run_directory():
+    assert expand_shorthands(["-m", "evaluator=t2m,tmr"]) == ["-m", "evaluator=t2m,tmr"]
+    assert expand_shorthands(["-m", "evaluator=/a,/b"]) == ["-m", "evaluator=trained", "evaluator.run=/a,/b"]
+    assert expand_shorthands(["evaluator=/a"]) == ["evaluator=trained", "evaluator.run=/a"]
