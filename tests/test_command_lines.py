@@ -22,12 +22,12 @@ def run(tmp_path, monkeypatch):
     return fake_run(tmp_path / "outputs", RUN_NAME, checkpoint=True)
 
 
-def test_a_slurm_sweep_for_gpus_is_launched_from_a_machine_without_one():
+def test_a_slurm_sweep_for_gpus_is_launched_from_a_machine_without_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a login node
     argv = ["-m", "hydra/launcher=slurm", "trainer=gpu", "seed=0,1"]
     assert preflight(CONFIG_DIR, "train", argv) == argv  # the jobs get their GPUs on the nodes
-    if not torch.cuda.is_available():
-        with pytest.raises(UserError, match="needs a CUDA GPU"):
-            preflight(CONFIG_DIR, "train", ["trainer=gpu"])  # here, it would train here
+    with pytest.raises(UserError, match="needs a CUDA GPU"):
+        preflight(CONFIG_DIR, "train", ["trainer=gpu"])  # it would train here
 
 
 def test_an_evaluator_is_a_run_or_one_of_its_checkpoints(run):
@@ -48,9 +48,15 @@ def test_forced_interpolated_and_packaged_keys_are_settings(run):
     with pytest.raises(UserError, match="sed is not a setting of the generate command"):
         preflight(CONFIG_DIR, "generate", [f"run_dir={run}", "++sed=3"])  # ++ on a typo: still a typo
     preflight(CONFIG_DIR, "generate", [f"+mine={run}", "run_dir=${mine}"])  # read through an interpolation
+    with pytest.raises(UserError, match="output_dir is not a setting of the train command"):
+        preflight(CONFIG_DIR, "train", ["+output_dir=/x"])  # ${paths.output_dir} reads paths.output_dir, not this
+    node = "++callbacks.mine={_target_:lightning.pytorch.callbacks.ModelSummary}"
+    preflight(CONFIG_DIR, "train", [node, "+callbacks.mine.max_depth=2"])  # a key added inside a ++ node
     preflight(CONFIG_DIR, "app", [f"run_dir={run}", "+sampler@samplers.karras=karras"])  # a group under a package
     with pytest.raises(UserError, match=re.escape("To repeat a run, sweep seed=0,1,2")):
         preflight(CONFIG_DIR, "train", ["-m", "+rep=1,2,3"])  # nothing reads rep: three identical runs
+    with pytest.raises(UserError, match=r"did you mean seed\?$"):
+        preflight(CONFIG_DIR, "train", ["-m", "+sede=1,2"])  # a typo: the suggestion alone
 
 
 def test_sweeps_reach_the_first_job_as_hydra_writes_them(tmp_path, run):
@@ -61,6 +67,7 @@ def test_sweeps_reach_the_first_job_as_hydra_writes_them(tmp_path, run):
     evaluate += [f"evaluator.std={run / 'config.yaml'}", f"evaluator.glove={tmp_path}"]
     preflight(CONFIG_DIR, "evaluate", ["-m", *evaluate, f"evaluator.root='{spaced}',{tmp_path}"])
     preflight(CONFIG_DIR, "train", ["-m", "logger=[csv],[csv,tensorboard]"])  # lists of a multi-select group
+    preflight(CONFIG_DIR, "train", ["-m", "network='adaln',incontext"])  # a quoted option
     with pytest.raises(UserError, match="logger has no option 'tensorbord'"):
         preflight(CONFIG_DIR, "train", ["-m", "logger=[csv],[csv,tensorbord]"])
     preflight(CONFIG_DIR, "train", ["-m", "network=glob(ada*)"])  # a glob over a group's options
@@ -78,6 +85,8 @@ def test_the_last_of_a_key_s_overrides_wins_and_inspecting_flags_pass(run):
     argv = ["--experimental-rerun", "outputs/x/.hydra/config.pickle"]
     assert preflight(CONFIG_DIR, "train", argv) == argv
     preflight(CONFIG_DIR, "train", ["~trainer.accelerator"])  # Lightning's default accelerator
+    with pytest.raises(UserError, match="say which run to use"):
+        preflight(CONFIG_DIR, "generate", [f"run_dir={run}", "~run_dir"])  # deleted last: no run
 
 
 def test_run_dir_last_is_written_out_in_every_form(tmp_path, monkeypatch):
@@ -91,9 +100,18 @@ def test_run_dir_last_is_written_out_in_every_form(tmp_path, monkeypatch):
         assert str(parse_overrides(argv)[0].value()) == str(newest)  # it parses back to the run
     argv = preflight(CONFIG_DIR, "generate", ["-m", f"run_dir=last,{quote(str(newest))}", root])
     assert [getattr(v, "text", v) for v in parse_overrides(argv[1:2])[0].sweep_iterator()] == [str(newest)] * 2
+    # shuffle(): each of Hydra's iterators shuffles on its own, so the values are read once. (An ASCII path: Hydra
+    # writes a shuffled value unquoted, which its grammar cannot read back when it holds a non-ASCII letter.)
+    plain = fake_run(tmp_path / "outputs" / "plain", RUN_NAME, checkpoint=True)
+    root = f"paths.output_root={tmp_path / 'outputs' / 'plain'}"
+    for _ in range(4):
+        argv = preflight(CONFIG_DIR, "generate", ["-m", f"run_dir=shuffle(last,{plain},last)", root])
+        assert argv[1] == f"run_dir={plain},{plain},{plain}"
 
 
 def test_a_sweep_of_evaluator_options_is_not_a_run_directory():
     assert expand_shorthands(["-m", "evaluator=t2m,tmr"]) == ["-m", "evaluator=t2m,tmr"]
     assert expand_shorthands(["-m", "evaluator=/a,/b"]) == ["-m", "evaluator=trained", "evaluator.run=/a,/b"]
     assert expand_shorthands(["evaluator=/a"]) == ["evaluator=trained", "evaluator.run=/a"]
+    for run in ("${oc.env:EVALUATOR,/runs/x}", "'/runs/a,b'"):  # a comma, but one run
+        assert expand_shorthands([f"evaluator={run}"]) == ["evaluator=trained", f"evaluator.run={run}"]

@@ -53,14 +53,14 @@ def expand_shorthands(overrides: list) -> list:
 
 def names_an_option(group: str, value: str) -> bool:
     """Whether `value` (or any value of its sweep: `evaluator=t2m,tmr`) is an option of the config group."""
-    values = [value]
-    if "," in value or "(" in value:  # a sweep, as Hydra parses it
-        try:
-            override = parse_overrides([f"{group}={value}"])[0]
-            values = [str(getattr(v, "text", v)) for v in override.sweep_iterator()]
-        except (UserError, HydraException):  # not a sweep listed here (glob, a syntax error): Hydra reads it as given
-            return True
-    return any((CONFIG_DIR / group / f"{name}.yaml").is_file() for name in values)
+    try:
+        override = parse_overrides([f"{group}={value}"])[0]
+        values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+    except UserError:  # a syntax error: Hydra says so
+        return False
+    except HydraException:  # glob(): it picks among the options
+        return True
+    return any((CONFIG_DIR / group / f"{getattr(name, 'text', name)}.yaml").is_file() for name in values)
 
 
 def compose_command_config(config_name: str, overrides: list) -> DictConfig:

@@ -140,7 +140,7 @@ def sweep_values(override, config_dir: Path) -> list:
     """The values of a sweep override as the jobs' overrides write them; a glob() over a group's options."""
     if override.value_type is ValueType.GLOB_CHOICE_SWEEP:
         group = override.key_or_group
-        names = override.value().filter(group_options(config_dir, group)) if (config_dir / group).is_dir() else []
+        names = override.value().filter(group_options(config_dir, group))  # ours, or Hydra's (hydra/launcher)
         if not names:
             raise UserError(f"{override.input_line}: the glob matches no option of a config group.")
         return names
@@ -249,8 +249,9 @@ def check_group_options(config_dir: Path, parsed: list) -> None:
             options = group_options(config_dir, group)
             for value in override.sweep_iterator():  # an option, or a list of them (logger=[csv],[csv,tensorboard])
                 for name in value if isinstance(value, list) else [value]:
-                    if str(name) not in options:
-                        raise UserError(f"{group}={name}: {option_suggestion(str(name), options, group)}")
+                    name = str(getattr(name, "text", name))  # a quoted option: its text
+                    if name not in options:
+                        raise UserError(f"{group}={name}: {option_suggestion(name, options, group)}")
 
 
 def check_added_keys(config_dir: Path, config_name: str, cfg: DictConfig, parsed: list) -> None:
@@ -258,9 +259,13 @@ def check_added_keys(config_dir: Path, config_name: str, cfg: DictConfig, parsed
     group (under a package: `+sampler@samplers.karras=karras`), or is read through ${...}; `++` on a key the config
     has is an override."""
     added = [o for o in parsed if o.type in (OverrideType.ADD, OverrideType.FORCE_ADD)]
-    if any(o.type is OverrideType.FORCE_ADD for o in added):  # the keys the config has without the ++ overrides
-        others = first_job([o for o in parsed if o.type is not OverrideType.FORCE_ADD], config_dir)
-        base = OmegaConf.to_container(compose_checked(config_dir, config_name, others), resolve=False)
+    base = None  # the config without the ++ overrides: the keys it has already
+    if any(o.type is OverrideType.FORCE_ADD for o in added):
+        try:
+            others = first_job([o for o in parsed if o.type is not OverrideType.FORCE_ADD], config_dir)
+            base = OmegaConf.to_container(compose_checked(config_dir, config_name, others), resolve=False)
+        except UserError:  # another override sets a key inside a ++ node: the ++ keys are left unchecked
+            base = {}
         HydraConfig.instance().set_config(cfg)  # the command's own again, for the resolvers
     tree = OmegaConf.to_container(cfg, resolve=False)
     tree.pop("hydra", None)
@@ -270,24 +275,19 @@ def check_added_keys(config_dir: Path, config_name: str, cfg: DictConfig, parsed
         if key.startswith("hydra") or override.package is not None or (config_dir / key).is_dir():
             continue
         parent_key, _, name = key.rpartition(".")
-        if override.type is OverrideType.FORCE_ADD and name in (node_at(base, parent_key) or {}):
+        if override.type is OverrideType.FORCE_ADD and (base == {} or name in (node_at(base, parent_key) or {})):
             continue
-        if re.search(r"\$\{[^}]*\b" + re.escape(key) + r"\b", text):
+        if re.search(r"\$\{(?:[^}]*[:,\s])?\.*" + re.escape(key) + r"(?![\w.])", text):  # ${key}, ${oc.select:key,...}
             continue
         parent = node_at(tree, parent_key)
         value = parent.get(name) if isinstance(parent, dict) else None
         if name in HYDRA_KEYS or "_target_" in (parent or {}) or (isinstance(value, dict) and "_target_" in value):
             continue
         known = [k for k in leaf_keys(tree) if k != key]
-        repeat = (
-            " To repeat a run, sweep seed=0,1,2 (the same seed trains the same weights)."
-            if (override.is_sweep_override() and "seed" in known)
-            else ""
-        )
-        raise UserError(
-            f"{key} is not a setting of the {config_name} command (nothing reads it); {key_suggestion(key, known)}"
-            + repeat
-        )
+        suggestion = key_suggestion(key, known)
+        if override.is_sweep_override() and "seed" in known and not suggestion.startswith("did you mean"):
+            suggestion += " To repeat a run, sweep seed=0,1,2 (the same seed trains the same weights)."
+        raise UserError(f"{key} is not a setting of the {config_name} command (nothing reads it); {suggestion}")
 
 
 def node_at(tree: dict, dotted: str):
@@ -344,7 +344,9 @@ def target_options(target) -> "list | None":
 def values_of(parsed: list, key: str, cfg: DictConfig) -> list:
     """The values a key takes in this command (every value of a sweep, as the jobs get it), else the config's own."""
     for override in reversed(parsed):  # the last of the overrides of a key wins, as in Hydra
-        if override.key_or_group == key and override.type is not OverrideType.DEL:
+        if override.key_or_group == key and override.type is OverrideType.DEL:
+            return [None]  # ~key: unset
+        if override.key_or_group == key:
             if not override.is_sweep_override():
                 return [override.value()]
             return [v.text if isinstance(v, QuotedString) else v for v in override.sweep_iterator()]  # unescaped
@@ -469,9 +471,8 @@ def with_last_written_out(overrides: list, parsed: list, newest: Path) -> list:
             lines.append(line)
             continue
         values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
-        texts = list(override.sweep_string_iterator()) if override.is_sweep_override() else [line.partition("=")[2]]
-        texts = [quote(str(newest)) if str(getattr(v, "text", v)) == "last" else t for v, t in zip(values, texts)]
-        lines.append(f"{override.get_key_element()}={','.join(texts)}")
+        values = [str(newest) if str(getattr(v, "text", v)) == "last" else str(getattr(v, "text", v)) for v in values]
+        lines.append(f"{override.get_key_element()}={','.join(quote(v) for v in values)}")
     return lines
 
 
