@@ -16,7 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from motiondiff.cli.help import command_help
-from motiondiff.cli.preflight import parse_overrides, preflight
+from motiondiff.cli.preflight import parse_overrides, plain, preflight
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.allocator import keep_freed_memory
 from motiondiff.core.errors import UserError, exit_on_user_error
@@ -60,7 +60,7 @@ def names_an_option(group: str, value: str) -> bool:
         return False
     except HydraException:  # glob(): it picks among the options
         return True
-    return any((CONFIG_DIR / group / f"{getattr(name, 'text', name)}.yaml").is_file() for name in values)
+    return any((CONFIG_DIR / group / f"{plain(name)}.yaml").is_file() for name in values)
 
 
 def compose_command_config(config_name: str, overrides: list) -> DictConfig:

@@ -150,6 +150,11 @@ def sweep_values(override, config_dir: Path) -> list:
         raise UserError(f"cannot sweep {override.input_line}: {str(error).splitlines()[0]}") from None
 
 
+def plain(value):
+    """A value of a parsed override as the job gets it: a quoted string as its text (QuotedString), else as is."""
+    return value.text if isinstance(value, QuotedString) else value
+
+
 def quote(value: str) -> str:
     """A value as an override writes it (quoted unless it is plain)."""
     return value if re.fullmatch(r"[A-Za-z0-9_./:@+-]*", value) else "'" + value.replace("'", "\\'") + "'"
@@ -248,8 +253,7 @@ def check_group_options(config_dir: Path, parsed: list) -> None:
                 continue  # it picks from the options
             options = group_options(config_dir, group)
             for value in override.sweep_iterator():  # an option, or a list of them (logger=[csv],[csv,tensorboard])
-                for name in value if isinstance(value, list) else [value]:
-                    name = str(getattr(name, "text", name))  # a quoted option: its text
+                for name in (str(plain(v)) for v in (value if isinstance(value, list) else [value])):
                     if name not in options:
                         raise UserError(f"{group}={name}: {option_suggestion(name, options, group)}")
 
@@ -259,13 +263,13 @@ def check_added_keys(config_dir: Path, config_name: str, cfg: DictConfig, parsed
     group (under a package: `+sampler@samplers.karras=karras`), or is read through ${...}; `++` on a key the config
     has is an override."""
     added = [o for o in parsed if o.type in (OverrideType.ADD, OverrideType.FORCE_ADD)]
-    base = None  # the config without the ++ overrides: the keys it has already
+    base = None  # the config without the ++ overrides (None where it does not compose: the ++ keys go unchecked)
     if any(o.type is OverrideType.FORCE_ADD for o in added):
         try:
             others = first_job([o for o in parsed if o.type is not OverrideType.FORCE_ADD], config_dir)
             base = OmegaConf.to_container(compose_checked(config_dir, config_name, others), resolve=False)
-        except UserError:  # another override sets a key inside a ++ node: the ++ keys are left unchecked
-            base = {}
+        except UserError:  # another override adds a key inside a ++ node
+            pass
         HydraConfig.instance().set_config(cfg)  # the command's own again, for the resolvers
     tree = OmegaConf.to_container(cfg, resolve=False)
     tree.pop("hydra", None)
@@ -275,7 +279,7 @@ def check_added_keys(config_dir: Path, config_name: str, cfg: DictConfig, parsed
         if key.startswith("hydra") or override.package is not None or (config_dir / key).is_dir():
             continue
         parent_key, _, name = key.rpartition(".")
-        if override.type is OverrideType.FORCE_ADD and (base == {} or name in (node_at(base, parent_key) or {})):
+        if override.type is OverrideType.FORCE_ADD and (base is None or name in (node_at(base, parent_key) or {})):
             continue
         if re.search(r"\$\{(?:[^}]*[:,\s])?\.*" + re.escape(key) + r"(?![\w.])", text):  # ${key}, ${oc.select:key,...}
             continue
@@ -349,7 +353,7 @@ def values_of(parsed: list, key: str, cfg: DictConfig) -> list:
         if override.key_or_group == key:
             if not override.is_sweep_override():
                 return [override.value()]
-            return [v.text if isinstance(v, QuotedString) else v for v in override.sweep_iterator()]  # unescaped
+            return [plain(v) for v in override.sweep_iterator()]  # unescaped
     return [OmegaConf.select(cfg, key)]
 
 
@@ -470,8 +474,8 @@ def with_last_written_out(overrides: list, parsed: list, newest: Path) -> list:
         if override.key_or_group != "run_dir" or override.type is OverrideType.DEL:
             lines.append(line)
             continue
-        values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
-        values = [str(newest) if str(getattr(v, "text", v)) == "last" else str(getattr(v, "text", v)) for v in values]
+        values = map(plain, override.sweep_iterator() if override.is_sweep_override() else [override.value()])
+        values = [str(newest) if value == "last" else str(value) for value in values]
         lines.append(f"{override.get_key_element()}={','.join(quote(v) for v in values)}")
     return lines
 
