@@ -442,27 +442,26 @@ def given_values(parsed: list, key: str, cfg: DictConfig) -> list:
 def check_run_dirs(config_name: str, cfg: DictConfig, parsed: list, overrides: list, root) -> list:
     """generate / evaluate: run_dir (or run_dir=last) is a finished run that takes the sampler and guidance asked for
     (and, to be measured, has an evaluator when it is a text run); run_dir, ckpt_path or sweep_dir is given."""
-    run_dirs, checkpoints = resolved_values(parsed, "run_dir", cfg), resolved_values(parsed, "ckpt_path", cfg)
+    given = {key: given_values(parsed, key, cfg) for key in ("run_dir", "ckpt_path", "sweep_dir")}
     for key, other in (("run_dir", "ckpt_path"), ("ckpt_path", "run_dir")):
-        given = given_values(parsed, key, cfg)
-        if given and len(given) < len(values_of(parsed, key, cfg)) and not given_values(parsed, other, cfg):
+        if given[key] and len(given[key]) < len(values_of(parsed, key, cfg)) and not given[other]:
             raise UserError(
                 f"{key} is empty in one job of the sweep; name a run for each job (run_dir=last: the newest)."
             )
-    if given_values(parsed, "ckpt_path", cfg):  # the checkpoint file was checked; its run is the folder above it
-        for checkpoint in checkpoints:
+    if given["ckpt_path"]:  # the checkpoint file was checked; its run is the folder above it
+        for checkpoint in resolved_values(parsed, "ckpt_path", cfg):
             run = Path(run_root(None, checkpoint))
             if (run / CONFIG_NAME).is_file():
                 check_against_run(config_name, cfg, run)
         return overrides
-    if not given_values(parsed, "run_dir", cfg) and not given_values(parsed, "sweep_dir", cfg):
+    if not given["run_dir"] and not given["sweep_dir"]:
         raise no_such_run("<a run directory>", "run_dir", root, "say which run to use (run_dir=last: the newest)")
-    for value in run_dirs:
+    newest = None  # the run run_dir=last names
+    for value in resolved_values(parsed, "run_dir", cfg):
         run = check_run_dir(value, "run_dir", root, cfg.get("checkpoint", "last"))
         check_against_run(config_name, cfg, run)
-        if value == "last":
-            overrides = with_last_written_out(overrides, parsed, run)
-    return overrides
+        newest = run if value == "last" else newest
+    return overrides if newest is None else with_last_written_out(overrides, parsed, newest)
 
 
 def with_last_written_out(overrides: list, parsed: list, newest: Path) -> list:
