@@ -6,9 +6,11 @@ import re
 
 import pytest
 import torch
+import yaml
 
 from conftest import fake_run
 from motiondiff.cli.app import CONFIG_DIR, expand_shorthands
+from motiondiff.cli.config_source import ConfigSource, source_of
 from motiondiff.cli.preflight import parse_overrides, preflight, quote
 from motiondiff.core.errors import UserError
 
@@ -115,3 +117,82 @@ def test_a_sweep_of_evaluator_options_is_not_a_run_directory():
     assert expand_shorthands(["evaluator=/a"]) == ["evaluator=trained", "evaluator.run=/a"]
     for run in ("${oc.env:EVALUATOR,/runs/x}", "'/runs/a,b'"):  # a comma, but one run
         assert expand_shorthands([f"evaluator={run}"]) == ["evaluator=trained", f"evaluator.run={run}"]
+
+
+# ---- the user's own config folder (-cd), another config (-cn) and another primary folder (-cp) ------------------
+
+
+@pytest.fixture
+def own_configs(tmp_path):
+    """A folder of the user's own configs: an experiment (experiment=mine), an evaluator option, a train config."""
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "evaluator").mkdir()
+    (tmp_path / "mine" / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - dance2d\ntrainer:\n  max_steps: 4\n"
+    )
+    (tmp_path / "mine" / "evaluator" / "lab_tmr.yaml").write_text((CONFIG_DIR / "evaluator" / "tmr.yaml").read_text())
+    (tmp_path / "mine" / "short.yaml").write_text("defaults:\n  - train\n  - _self_\ntrainer:\n  max_steps: 2\n")
+    return tmp_path / "mine"
+
+
+def test_options_of_the_user_s_config_folder_are_checked_with_ours(own_configs, monkeypatch):
+    monkeypatch.chdir(own_configs.parent)
+    for argv in (
+        ["-cd", str(own_configs), "experiment=mine"],
+        ["--config-dir=mine", "experiment=mine"],  # relative to the current directory, as Hydra reads it
+        ["-cd", "mine", "-m", "experiment=mine,dance2d"],
+        ["-cd", "mine", "-m", "experiment=glob(mi*)"],
+        ["-cd", "mine", "-cn", "short", "experiment=mine"],  # the user's train config, in their folder
+    ):
+        assert preflight(CONFIG_DIR, "train", argv) == argv
+    for argv, message in (
+        (["-cd", "mine", "experiment=mien"], "did you mean experiment=mine?"),
+        (["-cd", "mine", "-m", "experiment=mine,dnce2d"], "did you mean experiment=dance2d?"),
+        (["-cd", "mine", "experiment=mine", "trainer.max_step=3"], "did you mean trainer.max_steps?"),
+        (["-cd", "mine", "-cn", "short", "+trainer.max_step=3"], "trainer.max_step is not an option of Trainer"),
+        (["-cd", "nowhere", "experiment=mine"], "no such config folder: --config-dir nowhere"),
+        (["-cn", "short"], "no config named 'short'"),  # not in our folder without -cd
+        (["experiment=mine"], "experiment has no option 'mine'"),
+    ):
+        with pytest.raises(UserError, match=re.escape(message)):
+            preflight(CONFIG_DIR, "train", argv)
+    # an option of the user's evaluator group is an option, not a run directory
+    argv = ["-cd", "mine", "evaluator=lab_tmr", "evaluator=/runs/x"]
+    source = source_of(ConfigSource(CONFIG_DIR, "evaluate"), argv[:2])
+    assert expand_shorthands(argv, source)[2:] == ["evaluator=lab_tmr", "evaluator=trained", "evaluator.run=/runs/x"]
+    # a --config-path Hydra reads against its own file (relative, or pkg://), and unknown flags: left to Hydra
+    for argv in (["-cp", "configs", "experiment=nope"], ["-cp", "pkg://x.y", "a=b"], ["--unknown", "experiment=x"]):
+        assert preflight(CONFIG_DIR, "train", argv) == argv
+
+
+def test_resume_composes_from_the_folders_the_run_was_composed_from(own_configs, monkeypatch):
+    """A run trained with -cd (and -cn) resumes without the flags: its .hydra/hydra.yaml says where it came from
+    (runtime.config_sources, job.config_name), as Hydra wrote it for the process the end-to-end test resumes."""
+    monkeypatch.chdir(own_configs.parent)
+    run = fake_run(own_configs.parent / "outputs", RUN_NAME, checkpoint=True)
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text("- experiment=mine\n")
+    sources = [
+        {"path": "hydra.conf", "schema": "pkg", "provider": "hydra"},
+        {"path": "/elsewhere/motiondiff/configs", "schema": "file", "provider": "main"},  # another clone's: not read
+        {"path": str(own_configs), "schema": "file", "provider": "command-line"},
+        {"path": "", "schema": "structured", "provider": "schema"},
+    ]
+    hydra = {"hydra": {"runtime": {"config_sources": sources}, "job": {"config_name": "short"}}}
+    (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
+    argv = preflight(CONFIG_DIR, "train", [f"resume={run}", "trainer.max_steps=8"])
+    assert argv[:4] == ["--config-name", "short", "--config-dir", str(own_configs)], argv
+    assert "experiment=mine" in argv and f"hydra.run.dir={run.resolve()}" in argv
+    assert preflight(CONFIG_DIR, "train", ["-cn", "train", "-cd", "mine", f"resume={run}"])[:4] == [
+        "-cn",
+        "train",
+        "-cd",
+        "mine",
+    ]  # flags given on the command line win
+    (run / ".hydra" / "resumed-2026-01-02_00-00-00").mkdir()  # the newest record says where the run went on from
+    hydra["hydra"]["job"]["config_name"] = "train"
+    (run / ".hydra" / "resumed-2026-01-02_00-00-00" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
+    assert preflight(CONFIG_DIR, "train", [f"resume={run}"])[:2] == ["--config-dir", str(own_configs)]
+    own_configs.rename(own_configs.parent / "moved")
+    with pytest.raises(UserError, match="was composed with --config-dir .*, which is gone; give the folder again"):
+        preflight(CONFIG_DIR, "train", [f"resume={run}"])

@@ -323,7 +323,11 @@ def test_metrics_csv_has_one_row_per_step_and_a_resumed_run_truncates_what_it_re
 # Resuming does not depend on what stopped the run: it is checked once, after Ctrl-C (a second resume took 10 s).
 @pytest.mark.parametrize("signal_number, then_resume", [(signal.SIGINT, True), (signal.SIGTERM, False)])
 def test_a_signal_saves_the_step_and_resume_continues_the_same_run_and_logs(tmp_path, signal_number, then_resume):
-    args = [*QUICK, "trainer.max_steps=100000", "trainer.log_every_n_steps=2", "callbacks.progress_bar.every_n_steps=3"]
+    """Trained from an experiment in the user's own config folder (-cd), resumed without naming it again."""
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "mine.yaml").write_text("# @package _global_\ndefaults:\n  - dance2d\n")
+    args = ["-cd", "mine", *QUICK, "experiment=mine", "trainer.max_steps=100000", "trainer.log_every_n_steps=2"]
+    args.append("callbacks.progress_bar.every_n_steps=3")
     process = subprocess.Popen(
         [sys.executable, "-m", "motiondiff.train", *args],
         cwd=tmp_path,

@@ -15,6 +15,7 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
+from motiondiff.cli.config_source import ConfigSource, source_of, split_command_line
 from motiondiff.cli.help import command_help
 from motiondiff.cli.preflight import parse_overrides, plain, preflight
 from motiondiff.cli.resolvers import register_resolvers
@@ -36,14 +37,15 @@ SHORTHANDS = {"evaluator": ("trained", "run")}
 MULTI_SELECT_GROUPS = ("logger",)
 
 
-def expand_shorthands(overrides: list) -> list:
-    """The overrides with every shorthand (SHORTHANDS, no trackers) written out."""
+def expand_shorthands(overrides: list, source: "ConfigSource | None" = None) -> list:
+    """The overrides with every shorthand (SHORTHANDS, no trackers) written out; a group's options are read from
+    `source` (a --config-dir adds the user's), else from our configs."""
     expanded = []
     for override in overrides:
         key, equals, value = override.partition("=")
         if key.lstrip("~") in MULTI_SELECT_GROUPS and (key.startswith("~") or value in ("null", "none")):
             expanded.append(f"{key.lstrip('~')}=[]")
-        elif equals and key in SHORTHANDS and value != "null" and not names_an_option(key, value):
+        elif equals and key in SHORTHANDS and value != "null" and not names_an_option(key, value, source):
             option, option_key = SHORTHANDS[key]
             expanded += [f"{key}={option}", f"{key}.{option_key}={value}"]
         else:
@@ -51,7 +53,7 @@ def expand_shorthands(overrides: list) -> list:
     return expanded
 
 
-def names_an_option(group: str, value: str) -> bool:
+def names_an_option(group: str, value: str, source: "ConfigSource | None" = None) -> bool:
     """Whether `value` (or any value of its sweep: `evaluator=t2m,tmr`) is an option of the config group."""
     try:
         override = parse_overrides([f"{group}={value}"])[0]
@@ -60,7 +62,8 @@ def names_an_option(group: str, value: str) -> bool:
         return False
     except HydraException:  # glob(): it picks among the options
         return True
-    return any((CONFIG_DIR / group / f"{plain(name)}.yaml").is_file() for name in values)
+    folders = source.folders() if source else [CONFIG_DIR]
+    return any((folder / group / f"{plain(name)}.yaml").is_file() for folder in folders for name in values)
 
 
 def compose_command_config(config_name: str, overrides: list) -> DictConfig:
@@ -109,13 +112,18 @@ def hydra_entry_point(config_name: str, run_path: str) -> Callable[[], None]:
                 print(f"removed {output_dir}: the {config_name} command failed before saving anything", file=sys.stderr)
             raise
 
+    def check_first(argv: list) -> list:
+        """The command line after preflight, shorthands written out against the folders it composes from."""
+        split = split_command_line(argv)
+        source = source_of(ConfigSource(CONFIG_DIR, config_name), split[0]) if split else None
+        return preflight(CONFIG_DIR, config_name, expand_shorthands(argv, source))
+
     def main() -> None:
         nonlocal keep_parent
         if any(flag in sys.argv[1:] for flag in ("--help", "-h")):
             print(command_help(CONFIG_DIR, config_name, program_name()), end="")
             return
-        check_first = exit_on_user_error(lambda argv: preflight(CONFIG_DIR, config_name, argv))
-        sys.argv[1:] = check_first(expand_shorthands(sys.argv[1:]))
+        sys.argv[1:] = exit_on_user_error(check_first)(sys.argv[1:])
         keep_parent = named_run_dir_parent_exists(sys.argv[1:])
         compose_and_run()
 

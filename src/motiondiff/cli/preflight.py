@@ -16,11 +16,10 @@ import difflib
 import inspect
 import re
 from datetime import datetime
-from importlib.resources import files
 from pathlib import Path
 
 import yaml
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType, QuotedString, ValueType
@@ -29,6 +28,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from motiondiff.cli.config_source import ConfigSource, run_source, searching, source_of, split_command_line
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.errors import UserError
 from motiondiff.evaluation import nfe_plan
@@ -53,7 +53,6 @@ INSPECTING_FLAGS = (
     *("--cfg", "-c", "--info", "-i", "--hydra-help", "--version", "--shell-completion", "-sc"),
     "--experimental-rerun",  # reruns a saved job from its pickle: no overrides to check
 )
-CONFIG_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--package", "-p")
 HYDRA_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
 # Keys naming files or folders that must exist, per command (a run directory is checked as a run).
 RUN_KEYS = {
@@ -89,21 +88,28 @@ COMMAND_CHECKS = {"nfe_curve": nfe_plan.check_options}
 
 
 def preflight(config_dir: Path, config_name: str, argv: list) -> list:
-    """The command line to run (argv after its flags' checks and rewrites); UserError on any mistake."""
-    if any(arg.split("=")[0] in INSPECTING_FLAGS + CONFIG_FLAGS for arg in argv):
+    """The command line to run (argv after its flags' checks and rewrites); UserError on any mistake.
+
+    `config_name` names the command (and its config, unless --config-name names another)."""
+    if any(arg.split("=")[0] in INSPECTING_FLAGS for arg in argv):
+        return argv
+    split = split_command_line(argv)
+    if split is None:  # a flag this does not read: the command line goes to Hydra as it is
+        return argv
+    flags, overrides = split
+    source = source_of(ConfigSource(config_dir, config_name), flags)
+    if source is None:  # a --config-path Hydra reads against the entry point's own file
         return argv
     register_resolvers()
-    flags = [arg for arg in argv if arg.startswith("-")]
-    overrides = [arg for arg in argv if not arg.startswith("-")]
     multirun = any(flag in ("-m", "--multirun") for flag in flags)
     parsed = parse_overrides(overrides)
-    check_group_options(config_dir, parsed)
+    check_group_options(source, parsed)
     if config_name == "train":
-        overrides, parsed = resume_in_place(config_dir, overrides, parsed, multirun)
-    cfg = compose_checked(config_dir, config_name, first_job(parsed, config_dir))
+        overrides, parsed, source, flags = resume_in_place(source, overrides, parsed, multirun, flags)
+    cfg = compose_checked(source, first_job(parsed, source))
     tree = OmegaConf.to_container(cfg, resolve=False)
     tree.pop("hydra", None)
-    check_added_keys(config_dir, config_name, cfg, parsed)
+    check_added_keys(source, config_name, cfg, parsed)
     overrides = check_paths(config_name, cfg, parsed, overrides)
     if config_name in COMMAND_CHECKS:
         COMMAND_CHECKS[config_name](cfg)
@@ -127,20 +133,19 @@ def parse_overrides(overrides: list) -> list:
         raise UserError(f"cannot read the command line: {str(error).splitlines()[0]}") from None
 
 
-def first_job(parsed: list, config_dir: Path) -> list:
+def first_job(parsed: list, source: ConfigSource) -> list:
     """The overrides of the first job of a sweep (every override as it is when nothing sweeps), each value written
     as Hydra's sweeper writes a job's (quoted and escaped already)."""
     return [
-        f"{o.get_key_element()}={sweep_values(o, config_dir)[0]}" if o.is_sweep_override() else o.input_line
-        for o in parsed
+        f"{o.get_key_element()}={sweep_values(o, source)[0]}" if o.is_sweep_override() else o.input_line for o in parsed
     ]
 
 
-def sweep_values(override, config_dir: Path) -> list:
+def sweep_values(override, source: ConfigSource) -> list:
     """The values of a sweep override as the jobs' overrides write them; a glob() over a group's options."""
     if override.value_type is ValueType.GLOB_CHOICE_SWEEP:
         group = override.key_or_group
-        names = override.value().filter(group_options(config_dir, group))  # ours, or Hydra's (hydra/launcher)
+        names = override.value().filter(source.options(group))  # ours, the user's, or Hydra's (hydra/launcher)
         if not names:
             raise UserError(f"{override.input_line}: the glob matches no option of a config group.")
         return names
@@ -160,54 +165,44 @@ def quote(value: str) -> str:
     return value if re.fullmatch(r"[A-Za-z0-9_./:@+-]*", value) else "'" + value.replace("'", "\\'") + "'"
 
 
-def compose_config(config_dir: Path, config_name: str, overrides: list) -> DictConfig:
+def compose_config(source: ConfigSource, overrides: list) -> DictConfig:
     """The config the command would compose (with Hydra's own section, whose run choices the configs read)."""
-    with initialize_config_dir(version_base="1.3", config_dir=str(config_dir), job_name=config_name):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    with searching(source, job_name=source.name):
+        cfg = compose(source.name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     return cfg
 
 
-def compose_checked(config_dir: Path, config_name: str, overrides: list) -> DictConfig:
+def compose_checked(source: ConfigSource, overrides: list) -> DictConfig:
     """compose_config, with Hydra's composition errors turned into one sentence with suggestions."""
     try:
-        return compose_config(config_dir, config_name, overrides)
+        return compose_config(source, overrides)
     except HydraException as error:
-        raise composition_error(config_dir, config_name, overrides, error) from None
+        raise composition_error(source, overrides, error) from None
     except OmegaConfBaseException as error:
-        raise UserError(f"cannot compose the {config_name} config: {str(error).splitlines()[0]}") from None
+        raise UserError(f"cannot compose the {source.name} config: {str(error).splitlines()[0]}") from None
 
 
-def composition_error(config_dir: Path, config_name: str, overrides: list, error: HydraException) -> UserError:
+def composition_error(source: ConfigSource, overrides: list, error: HydraException) -> UserError:
     """The UserError for a Hydra composition error: the wrong key or option, and the closest valid ones."""
     message = str(error)
     missing = re.search(r"Could not find '(.+)/([^/']+)'", message)
     if missing:
         group, name = missing.groups()
-        return UserError(f"{group}={name}: {option_suggestion(name, group_options(config_dir, group), group)}")
+        return UserError(f"{group}={name}: {option_suggestion(name, source.options(group), group)}")
     unknown = re.search(r"Could not override '([^']+)'", message)
     if unknown:
         key = unknown.group(1)
         others = [line for line in overrides if not re.match(rf"^\+*{re.escape(key)}=", line)]
         try:
-            known = leaf_keys(OmegaConf.to_container(compose_config(config_dir, config_name, others), resolve=False))
+            known = leaf_keys(OmegaConf.to_container(compose_config(source, others), resolve=False))
         except HydraException:
             known = []
-        return UserError(f"{key} is not a setting of the {config_name} command; {key_suggestion(key, known)}")
+        return UserError(f"{key} is not a setting of the {source.name} command; {key_suggestion(key, known)}")
     present = re.search(r"An item is already at '([^']+)'", message)
     if present:
         return UserError(f"{present.group(1)} is already a setting: drop the '+' (write {present.group(1)}=<value>).")
-    return UserError(f"cannot compose the {config_name} config: {message.splitlines()[0]}")
-
-
-def group_options(config_dir: Path, group: str) -> list:
-    """The options of a config group: its YAML files (Hydra's own groups live in Hydra's package)."""
-    folder = config_dir / group
-    names = {path.stem for path in folder.glob("*.yaml")} if folder.is_dir() else set()
-    if group.startswith("hydra/"):
-        hydra_folder = Path(str(files("hydra.conf"))) / group
-        names |= {path.stem for path in hydra_folder.glob("*.yaml")}
-    return sorted(names)
+    return UserError(f"cannot compose the {source.name} config: {message.splitlines()[0]}")
 
 
 def option_suggestion(name: str, options: list, group: str) -> str:
@@ -244,21 +239,21 @@ def leaf_keys(tree: dict, prefix: str = "") -> list:
 # ---- keys the classes do not take ---------------------------------------------------------------
 
 
-def check_group_options(config_dir: Path, parsed: list) -> None:
+def check_group_options(source: ConfigSource, parsed: list) -> None:
     """Every option a sweep lists for a group exists (the first job alone would check only the first)."""
     for override in parsed:
         group = override.key_or_group
-        if override.is_sweep_override() and (config_dir / group).is_dir():
+        if override.is_sweep_override() and source.is_group(group):
             if override.value_type is ValueType.GLOB_CHOICE_SWEEP:
                 continue  # it picks from the options
-            options = group_options(config_dir, group)
+            options = source.options(group)
             for value in override.sweep_iterator():  # an option, or a list of them (logger=[csv],[csv,tensorboard])
                 for name in (str(plain(v)) for v in (value if isinstance(value, list) else [value])):
                     if name not in options:
                         raise UserError(f"{group}={name}: {option_suggestion(name, options, group)}")
 
 
-def check_added_keys(config_dir: Path, config_name: str, cfg: DictConfig, parsed: list) -> None:
+def check_added_keys(source: ConfigSource, config_name: str, cfg: DictConfig, parsed: list) -> None:
     """A key added with '+' goes into an object that takes it (checked by check_targets), is a new object, a config
     group (under a package: `+sampler@samplers.karras=karras`), or is read through ${...}; `++` on a key the config
     has is an override."""
@@ -266,8 +261,8 @@ def check_added_keys(config_dir: Path, config_name: str, cfg: DictConfig, parsed
     base = None  # the config without the ++ overrides (None where it does not compose: the ++ keys go unchecked)
     if any(o.type is OverrideType.FORCE_ADD for o in added):
         try:
-            others = first_job([o for o in parsed if o.type is not OverrideType.FORCE_ADD], config_dir)
-            base = OmegaConf.to_container(compose_checked(config_dir, config_name, others), resolve=False)
+            others = first_job([o for o in parsed if o.type is not OverrideType.FORCE_ADD], source)
+            base = OmegaConf.to_container(compose_checked(source, others), resolve=False)
         except UserError:  # another override adds a key inside a ++ node
             pass
         HydraConfig.instance().set_config(cfg)  # the command's own again, for the resolvers
@@ -276,7 +271,7 @@ def check_added_keys(config_dir: Path, config_name: str, cfg: DictConfig, parsed
     text = " ".join([o.input_line for o in parsed] + [str(tree)])  # where an interpolation could read a key
     for override in added:
         key = override.key_or_group
-        if key.startswith("hydra") or override.package is not None or (config_dir / key).is_dir():
+        if key.startswith("hydra") or override.package is not None or source.is_group(key):
             continue
         parent_key, _, name = key.rpartition(".")
         if override.type is OverrideType.FORCE_ADD and (base is None or name in (node_at(base, parent_key) or {})):
@@ -525,18 +520,20 @@ def check_evaluator_run(value: str, key: str, root) -> None:
 # ---- resuming in place ----------------------------------------------------------------------------
 
 
-def resume_in_place(config_dir: Path, overrides: list, parsed: list, multirun: bool) -> tuple:
-    """`resume=<run>` or `ckpt_path=last`: the run's own overrides, then these, continuing in its directory."""
+def resume_in_place(source: ConfigSource, overrides: list, parsed: list, multirun: bool, flags: list) -> tuple:
+    """`resume=<run>` or `ckpt_path=last`: the run's own overrides, then these, continuing in its directory, composed
+    from the run's own config folders (--config-dir, --config-name) unless the command line names others.
+    (overrides, parsed, source, flags) to go on with."""
     resume = [o for o in parsed if o.key_or_group == "resume"]
     last = [o for o in parsed if o.key_or_group == "ckpt_path" and o.value() == "last"]
     if not resume and not last:
-        return overrides, parsed
+        return overrides, parsed, source, flags
     if multirun:
         raise UserError("resume= and ckpt_path=last continue one run; drop -m (resume the runs of a sweep one by one).")
     if resume and any(o.key_or_group == "ckpt_path" for o in parsed):
         raise UserError("give resume=<run> or ckpt_path=<file>, not both.")
     others = [o.input_line for o in parsed if o.key_or_group not in ("resume", "ckpt_path")]
-    cfg = compose_checked(config_dir, "train", others)
+    cfg = compose_checked(source, others)
     root = cfg.paths.output_root
     if resume:
         run_dir = check_run_dir(resolved_in(cfg, "resume", str(resume[0].value())), "resume", root)
@@ -550,7 +547,11 @@ def resume_in_place(config_dir: Path, overrides: list, parsed: list, multirun: b
         f"hydra.run.dir={quote(str(run_dir))}",
         f"hydra.output_subdir=.hydra/resumed-{stamp}",
     ]
-    return lines, parse_overrides(lines)
+    default = ConfigSource(source.primary, "train")
+    if source == default:  # no config flags given: the run's own
+        source = run_source(run_dir, default)
+        flags = flags + source.flags(default)
+    return lines, parse_overrides(lines), source, flags
 
 
 def saved_overrides(run_dir: Path) -> list:
