@@ -150,13 +150,12 @@ def test_resuming_a_run_saved_before_the_cost_options_is_accepted_with_its_own_s
     overrides = added_option_overrides(old)
     assert "optimizer.fused=false" in overrides
     assert ("network.dropout_masks=torch" in overrides) == (experiment == "text2motion")
-    with pytest.raises(
-        UserError, match=r"with (network.attention_mask='when_padded'|optimizer.fused=True) where the run had"
-    ):
-        save_resumed_config(today, tmp_path, step=10)  # today's cheaper options are not the run's
+    assert {"dataset.max_source_frames=null", "dataset.subclips=per_span"} <= set(overrides)  # every length, as before
+    with pytest.raises(UserError, match=r"with (dataset.max_source_frames=200|optimizer.fused=True) where the run had"):
+        save_resumed_config(today, tmp_path, step=10)  # today's cheaper options and loaders' items are not the run's
     resumed = compose_config("train", tmp_path, [f"experiment={experiment}", *overrides])
     save_resumed_config(resumed, tmp_path, step=10)  # its own settings: accepted
-    assert resumed.optimizer.fused is False
+    assert resumed.optimizer.fused is False and resumed.dataset.max_source_frames is None
 
 
 def test_resuming_a_distilled_run_whose_teacher_predates_the_cost_options_is_accepted(tmp_path):

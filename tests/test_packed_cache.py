@@ -12,7 +12,7 @@ import torch
 
 from motiondiff.core.errors import UserError
 from motiondiff.data import packed
-from motiondiff.data.formats.humanml3d_layout import HUMANML3D_LAYOUT
+from motiondiff.data.formats.humanml3d_layout import HUMANML3D_LAYOUT, ItemRules
 from motiondiff.data.text_motion import TextMotionDataModule, loader_workers
 from motiondiff.text import cache
 from motiondiff.text.cache import EmbeddingTable, cache_file, cached_table
@@ -40,12 +40,17 @@ def root(tmp_path):
     return write_humanml3d(tmp_path / "hml", motions, SPLITS)
 
 
-def pack(root, tmp_path, min_frames: int = 40) -> packed.PackedSplit:
-    return packed.packed_split(root, HUMANML3D_LAYOUT, "train", min_frames, tmp_path / "cache")
+# Every length and one item per span (the datamodule's own defaults): the 230-frame motion stays in the pack.
+EVERY_LENGTH = ItemRules(40, None, "per_span")
 
 
-def folder(root, tmp_path, split: str = "train"):
-    return packed.pack_folder(tmp_path / "cache", root, HUMANML3D_LAYOUT, split)
+def pack(root, tmp_path, min_frames: int = 40, rules: ItemRules = EVERY_LENGTH) -> packed.PackedSplit:
+    rules = ItemRules(min_frames, rules.max_source_frames, rules.subclips)
+    return packed.packed_split(root, HUMANML3D_LAYOUT, "train", rules, tmp_path / "cache")
+
+
+def folder(root, tmp_path, split: str = "train", rules: ItemRules = EVERY_LENGTH):
+    return packed.pack_folder(tmp_path / "cache", root, HUMANML3D_LAYOUT, split, rules)
 
 
 def touch_later(path) -> None:
@@ -79,7 +84,7 @@ def test_a_pack_another_process_installed_first_is_kept_and_an_outdated_one_repl
     """Two jobs of a sweep pack the same split at once: the second finds the first's pack in place and keeps it."""
     first = pack(root, tmp_path)
     there = folder(root, tmp_path)
-    stamp = packed.fingerprint(root, HUMANML3D_LAYOUT, "train", 40)
+    stamp = packed.fingerprint(root, HUMANML3D_LAYOUT, "train", EVERY_LENGTH)
     ours = tmp_path / "ours"
     ours.mkdir()
     (ours / "pack.json").write_text(json.dumps({"version": packed.VERSION, "fingerprint": stamp}))
@@ -152,6 +157,21 @@ def test_a_corrupt_pack_is_refused_in_one_sentence(root, tmp_path, name):
     assert message.count(". ") == 0 and message.endswith(".")
     with pytest.raises(UserError, match="is corrupt"):  # through the datamodule, as `train` reports it
         TextMotionDataModule(str(root), FakeEncoder(), cache_dir=str(tmp_path / "cache")).setup("fit")
+
+
+def test_items_under_the_loaders_rules_are_packed_beside_the_others(root, tmp_path):
+    """The configs' rules (200, per_line) and a run's other rules each keep their own pack: neither rewrites the
+    other when training and the protocol's evaluation alternate."""
+    loaders = ItemRules(40, 200, "per_line")
+    every = pack(root, tmp_path)
+    filtered = pack(root, tmp_path, rules=loaders)
+    assert every.names == ["000001", "000001#1.15#4", "000002", "000004"]
+    assert filtered.names == ["000001", "000001#1.15#4", "000002"]  # 000004 has 230 frames
+    assert folder(root, tmp_path, rules=loaders).name == folder(root, tmp_path).name.rsplit("-", 2)[0]
+    assert sorted(p.name for p in (tmp_path / "cache" / "packed").iterdir()) == sorted(
+        [folder(root, tmp_path).name, folder(root, tmp_path, rules=loaders).name]
+    )
+    assert pack(root, tmp_path).names == every.names and pack(root, tmp_path, rules=loaders).names == filtered.names
 
 
 def test_a_pack_of_other_data_is_not_refused_but_rebuilt(root, tmp_path):

@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,74 @@ def test_humanml3d_items_subclips_and_skips(hml_root, tmp_path, caplog):
         "1 motions have no usable caption",
     ]:
         assert sum(expected in m for m in messages) == 1, (expected, messages)
+
+
+def reference_items(root: Path, split: str, min_frames: int) -> list:
+    """(frames, captions) of each item as text-to-motion's Text2MotionDatasetV2 makes them (data/dataset.py, which
+    MDM's loader repeats), written out again here: a motion under min_frames or of 200 frames or more is skipped
+    with every line; each sub-clip line [int(start*20), int(end*20)) of min_frames to 199 frames is its own item
+    with its one caption; the whole motion is an item when a line captions it (0.0#0.0)."""
+    items = []
+    for name in (root / f"{split}.txt").read_text().split():
+        frames = len(np.load(root / "new_joint_vecs" / f"{name}.npy"))
+        if frames < min_frames or frames >= 200:
+            continue
+        whole = []
+        for text_line in (root / "texts" / f"{name}.txt").read_text().splitlines():
+            caption, _, start, end = text_line.strip().split("#")
+            start, end = float(start), float(end)
+            if start == 0.0 and end == 0.0:
+                whole.append(caption)
+            elif min_frames <= len(range(frames)[int(start * 20) : int(end * 20)]) < 200:
+                items.append((len(range(frames)[int(start * 20) : int(end * 20)]), (caption,)))
+        if whole:
+            items.append((frames, tuple(whole)))
+    return sorted(items)
+
+
+def test_items_follow_the_dataset_loaders_rules(tmp_path):
+    """The configs' rules (max_source_frames=200, subclips=per_line) make the reference loader's items; the class
+    defaults keep the items runs saved before them were trained on (every length, one item per span)."""
+    motions = {
+        "000001": (motion(100, seed=1), [line("a walk"), line("waves", 1, 4), line("a wave", 1, 4), line("hop", 2, 4)]),
+        "000002": (motion(210, seed=2), [line("a long walk"), line("a sub-clip of it", 1, 5)]),  # 210: all skipped
+        "000003": (motion(199, seed=3), [line("just under"), line("a part", 0.5, 3)]),
+        "000004": (motion(260, seed=4), [line("only a part", 0.5, 10.5)]),  # a 200-frame sub-clip of a long motion
+        "000005": (motion(150, seed=5), [line("most of it", 0, 7.5), line("a bit", 1, 2)]),  # 150 frames; 20: short
+    }
+    root = write_humanml3d(tmp_path / "hml", motions, {"train": list(motions), "val": ["000001"], "test": ["000001"]})
+    loaders = make_module(root, tmp_path, max_source_frames=200, subclips="per_line")
+    items = sorted((len(c.features), tuple(x.text for x in c.captions)) for c in loaders.train_set.clips)
+    assert items == reference_items(root, "train", 40)
+    assert [c.name for c in loaders.train_set.clips] == [
+        "000001",
+        "000001#1#4#1",
+        "000001#1#4#2",
+        "000001#2#4",
+        "000003",
+        "000003#0.5#3",
+        "000005#0#7.5",
+    ]
+    before = make_module(root, tmp_path)  # the class defaults: what earlier runs were built with
+    assert [c.name for c in before.train_set.clips] == [
+        "000001",
+        "000001#1#4",
+        "000001#2#4",
+        "000002",
+        "000002#1#5",
+        "000003",
+        "000003#0.5#3",
+        "000004#0.5#10.5",
+        "000005#0#7.5",
+    ]
+    cfg = compose_config("train", tmp_path / "run", ["dataset=humanml3d", f"dataset.root={root}"]).dataset
+    assert (cfg.max_source_frames, cfg.subclips) == (200, "per_line")
+    for bad, message in (
+        ({"subclips": "each"}, "dataset.subclips='each' is not one of"),
+        ({"max_source_frames": 40}, "dataset.max_source_frames=40 must be an integer >= 41"),
+    ):
+        with pytest.raises(UserError, match=re.escape(message)):
+            TextMotionDataModule(str(root), FakeEncoder(), **bad)
 
 
 def test_training_vocabulary_reads_only_the_training_captions(hml_root):

@@ -12,13 +12,14 @@ humanml3d_layout.read_split does (the same items, the same skips), and writes un
     pack.json      format version, fingerprint, shapes; written last, it marks a complete cache
 
 Later runs memory-map features.npy (pages are read on demand and shared by loader workers). The
-fingerprint covers the layout, min_frames, the split file and the size and mtime of every motion
-and caption file the split lists: when it differs the split is packed again. A cache that does not
-match its own description (truncated, wrong shape or dtype, unreadable) is refused with a UserError
-naming the folder to delete. Nothing here unpickles (np.load with allow_pickle=False, JSON).
+fingerprint covers the layout, the item rules (min_frames, max_source_frames, subclips), the split file
+and the size and mtime of every motion and caption file the split lists: when it differs the split is
+packed again. A cache that does not match its own description (truncated, wrong shape or dtype,
+unreadable) is refused with a UserError naming the folder to delete. Nothing here unpickles (np.load
+with allow_pickle=False, JSON).
 Processes that pack the same split at once (the jobs of a sweep on a new dataset) each write a temporary
 folder; the first to finish installs it and the others find it there and keep it (`install`).
-Bump VERSION whenever what read_split makes of the files changes.
+Bump VERSION whenever what read_split makes of the files under the same rules changes.
 """
 
 import errno
@@ -38,6 +39,8 @@ import numpy as np
 
 from motiondiff.core.errors import UserError, first_sentence, require_file
 from motiondiff.data.formats.humanml3d_layout import (
+    LOADERS_MAX_SOURCE_FRAMES,
+    ItemRules,
     Layout,
     MotionClip,
     SkipTally,
@@ -111,19 +114,23 @@ def pack_clips(clips: list, features: int) -> PackedSplit:
     )
 
 
-def pack_folder(cache_dir, root: Path, layout: Layout, split: str) -> Path:
-    """`<cache_dir>/packed/<layout>-<split>-<hash of the resolved root>`: one folder per dataset and split."""
+def pack_folder(cache_dir, root: Path, layout: Layout, split: str, rules: ItemRules) -> Path:
+    """`<cache_dir>/packed/<layout>-<split>-<hash of the resolved root>`: one folder per dataset and split, and one
+    more (`-<max_source_frames>-<subclips>` added) for items made under other rules than the loaders' (a run trained
+    on every length, evaluated under the protocol's filter, keeps both packs instead of rewriting one each time)."""
     where = hashlib.sha1(str(Path(root).expanduser().resolve()).encode()).hexdigest()[:10]
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in split)
-    return Path(cache_dir) / "packed" / f"{layout.name}-{safe}-{where}"
+    loaders = (rules.max_source_frames, rules.subclips) == (LOADERS_MAX_SOURCE_FRAMES, "per_line")
+    other = "" if loaders else f"-{rules.max_source_frames or 'all'}-{rules.subclips}"
+    return Path(cache_dir) / "packed" / f"{layout.name}-{safe}-{where}{other}"
 
 
-def fingerprint(root: Path, layout: Layout, split: str, min_frames: int) -> str:
-    """A hash of what the split's items are made from: layout, min_frames, split file, each file's size and mtime."""
+def fingerprint(root: Path, layout: Layout, split: str, rules: ItemRules) -> str:
+    """A hash of what the split's items are made from: layout, item rules, split file, each file's size and mtime."""
     path = layout.split_path(root, split)
     digest = hashlib.sha1(
         f"v{VERSION}|{layout.name}|{layout.representation}|{layout.features}|{layout.clip_fps}|"
-        f"{layout.features_dir}|{layout.captions_dir}|{min_frames}|".encode()
+        f"{layout.features_dir}|{layout.captions_dir}|{rules.min_frames}|{rules.max_source_frames}|{rules.subclips}|".encode()
     )
     digest.update(path.read_bytes())
     folders = [(os.path.join(root, layout.features_dir), ".npy"), (os.path.join(root, layout.captions_dir), ".txt")]
@@ -145,7 +152,7 @@ def npy_header(shape: tuple, dtype: str = "<f4") -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", body) + (text.ljust(body - 1) + "\n").encode("latin1")
 
 
-def write_pack(root: Path, layout: Layout, split: str, min_frames: int, folder: Path, stamp: str) -> None:
+def write_pack(root: Path, layout: Layout, split: str, rules: ItemRules, folder: Path, stamp: str) -> None:
     """Read the split's files one motion at a time (as read_split) and write the pack into the empty `folder`."""
     path = layout.split_path(root, split)
     require_file(path, f"{split} split file", layout.hint)
@@ -155,7 +162,7 @@ def write_pack(root: Path, layout: Layout, split: str, min_frames: int, folder: 
     progress = Progress(len(read_split_ids(path)), f"packing the {split} split", unit="motions")
     with progress, open(folder / "features.npy", "wb") as out:
         out.write(bytes(HEADER_BYTES))
-        for clip in split_clips(root, layout, split, min_frames, tally, progress.update):
+        for clip in split_clips(root, layout, split, rules, tally, progress.update):
             out.write(np.ascontiguousarray(clip.features, dtype=np.float32).data)
             np.minimum(low, clip.features.min(0), out=low)
             np.maximum(high, clip.features.max(0), out=high)
@@ -254,10 +261,10 @@ def packed_stamp(folder: Path) -> Optional[tuple]:
     return (meta.get("version"), meta.get("fingerprint")) if isinstance(meta, dict) else None
 
 
-def packed_split(root: Path, layout: Layout, split: str, min_frames: int, cache_dir) -> PackedSplit:
+def packed_split(root: Path, layout: Layout, split: str, rules: ItemRules, cache_dir) -> PackedSplit:
     """The split from its pack under cache_dir, packing it first when absent or outdated (see the module docstring)."""
-    folder = pack_folder(cache_dir, root, layout, split)
-    stamp = fingerprint(root, layout, split, min_frames)
+    folder = pack_folder(cache_dir, root, layout, split, rules)
+    stamp = fingerprint(root, layout, split, rules)
     try:
         found = read_pack(folder, stamp, layout.features)
         if found is not None:
@@ -276,7 +283,7 @@ def packed_split(root: Path, layout: Layout, split: str, min_frames: int, cache_
         temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
         os.chmod(temporary, 0o755)  # readable like the dataset's other caches (mkdtemp makes it private)
         try:
-            write_pack(root, layout, split, min_frames, temporary, stamp)
+            write_pack(root, layout, split, rules, temporary, stamp)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
             raise

@@ -46,6 +46,8 @@ from motiondiff.core.checks import whole_number
 from motiondiff.core.errors import UserError
 from motiondiff.data.formats.humanml3d_layout import (
     HUMANML3D_LAYOUT,
+    SUBCLIPS,
+    ItemRules,
     check_root,
     read_split,
     read_split_ids,
@@ -214,7 +216,11 @@ class TextMotionDataModule(L.LightningDataModule):
         val_split: str = "val",
         test_split: str = "test",
         packed: bool = True,
+        max_source_frames: Optional[int] = None,
+        subclips: str = "per_span",
     ):
+        """max_source_frames and subclips: which items a split holds (ItemRules). The configs give the dataset
+        loaders' rules (200, per_line); these defaults are what runs saved before them were built with."""
         super().__init__()
         if root is None or not str(root).strip():
             raise UserError(
@@ -233,6 +239,12 @@ class TextMotionDataModule(L.LightningDataModule):
             whole_number("dataset.min_frames", min_frames),
         )
         batch_size = whole_number("dataset.batch_size", batch_size)
+        if subclips not in SUBCLIPS:
+            raise UserError(f"dataset.subclips={subclips!r} is not one of: {', '.join(SUBCLIPS)}.")
+        if max_source_frames is not None:
+            why = f"longer than min_frames={min_frames}; or null to keep every length"
+            max_source_frames = whole_number("dataset.max_source_frames", max_source_frames, min_frames + 1, why)
+        self.rules = ItemRules(min_frames, max_source_frames, subclips)
         self.root, self.text_encoder, self.layout = str(root), text_encoder, LAYOUTS[layout]
         self.max_frames, self.min_frames, self.batch_size, self.num_workers = (
             max_frames,
@@ -279,13 +291,13 @@ class TextMotionDataModule(L.LightningDataModule):
             split, root = self.splits[name], self.data_root
             try:
                 if self.packed:
-                    self.packs[name] = packed_split(root, self.layout, split, self.min_frames, self.embedding_dir())
+                    self.packs[name] = packed_split(root, self.layout, split, self.rules, self.embedding_dir())
             except OSError as error:  # e.g. a read-only cache folder: read the files, as packed=false does
                 log.warning(
                     "cannot pack the %s split under '%s' (%s); reading its files.", split, self.embedding_dir(), error
                 )
             if name not in self.packs:
-                clips = read_split(root, self.layout, split, self.min_frames)
+                clips = read_split(root, self.layout, split, self.rules)
                 self.packs[name] = pack_clips(clips, self.layout.features)
         return self.packs[name]
 

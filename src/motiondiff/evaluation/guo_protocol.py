@@ -2,7 +2,8 @@
 
 Per replication r (numpy and torch seeded with seed + r):
 1. Test items are the test split's motions (and captioned sub-clips) of min_frames to max_source_frames - 1
-   frames (the reference keeps 40 <= length < 200 for HumanML3D, 24 for KIT-ML).
+   frames (the reference keeps 40 <= length < 200 for HumanML3D, 24 for KIT-ML), a motion that long left out
+   with its sub-clips, each sub-clip line its own item (data.formats.humanml3d_layout.ItemRules).
 2. A *pass* over the items shuffles them and cuts them into batches of exactly 32 (the partial last batch is
    dropped); each item draws one of its captions, shortens its length (at most 196 frames, and no more than the
    run was trained on) to a multiple of 4 (by one extra unit
@@ -63,11 +64,13 @@ class Draw:
 
 
 def load_items(run: TrainedRun, evaluator: MotionTextEvaluator, cfg: DictConfig) -> tuple:
-    """(Items, the run's datamodule) of the test split under the protocol's length filter."""
-    datamodule = instantiate(run.config.dataset)
-    datamodule.setup("test")
+    """(Items, the run's datamodule) of the test split as the reference loader makes them, whatever the run trained
+    on: motions of max_source_frames frames or more left out with their sub-clips, one item per sub-clip line."""
     limit = whole_number("max_source_frames", cfg.max_source_frames)
-    clips = [clip for clip in datamodule.test_set.clips if len(clip.features) < limit]
+    datamodule = instantiate(run.config.dataset, max_source_frames=limit, subclips="per_line")
+    datamodule.setup("test")
+    clips = datamodule.test_set.clips
+    assert all(len(clip.features) < limit for clip in clips), "the datamodule applies the length filter"
     if cfg.num_test is not None:
         clips = clips[: whole_number("num_test", cfg.num_test, minimum=BATCH, why="at least one batch of 32")]
     if len(clips) < BATCH:

@@ -38,6 +38,11 @@ OPTIONS_ADDED = {
         },
     ),
     "optimizer": ("torch.optim.AdamW", {"fused": False}),  # the per-tensor loop
+    # text-motion items before they followed the dataset loaders' length filter and one item per sub-clip line
+    "dataset": (
+        "motiondiff.data.text_motion.TextMotionDataModule",
+        {"max_source_frames": None, "subclips": "per_span"},
+    ),
     # distilled runs saved before the foot contact term was a distillation option trained without it
     "module": ("motiondiff.training.distill_module.ConsistencyDistillation", {"foot_contact_weight": 0.0}),
 }
@@ -77,7 +82,7 @@ def added_option_overrides(saved: DictConfig) -> list:
     values = {key: OmegaConf.select(saved, key) for key in DEFAULTS_CHANGED}
     kept = [f"{key}={value}" for key, value in values.items() if _is_number(value)]
     added = [
-        f"{key}={str(value).lower() if isinstance(value, bool) else value}"
+        f"{key}={'null' if value is None else str(value).lower() if isinstance(value, bool) else value}"
         for key, value in predated_options(saved).items()
     ]
     return added + kept

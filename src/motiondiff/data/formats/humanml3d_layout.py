@@ -6,10 +6,13 @@
     <root>/{train,val,test}.txt      the ids of each split, one per line
     <root>/Mean.npy, Std.npy         (263,) statistics of the training features
 
-Items, as the dataset's own loaders build them: the lines of a motion with start and end 0
-(0.0#0.0) caption the whole motion, one item named by its id. A line with another start or end
-captions the sub-clip of frames [int(start * 20), int(end * 20)), its own item named
-`<id>#<start>#<end>` (times written as %g); lines with the same times share that item.
+Items, as the dataset's own loaders build them (ItemRules; text-to-motion's Text2MotionDatasetV2, which
+MDM's loader repeats): the lines of a motion with start and end 0 (0.0#0.0) caption the whole motion, one
+item named by its id. A line with another start or end captions the sub-clip of frames
+[int(start * 20), int(end * 20)), its own item named `<id>#<start>#<end>` (times written as %g), with
+`#<line>` added where several lines have the same times (subclips=per_line; per_span: they share one
+item, as motiondiff did before 2026-12-07). A motion of max_source_frames frames or more is left out with
+all its sub-clips, and so is a sub-clip that long (200 in the loaders; None keeps them all).
 
 What cannot be used is left out and counted, one warning per reason and split: ids without a
 feature file, unreadable feature files, features with NaN or infinity, items shorter than
@@ -34,6 +37,20 @@ from motiondiff.text.encoders import CaptionItem
 log = logging.getLogger(__name__)
 
 WHOLE = (0.0, 0.0)  # the start/end of a line that captions the whole motion
+SUBCLIPS = ("per_line", "per_span")
+LOADERS_MAX_SOURCE_FRAMES = 200  # the loaders leave out motions and sub-clips of 200 frames or more (both datasets)
+
+
+@dataclass(frozen=True)
+class ItemRules:
+    """Which motions and captioned sub-clips of a split become items, and how sub-clip lines make items."""
+
+    min_frames: int  # shorter motions and sub-clips are left out
+    max_source_frames: Optional[int]  # motions (with their sub-clips) and sub-clips this long or longer are left out
+    subclips: str  # per_line: each sub-clip line its own item (the loaders); per_span: lines of the same times share
+
+    def __post_init__(self):
+        assert self.subclips in SUBCLIPS, self.subclips
 
 
 @dataclass(frozen=True)
@@ -182,37 +199,55 @@ def frame_index(seconds: float, fps: float) -> int:
 
 
 def clips_of(
-    motion_id: str, features: np.ndarray, captions: list, layout: Layout, min_frames: int, tally: SkipTally
+    motion_id: str, features: np.ndarray, captions: list, layout: Layout, rules: ItemRules, tally: SkipTally
 ) -> list:
-    """The items of one motion: the whole motion and each captioned sub-clip, at least min_frames long."""
-    groups = {}
+    """The items of one motion under `rules`: the whole motion and its captioned sub-clips."""
+    longest = rules.max_source_frames
+    if longest is not None and len(features) >= longest:
+        tally.add(
+            f"motions are max_source_frames={longest} frames or longer and were skipped with their sub-clips", motion_id
+        )
+        return []
+    spans = {}
     for item, start, end in captions:
-        groups.setdefault((start, end), []).append(item)
-    clips = []
-    for (start, end), items in groups.items():
+        spans.setdefault((start, end), []).append(item)
+    groups = []  # (name, start, end, caption items)
+    for (start, end), items in spans.items():
         if (start, end) == WHOLE:
-            name, frames = motion_id, features
+            groups.append((motion_id, start, end, items))
+        elif rules.subclips == "per_span" or len(items) == 1:
+            groups.append((f"{motion_id}#{start:g}#{end:g}", start, end, items))
         else:
-            name = f"{motion_id}#{start:g}#{end:g}"
+            groups += [(f"{motion_id}#{start:g}#{end:g}#{item.line}", start, end, [item]) for item in items]
+    clips = []
+    for name, start, end, items in groups:
+        if (start, end) == WHOLE:
+            frames = features
+        else:
             fps = layout.clip_fps or layout.fps
             frames = features[frame_index(start, fps) : frame_index(end, fps)]  # (t, F)
-        if len(frames) < min_frames:
-            tally.add(f"motions or sub-clips are shorter than min_frames={min_frames} frames and were skipped", name)
+        if len(frames) < rules.min_frames:
+            tally.add(
+                f"motions or sub-clips are shorter than min_frames={rules.min_frames} frames and were skipped", name
+            )
+            continue
+        if longest is not None and len(frames) >= longest:
+            tally.add(f"sub-clips are max_source_frames={longest} frames or longer and were skipped", name)
             continue
         clips.append(MotionClip(name, np.ascontiguousarray(frames), tuple(items)))
     return clips
 
 
-def read_split(root: Path, layout: Layout, split: str, min_frames: int) -> list:
+def read_split(root: Path, layout: Layout, split: str, rules: ItemRules) -> list:
     """Every usable item of a split, in split-file order (skips reported); a UserError when none is."""
     tally = SkipTally()
-    clips = list(split_clips(root, layout, split, min_frames, tally))
+    clips = list(split_clips(root, layout, split, rules, tally))
     tally.report(str(layout.split_path(root, split)))
     return clips
 
 
 def split_clips(
-    root: Path, layout: Layout, split: str, min_frames: int, tally: SkipTally, each_motion: Optional[Callable] = None
+    root: Path, layout: Layout, split: str, rules: ItemRules, tally: SkipTally, each_motion: Optional[Callable] = None
 ) -> Iterator[MotionClip]:
     """The usable clips of a split one motion at a time, in split-file order, skips counted in `tally` (each_motion()
     is called before each motion is read); a UserError after the last motion when none was usable."""
@@ -229,7 +264,7 @@ def split_clips(
         if not captions:
             tally.add("motions have no usable caption and were skipped", motion_id)
             continue
-        for clip in clips_of(motion_id, features, captions, layout, min_frames, tally):
+        for clip in clips_of(motion_id, features, captions, layout, rules, tally):
             found = True
             yield clip
     if not found:
