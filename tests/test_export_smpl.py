@@ -352,6 +352,14 @@ def test_amass_files_with_16_betas_keep_the_first_10(tmp_path):
     assert params.betas.shape == (10,) and np.allclose(params.betas, np.arange(10) / 10)
     assert params.poses.shape == (2, 72) and params.fps == 60.0
     assert np.allclose(read_smpl_npz(write_params(tmp_path / "eight.npz", betas=np.ones(8))).betas, [1] * 8 + [0] * 2)
+    smplh = np.zeros((2, 156))
+    smplh[:, 63:66], smplh[:, 66:69], smplh[:, 111:114] = 0.3, 0.5, 0.7  # right wrist; left index1; right index1
+    poses = read_smpl_npz(write_params(tmp_path / "fingers.npz", poses=smplh)).poses.reshape(2, 24, 3)
+    assert np.allclose(poses[:, 21], 0.3) and np.allclose(poses[:, 22:], 0)  # no finger lands on SMPL's hands
+    smpl = np.arange(2 * 72).reshape(2, 72) / 1000
+    assert np.allclose(read_smpl_npz(write_params(tmp_path / "smpl.npz", poses=smpl)).poses, smpl)  # SMPL's own
+    with pytest.raises(UserError, match=r"smplx.npz' has poses \(2, 165\) .*SMPL-X's 165 pose values"):
+        read_smpl_npz(write_params(tmp_path / "smplx.npz", poses=np.zeros((2, 165))))
     with pytest.raises(UserError, match=r"per_frame.npz' has betas of shape \(2, 10\) .*not one row"):
         read_smpl_npz(write_params(tmp_path / "per_frame.npz", betas=np.zeros((2, 10))))
     with pytest.raises(UserError, match=r"text.npz' has betas of shape \(10,\) and dtype <U1"):

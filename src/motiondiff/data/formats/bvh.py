@@ -217,13 +217,16 @@ class _HierarchyParser:
 
 
 def _fps_from_frame_time(text: str) -> float:
-    """Frames per second; the integer rate when it explains the printed frame time (0.016667 -> 60)."""
+    """Frames per second: the integer rate where the printed frame time is that rate's, rounded (0.016667 -> 60),
+    else the exact reciprocal (0.08 -> 12.5, KIT-ML's rate; 0.03 -> 33.33). The integer must explain the print and
+    be within 0.8% of the reciprocal (0.067 -> 15): a coarse print (0.08 is also 1/12 to two decimals) is read as
+    written."""
     frame_time = Decimal(text)
     fps = 1.0 / float(frame_time)
     printed_precision = 10.0 ** frame_time.as_tuple().exponent
-    if round(fps) > 0 and abs(1.0 / round(fps) - float(frame_time)) <= 0.5 * printed_precision:
-        return float(round(fps))
-    return fps
+    whole = round(fps)
+    explains = whole > 0 and abs(1.0 / whole - float(frame_time)) <= 0.5 * printed_precision
+    return float(whole) if explains and abs(whole - fps) <= 0.008 * fps else fps
 
 
 def _is_number(text: str) -> bool:

@@ -8,7 +8,7 @@ depends on its pelvis rest position J0 (SMPL's is about 0.22 m below the mesh or
 on a guessed skeleton would pose the real body visibly wrong without any error; `smpl_model` says where to
 get the model. SMPL rotates the body about J0: its pelvis lands at J0 + trans, so trans = pelvis - J0.
 
-The file is AMASS's layout, which HumanML3D's preparation reads: np.savez(poses (T, 72) axis-angle,
+The file is AMASS's layout, which HumanML3D's preparation reads: np.savez(poses (T, 156) SMPL+H axis-angle,
 trans (T, 3), betas (10,), mocap_framerate, gender). AMASS is z up. HumanML3D's raw_pose_processing turns
 AMASS joints p into its y-up joints by `p @ [[1,0,0],[0,0,1],[0,1,0]]` then `x *= -1`, i.e. (x, y, z) ->
 (-x, z, y): the half turn HUMANML3D_FROM_AMASS (its own inverse; a -90 degree turn about x followed by a half
@@ -123,8 +123,10 @@ def _save_npz(path: Path, params: SmplParams) -> None:
 
 
 def read_smpl_npz(path) -> SmplParams:
-    """SmplParams from an AMASS-layout .npz (no pickles); of SMPL-H files the first 72 pose values and the first
-    10 betas (AMASS has 16: the first 10 are SMPL's shape space, the rest add detail SMPL has no basis for)."""
+    """SmplParams from an AMASS-layout .npz (no pickles): SMPL poses (T, 72), or SMPL+H's (T, 156), of which the 22
+    body joints (the first 66 values; the rest are SMPL+H's 30 finger joints, left hand first, as in smplx's SMPLH,
+    so SMPL's two hand joints stay at rest) and the first 10 betas (AMASS has 16: the first 10 are SMPL's shape
+    space, the rest add detail SMPL has no basis for)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"SMPL parameter file not found: '{path}' (check the path).")
@@ -138,11 +140,16 @@ def read_smpl_npz(path) -> SmplParams:
             gender = data["gender"].item() if "gender" in data else "neutral"
     except ValueError as error:
         raise UserError(f"'{path}' is not a plain-array .npz ({str(error).split('.')[0]}).") from None
-    if poses.ndim != 2 or poses.shape[1] < 72 or trans.shape != (len(poses), 3):
-        raise UserError(f"'{path}' has poses {poses.shape} and trans {trans.shape}; expected (T, 72+) and (T, 3).")
+    if poses.ndim != 2 or poses.shape[1] not in (72, 156) or trans.shape != (len(poses), 3):
+        raise UserError(
+            f"'{path}' has poses {poses.shape} and trans {trans.shape}; expected SMPL (T, 72) or SMPL+H (T, 156) "
+            "poses and (T, 3) trans (SMPL-X's 165 pose values are another body model)."
+        )
+    if poses.shape[1] == 156:  # SMPL+H: the body, then fingers where SMPL has its two hand joints
+        poses = np.concatenate([poses[:, :66], np.zeros((len(poses), 6))], axis=1)
     gender = gender.decode() if isinstance(gender, bytes) else gender
     return SmplParams(
-        poses=poses[:, :72].astype(np.float32),
+        poses=poses.astype(np.float32),
         trans=trans.astype(np.float32),
         betas=first_betas(path, betas),
         fps=frame_rate(fps.item() if fps.size == 1 else fps),
