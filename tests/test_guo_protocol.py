@@ -22,6 +22,7 @@ from motiondiff.metrics.reference_protocol import (
     prdc_in_splits,
     r_precision_full_batches,
 )
+from motiondiff.metrics.retrieval import r_precision
 from motiondiff.runs import train
 from motiondiff.training.checkpoint_io import load_checkpoint
 from release_files import write_t2m_evaluator
@@ -197,6 +198,19 @@ def test_the_course_prdc_pairs_real_and_fake_by_index_in_its_recall():
     assert split == {key: pytest.approx((halves[0][key] + halves[1][key]) / 2) for key in halves[0]}
     with pytest.raises(UserError, match="as many of each"):
         prdc(real, fake[:10], k, course_recall=True)
+    real, fake = rng.normal(size=(23, 3)), rng.normal(size=(23, 3))  # torch.chunk's cut: 5, 5, 5, 5, 3 rows
+    chunks = zip(torch.from_numpy(real).chunk(5), torch.from_numpy(fake).chunk(5))
+    course = [prdc(r.numpy(), f.numpy(), 2, course_recall=True) for r, f in chunks]
+    assert prdc_in_splits(real, fake, k=2, splits=5) == {
+        key: pytest.approx(np.mean([c[key] for c in course])) for key in course[0]
+    }
+
+
+def test_the_course_r_precision_keeps_the_partial_last_batch():
+    texts = motions = np.eye(6)[:, :3]  # rows 3-5 are zero: in the partial batch (4, 5) both ties count against
+    kept = r_precision(texts, motions, batch_size=4, top_k=1, partial_batch=True)["R@1"]
+    dropped = r_precision(texts, motions, batch_size=4, top_k=1)["R@1"]
+    assert dropped == 1.0 and kept == 4 / 6
 
 
 def test_the_course_tmr_score_is_the_clamped_mean_cosine():

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from conftest import compose_config, shared_path
 from motiondiff.core.errors import UserError, find_user_error
@@ -21,6 +22,7 @@ from motiondiff.data.representations import humanml3d_features as hml
 from motiondiff.data.representations import smplrifke
 from motiondiff.data.representations.registry import REPRESENTATIONS, get_representation
 from motiondiff.data.text_motion import TextMotionDataModule, training_vocabulary
+from motiondiff.runs.legacy import added_option_overrides
 from motiondiff.text.encoders import TextEmbedding, TextEncoder
 from motiondiff.text.vocabulary import prompt_warning
 
@@ -387,6 +389,12 @@ def test_hydra_configs_build_the_datamodule(hml_root, tmp_path):
     module.setup("fit")
     assert module.info.num_train == 4
     assert compose_config("train", tmp_path / "run", ["dataset=lab"]).dataset.layout == "lab"
+    lab = compose_config("train", tmp_path / "run", ["experiment=text2motion", "dataset=lab"])
+    assert (lab.dataset.max_frames, lab.dataset.min_frames, lab.network.max_frames) == (197, 1, 197)  # the course's
+    assert compose_config("train", tmp_path / "run", ["experiment=text2motion"]).network.max_frames == 196
+    saved = OmegaConf.create({"dataset": {"max_frames": 196, "min_frames": 40}, "network": {"max_frames": 196}})
+    kept = added_option_overrides(saved)  # a lab run saved before resumes with its own lengths
+    assert {"dataset.max_frames=196", "dataset.min_frames=40", "network.max_frames=196"} <= set(kept)
 
 
 # ---------------------------------------------------------------- lab layout

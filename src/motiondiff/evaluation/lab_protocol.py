@@ -1,13 +1,15 @@
 """The course framework's protocol (`protocol=lab`, with `evaluator=lab_tmr` on `dataset=lab` runs).
 
-As the course measures its models: the first `num_items` test ids in sorted order (640), each with its first
-caption and its whole motion (at most the model's frames), generated once per replication (`batch_size` at a
+As the course measures its models: the first `num_items` test ids in sorted order (640; every id of the split
+file, however short), each with its first caption and its whole motion (at most the model's frames: 197 for a run
+trained on dataset=lab, as the course), generated once per replication (`batch_size` at a
 time; batches do not change the samples' distribution). On the TMR embeddings (means, not unit-normalised):
 - FD between the generated and the real motions of the same items (unbiased covariances);
 - TMR-score: max(mean cosine of each generated motion with its caption, 0);
-- precision / recall / density / coverage with k = 3 over 5 chunks in order, averaged (its recall pairs real
-  and fake by index: metrics.reference_protocol.prdc_in_splits);
-- R@1/2/3: each caption ranks the generated motions of its batch of 64 by Euclidean distance (fractions).
+- precision / recall / density / coverage with k = 3 over 5 chunks in order (torch.chunk's), averaged (its recall
+  pairs real and fake by index: metrics.reference_protocol.prdc_in_splits);
+- R@1/2/3: each caption ranks the generated motions of its batch of 64 (the last one partial) by Euclidean
+  distance (fractions).
 Replications (seed + r) only change the generation noise; the course reports one (its values alone, no interval).
 The real row is the same items' real motions against themselves: FD 0 and precision 1 by construction.
 """
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 def evaluate_lab(run: TrainedRun, evaluator: MotionTextEvaluator, cfg: DictConfig) -> tuple:
     """Rows {"real": [...], "generated": [...]} of per-replication measures, and the settings used."""
     count, batch = whole_number("num_items", cfg.num_items), whole_number("batch", cfg.batch, minimum=2)
-    datamodule = instantiate(run.config.dataset)
+    datamodule = instantiate(run.config.dataset, min_frames=1)  # every test id, as the course's loader
     datamodule.setup("test")
     clips = sorted(datamodule.test_set.clips, key=lambda clip: clip.name)[:count]
     if len(clips) < batch:
@@ -63,7 +65,7 @@ def evaluate_lab(run: TrainedRun, evaluator: MotionTextEvaluator, cfg: DictConfi
 
 def measures(real: torch.Tensor, motion: torch.Tensor, text: torch.Tensor, cfg: DictConfig) -> dict:
     """The course's measures of `motion` (N, D) with its captions `text` against the same items' `real` motions."""
-    retrieval = r_precision(text, motion, batch_size=int(cfg.batch), top_k=3)
+    retrieval = r_precision(text, motion, batch_size=int(cfg.batch), top_k=3, partial_batch=True)
     retrieval.pop("MM-Dist")  # the course computes it but does not report it
     return {
         "FD": frechet_distance_features(real, motion),

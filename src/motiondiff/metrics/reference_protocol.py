@@ -69,12 +69,13 @@ def normal_interval(values) -> float:
 
 
 def prdc_in_splits(real, fake, k: int = 3, splits: int = 5) -> dict:
-    """The course's PRDC: real and fake (N, D) each cut in order into `splits` chunks, PRDC with k neighbours per pair
-    of chunks (its recall pairs real and fake by index), averaged over the chunks."""
+    """The course's PRDC: real and fake (N, D) each cut in order into chunks as torch.chunk cuts them (ceil(N /
+    splits) rows each, the last shorter; fewer chunks where N is small), PRDC with k neighbours per pair of chunks
+    (its recall pairs real and fake by index), averaged over the chunks."""
     real, fake = as_feature_rows(real, "real features"), as_feature_rows(fake, "fake features")  # (N, D), (N, D)
-    results = [
-        prdc(r, f, k, course_recall=True) for r, f in zip(np.array_split(real, splits), np.array_split(fake, splits))
-    ]
+    size = math.ceil(len(real) / splits)
+    starts = range(0, len(real), size)
+    results = [prdc(real[s : s + size], fake[s : s + size], k, course_recall=True) for s in starts]
     return {key: float(np.mean([result[key] for result in results])) for key in results[0]}
 
 

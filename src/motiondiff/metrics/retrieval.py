@@ -29,11 +29,14 @@ def chance_r_precision(batch_size: int, k: int) -> float:
     return k / batch_size
 
 
-def r_precision(text_embeddings, motion_embeddings, batch_size: int = 32, top_k: int = 3) -> dict:
+def r_precision(
+    text_embeddings, motion_embeddings, batch_size: int = 32, top_k: int = 3, partial_batch: bool = False
+) -> dict:
     """{"R@1".."R@top_k", "MM-Dist"} of matched (N, D) text and motion embeddings.
 
     Items are cut in the given order into consecutive batches of `batch_size` (a trailing partial batch is
-    dropped; with fewer than batch_size items there is one batch of all of them). In a batch each text ranks
+    dropped, as Guo et al. drop it, unless `partial_batch`, as the course's test loader keeps it; with fewer
+    than batch_size items there is one batch of all of them). In a batch each text ranks
     the batch's motions by Euclidean distance; R@k is the fraction of texts whose own motion is among the k
     nearest. A tie with the own motion counts against it (the own motion ranks after equally distant ones).
     MM-Dist is the mean distance between each text and its own motion over all N items (Guo et al. average
@@ -44,12 +47,12 @@ def r_precision(text_embeddings, motion_embeddings, batch_size: int = 32, top_k:
     num_batches = max(len(texts) // batch_size, 1)
     size = min(batch_size, len(texts))
     ranks = []
-    for start in range(0, num_batches * size, size):
+    for start in range(0, len(texts) if partial_batch else num_batches * size, size):
         distances = cdist(texts[start : start + size], motions[start : start + size])  # (B, B)
         own = np.diag(distances)  # (B,)
         closer_or_equal = (distances <= own[:, None]).sum(axis=1) - 1  # (B,) other motions at least as close
         ranks.append(closer_or_equal)
-    ranks = np.concatenate(ranks)  # (num_batches * size,) 0 = own motion is the nearest
+    ranks = np.concatenate(ranks)  # (items ranked,) 0 = own motion is the nearest
     result = {f"R@{k}": float((ranks < k).mean()) for k in range(1, top_k + 1)}
     result["MM-Dist"] = float(np.linalg.norm(texts - motions, axis=1).mean())
     return result

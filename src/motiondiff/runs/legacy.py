@@ -46,9 +46,10 @@ OPTIONS_ADDED = {
     # distilled runs saved before the foot contact term was a distillation option trained without it
     "module": ("motiondiff.training.distill_module.ConsistencyDistillation", {"foot_contact_weight": 0.0}),
 }
-# Options whose default became `auto` (experiment=dance3d: module.foot_contact_weight, 0 before): a run saved with a
+# Options whose default changed (experiment=dance3d: module.foot_contact_weight became `auto`, 0 before; dataset=lab:
+# 197 and 1 frames as the course, 196 and 40 before, the transformers' max_frames following): a run saved with a
 # number keeps it when resumed.
-DEFAULTS_CHANGED = ("module.foot_contact_weight",)
+DEFAULTS_CHANGED = ("module.foot_contact_weight", "dataset.max_frames", "dataset.min_frames", "network.max_frames")
 # module options that became options of the validation-metrics callback (callbacks.generation_metrics)
 MOVED_MODULE_OPTIONS = ("val_evaluator", "val_metrics_every_n_epochs", "val_metrics_items")
 
