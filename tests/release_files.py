@@ -37,23 +37,37 @@ def write_glove(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
-def write_t2m_evaluator(root: Path, features: int = 263, seed: int = 0) -> Path:
-    """<root>/text_mot_match/model/finest.tar, meta/{mean,std}.npy and glove/ in the release's layout."""
+def write_t2m_evaluator(repo: Path, features: int = 263, seed: int = 0, layout: str = "text-to-motion") -> Path:
+    """The evaluator's files under `repo` as a release lays them out; returns the folder for evaluator.root:
+    text-to-motion: checkpoints/<t2m|kit>/{text_mot_match/model/finest.tar, Comp_v6_KLD01|Comp_v6_KLD005/meta/},
+    glove/ at the repository's root; mdm: <t2m|kit>/text_mot_match/..., dataset/<t2m|kit>_{mean,std}.npy, glove/;
+    flat: text_mot_match/, meta/ and glove/ all in `repo`."""
+    name = {263: "t2m", 251: "kit"}[features]
+    root = {"text-to-motion": repo / "checkpoints" / name, "mdm": repo / name, "flat": repo}[layout]
     torch.manual_seed(seed)
     networks = build_networks(features)
     checkpoint = {key: network.state_dict() for key, network in networks.items()}
     checkpoint.update(opt_text_encoder={}, opt_motion_encoder={}, epoch=12, iter=3400)
     (root / "text_mot_match" / "model").mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint, root / "text_mot_match" / "model" / "finest.tar")
-    (root / "meta").mkdir(exist_ok=True)
-    name = {263: "t2m", 251: "kit"}[features]
     real = SHARED_DATA / "t2m_evaluator"
     if (real / f"{name}_mean.npy").is_file():
         mean, std = np.load(real / f"{name}_mean.npy"), np.load(real / f"{name}_std.npy")
     else:
         rng = np.random.default_rng(seed)
         mean, std = rng.normal(size=features), rng.uniform(0.5, 2.0, size=features)
-    np.save(root / "meta" / "mean.npy", mean)
-    np.save(root / "meta" / "std.npy", std)
-    write_glove(root / "glove", seed)
+    if layout == "mdm":
+        (repo / "dataset").mkdir(exist_ok=True)
+        np.save(repo / "dataset" / f"{name}_mean.npy", mean)
+        np.save(repo / "dataset" / f"{name}_std.npy", std)
+    else:
+        meta = (
+            root / "meta"
+            if layout == "flat"
+            else root / ("Comp_v6_KLD01" if name == "t2m" else "Comp_v6_KLD005") / "meta"
+        )
+        meta.mkdir(parents=True)
+        np.save(meta / "mean.npy", mean)
+        np.save(meta / "std.npy", std)
+    write_glove(repo / "glove", seed)
     return root

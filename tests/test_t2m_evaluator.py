@@ -190,6 +190,23 @@ def test_a_kit_evaluator_is_recognised_by_its_width(tmp_path):
     assert evaluator.requirements.representation == "kit" and evaluator.requirements.features == 251
 
 
+@pytest.mark.parametrize("features", [263, 251])
+def test_each_release_layout_finds_its_statistics_and_vocabulary(tmp_path, features):
+    """text-to-motion's checkpoints/t2m (Comp_v6_KLD01/meta, KIT-ML's Comp_v6_KLD005, the repository's glove/),
+    MDM's ./t2m (./dataset/t2m_mean.npy, ./glove) and one flat folder, each from evaluator.root alone."""
+    raw, lengths = torch.randn(2, 60, features), torch.tensor([60, 44])
+    embedded = []
+    for layout in ("text-to-motion", "mdm", "flat"):
+        root = write_t2m_evaluator(tmp_path / layout, features=features, layout=layout)
+        embedded.append(load_guo_evaluator(str(root)).embed_motions(raw, lengths))
+    torch.testing.assert_close(embedded[0], embedded[1])
+    torch.testing.assert_close(embedded[0], embedded[2])
+    root = tmp_path / "mdm" / {263: "t2m", 251: "kit"}[features]
+    (tmp_path / "mdm" / "dataset" / f"{root.name}_std.npy").unlink()
+    with pytest.raises(UserError, match=r"evaluator's std is in none of .*_std.npy; give evaluator.std=<its path>"):
+        load_guo_evaluator(str(root))
+
+
 @pytest.mark.parametrize(
     "damage, message",
     [
@@ -221,7 +238,7 @@ def test_missing_files_are_named(tmp_path):
     with pytest.raises(UserError, match="finest.tar"):
         load_guo_evaluator(str(tmp_path))
     root = write_t2m_evaluator(tmp_path / "t2m")
-    (root / "glove" / "our_vab_idx.pkl").unlink()
+    (tmp_path / "t2m" / "glove" / "our_vab_idx.pkl").unlink()
     with pytest.raises(UserError, match="our_vab_idx.pkl"):
         load_guo_evaluator(str(root))
 

@@ -1,9 +1,11 @@
 """The standard text-to-motion evaluator of Guo et al. 2022 (`text_mot_match`), loaded from its released files.
 
-Files, as users have them (`evaluator=t2m evaluator.root=<dir>`):
+Files, as users have them (`evaluator=t2m evaluator.root=<dir>`, the release's t2m/ or kit/ folder):
     <root>/text_mot_match/model/finest.tar   keys movement_encoder, text_encoder, motion_encoder (state dicts)
-    <root>/meta/mean.npy, meta/std.npy       the evaluator's own feature statistics (evaluator.mean / .std)
-    <root>/glove/our_vab_data.npy, our_vab_words.pkl, our_vab_idx.pkl   the word vectors (evaluator.glove)
+    mean.npy, std.npy    the evaluator's own feature statistics (evaluator.mean / .std): text-to-motion keeps them
+                         in <root>/Comp_v6_KLD01/meta/ (KIT-ML: Comp_v6_KLD005), MDM in ../dataset/t2m_mean.npy
+    glove/our_vab_data.npy, our_vab_words.pkl, our_vab_idx.pkl   the word vectors (evaluator.glove): the
+                         repository's glove/ (../../glove for text-to-motion's checkpoints/t2m, ../glove for MDM)
 The checkpoint is read weights-only; the vocabulary pickles as plain data. The movement encoder's input
 width says the dataset: 259 = HumanML3D (263 features), 247 = KIT-ML (251 features).
 
@@ -12,6 +14,7 @@ of 4), zeros after, 196 frames -> movement encoder (without the 4 foot contacts)
 length / 4 tokens. Captions: their word/POS tokens -> GloVe vectors + POS one-hots -> text encoder.
 """
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -35,6 +38,17 @@ CHECKPOINT = Path("text_mot_match") / "model" / "finest.tar"
 KEYS = ("movement_encoder", "text_encoder", "motion_encoder")
 MAX_FRAMES = 196  # max_motion_length of the released protocol
 DATASETS = {263: "humanml3d", 251: "kit"}  # features -> representation
+# Where the releases keep the evaluator's statistics and the GloVe files, relative to evaluator.root (the folder
+# holding text_mot_match/): text-to-motion's checkpoints/<t2m|kit>/ (its Comp_v6_KLD01 or, for KIT-ML, Comp_v6_KLD005
+# meta/, and glove/ at the repository's root: train_tex_mot_match.py), MDM's ./t2m (./dataset/t2m_mean.npy and
+# ./glove beside it: its motion loader's meta_dir), or all in one folder. The first place that has the file wins.
+STATISTICS_PLACES = (
+    "meta/{stat}.npy",
+    "Comp_v6_KLD01/meta/{stat}.npy",
+    "Comp_v6_KLD005/meta/{stat}.npy",
+    "../dataset/{name}_{stat}.npy",
+)
+GLOVE_PLACES = ("glove", "../glove", "../../glove")
 HINT = "use evaluator=t2m with the release's t2m/ files for HumanML3D runs and its kit/ files for KIT-ML runs"
 
 
@@ -91,7 +105,8 @@ def load_guo_evaluator(
     glove: Optional[str] = None,
     device: str = "cpu",
 ) -> GuoEvaluator:
-    """The evaluator in `root` (the release's t2m/ or kit/ folder); mean, std and glove default to its meta/, glove/."""
+    """The evaluator in `root` (the release's t2m/ or kit/ folder); mean, std and glove default to where the releases
+    keep them (STATISTICS_PLACES, GLOVE_PLACES)."""
     if not root:
         raise UserError(
             "evaluator=t2m needs evaluator.root=<the evaluator folder holding text_mot_match/model/finest.tar> "
@@ -101,8 +116,8 @@ def load_guo_evaluator(
     checkpoint_path = root / CHECKPOINT
     require_file(checkpoint_path, "t2m evaluator checkpoint", f"evaluator.root must hold {CHECKPOINT}")
     checkpoint = load_checkpoint(checkpoint_path)
-    mean_array = read_statistic(Path(mean) if mean else root / "meta" / "mean.npy", "evaluator.mean")
-    std_array = read_statistic(Path(std) if std else root / "meta" / "std.npy", "evaluator.std")
+    mean_array = read_statistic(Path(mean) if mean else release_file(root, "mean"), "evaluator.mean")
+    std_array = read_statistic(Path(std) if std else release_file(root, "std"), "evaluator.std")
     if mean_array.shape != std_array.shape or len(mean_array) not in DATASETS:
         raise UserError(
             f"the t2m evaluator's statistics have shapes {mean_array.shape} and {std_array.shape}; expected (263,) "
@@ -111,7 +126,7 @@ def load_guo_evaluator(
     networks = build_networks(len(mean_array))
     for key in KEYS:
         load_state(networks[key], checkpoint, key, checkpoint_path)
-    vocabulary = GloveVocabulary.load(Path(glove) if glove else root / "glove")
+    vocabulary = GloveVocabulary.load(Path(glove) if glove else release_file(root, "glove"))
     return GuoEvaluator(networks, mean_array, std_array, vocabulary, checkpoint_path, device)
 
 
@@ -143,9 +158,22 @@ def load_state(network: torch.nn.Module, checkpoint: dict, key: str, path: Path)
     network.load_state_dict(state)
 
 
+def release_file(root: Path, what: str) -> Path:
+    """The first of the releases' places for `what` (mean, std or glove) that exists under `root`; a UserError naming
+    the places looked at and the option that names the file otherwise."""
+    places = GLOVE_PLACES if what == "glove" else [p.format(stat=what, name=root.name) for p in STATISTICS_PLACES]
+    paths = [Path(os.path.normpath(root / place)) for place in places]
+    for path in paths:
+        if path.exists():
+            return path
+    raise UserError(
+        f"the t2m evaluator's {what} is in none of {', '.join(map(str, paths))}; give evaluator.{what}=<its path>."
+    )
+
+
 def read_statistic(path: Path, key: str) -> np.ndarray:
     """A (F,) float array of finite numbers from a .npy file; UserError naming `key` and the file otherwise."""
-    require_file(path, f"{key} file", "the evaluator's statistics are meta/mean.npy and meta/std.npy in its folder")
+    require_file(path, f"{key} file", f"give {key}=<the evaluator's statistics file>")
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as error:
