@@ -190,6 +190,22 @@ def test_precomputed_pooled_and_token_files(tmp_path):
     assert embedding.pooled[:, 0].tolist() == [2.0, 2.0]
 
 
+def test_two_feature_folders_of_the_same_name_keep_their_own_cache(tmp_path):
+    """The course's caption_clip/seq and another dataset's .../seq, the same ids, one cache folder (paths.data_dir):
+    each reads its own vectors, though both encoders are named precomputed-seq-5 (the name runs record)."""
+    folders = [tmp_path / name / "seq" for name in ("lab", "other")]
+    for value, folder in enumerate(folders):
+        folder.mkdir(parents=True)
+        np.save(folder / "m1.npy", np.full((2, 5), float(value), np.float32))
+    items = [CaptionItem("m1", 0, "x"), CaptionItem("m1", 1, "y")]
+    encoders = [PrecomputedEncoder(str(folder)) for folder in folders]
+    assert encoders[0].name == encoders[1].name == "precomputed-seq-5"
+    for value, encoder in enumerate(encoders):
+        table = cached_table(encoder, items, tmp_path / "cache")
+        assert table.lookup(["m1#0", "m1#1"]).pooled.unique().tolist() == [float(value)]
+    assert len(list((tmp_path / "cache").glob("text-precomputed-seq-5-*.npz"))) == 2
+
+
 def test_precomputed_errors(tmp_path):
     np.save(tmp_path / "m1.npy", np.zeros((2, 5), np.float32))
     np.save(tmp_path / "m2.npy", np.zeros((2, 6), np.float32))

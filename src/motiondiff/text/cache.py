@@ -158,8 +158,8 @@ def mapped_members(file: BinaryIO, names: tuple) -> dict:
 
 
 def cache_file(encoder: TextEncoder, cache_dir) -> Path:
-    """`<cache_dir>/text-<encoder.name with unsafe characters replaced>.npz`."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", encoder.name).strip("_.")
+    """`<cache_dir>/text-<encoder.cache_name with unsafe characters replaced>.npz`."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", encoder.cache_name).strip("_.")
     return Path(cache_dir) / f"text-{safe}.npz"
 
 

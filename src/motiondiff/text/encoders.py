@@ -13,6 +13,7 @@ for dataset captions and truncates over-long ones with one warning.
 
 import abc
 import contextlib
+import hashlib
 import json
 import logging
 import sys
@@ -158,6 +159,11 @@ class TextEncoder(abc.ABC):
     def item_key(self, item: CaptionItem) -> str:
         """The cache key of a dataset caption: its text."""
         return item.text
+
+    @property
+    def cache_name(self) -> str:
+        """What the embedding cache's file is named after: the encoder, as its keys say every caption's embedding."""
+        return self.name
 
     @abc.abstractmethod
     def count_tokens(self, captions: list) -> list:
@@ -471,6 +477,13 @@ class PrecomputedEncoder(TextEncoder):
 
     def item_key(self, item: CaptionItem) -> str:
         return f"{item.motion_id}#{item.line}"
+
+    @property
+    def cache_name(self) -> str:
+        """The name and the folder the features come from: keys (<motion_id>#<line>) say nothing of the folder, so two
+        datasets' feature folders of the same name (caption_clip/seq) would share one cache file otherwise."""
+        where = hashlib.sha1(str(self.directory.resolve()).encode()).hexdigest()[:10]
+        return f"{self.name}-{where}"
 
     def count_tokens(self, captions: list) -> list:
         self.encode(captions)
