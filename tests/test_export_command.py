@@ -16,10 +16,11 @@ from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
 from motiondiff.data.formats.bvh import load_bvh
 from motiondiff.data.formats.smpl_params import read_smpl_npz
-from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS
+from motiondiff.data.kinematics.skeleton import KIT21_NAMES, SMPL22_NAMES, SMPL22_PARENTS
 from motiondiff.data.procedural.actions import make_motion, sample_spec
 from motiondiff.export.run import read_motions, run
 from test_export_smpl import synthetic_smpl
+from test_kit import kit_walk
 
 
 def procedural_motions(count: int, seed: int = 0) -> list:
@@ -68,6 +69,13 @@ def test_a_npy_of_several_motions_is_named_by_index_and_an_old_generation_by_joi
     np.save(tmp_path / "joints.npy", np.stack([motion, motion[::-1]]))  # (2, T, 22, 3)
     assert [m.name for m in read_motions(tmp_path / "joints.npy")] == ["joints_00", "joints_01"]
     assert read_motions(tmp_path / "joints.npy", fps=30)[0].fps == 30
+    kit = kit_walk(frames=6)  # (6, 21, 3) millimetres, as KIT-ML's new_joints/ hold them
+    np.save(tmp_path / "kit.npy", kit)
+    with pytest.raises(UserError, match=r"kit.npy' has a bone .* m long read as units=m: .*give units=mm"):
+        read_motions(tmp_path / "kit.npy")
+    (metres,) = read_motions(tmp_path / "kit.npy", units="mm")
+    np.testing.assert_allclose(metres.positions, kit / 1000)
+    assert metres.joint_names == KIT21_NAMES and metres.fps == 12.5
     old = generation_folder(tmp_path / "old", [motion], skeleton=False)  # written before skeletons were recorded
     (only,) = read_motions(old)
     assert only.joint_names[0] == "pelvis" and only.fps == 20 and only.caption == "motion 0"

@@ -2,8 +2,9 @@
 
 `python -m motiondiff.export input=<generation folder | joints .npy> export=bvh|smpl [render=mesh]`
 The motions come from a generation folder (its generation.json names the skeleton, frame rate and
-prompts) or a `.npy` of joints (T, J, 3) or (K, T, J, 3) in metres, y up, on a tree recognised by its
-joint count (22: SMPL / HumanML3D, 21: KIT-ML). Each motion is written as `<name>.bvh` (or
+prompts) or a `.npy` of joints (T, J, 3) or (K, T, J, 3) in metres (`units=mm` for KIT-ML's new_joints/: a bone
+over a metre long is refused as another unit), y up, on a tree recognised by its joint count (22: SMPL /
+HumanML3D, 21: KIT-ML). Each motion is written as `<name>.bvh` (or
 `<name>.smpl.npz`), with `<name>_mesh.mp4` for `render=mesh`; `export.json` lists what was written and,
 for BVH, how far the file's motion is from the input.
 """
@@ -35,6 +36,8 @@ GENERATION_FILE = "generation.json"  # what generate writes beside its samples
 EXPORT_FILE = "export.json"
 # Trees recognised by their joint count in a bare .npy: (names, parents, the dataset's frame rate).
 TREES = {22: (SMPL22_NAMES, SMPL22_PARENTS, 20.0), 21: (KIT21_NAMES, KIT21_PARENTS, 12.5)}
+UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}  # a bare .npy's length unit -> metres
+LONGEST_BONE_M = 1.0  # no bone of a human body is a metre long: bones longer than that are in another unit
 
 
 @dataclass(frozen=True)
@@ -73,10 +76,19 @@ def checked_joints(array: np.ndarray, source: str) -> np.ndarray:
     return array[None] if array.ndim == 3 else array
 
 
-def read_npy(path: Path, fps: Optional[float]) -> list:
-    """The motions of a joints .npy (never unpickled), named <stem>_XX when it holds several."""
-    array = checked_joints(np.load(path, allow_pickle=False), f"'{path}'")  # (K, T, J, 3)
+def read_npy(path: Path, fps: Optional[float], units: str = "m") -> list:
+    """The motions of a joints .npy (never unpickled) in `units` (UNITS), named <stem>_XX when it holds several."""
+    if units not in UNITS:
+        raise UserError(f"units={units} is not one of {', '.join(UNITS)}; KIT-ML's new_joints/ are in mm.")
+    array = checked_joints(np.load(path, allow_pickle=False), f"'{path}'") * UNITS[units]  # (K, T, J, 3) metres
     names, parents, dataset_fps = tree_of(array.shape[2], f"'{path}'")
+    bones = np.linalg.norm(array[:, :, 1:] - array[:, :, list(parents[1:])], axis=-1)  # (K, T, J-1)
+    longest = float(np.median(bones, axis=(0, 1)).max())  # the longest bone, by its median length
+    if longest > LONGEST_BONE_M:
+        raise UserError(
+            f"'{path}' has a bone {longest:.3g} m long read as units={units}: these joints are in a smaller unit "
+            "(KIT-ML's new_joints/ are millimetres); give units=mm or units=cm."
+        )
     fps = dataset_fps if fps is None else frame_rate(fps)
     stems = [path.stem] if len(array) == 1 else [f"{path.stem}_{k:02d}" for k in range(len(array))]
     return [Motion(stem, clip.astype(np.float64), names, parents, fps) for stem, clip in zip(stems, array)]
@@ -102,8 +114,8 @@ def read_generation(folder: Path, fps: Optional[float]) -> list:
     return motions
 
 
-def read_motions(source, fps: Optional[float] = None) -> list:
-    """Motions from a generation folder or a joints .npy."""
+def read_motions(source, fps: Optional[float] = None, units: str = "m") -> list:
+    """Motions from a generation folder (in metres, as generated) or a joints .npy (in `units`)."""
     source = Path(source)
     if source.is_dir():
         if not (source / GENERATION_FILE).is_file():
@@ -113,7 +125,7 @@ def read_motions(source, fps: Optional[float] = None) -> list:
         return read_generation(source, fps)
     if source.suffix != ".npy":
         raise UserError(f"'{source}' is neither a generation folder nor a .npy of joints; give one of those.")
-    return read_npy(source, fps)
+    return read_npy(source, fps, units)
 
 
 def check_export(export_cfg: Optional[DictConfig], mesh: bool, smpl_cfg: DictConfig, joint_names) -> None:
@@ -208,7 +220,7 @@ def run(cfg: DictConfig) -> list:
         raise UserError(
             f"render={cfg.render} is not an export option; use render=mesh (a shaded SMPL video) or drop it."
         )
-    motions = read_motions(cfg.input, cfg.fps)
+    motions = read_motions(cfg.input, cfg.fps, cfg.units)
     if not motions:
         raise UserError(f"'{cfg.input}' holds no motions to export.")
     records = export_motions(motions, out_dir, export_cfg, mesh, cfg.smpl)
