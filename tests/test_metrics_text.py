@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
 
 from motiondiff.core.errors import UserError
@@ -66,8 +67,29 @@ def test_frechet_distance_hand_picked_2d_gaussians():
     assert frechet_distance([0.0, 0.0], cov, [3.0, 4.0], cov) == pytest.approx(25.0, rel=1e-9)
     # I against 4 I, same mean: Tr(I + 4 I - 2 * 2 I) = 1 per dimension
     assert frechet_distance([1.0, 1.0], np.eye(2), [1.0, 1.0], 4 * np.eye(2)) == pytest.approx(2.0, rel=1e-9)
-    # zero against identity covariance is singular: eps * I is added, which costs 2 sqrt(eps) per dimension
-    assert frechet_distance([0.0, 0.0], np.zeros((2, 2)), [0.0, 0.0], np.eye(2)) == pytest.approx(2.0, abs=1e-2)
+    # zero against identity covariance: a singular product whose root (0) is finite, kept as the reference keeps it
+    assert frechet_distance([0.0, 0.0], np.zeros((2, 2)), [0.0, 0.0], np.eye(2)) == pytest.approx(2.0, abs=1e-9)
+
+
+def reference_frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6) -> float:
+    """Guo et al.'s calculate_frechet_distance (MDM's copy), written out again: eps * I only where sqrtm is not
+    finite, the imaginary part dropped when the diagonal's is under 1e-3."""
+    root = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(root).all():
+        offset = eps * np.eye(len(sigma1))
+        root = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    assert np.allclose(np.diagonal(root).imag, 0, atol=1e-3)
+    difference = mu1 - mu2
+    return difference @ difference + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(root.real)
+
+
+@pytest.mark.parametrize("samples", [3, 10, 200])  # 3 and 10 in 64 dimensions: singular covariances
+def test_frechet_distance_is_the_reference_s_with_few_samples_too(samples):
+    rng = np.random.default_rng(samples)
+    real, fake = rng.normal(size=(300, 64)), rng.normal(0.2, 1.3, size=(samples, 64))
+    statistics = [gaussian_statistics(real), gaussian_statistics(fake)]
+    expected = reference_frechet_distance(*statistics[0], *statistics[1])
+    assert frechet_distance(*statistics[0], *statistics[1]) == pytest.approx(expected, rel=1e-9)
 
 
 def test_frechet_distance_matches_closed_form_of_sampled_gaussians():
