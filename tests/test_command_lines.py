@@ -3,12 +3,14 @@ written out: the corners of Hydra's override grammar and of the launchers that a
 or mangled (2026-12-07). The mistakes it refuses are in test_first_hour.py."""
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from conftest import fake_run
+from conftest import compose_config, fake_run
 from motiondiff.cli.app import CONFIG_DIR, expand_shorthands
 from motiondiff.cli.config_source import ConfigSource, source_of
 from motiondiff.cli.preflight import parse_overrides, preflight, quote
@@ -131,7 +133,9 @@ def own_configs(tmp_path):
         "# @package _global_\ndefaults:\n  - dance2d\ntrainer:\n  max_steps: 4\n"
     )
     (tmp_path / "mine" / "evaluator" / "lab_tmr.yaml").write_text((CONFIG_DIR / "evaluator" / "tmr.yaml").read_text())
-    (tmp_path / "mine" / "short.yaml").write_text("defaults:\n  - train\n  - _self_\ntrainer:\n  max_steps: 2\n")
+    (tmp_path / "mine" / "short.yaml").write_text(
+        "defaults:\n  - train\n  - _self_\ntrainer:\n  max_steps: 2\nnote: plain  # a key of this config\n"
+    )
     return tmp_path / "mine"
 
 
@@ -183,6 +187,8 @@ def test_resume_composes_from_the_folders_the_run_was_composed_from(own_configs,
     argv = preflight(CONFIG_DIR, "train", [f"resume={run}", "trainer.max_steps=8"])
     assert argv[:4] == ["--config-name", "short", "--config-dir", str(own_configs)], argv
     assert "experiment=mine" in argv and f"hydra.run.dir={run.resolve()}" in argv
+    for extra in ("note=b", "experiment=mine"):  # checked against the run's own folders and config
+        assert f"{extra}" in preflight(CONFIG_DIR, "train", [f"resume={run}", extra])
     assert preflight(CONFIG_DIR, "train", ["-cn", "train", "-cd", "mine", f"resume={run}"])[:4] == [
         "-cn",
         "train",
@@ -193,6 +199,44 @@ def test_resume_composes_from_the_folders_the_run_was_composed_from(own_configs,
     hydra["hydra"]["job"]["config_name"] = "train"
     (run / ".hydra" / "resumed-2026-01-02_00-00-00" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
     assert preflight(CONFIG_DIR, "train", [f"resume={run}"])[:2] == ["--config-dir", str(own_configs)]
+    hydra["hydra"]["job"]["config_name"] = "short"
+    (run / ".hydra" / "resumed-2026-01-02_00-00-00" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
     own_configs.rename(own_configs.parent / "moved")
     with pytest.raises(UserError, match="was composed with --config-dir .*, which is gone; give the folder again"):
         preflight(CONFIG_DIR, "train", [f"resume={run}"])
+    argv = preflight(CONFIG_DIR, "train", ["-cd", "moved", f"resume={run}"])  # the folder again: its -cn kept
+    assert argv[:4] == ["-cd", "moved", "--config-name", "short"], argv
+
+
+def saved_run(root: Path, overrides: list, saved: DictConfig) -> Path:
+    """A finished run whose config.yaml is `saved` and whose .hydra records `overrides`."""
+    run = fake_run(root, RUN_NAME, checkpoint=True)
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(saved, resolve=True))
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    return run
+
+
+def test_runs_saved_before_options_existed_resume(tmp_path, monkeypatch):
+    """A dataset=lab run and a distilled run of a text teacher, saved before the item rules and the lab lengths:
+    resume gives the earlier values only to keys the composed config has (a distilled run's dataset and network
+    are its teacher's, copied in when it is built)."""
+    monkeypatch.chdir(tmp_path)
+    lab_overrides = ["experiment=text2motion", "dataset=lab", f"dataset.root={tmp_path}"]
+    lab = compose_config("train", tmp_path / "a", lab_overrides)
+    with open_dict(lab):
+        for key in ("max_source_frames", "subclips"):
+            del lab.dataset[key]
+        lab.dataset.max_frames, lab.dataset.min_frames, lab.network.max_frames = 196, 40, 196
+    run = saved_run(tmp_path / "lab", lab_overrides, lab)
+    argv = preflight(CONFIG_DIR, "train", [f"resume={run}", f"paths.output_root={tmp_path / 'lab'}"])
+    assert {"dataset.max_frames=196", "dataset.min_frames=40", "network.max_frames=196"} <= set(argv), argv
+    teacher = fake_run(tmp_path / "teacher", RUN_NAME, checkpoint=True)
+    distill_overrides = ["experiment=distill", f"teacher={teacher}"]
+    distilled = compose_config("train", tmp_path / "b", distill_overrides)
+    text = compose_config("train", tmp_path / "c", ["experiment=text2motion"])
+    with open_dict(distilled):
+        distilled.dataset, distilled.network = text.dataset, text.network  # the teacher's groups, as saved
+    run = saved_run(tmp_path / "distilled", distill_overrides, distilled)
+    argv = preflight(CONFIG_DIR, "train", [f"resume={run}", f"paths.output_root={tmp_path / 'distilled'}"])
+    assert not [line for line in argv if line.startswith(("dataset.", "network."))], argv

@@ -479,8 +479,9 @@ def test_resume_composes_a_distilled_run_with_its_own_foot_term_setting(distille
     assert saved.module.foot_contact_weight == 0.0
     before = OmegaConf.create(OmegaConf.to_container(saved))
     before.module.pop("foot_contact_weight")
+    today = compose_config("train", distilled["run_dir"], distilled["overrides"])  # as preflight composes it
     for name, run in (("saved", saved), ("before", before)):
-        overrides = added_option_overrides(run)
+        overrides = added_option_overrides(run, today)  # the keys today's config has (not the teacher's groups)
         assert "module.foot_contact_weight=0.0" in overrides
         resumed = with_teacher(compose_config("train", distilled["run_dir"], [*distilled["overrides"], *overrides]))
         save_run_config(run, tmp_path / name)

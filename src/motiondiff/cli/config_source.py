@@ -63,12 +63,6 @@ class ConfigSource:
         folders = self.folders() + ([Path(str(files("hydra.conf")))] if group.startswith("hydra/") else [])
         return sorted({path.stem for folder in folders for path in (folder / group).glob("*.yaml")})
 
-    def flags(self, default: "ConfigSource") -> list:
-        """The command-line flags that compose from here when the command would compose from `default`."""
-        flags = [] if self.primary == default.primary else ["--config-path", str(self.primary)]
-        flags += [] if self.name == default.name else ["--config-name", self.name]
-        return flags + [arg for folder in self.added for arg in ("--config-dir", str(folder))]
-
 
 @contextmanager
 def searching(source: ConfigSource, job_name: str):
@@ -145,10 +139,28 @@ def run_source(run_dir: Path, default: ConfigSource) -> ConfigSource:
     hydra = (yaml.safe_load(records[-1].read_text()) or {}).get("hydra", {})
     sources = (hydra.get("runtime") or {}).get("config_sources") or []
     added = tuple(Path(s["path"]) for s in sources if s.get("provider") == "command-line" and s.get("schema") == "file")
-    missing = [folder for folder in added if not folder.is_dir()]
+    name = (hydra.get("job") or {}).get("config_name") or default.name
+    return replace(default, name=name, added=added)
+
+
+def resumed_source(run_dir: Path, given: ConfigSource, flags: list) -> tuple:
+    """(ConfigSource, flags) to resume `run_dir` with: the folder (-cd) and config name (-cn) the command line gives,
+    else the run's own (run_source), added to the flags so Hydra composes from them too."""
+    values = flag_values(flags)
+    default = ConfigSource(given.primary, "train")
+    recorded = run_source(run_dir, default)
+    source = replace(
+        given,
+        name=given.name if "--config-name" in values else recorded.name,
+        added=given.added if "--config-dir" in values else recorded.added,
+    )
+    missing = [folder for folder in source.added if not folder.is_dir()]
     if missing:
         raise UserError(
             f"'{run_dir}' was composed with --config-dir {missing[0]}, which is gone; give the folder again with -cd."
         )
-    name = (hydra.get("job") or {}).get("config_name") or default.name
-    return replace(default, name=name, added=added)
+    extra = [] if "--config-name" in values or source.name == default.name else ["--config-name", source.name]
+    extra += (
+        [] if "--config-dir" in values else [arg for folder in source.added for arg in ("--config-dir", str(folder))]
+    )
+    return source, flags + extra

@@ -28,7 +28,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from motiondiff.cli.config_source import ConfigSource, run_source, searching, source_of, split_command_line
+from motiondiff.cli.config_source import ConfigSource, resumed_source, searching, source_of, split_command_line
 from motiondiff.cli.resolvers import register_resolvers
 from motiondiff.core.errors import UserError
 from motiondiff.evaluation import nfe_plan
@@ -533,7 +533,10 @@ def resume_in_place(source: ConfigSource, overrides: list, parsed: list, multiru
     if resume and any(o.key_or_group == "ckpt_path" for o in parsed):
         raise UserError("give resume=<run> or ckpt_path=<file>, not both.")
     others = [o.input_line for o in parsed if o.key_or_group not in ("resume", "ckpt_path")]
-    cfg = compose_checked(source, others)
+    try:  # where the runs are; `others` may name options of the run's own folders, which are checked below
+        cfg = compose_checked(source, others)
+    except UserError:
+        cfg = compose_checked(source, [])
     root = cfg.paths.output_root
     if resume:
         run_dir = check_run_dir(resolved_in(cfg, "resume", str(resume[0].value())), "resume", root)
@@ -542,15 +545,14 @@ def resume_in_place(source: ConfigSource, overrides: list, parsed: list, multiru
     run_dir = run_dir.resolve()
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     saved = OmegaConf.load(run_dir / CONFIG_NAME) if (run_dir / CONFIG_NAME).is_file() else OmegaConf.create()
-    lines = merge_overrides(saved_overrides(run_dir) + added_option_overrides(saved), others) + [
+    source, flags = resumed_source(run_dir, source, flags)
+    own = merge_overrides(saved_overrides(run_dir), others)
+    today = compose_checked(source, first_job(parse_overrides(own), source))  # the keys the earlier values go to
+    lines = merge_overrides(saved_overrides(run_dir) + added_option_overrides(saved, today), others) + [
         f"ckpt_path={quote(str(run_dir / 'checkpoints' / LAST))}",
         f"hydra.run.dir={quote(str(run_dir))}",
         f"hydra.output_subdir=.hydra/resumed-{stamp}",
     ]
-    default = ConfigSource(source.primary, "train")
-    if source == default:  # no config flags given: the run's own
-        source = run_source(run_dir, default)
-        flags = flags + source.flags(default)
     return lines, parse_overrides(lines), source, flags
 
 

@@ -6,6 +6,7 @@ module is rebuilt (they only steered training).
 """
 
 import inspect
+from typing import Optional
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -49,6 +50,7 @@ OPTIONS_ADDED = {
 # Options whose default changed (experiment=dance3d: module.foot_contact_weight became `auto`, 0 before; dataset=lab:
 # 197 and 1 frames as the course, 196 and 40 before, the transformers' max_frames following): a run saved with a
 # number keeps it when resumed.
+ABSENT = object()  # OmegaConf.select's default for a key a config does not have
 DEFAULTS_CHANGED = ("module.foot_contact_weight", "dataset.max_frames", "dataset.min_frames", "network.max_frames")
 # module options that became options of the validation-metrics callback (callbacks.generation_metrics)
 MOVED_MODULE_OPTIONS = ("val_evaluator", "val_metrics_every_n_epochs", "val_metrics_items")
@@ -77,16 +79,22 @@ def predated_options(saved: DictConfig) -> dict:
     return added
 
 
-def added_option_overrides(saved: DictConfig) -> list:
+def added_option_overrides(saved: DictConfig, today: Optional[DictConfig] = None) -> list:
     """`<group>.<key>=<old value>` for each option a saved run config predates, and the saved values of options whose
-    default changed since (DEFAULTS_CHANGED), so `resume=` composes the run's own settings."""
+    default changed since (DEFAULTS_CHANGED), so `resume=` composes the run's own settings. With `today` (the config
+    the resume composes), only keys it has: a distilled run's dataset and network are its teacher's, copied in when
+    it is built, not the groups its command line composes."""
     values = {key: OmegaConf.select(saved, key) for key in DEFAULTS_CHANGED}
-    kept = [f"{key}={value}" for key, value in values.items() if _is_number(value)]
-    added = [
+    kept = {key: value for key, value in values.items() if _is_number(value)}
+    added = {**predated_options(saved), **kept}
+    if today is not None:
+        added = {
+            key: value for key, value in added.items() if OmegaConf.select(today, key, default=ABSENT) is not ABSENT
+        }
+    return [
         f"{key}={'null' if value is None else str(value).lower() if isinstance(value, bool) else value}"
-        for key, value in predated_options(saved).items()
+        for key, value in added.items()
     ]
-    return added + kept
 
 
 def is_constructor_default(cfg: DictConfig, key: str) -> bool:

@@ -217,16 +217,18 @@ class _HierarchyParser:
 
 
 def _fps_from_frame_time(text: str) -> float:
-    """Frames per second: the integer rate where the printed frame time is that rate's, rounded (0.016667 -> 60),
-    else the exact reciprocal (0.08 -> 12.5, KIT-ML's rate; 0.03 -> 33.33). The integer must explain the print and
-    be within 0.8% of the reciprocal (0.067 -> 15): a coarse print (0.08 is also 1/12 to two decimals) is read as
-    written."""
+    """Frames per second: a rate of at most one decimal whose frame time is printed exactly (0.08 -> 12.5, KIT-ML's
+    rate; 0.04 -> 25), else the whole rate whose frame time rounds to the print (0.016667 -> 60, 0.033 -> 30,
+    0.042 -> 24), else the exact reciprocal (0.033367 -> 29.97)."""
     frame_time = Decimal(text)
-    fps = 1.0 / float(frame_time)
+    exact = Decimal(1) / frame_time
+    if (exact * 10) % 1 == 0:  # 12.5, 25, 120: the print is that rate's frame time, not a rounding
+        return float(exact)
+    fps = float(exact)
     printed_precision = 10.0 ** frame_time.as_tuple().exponent
     whole = round(fps)
     explains = whole > 0 and abs(1.0 / whole - float(frame_time)) <= 0.5 * printed_precision
-    return float(whole) if explains and abs(whole - fps) <= 0.008 * fps else fps
+    return float(whole) if explains else fps
 
 
 def _is_number(text: str) -> bool:
