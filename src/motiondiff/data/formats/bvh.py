@@ -222,7 +222,7 @@ def _fps_from_frame_time(text: str) -> float:
     0.042 -> 24), else the exact reciprocal (0.033367 -> 29.97)."""
     frame_time = Decimal(text)
     exact = Decimal(1) / frame_time
-    if (exact * 10) % 1 == 0:  # 12.5, 25, 120: the print is that rate's frame time, not a rounding
+    if exact < 10**6 and (exact * 10) % 1 == 0:  # 12.5, 25, 120: that rate's frame time, not a rounding
         return float(exact)
     fps = float(exact)
     printed_precision = 10.0 ** frame_time.as_tuple().exponent
