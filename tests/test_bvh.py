@@ -124,8 +124,17 @@ def test_position_channels_on_a_child_replace_its_offset(tmp_path):
     np.testing.assert_array_equal(clip.local_translations[0, 1], [1, 5, 0])  # only y replaced
     np.testing.assert_allclose(clip.positions()[0, 1], [-5, 1, 0], atol=1e-12)  # Rz(90) @ (1, 5, 0)
     assert clip.fps == 30.0  # 0.0333333 s is 1/30 to the printed precision
-    for printed, fps in (("0.016667", 60), ("0.0333", 30), ("0.033", 30), ("0.042", 24), ("0.067", 15), ("0.03", 33)):
-        assert _fps_from_frame_time(printed) == fps, printed  # a whole rate's frame time, rounded as printed
+    for printed, fps in (("0.016667", 60), ("0.0333", 30), ("0.033", 30), ("0.042", 24), ("0.067", 15), ("0.03", 30)):
+        assert _fps_from_frame_time(printed) == fps, printed  # a common rate's frame time, rounded as printed
+    for printed, fps in (
+        ("0.017", 60),
+        ("0.011", 90),
+        ("0.0069", 144),
+        ("0.0042", 240),
+        ("0.0303", 33),
+        ("0.016666", 60),
+    ):
+        assert _fps_from_frame_time(printed) == fps, printed  # a common rate first, else the nearest whole one
     assert _fps_from_frame_time("0.033367") == pytest.approx(29.97, rel=1e-4)  # NTSC: no whole rate prints so
     for printed, fps in (("0.08", 12.5), ("0.04", 25), ("0.5", 2), ("0.008", 125)):
         assert _fps_from_frame_time(printed) == fps, printed  # printed exactly: 0.08 is KIT-ML's 12.5 fps, not 12

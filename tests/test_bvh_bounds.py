@@ -48,7 +48,7 @@ def test_absurd_frame_times_are_refused(tmp_path, frame_time):
     assert "10,000 fps" in message and "set it to the seconds per frame" in message
 
 
-@pytest.mark.parametrize("frame_time", ["0", "-0.03", "nan"])
+@pytest.mark.parametrize("frame_time", ["0", "-0.03", "nan", "1e-330", "1e400"])  # 1/t overflows, or underflows
 def test_zero_negative_or_nan_frame_times_are_refused(tmp_path, frame_time):
     refused(write_bvh(tmp_path, frame_time=frame_time), r"expected 'Frame Time: <seconds>' \(> 0\)")
 

@@ -201,6 +201,17 @@ def test_resume_composes_from_the_folders_the_run_was_composed_from(own_configs,
     assert preflight(CONFIG_DIR, "train", [f"resume={run}"])[:2] == ["--config-dir", str(own_configs)]
     hydra["hydra"]["job"]["config_name"] = "short"
     (run / ".hydra" / "resumed-2026-01-02_00-00-00" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
+    argv = preflight(CONFIG_DIR, "train", ["-cn", "short", f"resume={run}"])  # short is in the run's own -cd only
+    assert argv[:4] == ["-cn", "short", "--config-dir", str(own_configs)], argv
+    # Options of the run's folders on a resume=last: which run is meant depends on the overrides (the output root),
+    # so they must compose with the command line's folders; the run's -cd is given then.
+    newer = fake_run(own_configs.parent / "decoy", "2026-02-01_00-00-00-000000", checkpoint=True)
+    (newer / ".hydra").mkdir()
+    (newer / ".hydra" / "overrides.yaml").write_text("- experiment=mine\n")
+    root = f"paths.output_root={run.parents[1]}"
+    with pytest.raises(UserError, match="note is not a setting"):
+        preflight(CONFIG_DIR, "train", ["resume=last", root, "note=b"])
+    assert f"hydra.run.dir={run.resolve()}" in preflight(CONFIG_DIR, "train", ["-cd", "mine", "resume=last", root])
     own_configs.rename(own_configs.parent / "moved")
     with pytest.raises(UserError, match="was composed with --config-dir .*, which is gone; give the folder again"):
         preflight(CONFIG_DIR, "train", [f"resume={run}"])

@@ -115,7 +115,7 @@ def hydra_entry_point(config_name: str, run_path: str) -> Callable[[], None]:
     def check_first(argv: list) -> list:
         """The command line after preflight, shorthands written out against the folders it composes from."""
         split = split_command_line(argv)
-        source = source_of(ConfigSource(CONFIG_DIR, config_name), split[0]) if split else None
+        source = source_of(ConfigSource(CONFIG_DIR, config_name), split[0], find_name=False) if split else None
         return preflight(CONFIG_DIR, config_name, expand_shorthands(argv, source))
 
     def main() -> None:

@@ -109,8 +109,9 @@ def flag_values(flags: list) -> dict:
     return values
 
 
-def source_of(default: ConfigSource, flags: list) -> "ConfigSource | None":
-    """The ConfigSource the flags give; None for a --config-path Hydra reads against its own file (relative, pkg://)."""
+def source_of(default: ConfigSource, flags: list, find_name: bool = True) -> "ConfigSource | None":
+    """The ConfigSource the flags give; None for a --config-path Hydra reads against its own file (relative, pkg://).
+    find_name=False: a --config-name need not be in these folders (a resume adds the run's own -cd)."""
     values = flag_values(flags)
     source = replace(default, name=values.get("--config-name", default.name))
     if "--config-path" in values:
@@ -124,7 +125,7 @@ def source_of(default: ConfigSource, flags: list) -> "ConfigSource | None":
             raise UserError(f"no such config folder: --config-dir {values['--config-dir']}; check the path.")
         source = replace(source, added=(folder,))
     file_name = source.name if source.name.endswith(".yaml") else f"{source.name}.yaml"
-    if not any((folder / file_name).is_file() for folder in source.folders()):
+    if find_name and not any((folder / file_name).is_file() for folder in source.folders()):
         raise UserError(f"no config named '{source.name}' in {', '.join(map(str, source.folders()))}; check -cn.")
     return source
 

@@ -97,7 +97,8 @@ def preflight(config_dir: Path, config_name: str, argv: list) -> list:
     if split is None:  # a flag this does not read: the command line goes to Hydra as it is
         return argv
     flags, overrides = split
-    source = source_of(ConfigSource(config_dir, config_name), flags)
+    resuming = config_name == "train" and any(o.startswith(("resume=", "ckpt_path=last")) for o in overrides)
+    source = source_of(ConfigSource(config_dir, config_name), flags, find_name=not resuming)
     if source is None:  # a --config-path Hydra reads against the entry point's own file
         return argv
     register_resolvers()
@@ -533,10 +534,13 @@ def resume_in_place(source: ConfigSource, overrides: list, parsed: list, multiru
     if resume and any(o.key_or_group == "ckpt_path" for o in parsed):
         raise UserError("give resume=<run> or ckpt_path=<file>, not both.")
     others = [o.input_line for o in parsed if o.key_or_group not in ("resume", "ckpt_path")]
-    try:  # where the runs are; `others` may name options of the run's own folders, which are checked below
+    try:
         cfg = compose_checked(source, others)
-    except UserError:
-        cfg = compose_checked(source, [])
+    except UserError:  # `others` or -cn may be of a named run's own folders (-cd): they are checked below
+        named = str(resume[0].value()) if resume else "last"
+        if named == "last" or "${" in named:
+            raise  # which run is meant depends on them (paths.output_root, the run name): they must compose here
+        cfg = compose_checked(ConfigSource(source.primary, "train"), [])
     root = cfg.paths.output_root
     if resume:
         run_dir = check_run_dir(resolved_in(cfg, "resume", str(resume[0].value())), "resume", root)

@@ -216,19 +216,27 @@ class _HierarchyParser:
         return self.joints
 
 
+# Capture rates preferred where a rounded Frame Time fits several whole rates (0.017 fits 58, 59 and 60).
+COMMON_RATES = (10, 12, 15, 20, 24, 25, 30, 48, 50, 60, 72, 90, 100, 120, 144, 240)
+
+
 def _fps_from_frame_time(text: str) -> float:
     """Frames per second: a rate of at most one decimal whose frame time is printed exactly (0.08 -> 12.5, KIT-ML's
-    rate; 0.04 -> 25), else the whole rate whose frame time rounds to the print (0.016667 -> 60, 0.033 -> 30,
-    0.042 -> 24), else the exact reciprocal (0.033367 -> 29.97)."""
+    rate; 0.04 -> 25); else a common capture rate whose frame time is the print to its last digit, rounded or cut
+    (0.016667 and 0.016666 -> 60, 0.033 -> 30, 0.017 -> 60, 0.011 -> 90), else the nearest whole rate that is
+    (0.0303 -> 33); else the exact reciprocal (0.033367 -> 29.97). Not a finite positive number: returned as it is,
+    for the caller to refuse."""
     frame_time = Decimal(text)
     exact = Decimal(1) / frame_time
-    if exact < 10**6 and (exact * 10) % 1 == 0:  # 12.5, 25, 120: that rate's frame time, not a rounding
-        return float(exact)
     fps = float(exact)
-    printed_precision = 10.0 ** frame_time.as_tuple().exponent
-    whole = round(fps)
-    explains = whole > 0 and abs(1.0 / whole - float(frame_time)) <= 0.5 * printed_precision
-    return float(whole) if explains else fps
+    if not math.isfinite(fps) or fps <= 0:
+        return fps
+    if exact < 10**6 and (exact * 10) % 1 == 0:  # 12.5, 25, 120: that rate's frame time, not a rounding
+        return fps
+    step = 10.0 ** frame_time.as_tuple().exponent  # the print's last digit: rounded or cut (0.016666 is 1/60 too)
+    explains = [n for n in (*COMMON_RATES, round(fps)) if n > 0 and abs(1.0 / n - float(frame_time)) <= step]
+    common = [n for n in explains if n in COMMON_RATES]
+    return float(min(common or explains, key=lambda n: abs(n - fps))) if explains else fps
 
 
 def _is_number(text: str) -> bool:
