@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +23,7 @@ from browser import errors, open_page, screenshot_pixels
 from conftest import ROOT, TINY_NETWORK, compose_config
 from motiondiff.app.limits import Limits, ModelFacts, read_request
 from motiondiff.app.run import terminate_as_interrupt
-from motiondiff.app.server import make_server
+from motiondiff.app.server import is_loopback, make_server
 from motiondiff.app.studio import NO_BVH, open_studio
 from motiondiff.cli.app import CONFIG_DIR
 from motiondiff.cli.help import command_help
@@ -113,6 +114,11 @@ def test_a_request_in_bounds_reads_as_asked():
         ({"seed": -1}, "seed must be a whole number from 0"),
         ({"seed": 2**31}, "seed must be a whole number from 0"),
         ({"temperature": 1}, "unknown field 'temperature'"),
+        ({"num_samples": float("nan")}, "samples must be a whole number"),  # JSON's NaN, Infinity, 1e400
+        ({"steps": float("inf")}, "steps must be a whole number"),
+        ({"length": float("inf")}, "whole number of frames"),
+        ({"sampler": []}, "sampler must be one of"),
+        ({"prompt": "\ud800 walks"}, "a lone UTF-16 surrogate"),
     ],
 )
 def test_a_text_request_out_of_bounds_is_one_sentence(changes, message):
@@ -319,6 +325,46 @@ def test_only_the_files_the_app_wrote_are_served(text_app, text_run):
         assert status == 404 and secret not in data and b"root:" not in data, path
     status, _, data = call(text_app, "GET", "/", headers={"Host": "attacker.example:80"})
     assert status == 403 and b"MotionPlayer" not in data  # a DNS name pointing here is not the app's page
+    generation = text_app.studio.generations[name]
+    generation.files["generation.json"].rename(generation.files["generation.json"].with_suffix(".moved"))
+    assert call(text_app, "GET", f"/files/{name}/generation.json")[0] == 404  # deleted since: no traceback
+
+
+def test_a_one_frame_motion_and_malformed_bodies_are_answered(text_app):
+    """The shortest length the app offers (1 frame) generates; a body Python's JSON cannot hold gets a 400."""
+    status, result = generate(text_app, {"prompt": "a person waves", "length": 1, "seed": 2})
+    assert status == 200 and result["request"]["frames"] == 1, result
+    for body in (b'{"seed": ' + b"9" * 5000 + b"}", b"[" * 5000):
+        assert call(text_app, "POST", "/api/generate", body)[0] == 400
+
+
+def test_hosts_a_page_may_reach_the_app_by():
+    """On the loopback: its loopback names only (127.1 is one), no port for port 80. On the network: an IP address or
+    this computer's own name at the app's port, never another domain name (DNS rebinding)."""
+    assert is_loopback("127.1") and is_loopback("::ffff:127.0.0.1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("::")
+    network = make_server(None, "0.0.0.0", 0)
+    try:
+        port = network.port
+        for host in (
+            f"192.168.1.20:{port}",
+            f"[fe80::1]:{port}",
+            f"localhost:{port}",
+            f"{socket.gethostname()}:{port}",
+        ):
+            assert network.host_allowed(host), host
+        for host in (f"rebind.attacker.example:{port}", "192.168.1.20:1", "192.168.1.20", ""):
+            assert not network.host_allowed(host), host
+    finally:
+        network.server_close()
+    loopback = make_server(None, "127.0.0.1", 0)
+    try:
+        assert loopback.host_allowed(f"127.0.0.1:{loopback.port}") and not loopback.host_allowed("127.0.0.1")
+        assert not loopback.host_allowed(f"rebind.attacker.example:{loopback.port}")
+    finally:
+        loopback.server_close()
+    with pytest.raises(UserError, match="host=127 is not an address; quote it"):
+        make_server(None, 127, 0)
 
 
 def test_two_requests_at_once_run_one_after_the_other(text_app):

@@ -85,6 +85,7 @@ def whole(value, name: str, low: int, high: int) -> int:
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)  # JSON's NaN, Infinity and 1e400: int() of them raises
         or value != int(value)
         or not low <= value <= high
     ):
@@ -115,7 +116,12 @@ def read_frames(body: dict, facts: ModelFacts) -> int:
         frames = max(1, round(seconds * facts.fps))
         return whole(frames, f"length ({seconds:g} s = {frames} frames at {facts.fps:g} fps)", low, high)
     why = " (the model's limit)" if facts.kind == "text" else f" ({facts.window}-frame windows chained)"
-    if isinstance(length, bool) or not isinstance(length, numbers.Real) or length != int(length):
+    if (
+        isinstance(length, bool)
+        or not isinstance(length, numbers.Real)
+        or not math.isfinite(length)
+        or length != int(length)
+    ):
         raise UserError(f"length must be a whole number of frames from {low} to {high} (got {length!r}).")
     if not low <= length <= high:
         raise UserError(f"length must be from {low} to {high} frames{why} (got {int(length)}).")
@@ -131,6 +137,8 @@ def read_prompt(body: dict, facts: ModelFacts, limits: Limits) -> Optional[str]:
         return None
     if not isinstance(prompt, str) or not prompt.strip():
         raise UserError("write a prompt first, e.g. 'a person walks forward then waves'.")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in prompt):  # JSON's lone "\ud800": no text encoder takes it
+        raise UserError("the prompt holds a broken character (a lone UTF-16 surrogate); type it again.")
     prompt = " ".join(prompt.split())  # one line: newlines and tabs would break generation.json's prompt files
     if len(prompt) > limits.max_prompt_chars:
         raise UserError(f"the prompt has {len(prompt)} characters; keep it to {limits.max_prompt_chars}.")
@@ -140,7 +148,7 @@ def read_prompt(body: dict, facts: ModelFacts, limits: Limits) -> Optional[str]:
 def read_sampler(body: dict, facts: ModelFacts) -> tuple:
     """(sampler option, steps or None) from the sampler group's options, steps within the schedule."""
     name = body.get("sampler", facts.default_sampler)
-    if name not in facts.samplers:
+    if not isinstance(name, str) or name not in facts.samplers:
         raise UserError(f"sampler must be one of {', '.join(facts.samplers)} (got {name!r}).")
     steps = body.get("steps")
     if facts.samplers[name] is None:  # a sampler through every step (ddpm)

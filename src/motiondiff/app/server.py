@@ -60,10 +60,26 @@ def render_page(studio: Studio) -> bytes:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether every address `host` names is this computer's loopback (127.1 and ::ffff:127.0.0.1 too)."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError):
+        return False
+    return bool(addresses) and all(loopback_address(address) for address in addresses)
+
+
+def loopback_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
+def is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
     except ValueError:
-        return host == "localhost"
+        return False
+    return True
 
 
 class AppServer(ThreadingHTTPServer):
@@ -89,8 +105,23 @@ class AppServer(ThreadingHTTPServer):
         self.port = self.server_address[1]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}/"
-        names = {shown, "localhost", "127.0.0.1", "[::1]"} if is_loopback(host) else set()
-        self.allowed_hosts = {f"{name}:{self.port}" for name in names}
+        self.loopback = is_loopback(host)
+        names = {shown, "localhost", "127.0.0.1", "[::1]"} if self.loopback else set()
+        self.allowed_hosts = {f"{name}:{self.port}" for name in names} | (names if self.port == 80 else set())
+        self.own_names = {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
+
+    def host_allowed(self, header: str) -> bool:
+        """Whether a request's Host header names this server as a browser would reach it. On the loopback: one of
+        its loopback names. On the network: this port at an IP address or this computer's own name, never another
+        domain name (a page whose domain is made to point here, DNS rebinding, cannot use the app)."""
+        if self.loopback:
+            return header in self.allowed_hosts
+        name, _, port = header.rpartition(":") if not header.endswith("]") else (header, "", "")
+        if not name or "]" in port:
+            name, port = header, ""
+        if (port or "80") != str(self.port):
+            return False
+        return is_ip_literal(name) or name.lower() in self.own_names
 
     def serve(self, studio: Studio) -> "AppServer":
         """Serve this studio's page and generations (before serve_forever)."""
@@ -101,6 +132,7 @@ class AppServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server_version = "motiondiff-app"
     server: AppServer
+    timeout = 30  # seconds a connection may wait for the request or its body (a thread each, never forever)
 
     # ---- routing -----------------------------------------------------------------------------------------------
 
@@ -146,7 +178,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def route_path(self):
         """The request's path (without its query), or None once a refusal is sent (wrong Host, not a path)."""
-        if self.server.allowed_hosts and self.headers.get("Host", "") not in self.server.allowed_hosts:
+        if not self.server.host_allowed(self.headers.get("Host", "")):
             self.send_json(HTTPStatus.FORBIDDEN, {"error": f"open the app at {self.server.url}"})
             return None
         if not self.path.startswith("/") or self.path.startswith("//"):
@@ -168,7 +200,12 @@ class Handler(BaseHTTPRequestHandler):
         headers = {}
         if suffix not in (".mp4", ".json"):
             headers["Content-Disposition"] = f'attachment; filename="{name}_{Path(file).name}"'
-        self.send_bytes(path.read_bytes(), CONTENT_TYPES.get(suffix, "application/octet-stream"), headers)
+        try:
+            body = path.read_bytes()
+        except FileNotFoundError:  # deleted since it was generated
+            self.not_found()
+            return
+        self.send_bytes(body, CONTENT_TYPES.get(suffix, "application/octet-stream"), headers)
 
     def read_json(self):
         """The request's JSON body, or None once a refusal is sent (not JSON, too large)."""
@@ -184,8 +221,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"the request is over {MAX_BODY} bytes."})
             return None
         try:
-            return json.loads(self.rfile.read(length) or b"null")
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            body = self.rfile.read(length)
+        except TimeoutError:  # a Content-Length longer than what came
+            self.send_json(HTTPStatus.REQUEST_TIMEOUT, {"error": "the request's body did not come; send it again."})
+            return None
+        try:
+            return json.loads(body or b"null")
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, a 5,000-digit number, 5,000 nested lists
             self.send_json(HTTPStatus.BAD_REQUEST, {"error": "the request is not valid JSON."})
             return None
 
@@ -214,11 +256,13 @@ class Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
-def make_server(studio: Optional[Studio], host: str, port: int) -> AppServer:
+def make_server(studio: Optional[Studio], host, port) -> AppServer:
     """The app's server listening on host:port (port 0: a free one), serving `studio` when given; UserError when it
-    cannot listen."""
+    cannot listen. host and port come from the config as typed (host=127 is an int): checked here."""
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise UserError(f"port={port!r} must be a whole number from 0 to 65535 (0 = any free port).")
+    if not isinstance(host, str):
+        raise UserError(f"host={host!r} is not an address; quote it, e.g. host=127.0.0.1 or host=localhost.")
     try:
         socket.getaddrinfo(host, port)
     except (socket.gaierror, UnicodeError):

@@ -239,7 +239,7 @@ def _recover_root(features: torch.Tensor) -> tuple:
     zero = torch.zeros_like(half_angle)  # (..., T)
     root_quat = torch.stack([torch.cos(half_angle), zero, torch.sin(half_angle), zero], -1)  # (..., T, 4)
     step = torch.stack([features[..., :-1, 1], zero[..., 1:], features[..., :-1, 2]], -1)  # (..., T-1, 3)
-    step = torch.cat([torch.zeros_like(step[..., :1, :]), step], -2)  # (..., T, 3): nothing before frame 0
+    step = torch.cat([step.new_zeros(*step.shape[:-2], 1, 3), step], -2)  # (..., T, 3): nothing before frame 0
     world_step = qrot(qinv(root_quat), step)  # (..., T, 3)
     root_xz = torch.cumsum(world_step, -2)  # (..., T, 3)
     root_pos = torch.stack([root_xz[..., 0], features[..., 3], root_xz[..., 2]], -1)  # (..., T, 3)
