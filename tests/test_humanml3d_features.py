@@ -112,6 +112,8 @@ def test_features_to_joints_reproduces_the_dataset_joints():
     assert isinstance(recovered, np.ndarray) and recovered.dtype == np.float32 and recovered.shape == (170, 22, 3)
     # The dataset stored its float32 recovery of the same features: measured 2.4e-7.
     assert np.abs(recovered - joints).max() < 1e-5
+    for frames in (1, 2):  # the shortest motions (the app offers 1 frame): their first frames, as in the whole
+        np.testing.assert_allclose(hml.features_to_joints(features[:frames]), recovered[:frames], atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
