@@ -119,6 +119,9 @@ def test_a_request_in_bounds_reads_as_asked():
         ({"length": float("inf")}, "whole number of frames"),
         ({"sampler": []}, "sampler must be one of"),
         ({"prompt": "\ud800 walks"}, "a lone UTF-16 surrogate"),
+        ({"seed": 10**400}, "seed must be a whole number from 0"),  # JSON takes ints too large for float()
+        ({"length": 10**400}, "length must be from 1 to 196 frames (the model's limit) (got a huge number)"),
+        ({"guidance_weight": 10**400}, "guidance weight must lie from 0 to 8 (got a huge number)"),
     ],
 )
 def test_a_text_request_out_of_bounds_is_one_sentence(changes, message):
@@ -346,11 +349,13 @@ def test_hosts_a_page_may_reach_the_app_by():
     network = make_server(None, "0.0.0.0", 0)
     try:
         port = network.port
+        network.host = "box.corp.example"  # the name it was started with (host=box.corp.example): the URL it prints
         for host in (
             f"192.168.1.20:{port}",
             f"[fe80::1]:{port}",
             f"localhost:{port}",
             f"{socket.gethostname()}:{port}",
+            f"Box.corp.example:{port}",
         ):
             assert network.host_allowed(host), host
         for host in (f"rebind.attacker.example:{port}", "192.168.1.20:1", "192.168.1.20", ""):
@@ -361,6 +366,7 @@ def test_hosts_a_page_may_reach_the_app_by():
     try:
         assert loopback.host_allowed(f"127.0.0.1:{loopback.port}") and not loopback.host_allowed("127.0.0.1")
         assert not loopback.host_allowed(f"rebind.attacker.example:{loopback.port}")
+        assert loopback.host_allowed(f"LOCALHOST:{loopback.port}")  # curl keeps the case a user typed
     finally:
         loopback.server_close()
     with pytest.raises(UserError, match="host=127 is not an address; quote it"):

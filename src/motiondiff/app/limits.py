@@ -80,25 +80,31 @@ def chained_frames(windows: int, window: int, overlap: int) -> int:
     return window + (windows - 1) * (window - overlap)
 
 
+def is_whole(value) -> bool:
+    """Whether a JSON value is a whole number: an int of any size, or a finite float without a fraction (JSON's NaN,
+    Infinity and 1e400 are floats that int() refuses; a 400-digit int is too large for float())."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return isinstance(value, numbers.Integral) or (math.isfinite(value) and value == int(value))
+
+
 def whole(value, name: str, low: int, high: int) -> int:
     """`value` as an int in [low, high], else a UserError naming the field and its bounds."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)  # JSON's NaN, Infinity and 1e400: int() of them raises
-        or value != int(value)
-        or not low <= value <= high
-    ):
+    if not is_whole(value) or not low <= value <= high:
         raise UserError(f"{name} must be a whole number from {low} to {high} (got {value!r}).")
     return int(value)
 
 
 def real(value, name: str, low: float, high: float) -> float:
     """`value` as a finite float in [low, high], else a UserError naming the field and its bounds."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise UserError(f"{name} must be a number from {low:g} to {high:g} (got {value!r}).")
-    if not low <= value <= high:
-        raise UserError(f"{name} must lie from {low:g} to {high:g} (got {value:g}).")
+    if not isinstance(value, numbers.Integral) and not math.isfinite(value):
+        raise UserError(f"{name} must be a number from {low:g} to {high:g} (got {value!r}).")
+    if not low <= value <= high:  # an int of any size compares without float()
+        raise UserError(
+            f"{name} must lie from {low:g} to {high:g} (got {value if value < 10**9 else 'a huge number'})."
+        )
     return float(value)
 
 
@@ -116,15 +122,11 @@ def read_frames(body: dict, facts: ModelFacts) -> int:
         frames = max(1, round(seconds * facts.fps))
         return whole(frames, f"length ({seconds:g} s = {frames} frames at {facts.fps:g} fps)", low, high)
     why = " (the model's limit)" if facts.kind == "text" else f" ({facts.window}-frame windows chained)"
-    if (
-        isinstance(length, bool)
-        or not isinstance(length, numbers.Real)
-        or not math.isfinite(length)
-        or length != int(length)
-    ):
+    if not is_whole(length):
         raise UserError(f"length must be a whole number of frames from {low} to {high} (got {length!r}).")
     if not low <= length <= high:
-        raise UserError(f"length must be from {low} to {high} frames{why} (got {int(length)}).")
+        got = int(length) if length < 10**9 else "a huge number"
+        raise UserError(f"length must be from {low} to {high} frames{why} (got {got}).")
     return int(length)
 
 

@@ -10,6 +10,7 @@ page elsewhere cannot reach the app through a DNS name that points to 127.0.0.1.
 """
 
 import errno
+import functools
 import ipaddress
 import json
 import logging
@@ -106,16 +107,22 @@ class AppServer(ThreadingHTTPServer):
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}/"
         self.loopback = is_loopback(host)
-        names = {shown, "localhost", "127.0.0.1", "[::1]"} if self.loopback else set()
+        names = {shown.lower(), "localhost", "127.0.0.1", "[::1]"} if self.loopback else set()
         self.allowed_hosts = {f"{name}:{self.port}" for name in names} | (names if self.port == 80 else set())
-        self.own_names = {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
+        self.host = host.lower()
+
+    @functools.cached_property
+    def own_names(self) -> set:
+        """The names this computer answers to on the network: the one it was started with, its own (a reverse lookup,
+        done at the first request, not at start-up)."""
+        return {"localhost", self.host, socket.gethostname().lower(), socket.getfqdn().lower()}
 
     def host_allowed(self, header: str) -> bool:
         """Whether a request's Host header names this server as a browser would reach it. On the loopback: one of
         its loopback names. On the network: this port at an IP address or this computer's own name, never another
         domain name (a page whose domain is made to point here, DNS rebinding, cannot use the app)."""
         if self.loopback:
-            return header in self.allowed_hosts
+            return header.lower() in self.allowed_hosts
         name, _, port = header.rpartition(":") if not header.endswith("]") else (header, "", "")
         if not name or "]" in port:
             name, port = header, ""
@@ -132,7 +139,8 @@ class AppServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server_version = "motiondiff-app"
     server: AppServer
-    timeout = 30  # seconds a connection may wait for the request or its body (a thread each, never forever)
+    timeout = 30  # seconds a connection may wait for the request or its body (a thread each, never forever); not
+    # for the answer: send_bytes lifts it, so a large file on a slow network arrives whole
 
     # ---- routing -----------------------------------------------------------------------------------------------
 
@@ -238,6 +246,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_bytes(json.dumps(data).encode(), "application/json", status=status)
 
     def send_bytes(self, body: bytes, content_type: str, headers=None, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self.connection.settimeout(None)  # Handler.timeout bounds the wait for the request, not a slow download
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
