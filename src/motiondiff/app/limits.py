@@ -88,6 +88,13 @@ def is_whole(value) -> bool:
     return isinstance(value, numbers.Integral) or (math.isfinite(value) and value == int(value))
 
 
+def shown(value) -> str:
+    """A number as a refusal quotes it: a 400-digit int from JSON (of either sign) as 'a huge number'."""
+    if abs(value) >= 10**9:
+        return "a huge number"
+    return str(value) if isinstance(value, numbers.Integral) else f"{value:g}"
+
+
 def whole(value, name: str, low: int, high: int) -> int:
     """`value` as an int in [low, high], else a UserError naming the field and its bounds."""
     if not is_whole(value) or not low <= value <= high:
@@ -102,9 +109,7 @@ def real(value, name: str, low: float, high: float) -> float:
     if not isinstance(value, numbers.Integral) and not math.isfinite(value):
         raise UserError(f"{name} must be a number from {low:g} to {high:g} (got {value!r}).")
     if not low <= value <= high:  # an int of any size compares without float()
-        raise UserError(
-            f"{name} must lie from {low:g} to {high:g} (got {value if value < 10**9 else 'a huge number'})."
-        )
+        raise UserError(f"{name} must lie from {low:g} to {high:g} (got {shown(value)}).")
     return float(value)
 
 
@@ -125,8 +130,7 @@ def read_frames(body: dict, facts: ModelFacts) -> int:
     if not is_whole(length):
         raise UserError(f"length must be a whole number of frames from {low} to {high} (got {length!r}).")
     if not low <= length <= high:
-        got = int(length) if length < 10**9 else "a huge number"
-        raise UserError(f"length must be from {low} to {high} frames{why} (got {got}).")
+        raise UserError(f"length must be from {low} to {high} frames{why} (got {shown(int(length))}).")
     return int(length)
 
 
