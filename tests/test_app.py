@@ -23,7 +23,7 @@ from browser import errors, open_page, screenshot_pixels
 from conftest import ROOT, TINY_NETWORK, compose_config
 from motiondiff.app.limits import Limits, ModelFacts, read_request
 from motiondiff.app.run import terminate_as_interrupt
-from motiondiff.app.server import is_loopback, make_server
+from motiondiff.app.server import Handler, is_loopback, make_server
 from motiondiff.app.studio import NO_BVH, open_studio
 from motiondiff.cli.app import CONFIG_DIR
 from motiondiff.cli.help import command_help
@@ -339,6 +339,21 @@ def test_a_one_frame_motion_and_malformed_bodies_are_answered(text_app):
     assert status == 200 and result["request"]["frames"] == 1, result
     for body in (b'{"seed": ' + b"9" * 5000 + b"}", b"[" * 5000):
         assert call(text_app, "POST", "/api/generate", body)[0] == 400
+
+
+def test_a_body_shorter_than_its_length_is_answered_408_and_a_silent_connection_is_closed(text_app, monkeypatch):
+    """A client that stops sending gets a 408 (a short body) or its connection closed (nothing) after the wait."""
+    monkeypatch.setattr(Handler, "timeout", 0.5)
+    with socket.create_connection(("127.0.0.1", text_app.port), timeout=30) as connection:
+        head = f"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1:{text_app.port}\r\n"
+        connection.sendall(f"{head}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{}}".encode())
+        started = time.monotonic()
+        answer = connection.makefile("rb").readline()
+        assert answer.split()[1] == b"408" and time.monotonic() - started < 20, answer
+    with socket.create_connection(("127.0.0.1", text_app.port), timeout=30) as connection:
+        assert connection.recv(1) == b""  # the server closed it; nothing hangs on a thread forever
+    status, result = generate(text_app, {"prompt": "a person waves", "length": 1, "seed": 2})
+    assert status == 200, result  # the server still answers
 
 
 def test_hosts_a_page_may_reach_the_app_by():
