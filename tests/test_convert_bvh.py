@@ -2,12 +2,16 @@
 dataset's layout; non-human skeletons, empty captions and existing ids are refused."""
 
 import functools
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from conftest import compose_config, shared_path
 from motiondiff.core.errors import UserError
+from motiondiff.data.formats.bvh import load_bvh, load_bvh_hierarchy
 from motiondiff.data.formats.bvh_to_humanml3d import (
     SMPL22_JOINT_MAPS,
     bvh_to_joints22,
@@ -146,3 +150,60 @@ def test_cli_run_converts_one_clip(tmp_path):
         run(compose_config("convert_bvh", tmp_path / "run2", [*overrides[:1], f"out_root={out_root}", "motion_id=w2"]))
     with pytest.raises(UserError, match="bvh="):
         run(compose_config("convert_bvh", tmp_path / "run3", ["caption=x"]))
+
+
+def write_turned(source: Path, target: Path, turn: np.ndarray) -> None:
+    """A copy of a BVH file in a world turned by `turn` (3, 3): every OFFSET, position channel and joint rotation.
+
+    The joints' positions are `turn` times the source's: offsets o -> turn o, local rotations Q -> turn Q turn^T.
+    """
+    clip, hierarchy = load_bvh(source), load_bvh_hierarchy(source)
+    head, motion = source.read_text().split("MOTION", 1)
+
+    def offset(match):
+        return "OFFSET " + " ".join(f"{v:.6f}" for v in turn @ np.array([float(x) for x in match.groups()]))
+
+    head = re.sub(r"OFFSET\s+(\S+)\s+(\S+)\s+(\S+)", offset, head)
+    rotations = turn @ clip.local_rotations @ turn.T  # (T, J, 3, 3)
+    translations = clip.local_translations @ turn.T  # (T, J, 3)
+    columns = []
+    for joint, channels in enumerate(hierarchy.channels):
+        order = hierarchy.rotation_order(joint)
+        angles = Rotation.from_matrix(rotations[:, joint]).as_euler(order, degrees=True) if order else None
+        for channel in channels:
+            axis = "XYZ".index(channel[0])
+            if channel.endswith("position"):
+                columns.append(translations[:, joint, axis])
+            else:
+                columns.append(angles[:, order.index(channel[0])])
+    frames = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in np.stack(columns, axis=1))
+    header = "\n".join(motion.strip().splitlines()[:2])  # Frames:, Frame Time:
+    target.write_text(f"{head}MOTION\n{header}\n{frames}\n")
+
+
+Y_UP_TO_Z_UP = Rotation.from_euler("x", 90, degrees=True).as_matrix()  # y -> z
+
+
+@pytest.mark.parametrize("name", ["Walk-In-Circle.bvh", "normal.bvh"])
+def test_a_z_up_file_gives_the_joints_of_its_y_up_original(name, tmp_path):
+    turned = tmp_path / name
+    write_turned(shared_path("bvh", name), turned, Y_UP_TO_Z_UP)
+    original = joints_of(name)
+    for up_axis in ("auto", "z"):
+        joints = bvh_to_joints22(turned, up_axis=up_axis)
+        assert np.abs(joints - original).max() < 1e-5, up_axis  # metres; only the 6 printed decimals differ
+    assert np.abs(bvh_to_joints22(shared_path("bvh", name), up_axis="y") - original).max() == 0
+    lying = bvh_to_joints22(turned, up_axis="y")  # what the file says, taken as y up: the body lies along z
+    assert np.abs(lying - original @ Y_UP_TO_Z_UP.T).max() < 1e-5
+
+
+def test_a_file_whose_spine_is_neither_y_nor_z_needs_its_up_axis(tmp_path):
+    turned = tmp_path / "sideways.bvh"
+    write_turned(shared_path("bvh", "normal.bvh"), turned, Rotation.from_euler("z", -90, degrees=True).as_matrix())
+    with pytest.raises(UserError, match=r"sideways\.bvh.*neither \+y nor \+z; set up_axis=y or up_axis=z"):
+        bvh_to_joints22(turned)
+    with pytest.raises(UserError, match="up_axis must be 'auto', 'y' or 'z', got 'x'"):
+        bvh_to_joints22(turned, up_axis="x")
+    overrides = [f"bvh={turned}", "caption=a person walks", f"out_root={tmp_path}/out", "up_axis=y"]
+    motion = run(compose_config("convert_bvh", tmp_path / "run", overrides))
+    assert motion.frames > 0  # told, the command converts it as it is

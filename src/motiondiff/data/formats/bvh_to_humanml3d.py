@@ -1,7 +1,8 @@
 """BVH motion capture -> one motion in the HumanML3D layout (joints, 263 features, caption).
 
 `bvh_to_joints22` loads a clip, resamples it to 20 fps, runs forward kinematics and keeps the 22
-SMPL joints through a joint map (Mixamo or CMU naming), in metres, y up. `convert_bvh_to_humanml3d`
+SMPL joints through a joint map (Mixamo or CMU naming), in metres, turned y up from a y- or z-up file.
+`convert_bvh_to_humanml3d`
 turns those into features as the dataset does (retargeted to the dataset's reference skeleton by
 default) and writes `new_joint_vecs/<id>.npy`, `new_joints/<id>.npy` (the joints recovered from
 the features, as in the dataset) and `texts/<id>.txt` under an output root.
@@ -120,12 +121,38 @@ def metres_per_unit(joints: np.ndarray, scale, source: str) -> float:
     return _REFERENCE_LEG / leg
 
 
-def bvh_to_joints22(path, joint_map: str = "auto", scale="auto") -> np.ndarray:
-    """The 22 SMPL joints (T, 22, 3) of a BVH file: metres (see `metres_per_unit`), y up, 20 fps."""
+# (x, y, z) -> (x, z, -y): a rotation (left stays left) that stands a z-up body up along y.
+_Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+
+
+def up_axis_of(joints: np.ndarray, source: str) -> str:
+    """'y' or 'z': the axis the spine (pelvis to head) of joints (T, 22, 3) points along, on average over frames."""
+    spine = joints[:, SMPL22_NAMES.index("head")] - joints[:, SMPL22_NAMES.index("pelvis")]  # (T, 3)
+    direction = (spine / np.linalg.norm(spine, axis=-1, keepdims=True)).mean(0)  # (3,)
+    for axis, index in (("y", 1), ("z", 2)):
+        if direction[index] > 0.5:  # within 60 degrees of the axis on average
+            return axis
+    shown = ", ".join(f"{v:.2f}" for v in direction)
+    raise UserError(
+        f"{source}: the spine points along ({shown}) on average, neither +y nor +z; "
+        "set up_axis=y or up_axis=z to say which axis is up (a setting of motiondiff.convert_bvh)."
+    )
+
+
+def bvh_to_joints22(path, joint_map: str = "auto", scale="auto", up_axis: str = "auto") -> np.ndarray:
+    """The 22 SMPL joints (T, 22, 3) of a BVH file: metres (see `metres_per_unit`), y up, 20 fps.
+
+    `up_axis` is the file's vertical axis: 'y' (the BVH convention), 'z' (turned to y up), or 'auto'
+    (the one the spine points along).
+    """
     source = f"BVH file '{path}'"
+    if up_axis not in ("auto", "y", "z"):
+        raise UserError(f"up_axis must be 'auto', 'y' or 'z', got {up_axis!r}; set it to the file's vertical axis.")
     clip = resample(load_bvh(path), hml.FPS)
     key = choose_joint_map(clip.skeleton.names, joint_map, source)
     joints = map_joints(clip.positions(), clip.skeleton.names, SMPL22_JOINT_MAPS[key])  # (T, 22, 3)
+    if (up_axis if up_axis != "auto" else up_axis_of(joints, source)) == "z":
+        joints = joints @ _Z_UP_TO_Y_UP.T  # (T, 22, 3)
     lengths = np.linalg.norm(joints[0, 1:] - joints[0, list(SMPL22_PARENTS[1:])], axis=-1)  # (21,)
     if (lengths < 1e-6 * lengths.max()).any():
         short = [SMPL22_NAMES[j + 1] for j in np.flatnonzero(lengths < 1e-6 * lengths.max())]
@@ -168,6 +195,7 @@ def convert_bvh_to_humanml3d(
     scale="auto",
     retarget: bool = True,
     feet_threshold: float = 0.002,
+    up_axis: str = "auto",
 ) -> ConvertedMotion:
     """Write one BVH clip under `out_root` in the HumanML3D layout; never overwrites an existing id.
 
@@ -190,7 +218,7 @@ def convert_bvh_to_humanml3d(
             f"Motion '{motion_id}' already exists under {out_root} ({', '.join(existing)}); "
             "choose another motion_id or remove it."
         )
-    joints = bvh_to_joints22(bvh_path, joint_map, scale)  # (T, 22, 3)
+    joints = bvh_to_joints22(bvh_path, joint_map, scale, up_axis)  # (T, 22, 3)
     offsets = hml.REFERENCE_OFFSETS if retarget else None
     features = hml.joints_to_features(joints, feet_threshold=feet_threshold, target_offsets=offsets)  # (T-1, 263)
     recovered = hml.features_to_joints(features)  # (T-1, 22, 3)
@@ -216,6 +244,7 @@ def run(cfg: DictConfig) -> ConvertedMotion:
         scale=cfg.scale,
         retarget=cfg.retarget,
         feet_threshold=cfg.feet_threshold,
+        up_axis=cfg.up_axis,
     )
     log.info("Features: %s (%d frames)", motion.features_path, motion.frames)
     return motion
