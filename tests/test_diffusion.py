@@ -340,6 +340,28 @@ def test_dpmsolver_steps_and_determinism():
 
 
 @pytest.mark.parametrize("schedule", [LinearSchedule(), CosineSchedule()], ids=["linear", "cosine"])
+def test_karras_steps_stay_under_sigma_max_until_the_steps_below_it_run_out(schedule):
+    """Many steps crowd the low-noise end; making them distinct must not push the noisiest above sigma_max."""
+    sigma = (schedule.sqrt_one_minus_alphas_cumprod / schedule.sqrt_alphas_cumprod).double()  # (T,)
+    cap = int((sigma.log() - math.log(80.0)).abs().argmin())  # the step nearest sigma 80
+    for num_steps in (10, 20, 61, 100, 200, cap + 1):
+        steps = KarrasSampler(num_steps, progress=False).timesteps(schedule)
+        assert len(steps) == num_steps and steps == sorted(set(steps), reverse=True) and steps[-1] == 0
+        assert steps[0] <= cap, (num_steps, steps[0], float(sigma[steps[0]]))
+    steps = KarrasSampler(cap + 5, progress=False).timesteps(schedule)  # more than the steps up to sigma_max
+    assert len(set(steps)) == cap + 5 and steps[0] == cap + 4
+    assert DPMSolverSampler(25, progress=False).timesteps(schedule)[0] == schedule.num_steps - 1  # its grid's top
+
+
+def test_ddim_eta_outside_zero_to_one_is_refused():
+    """Above 1 the noise would exceed the step's variance (the direction term was clamped at 0 before)."""
+    for eta in (-0.5, 1.2, 2.0):
+        with pytest.raises(UserError, match=f"sampler.eta={eta} must be from 0 to 1"):
+            DDIMSampler(eta=eta)
+    assert DDIMSampler(eta=1.0).eta == 1.0
+
+
+@pytest.mark.parametrize("schedule", [LinearSchedule(), CosineSchedule()], ids=["linear", "cosine"])
 def test_karras_euler_is_ddim_on_the_same_steps(schedule):
     """Euler in sigma space is DDIM (eta=0): the same steps give the same samples; Heun spends two calls a step."""
     denoiser = Denoiser(GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD), schedule, "epsilon")

@@ -112,7 +112,7 @@ def test_an_existing_curve_is_never_overwritten(curve, trained_run, network_call
         (["samplers=[ddpm]"], "ddpm takes every step of the schedule"),
         (["samplers=[ddim,ddim]"], "repeated entry"),
         (["samplers=[{name:ddim,rho:7}]"], "sets rho, which ddim does not take here; use eta, progress"),
-        (["samplers=[{name:ddim,eta:-1}]"], "sampler.eta=-1 must be >= 0"),
+        (["samplers=[{name:ddim,eta:-1}]"], "sampler.eta=-1 must be from 0 to 1"),
         (["samplers=[{name:karras_euler,rho:0}]"], "sampler.rho=0 must be > 0"),
         (["steps=[0,5]"], "steps=0 must be a positive integer"),
         (["steps=[2.5]"], "steps=2.5 must be a positive integer"),

@@ -200,8 +200,8 @@ class DDIMSampler(Sampler):
     def __init__(self, num_steps: int = 50, eta: float = 0.0, progress: bool = True, resample: int = 1):
         super().__init__(progress, resample)
         num_steps = whole_number("sampler.num_steps", num_steps)
-        if eta < 0:
-            raise UserError(f"sampler.eta={eta} must be >= 0 (0 = deterministic DDIM, 1 = DDPM-like noise).")
+        if not 0 <= eta <= 1:  # above 1 the noise would exceed the step's whole variance (1 - abar_prev)
+            raise UserError(f"sampler.eta={eta} must be from 0 to 1 (0 = deterministic DDIM, 1 = DDPM-like noise).")
         self.num_steps = int(num_steps)
         self.eta = float(eta)
 
@@ -215,7 +215,7 @@ class DDIMSampler(Sampler):
         one_minus_prev = -torch.expm1(log_abar_prev)  # 1 - abar_prev
         variance = one_minus_prev / -torch.expm1(log_abar) * -torch.expm1(log_abar - log_abar_prev)
         sigma = self.eta * variance.sqrt()
-        direction = (one_minus_prev - sigma**2).clamp(min=0).sqrt()
+        direction = (one_minus_prev - sigma**2).clamp(min=0).sqrt()  # >= 0 up to rounding: eta <= 1
         rows = torch.stack([(0.5 * log_abar_prev).exp(), direction, sigma], dim=1).tolist()
         return [tuple(row) for row in rows]
 
@@ -294,7 +294,8 @@ class DPMSolverSampler(Sampler):
 class KarrasSampler(Sampler):
     """Euler or Heun (Karras et al. 2022) on the probability-flow ODE in sigma = sqrt((1 - abar) / abar), at
     `num_steps` steps spaced as Karras's rho schedule (rho=7) from the schedule's smallest sigma to its largest or
-    `sigma_max` (80, Karras et al.'s; a cosine schedule reaches 1e5, where steps would be wasted).
+    `sigma_max` (80, Karras et al.'s; a cosine schedule of 1000 steps reaches 2e4, where steps would be wasted): the
+    steps stay at or below the one nearest `sigma_max` unless there are more steps than it has below it.
     Euler is DDIM (eta=0) on those steps; Heun corrects each step with a second network call (2 * num_steps - 1
     calls). The last step goes to the clean sample."""
 
@@ -370,18 +371,20 @@ def log_sigmas(schedule: NoiseSchedule) -> Tensor:
 
 def nearest_steps(schedule: NoiseSchedule, values: Tensor, targets: Tensor) -> list:
     """The schedule steps whose `values` (T,) lie nearest the `targets` (S,), noisiest first, made distinct (each at
-    least one step from the next, with room for the rest); more targets than steps are refused."""
+    least one step from the next, with room for the rest) and none above the noisiest target's step while the steps
+    up to it can hold them all; more targets than steps are refused."""
     evenly_spaced(schedule, len(targets))  # refuses more steps than the schedule has
     nearest = (values.unsqueeze(0) - targets.double().unsqueeze(1)).abs().argmin(1).tolist()
     nearest = sorted(nearest)  # cleanest first
-    last, steps = schedule.num_steps - 1, []
+    top, steps = max(nearest[-1], len(nearest) - 1), []
     for i, step in enumerate(nearest):
-        steps.append(min(max(step, steps[-1] + 1 if steps else 0), last - (len(nearest) - 1 - i)))
+        steps.append(min(max(step, steps[-1] + 1 if steps else 0), top - (len(nearest) - 1 - i)))
     return steps[::-1]
 
 
 def evenly_spaced(schedule: NoiseSchedule, num_steps: int) -> list:
-    """`num_steps` schedule indices evenly spaced from the last step to step 0, both included (DDIM's spacing)."""
+    """`num_steps` schedule indices evenly spaced from the last step to step 0, both included (diffusers' `linspace`
+    spacing; DDIM's paper strides from step 0 instead)."""
     if num_steps > schedule.num_steps:
         raise UserError(
             f"sampler.num_steps={num_steps} exceeds the {schedule.num_steps} steps the model was trained "
