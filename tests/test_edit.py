@@ -71,6 +71,30 @@ def test_a_mask_over_frames_and_features_keeps_exactly_those_values(sampler):
     assert (out[~keep] - 7.0).abs().min() > 0
 
 
+@pytest.mark.parametrize("sampler", SAMPLERS.values(), ids=SAMPLERS.keys())
+def test_every_network_call_sees_the_known_values_noised_to_its_step(sampler):
+    """The known values each call after the first (which sees the starting noise, as RePaint's and MDM's do) sees,
+    standardised against them noised to the call's step, are N(0, 1): Heun's corrector calls included (they saw
+    their own Euler guess there, standardised mean up to 214 here, before)."""
+    schedule = LinearSchedule()
+    oracle = GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD)
+    seen = []
+
+    def recording(x_t, t, cond=None, mask=None):
+        abar = schedule.alphas_cumprod[t].view(-1, 1, 1).double()  # (B, 1, 1)
+        seen.append(((x_t[:, :2].double() - abar.sqrt() * 7.0) / (1 - abar).sqrt()).flatten())  # the known frames
+        return oracle(x_t, t)
+
+    known, keep = torch.full((256, 6, 4), 7.0), torch.zeros(256, 6, dtype=torch.bool)
+    keep[:, :2] = True
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randn(256, 6, 4, generator=generator)
+    sampler.sample(Denoiser(recording, schedule, "epsilon"), schedule, noise, generator, known, keep)
+    means = torch.stack([z.mean() for z in seen[1:]])
+    variances = torch.stack([z.var() for z in seen[1:]])
+    assert means.abs().max() < 0.1 and (variances - 1).abs().max() < 0.2, (means.abs().max(), variances)
+
+
 def test_resampling_is_off_by_default_and_only_acts_on_known_values():
     schedule = LinearSchedule(num_steps=30)
     denoiser = Denoiser(GaussianOracle(schedule, GAUSSIAN_MEAN, GAUSSIAN_STD), schedule, "epsilon")

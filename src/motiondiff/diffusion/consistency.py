@@ -113,7 +113,7 @@ class ConsistencySampler(Sampler):
             columns += [(0.5 * log_a).exp(), (-torch.expm1(log_a)).sqrt()]
         return [tuple(row) for row in torch.stack(columns, dim=1).tolist()]
 
-    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
+    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients, impose=None):
         t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         x0 = consistency_output(denoise, x, t_batch)  # (B, N, F)
         if t_prev < 0:

@@ -13,6 +13,7 @@ labels the call (`sampler.labelled("8 windows")`), what is being generated.
 import copy
 import math
 from contextlib import contextmanager
+from functools import partial
 from typing import Callable, Optional
 
 import torch
@@ -76,9 +77,19 @@ class Sampler:
         raise NotImplementedError
 
     def step(
-        self, denoise: Denoise, schedule: NoiseSchedule, x: Tensor, t: int, t_prev: int, generator, coefficients: tuple
+        self,
+        denoise: Denoise,
+        schedule: NoiseSchedule,
+        x: Tensor,
+        t: int,
+        t_prev: int,
+        generator,
+        coefficients: tuple,
+        impose: Optional[Callable] = None,
     ) -> Tensor:
-        """One update from step t to step t_prev (t_prev = -1 means the clean sample), with that step's coefficients."""
+        """One update from step t to step t_prev (t_prev = -1 means the clean sample), with that step's coefficients.
+        `impose(x, t)` gives x with its known values noised to step t (None without known values), for a step that
+        calls the network again on a point of its own (Heun's corrector); x itself comes with them imposed."""
         raise NotImplementedError
 
     def renoise_table(self, schedule: NoiseSchedule, pairs: list) -> list:
@@ -116,6 +127,7 @@ class Sampler:
         repeats = 1 if known is None else self.resample
         renoise = self.renoise_table(schedule, pairs) if repeats > 1 else [None] * len(pairs)
         keep = None if known is None else known_weights(known_mask, noise)  # (B, N, 1) or (B, N, F)
+        impose = None if known is None else partial(self._impose_known, known=known, keep=keep, schedule=schedule)
         x = noise
         if source is not None:
             clean = source if keep is None else keep * known + (1 - keep) * source  # (B, N, F)
@@ -128,12 +140,12 @@ class Sampler:
             for repeat in range(repeats):
                 if repeat:  # RePaint (Lugmayr et al. 2022, Alg. 1): x_t ~ q(x_t | x_t_prev), then the step again
                     x_t = x.mul(back[0]).add_(_randn_like(x, generator).mul_(back[1]))
-                x = self.step(denoise, schedule, x_t, t, t_prev, generator, coefficients)
-                if known is not None:
-                    x = self._impose_known(x, known, keep, schedule, t_prev, generator)
+                x = self.step(denoise, schedule, x_t, t, t_prev, generator, coefficients, impose)
+                if impose is not None:
+                    x = impose(x, t_prev, generator=generator)
         return x
 
-    def _impose_known(self, x, known, keep, schedule, t_prev, generator) -> Tensor:
+    def _impose_known(self, x, t_prev, known, keep, schedule, generator=None) -> Tensor:
         """Replace the known values of x (keep is 1 there) by the known clean values noised to step t_prev."""
         if t_prev >= 0:
             t = torch.full((x.shape[0],), t_prev, device=x.device, dtype=torch.long)
@@ -183,7 +195,7 @@ class DDPMSampler(Sampler):
         ).tolist()
         return [tuple(row) for row in values]
 
-    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
+    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients, impose=None):
         x0 = predict_x0(denoise, x, t)  # (B, N, F)
         coef_x0, coef_xt, std = coefficients
         mean = coef_x0 * x0 + coef_xt * x  # the posterior mean of q(x_{t-1} | x_t, x0)
@@ -219,7 +231,7 @@ class DDIMSampler(Sampler):
         rows = torch.stack([(0.5 * log_abar_prev).exp(), direction, sigma], dim=1).tolist()
         return [tuple(row) for row in rows]
 
-    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
+    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients, impose=None):
         t_batch = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
         x0, eps = denoise(x, t_batch)  # (B, N, F)
         coef_x0, coef_eps, sigma = coefficients
@@ -275,7 +287,7 @@ class DPMSolverSampler(Sampler):
             )
         return rows
 
-    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
+    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients, impose=None):
         x0 = predict_x0(denoise, x, t)  # (B, N, F)
         if self._history and self._history[-1][0] == t:  # the same step again (RePaint): replace its estimate
             self._history.pop()
@@ -338,7 +350,7 @@ class KarrasSampler(Sampler):
         rows = torch.stack([sigma, sigma_prev, (0.5 * log_abar).exp(), (0.5 * log_abar_prev).exp()], dim=1).tolist()
         return [None if t_prev < 0 else tuple(row) for row, (_, t_prev) in zip(rows, pairs)]
 
-    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients):
+    def step(self, denoise, schedule, x, t, t_prev, generator, coefficients, impose=None):
         x0 = predict_x0(denoise, x, t)  # (B, N, F)
         if coefficients is None:  # to the clean sample
             return x0
@@ -346,9 +358,12 @@ class KarrasSampler(Sampler):
         x_ve = x / scale  # (B, N, F): x0 + sigma * eps
         slope = (x_ve - x0) / sigma
         x_next = x_ve + (sigma_prev - sigma) * slope  # Euler
-        if self.method == "heun":
-            x0_next = predict_x0(denoise, x_next * scale_prev, t_prev)  # (B, N, F)
-            x_next = x_ve + (sigma_prev - sigma) * 0.5 * (slope + (x_next - x0_next) / sigma_prev)
+        if self.method == "heun":  # the corrector's call sees the known values noised to t_prev, as every call does
+            corrector = (
+                x_next * scale_prev if impose is None else impose(x_next * scale_prev, t_prev, generator=generator)
+            )
+            x0_next = predict_x0(denoise, corrector, t_prev)  # (B, N, F)
+            x_next = x_ve + (sigma_prev - sigma) * 0.5 * (slope + (corrector / scale_prev - x0_next) / sigma_prev)
         return x_next * scale_prev
 
 
