@@ -12,10 +12,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import TINY_NETWORK, benchmark_script, compose_config
+from conftest import TINY_NETWORK, benchmark_script, compose_config, shared_path
 from motiondiff.cli.app import CONFIG_DIR
 from motiondiff.cli.preflight import preflight
 from motiondiff.core.errors import UserError
+from motiondiff.data.formats.bvh import load_bvh_hierarchy
 from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS
 from motiondiff.data.procedural.dance import make_procedural_dance
 from motiondiff.data.procedural.text_motion import dataset_name, write_procedural_dataset
@@ -24,7 +25,7 @@ from motiondiff.diffusion.denoiser import Denoiser
 from motiondiff.diffusion.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, KarrasSampler
 from motiondiff.diffusion.schedule import LinearSchedule
 from motiondiff.editing import run as edit_run
-from motiondiff.editing.masks import GROUPS, select_joints
+from motiondiff.editing.masks import GROUPS, body_part, select_joints
 from motiondiff.editing.modes import plan_edit
 from motiondiff.editing.run import null_condition, sample_edits
 from motiondiff.editing.sources import load_source
@@ -211,6 +212,16 @@ def test_joint_groups_come_from_the_joint_names():
     parents = (-1, 0, 1, 0, 3, 4, 5, 3, 7)
     assert [mixamo[j] for j in select_joints("left_arm", mixamo, parents)] == ["LeftShoulder", "LeftArm", "LeftHand"]
     assert select_joints(["left_knee", "head"], SMPL22_NAMES, SMPL22_PARENTS) == (4, 15)
+
+
+def test_every_joint_of_a_cmu_skeleton_falls_in_a_part():
+    """CMU's own names (a dance run with joint_map=none keeps them): LHipJoint, LowerBack, RThumb too."""
+    names = load_bvh_hierarchy(shared_path("bvh", "normal.bvh")).skeleton.names
+    parts = {name: body_part(name) for name in names[1:]}  # the root is "root" by its parent
+    assert None not in parts.values(), parts
+    assert parts["LHipJoint"] == parts["LeftUpLeg"] == "left_leg" and parts["RHipJoint"] == "right_leg"
+    assert parts["LThumb"] == parts["LeftHand"] == "left_arm" and parts["RThumb"] == "right_arm"
+    assert parts["LowerBack"] == parts["Spine1"] == "torso" and parts["Neck1"] == parts["Head"] == "head"
 
 
 @pytest.mark.parametrize(

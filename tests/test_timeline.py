@@ -80,6 +80,19 @@ def test_transitions_centre_on_boundaries_and_keep_enough_frames_for_the_model()
         plan_transitions(segments[:2], 60, 40, 40, 120)
 
 
+@pytest.mark.parametrize("middle", [29, 30, 40])
+def test_a_segment_between_two_others_keeps_its_transitions_apart(middle):
+    """A middle segment of transition + context frames or more: one transition's kept context ends where the next
+    transition begins at the latest; shorter, the second would regenerate the first one's kept frames."""
+    segments = [Segment(0, 40, WALK), Segment(40, 40 + middle, JUMP), Segment(40 + middle, 120, WALK)]
+    if middle < 30:
+        with pytest.raises(UserError, match=f"'{JUMP}' is {middle} frames, fewer than edit.transition=20 plus the 10"):
+            plan_transitions(segments, 20, 10, min_frames=40, max_frames=120)
+        return
+    first, second = plan_transitions(segments, 20, 10, min_frames=40, max_frames=120)
+    assert first.kept_end <= second.start and second.kept_start >= first.end
+
+
 def test_each_frame_shows_its_own_caption():
     joints = np.zeros((3, 2, 3))
     joints[:, 1, 1] = 1.0  # a vertical stick

@@ -150,6 +150,13 @@ def plan_transitions(segments: list, transition_frames: int, context_frames: int
     # More context where the window would be shorter than the model's shortest training motion; within its longest.
     context = max(context_frames, math.ceil((min_frames - transition_frames) / 2))
     context = min(context, (max_frames - transition_frames) // 2)
+    for segment in segments[1:-1]:  # its two transitions, each with its context, must not reach into each other
+        if segment.frames < transition_frames + context:
+            raise UserError(
+                f"segment '{segment.prompt}' is {segment.frames} frames, fewer than edit.transition={transition_frames}"
+                f" plus the {context} frames of context kept beside a transition, so its two transitions would overlap;"
+                " lengthen the segment or shorten the transition."
+            )
     total = segments[-1].end_frame
     transitions = []
     for before, after in zip(segments, segments[1:]):
