@@ -51,7 +51,13 @@ TEXT_DATA_INFO = TextMotionData(
 )
 TEXT_NETWORKS = ("incontext", "adaln", "cross_attention", "tmr")
 # Options that only make sense together: the evaluator module and its network.
-COMPANIONS = {("network", "tmr"): ["module=evaluator"], ("module", "evaluator"): ["network=tmr"]}
+TEACHERS = ["module.clip_x0=1.2", "module.guidance_weight=2.5"]  # null in the config: runs.distill copies the teacher's
+COMPANIONS = {
+    ("network", "tmr"): ["module=evaluator"],
+    ("module", "evaluator"): ["network=tmr"],
+    ("module", "distill"): TEACHERS,
+    ("experiment", "distill"): TEACHERS,
+}
 TINY_TRANSFORMER = ["network.latent_dim=16", "network.num_layers=1", "network.num_heads=2"]
 
 

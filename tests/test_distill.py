@@ -459,6 +459,10 @@ def test_the_command_line_refuses_a_teacher_that_is_not_a_run(tmp_path, teacher_
     with pytest.raises(UserError, match="no such run: teacher="):
         preflight(CONFIG_DIR, "train", ["experiment=distill", f"teacher={tmp_path / 'missing'}"])
     preflight(CONFIG_DIR, "train", ["experiment=distill", f"teacher={teacher_run['run_dir']}"])  # a run: accepted
+    # the guidance the student samples with, checked against the teacher's network once it is copied in (train)
+    preflight(
+        CONFIG_DIR, "train", ["experiment=distill", f"teacher={teacher_run['run_dir']}", "module.guidance_weight=3"]
+    )
     preflight(CONFIG_DIR, "train", ["experiment=dance2d"])  # no teacher, nothing to check
 
 
@@ -473,19 +477,59 @@ def test_a_finished_run_resumed_to_more_steps_keeps_its_samples(distilled):
 
 
 def test_resume_composes_a_distilled_run_with_its_own_foot_term_setting(distilled, tmp_path):
-    """`resume=` composes today's configs with the saved run's foot term (runs.legacy.added_option_overrides): the
-    0 it saved, or 0 for a run saved before the term was an option of distillation, as it trained."""
+    """`resume=` composes today's configs with the saved run's foot term and target dropout
+    (runs.legacy.added_option_overrides): the values it saved, or those of a run saved before they were options of
+    distillation (no foot term, dropout in the target), as it trained."""
     saved = load_run_config(distilled["run_dir"])
-    assert saved.module.foot_contact_weight == 0.0
+    assert saved.module.foot_contact_weight == 0.0 and saved.module.target_dropout is False
     before = OmegaConf.create(OmegaConf.to_container(saved))
     before.module.pop("foot_contact_weight")
+    before.module.pop("target_dropout")
     today = compose_config("train", distilled["run_dir"], distilled["overrides"])  # as preflight composes it
     for name, run in (("saved", saved), ("before", before)):
         overrides = added_option_overrides(run, today)  # the keys today's config has (not the teacher's groups)
         assert "module.foot_contact_weight=0.0" in overrides
+        assert ("module.target_dropout=true" in overrides) == (name == "before")
         resumed = with_teacher(compose_config("train", distilled["run_dir"], [*distilled["overrides"], *overrides]))
         save_run_config(run, tmp_path / name)
         save_resumed_config(resumed, tmp_path / name, step=2)  # the run's own settings: accepted
+
+
+def test_the_target_network_runs_without_dropout_unless_asked(distilled):
+    """The EMA target is in eval mode from the start of fit and after train() (LCM's network has no dropout);
+    target_dropout=true (MotionLCM, runs saved before the option) leaves it to drop out as the student does."""
+    module = distilled["module"]
+    module.ema_network.train()  # as a freshly built module is: Lightning keeps that mode
+    module.on_fit_start()
+    assert not module.ema_network.training
+    module.train()
+    assert module.network.training and not module.ema_network.training
+    module.target_dropout = True
+    try:
+        module.train()
+        assert module.ema_network.training
+    finally:
+        module.target_dropout = False
+        module.eval()
+
+
+def test_sampling_guidance_is_the_command_lines_or_the_teachers_and_warned_outside_the_trained_range(
+    distilled, teacher_run, tmp_path, caplog
+):
+    teacher_weight = load_run_config(teacher_run["run_dir"]).module.guidance_weight
+    given = with_teacher(compose_config("train", tmp_path / "a", [*distilled["overrides"], "module.guidance_weight=3"]))
+    assert given.module.guidance_weight == 3  # the command line's, where it was replaced by the teacher's before
+    assert with_teacher(compose_config("train", tmp_path / "b", distilled["overrides"])).module.guidance_weight == (
+        teacher_weight
+    )
+    module = distilled["module"]
+    cond = {"text_pooled": torch.zeros(1, 8)}  # building the denoiser reads only the batch size
+    with caplog.at_level("WARNING", logger="motiondiff.training.distill_module"):
+        for weight in (2.5, 7.0, 7.0, 0.0, 2.0):
+            module.denoiser(cond, None, weight)
+    warned = [record.getMessage() for record in caplog.records]
+    assert len(warned) == 2, warned  # 7 once, 0 once; 2.5 and 2 lie inside [1, 4]
+    assert "guidance weight 7 is outside [1, 4]" in warned[0] and "guidance weight 0 is outside" in warned[1]
 
 
 def test_ict_weights_favour_the_low_noise_intervals_and_average_one():

@@ -22,6 +22,7 @@ from motiondiff.generation import run as generate
 from motiondiff.runs.directories import load_run_config
 from motiondiff.training.contrastive_module import MotionTextContrastive
 from motiondiff.training.diffusion_module import MotionDiffusion
+from motiondiff.training.distill_module import ConsistencyDistillation
 
 FIXTURES = Path(__file__).parent / "fixtures" / "legacy_runs"
 
@@ -222,9 +223,10 @@ def test_the_added_options_table_holds_the_class_defaults():
     parameters = inspect.signature(MotionTransformer.__init__).parameters
     _, options = OPTIONS_ADDED["network"]
     assert {key: parameters[key].default for key in options} == options
-    _, module = OPTIONS_ADDED["module"]  # ConsistencyDistillation passes it on to MotionDiffusion
+    _, module = OPTIONS_ADDED["module"]  # ConsistencyDistillation passes foot_contact_weight on to MotionDiffusion
     assert module == {
-        "foot_contact_weight": inspect.signature(MotionDiffusion.__init__).parameters["foot_contact_weight"].default
+        "foot_contact_weight": inspect.signature(MotionDiffusion.__init__).parameters["foot_contact_weight"].default,
+        "target_dropout": inspect.signature(ConsistencyDistillation.__init__).parameters["target_dropout"].default,
     }
     _, optimizer = OPTIONS_ADDED["optimizer"]
     # torch's default None is no fused kernel: the per-tensor loop on the CPU, as False

@@ -117,7 +117,7 @@ def preflight(config_dir: Path, config_name: str, argv: list) -> list:
     if config_name == "train":
         if not runs_elsewhere(cfg):  # a SLURM sweep is launched from a login node without the GPU its jobs get
             check_accelerator(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))  # ~key: Lightning's
-        check_training_config(cfg)
+        check_training_config(cfg, teacher_pending=bool(cfg.get("teacher")))
         check_tracker_packages(cfg.get("logger"))
     check_targets(tree)  # last of these: it imports the classes the config names (Lightning's Trainer for train)
     return flags + overrides

@@ -48,7 +48,8 @@ def with_teacher(cfg: DictConfig) -> DictConfig:
         for group in TEACHER_GROUPS:
             cfg[group] = teacher_cfg[group]
         for option in TEACHER_MODULE_OPTIONS:
-            cfg.module[option] = teacher_cfg.module[option]
+            if cfg.module.get(option) is None:  # null: the teacher's; a value given on the command line stays
+                cfg.module[option] = teacher_cfg.module[option]
         if reads_text(get_class(cfg.network._target_)):
             cfg.network.guidance_embedding = True
         cfg.teacher = str(teacher_dir)

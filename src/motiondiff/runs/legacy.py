@@ -44,8 +44,12 @@ OPTIONS_ADDED = {
         "motiondiff.data.text_motion.TextMotionDataModule",
         {"max_source_frames": None, "subclips": "per_span"},
     ),
-    # distilled runs saved before the foot contact term was a distillation option trained without it
-    "module": ("motiondiff.training.distill_module.ConsistencyDistillation", {"foot_contact_weight": 0.0}),
+    # distilled runs saved before the foot contact term was a distillation option trained without it, and before
+    # target_dropout with dropout in the target
+    "module": (
+        "motiondiff.training.distill_module.ConsistencyDistillation",
+        {"foot_contact_weight": 0.0, "target_dropout": True},
+    ),
 }
 # Options whose default changed (experiment=dance3d: module.foot_contact_weight became `auto`, 0 before; dataset=lab:
 # 197 and 1 frames as the course, 196 and 40 before, the transformers' max_frames following): a run saved with a

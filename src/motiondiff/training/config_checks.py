@@ -18,13 +18,14 @@ from motiondiff.data.spans import check_window_fits
 from motiondiff.training.network_options import reads_text, refuse_pooled_captions
 
 
-def check_training_config(cfg: DictConfig) -> None:
-    """Refuse a training config whose parts cannot work together."""
+def check_training_config(cfg: DictConfig, teacher_pending: bool = False) -> None:
+    """Refuse a training config whose parts cannot work together. teacher_pending: a distillation whose teacher's
+    groups (its network among them) are not copied in yet (preflight, before runs.distill.with_teacher)."""
     for key in ("sampler", "val_sampler"):
         check_sampler_steps(cfg.get(key), cfg.schedule.num_steps, key)
     conditional = is_text_network(cfg.network)
-    weight = cfg.module.get("guidance_weight", 1.0)
-    if not conditional and weight != 1.0:
+    weight = cfg.module.get("guidance_weight", 1.0)  # None: a distillation's teacher's
+    if not conditional and weight not in (None, 1.0) and not teacher_pending:
         raise UserError(
             f"module.guidance_weight={weight} needs a text-conditioned model, but network={network_name(cfg.network)} "
             "is unconditional; drop the override (guidance needs captions: experiment=text2motion)."

@@ -2,11 +2,13 @@
 
 The student has the teacher's network with one more input, the guidance weight (network.guidance_embedding, zero-
 initialised), and starts from the teacher's EMA weights. It trains with diffusion.consistency's loss against its own
-EMA (the target network, decay about 0.95), which is also what samples, as in LCM. The teacher is frozen and kept
-out of the checkpoint: runs.distill loads it from its run and hands it over with `attach_teacher`, so a distilled
-run loads, generates and evaluates like any diffusion run (with sampler=consistency).
+EMA (the target network, decay warming up to 0.95), which is also what samples, as in LCM; without `target_dropout`
+the target runs without dropout (LCM's network has none), so a target is a function of its inputs. The teacher is
+frozen and kept out of the checkpoint: runs.distill loads it from its run and hands it over with `attach_teacher`,
+so a distilled run loads, generates and evaluates like any diffusion run (with sampler=consistency).
 """
 
+import logging
 from typing import Callable, Optional
 
 import torch
@@ -20,15 +22,25 @@ from motiondiff.diffusion.denoiser import Denoiser, check_guidance_weight
 from motiondiff.training.diffusion_module import MotionDiffusion
 
 GUIDANCE_KEYS = "guidance_embedder."
+log = logging.getLogger(__name__)
 
 
 class ConsistencyDistillation(MotionDiffusion):
     """Consistency distillation of a frozen teacher into a student that samples in 1-4 steps."""
 
-    def __init__(self, *args, distillation: ConsistencyDistillationLoss, **kwargs):
+    def __init__(self, *args, distillation: ConsistencyDistillationLoss, target_dropout: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.distillation = distillation
+        self.target_dropout = bool(target_dropout)  # True: the target drops out as the student does (MotionLCM)
         self.teacher: Optional[nn.Module] = None  # a plain attribute once attached: not a submodule, not saved
+        self.warned_weights: set = set()  # guidance weights outside the trained range, each warned about once
+
+    def train(self, mode: bool = True) -> "ConsistencyDistillation":
+        """As nn.Module.train; without target_dropout the EMA network (the target) stays in eval mode."""
+        super().train(mode)
+        if not self.target_dropout:
+            self.ema_network.eval()
+        return self
 
     @classmethod
     def from_config(cls, cfg, network: nn.Module, data, options: dict) -> "ConsistencyDistillation":
@@ -68,6 +80,8 @@ class ConsistencyDistillation(MotionDiffusion):
         if self.teacher is None:
             raise UserError("experiment=distill needs the run to distil: add teacher=<run directory>.")
         self.teacher.to(self.device)
+        if not self.target_dropout:  # Lightning keeps the modes the modules were built in (train): set it here
+            self.ema_network.eval()
 
     def distillation_loss(
         self,
@@ -116,4 +130,19 @@ class ConsistencyDistillation(MotionDiffusion):
         if cond is None or not self.reads_guidance:
             return super().denoiser(cond, mask, guidance_weight, overlap)
         weight = self.guidance_weight if guidance_weight is None else check_guidance_weight(guidance_weight)
+        self.warn_outside_trained_weights(weight)
         return super().denoiser(guidance_condition(cond, weight), mask, 1.0, overlap)
+
+    def warn_outside_trained_weights(self, weight) -> None:
+        """Log once per weight that the student samples with a guidance weight it never learned (an extrapolation)."""
+        low, high = self.distillation.guidance_min, self.distillation.guidance_max
+        outside = sorted({float(w) for w in torch.as_tensor(weight).flatten().tolist() if not low <= w <= high})
+        for value in (w for w in outside if w not in self.warned_weights):
+            self.warned_weights.add(value)
+            log.warning(
+                "guidance weight %g is outside [%g, %g], the weights this student learned (module.distillation."
+                "guidance_min/max); its samples there are an extrapolation.",
+                value,
+                low,
+                high,
+            )
