@@ -19,6 +19,7 @@ from motiondiff.data.formats.bvh_to_humanml3d import (
     convert_bvh_to_humanml3d,
     leg_length,
     run,
+    up_axis_of,
 )
 from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS, bone_lengths
 from motiondiff.data.representations import humanml3d_features as hml
@@ -152,10 +153,12 @@ def test_cli_run_converts_one_clip(tmp_path):
         run(compose_config("convert_bvh", tmp_path / "run3", ["caption=x"]))
 
 
-def write_turned(source: Path, target: Path, turn: np.ndarray) -> None:
+def write_turned(source: Path, target: Path, turn: np.ndarray, root_only: bool = False) -> None:
     """A copy of a BVH file in a world turned by `turn` (3, 3): every OFFSET, position channel and joint rotation.
 
     The joints' positions are `turn` times the source's: offsets o -> turn o, local rotations Q -> turn Q turn^T.
+    root_only: the skeleton as it was and the root's rotation and position turned (Q -> turn Q, t -> turn t), the
+    same positions from a rest pose that stands as before.
     """
     clip, hierarchy = load_bvh(source), load_bvh_hierarchy(source)
     head, motion = source.read_text().split("MOTION", 1)
@@ -163,9 +166,13 @@ def write_turned(source: Path, target: Path, turn: np.ndarray) -> None:
     def offset(match):
         return "OFFSET " + " ".join(f"{v:.6f}" for v in turn @ np.array([float(x) for x in match.groups()]))
 
-    head = re.sub(r"OFFSET\s+(\S+)\s+(\S+)\s+(\S+)", offset, head)
     rotations = turn @ clip.local_rotations @ turn.T  # (T, J, 3, 3)
     translations = clip.local_translations @ turn.T  # (T, J, 3)
+    if root_only:
+        rotations, translations = clip.local_rotations.copy(), clip.local_translations.copy()
+        rotations[:, 0], translations[:, 0] = turn @ rotations[:, 0], translations[:, 0] @ turn.T
+    else:
+        head = re.sub(r"OFFSET\s+(\S+)\s+(\S+)\s+(\S+)", offset, head)
     columns = []
     for joint, channels in enumerate(hierarchy.channels):
         order = hierarchy.rotation_order(joint)
@@ -200,10 +207,53 @@ def test_a_z_up_file_gives_the_joints_of_its_y_up_original(name, tmp_path):
 def test_a_file_whose_spine_is_neither_y_nor_z_needs_its_up_axis(tmp_path):
     turned = tmp_path / "sideways.bvh"
     write_turned(shared_path("bvh", "normal.bvh"), turned, Rotation.from_euler("z", -90, degrees=True).as_matrix())
-    with pytest.raises(UserError, match=r"sideways\.bvh.*neither \+y nor \+z; set up_axis=y or up_axis=z"):
+    with pytest.raises(
+        UserError, match=r"sideways\.bvh': its skeleton stands along \(1.00, -0.02, -0.02\).*set up_axis=y"
+    ):
         bvh_to_joints22(turned)
     with pytest.raises(UserError, match="up_axis must be 'auto', 'y' or 'z', got 'x'"):
         bvh_to_joints22(turned, up_axis="x")
     overrides = [f"bvh={turned}", "caption=a person walks", f"out_root={tmp_path}/out", "up_axis=y"]
     motion = run(compose_config("convert_bvh", tmp_path / "run", overrides))
     assert motion.frames > 0  # told, the command converts it as it is
+
+
+def test_a_body_lying_in_a_standing_skeletons_file_is_not_stood_up(tmp_path):
+    """The rest pose stands along y, the motion's spine along z (the root turned: a person lying head first, or a
+    z-up world put in by the root): auto asks, since the file does not say which; told, it reads either."""
+    lying = tmp_path / "lying.bvh"
+    write_turned(shared_path("bvh", "normal.bvh"), lying, Y_UP_TO_Z_UP, root_only=True)
+    with pytest.raises(UserError, match=r"stands along \(0.02, 1.00, -0.02\) but its motion's spine points along"):
+        bvh_to_joints22(lying)
+    original = joints_of("normal.bvh")
+    assert np.abs(bvh_to_joints22(lying, up_axis="z") - original).max() < 1e-5
+    assert np.abs(bvh_to_joints22(lying, up_axis="y") - original @ Y_UP_TO_Z_UP.T).max() < 1e-5
+
+
+def spine_of(directions) -> np.ndarray:
+    """Joints (T, 22, 3) at the origin with the head at each direction (T, 3)."""
+    joints = np.zeros((len(directions), 22, 3))
+    joints[:, SMPL22_NAMES.index("head")] = directions
+    return joints
+
+
+@pytest.mark.parametrize(
+    "rest, motion, axis",
+    [
+        ([0, 1, 0], [[0, 1, 0]], "y"),
+        ([0, 0, 1], [[0.1, 0.2, 0.97]], "z"),
+        ([0, 1, 0], [[1, 0, 0], [0, 1, 0]], "y"),  # the motion leans (a crawl): the rest pose decides
+        ([1, 0, 0], [[0, 0, 1]], "z"),  # a rig that does not stand at rest: the motion decides
+        ([0, 1, 0], [[0, 0, 1]], None),  # they disagree
+        ([0, 0.7, 0.7], [[0, 0.7, 0.7]], None),  # 45 degrees: neither
+        ([0, -1, 0], [[0, -1, 0]], None),  # y down
+        ([0, 0, 0], [[0, 0, 0]], None),  # head on the pelvis
+    ],
+)
+def test_the_up_axis_is_read_from_the_rest_pose_and_the_motion(rest, motion, axis):
+    rest_joints, motion_joints = spine_of(np.array([rest], dtype=float)), spine_of(np.array(motion, dtype=float))
+    if axis is None:
+        with pytest.raises(UserError, match="vertical axis is unclear; set source_up_axis=y"):
+            up_axis_of(rest_joints, motion_joints, "clip.bvh", "source_up_axis")
+    else:
+        assert up_axis_of(rest_joints, motion_joints, "clip.bvh") == axis

@@ -490,7 +490,10 @@ def test_resume_composes_a_distilled_run_with_its_own_foot_term_setting(distille
         overrides = added_option_overrides(run, today)  # the keys today's config has (not the teacher's groups)
         assert "module.foot_contact_weight=0.0" in overrides
         assert ("module.target_dropout=true" in overrides) == (name == "before")
-        resumed = with_teacher(compose_config("train", distilled["run_dir"], [*distilled["overrides"], *overrides]))
+        assert f"module.guidance_weight={saved.module.guidance_weight}" in overrides  # the teacher's, as it trained
+        # a weight on the run's command line, which the teacher's replaced before: the saved one is resumed
+        given = [*distilled["overrides"], "module.guidance_weight=3.5", *overrides]
+        resumed = with_teacher(compose_config("train", distilled["run_dir"], given))
         save_run_config(run, tmp_path / name)
         save_resumed_config(resumed, tmp_path / name, step=2)  # the run's own settings: accepted
 

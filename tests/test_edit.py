@@ -33,6 +33,7 @@ from motiondiff.export.run import read_motions
 from motiondiff.report.folders import player_groups
 from motiondiff.runs import train
 from motiondiff.runs.loading import load_trained_run
+from test_convert_bvh import Y_UP_TO_Z_UP, write_turned
 from test_diffusion import GAUSSIAN_MEAN, GAUSSIAN_STD, GaussianOracle
 
 NUM_MOTIONS = 40
@@ -222,6 +223,8 @@ def test_every_joint_of_a_cmu_skeleton_falls_in_a_part():
     assert parts["LHipJoint"] == parts["LeftUpLeg"] == "left_leg" and parts["RHipJoint"] == "right_leg"
     assert parts["LThumb"] == parts["LeftHand"] == "left_arm" and parts["RThumb"] == "right_arm"
     assert parts["LowerBack"] == parts["Spine1"] == "torso" and parts["Neck1"] == parts["Head"] == "head"
+    others = {"LEye": "head", "left_eye": "head", "ROOT": "torso", "Backpack": None, "RFoot": "right_leg"}
+    assert {name: body_part(name) for name in others} == others
 
 
 @pytest.mark.parametrize(
@@ -377,6 +380,20 @@ def test_sources_in_another_representation_or_skeleton_are_refused(text_run, dan
         load_source(str(other), text.module, text.config.dataset)
     with pytest.raises(UserError, match="source_sample=3 is not one of the 1 samples"):
         load_source(str(other), text.module, text.config.dataset, sample=3)
+
+
+def test_a_z_up_bvh_source_is_read_as_its_y_up_original_and_an_unclear_one_names_the_setting(text_run, tmp_path):
+    text, _ = loaded(text_run, tmp_path / "text")
+    original = load_source(str(shared_path("bvh", "normal.bvh")), text.module, text.config.dataset)
+    turned, lying = tmp_path / "normal.bvh", tmp_path / "lying.bvh"
+    write_turned(shared_path("bvh", "normal.bvh"), turned, Y_UP_TO_Z_UP)
+    source = load_source(str(turned), text.module, text.config.dataset)
+    assert (source.features - original.features).abs().max() < 1e-3  # features of joints equal to 1e-5 m
+    write_turned(shared_path("bvh", "normal.bvh"), lying, Y_UP_TO_Z_UP, root_only=True)
+    with pytest.raises(UserError, match="vertical axis is unclear; set source_up_axis=y or source_up_axis=z"):
+        load_source(str(lying), text.module, text.config.dataset)
+    told = load_source(str(lying), text.module, text.config.dataset, up_axis="z")
+    assert (told.features - original.features).abs().max() < 1e-3
 
 
 def test_no_source_or_a_prompt_for_an_unconditional_run_is_refused(dance_run, tmp_path):

@@ -359,11 +359,12 @@ class KarrasSampler(Sampler):
         slope = (x_ve - x0) / sigma
         x_next = x_ve + (sigma_prev - sigma) * slope  # Euler
         if self.method == "heun":  # the corrector's call sees the known values noised to t_prev, as every call does
-            corrector = (
-                x_next * scale_prev if impose is None else impose(x_next * scale_prev, t_prev, generator=generator)
-            )
+            corrector = x_next * scale_prev  # (B, N, F)
+            if impose is not None:
+                corrector = impose(corrector, t_prev, generator=generator)
+                x_next = corrector / scale_prev
             x0_next = predict_x0(denoise, corrector, t_prev)  # (B, N, F)
-            x_next = x_ve + (sigma_prev - sigma) * 0.5 * (slope + (corrector / scale_prev - x0_next) / sigma_prev)
+            x_next = x_ve + (sigma_prev - sigma) * 0.5 * (slope + (x_next - x0_next) / sigma_prev)
         return x_next * scale_prev
 
 

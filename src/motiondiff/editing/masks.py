@@ -42,7 +42,7 @@ KIT_PARTS = {
 ARM_WORDS = ("collar", "clavicle", "shoulder", "arm", "elbow", "wrist", "hand", "finger", "thumb", "index", "pinky")
 LEG_WORDS = ("hip", "thigh", "leg", "knee", "shin", "ankle", "foot", "toe", "heel")
 HEAD_WORDS = ("neck", "head", "jaw", "eye", "nose")
-TORSO_WORDS = ("pelvis", "hips", "root", "spine", "chest", "back", "waist", "abdomen", "torso")
+TORSO_WORDS = ("pelvis", "hips", "root", "spine", "chest", "lowerback", "upperback", "waist", "abdomen", "torso")
 # Each group as the parts it unites; "root" is the joint whose parent is -1.
 GROUPS = {
     "left_arm": ("left_arm",),
@@ -158,13 +158,13 @@ def body_part(name: str) -> "str | None":
     side = next((s for s in ("left", "right") if lowered.startswith((s, s[0] + "_")) or f"_{s}" in lowered), None)
     if side is None and re.match(r"[LR][A-Z]", bare):  # CMU's LHipJoint, RThumb
         side = "left" if bare[0] == "L" else "right"
-    if side is None:
-        if any(word in lowered for word in HEAD_WORDS):
-            return "head"
-        return "torso" if any(word in lowered for word in TORSO_WORDS) else None
-    if any(word in lowered for word in ARM_WORDS):
+    if side is not None and any(word in lowered for word in ARM_WORDS):
         return f"{side}_arm"
-    return f"{side}_leg" if any(word in lowered for word in LEG_WORDS) else None
+    if side is not None and any(word in lowered for word in LEG_WORDS):
+        return f"{side}_leg"
+    if any(word in lowered for word in HEAD_WORDS):  # a side's eye is the head's
+        return "head"
+    return "torso" if any(word in lowered for word in TORSO_WORDS) else None
 
 
 def group_joints(group: str, joint_names: tuple, parents: tuple) -> tuple:

@@ -53,7 +53,7 @@ def run(cfg: DictConfig) -> dict:
     module = run.module
     check_editable(module.data)
     cond, weight = condition(run, cfg.prompt, cfg.guidance_weight, whole_number("num_samples", cfg.num_samples))
-    source = load_source(cfg.source, module, run.config.dataset, cfg.source_sample)
+    source = load_source(cfg.source, module, run.config.dataset, cfg.source_sample, cfg.source_up_axis)
     plan = plan_edit(cfg.edit, source.features, module.data, cfg.length)
     sampler = run.sampler.with_resample(cfg.edit.resample)
     generator = torch.Generator(device=module.device).manual_seed(cfg.seed)

@@ -45,15 +45,18 @@ class Source:
         return self.features.shape[0]
 
 
-def load_source(path: str, module: MotionDiffusion, dataset_cfg: DictConfig, sample: int = 0) -> Source:
-    """The motion at `path` (a file, or a generation folder's sample number `sample`) as the run's features."""
+def load_source(
+    path: str, module: MotionDiffusion, dataset_cfg: DictConfig, sample: int = 0, up_axis: str = "auto"
+) -> Source:
+    """The motion at `path` (a file, or a generation folder's sample number `sample`) as the run's features; `up_axis`:
+    a 3D BVH source's vertical axis (bvh_to_humanml3d.bvh_to_joints22)."""
     info, where = module.data, Path(str(path))
     if where.is_dir():
         where = generation_sample(where, info, sample)
     if not where.is_file():
         raise UserError(f"source={path} does not exist; give a BVH, a .npy motion or a generation folder.")
     if where.suffix.lower() == ".bvh":
-        form, raw = "bvh", read_bvh(where, info, dataset_cfg)
+        form, raw = "bvh", read_bvh(where, info, dataset_cfg, up_axis)
     elif where.suffix.lower() == ".npy":
         check_skeleton_record(where.parent / GENERATION_FILE, info, where)
         array = read_array(where)
@@ -123,7 +126,7 @@ def read_array(path: Path) -> np.ndarray:
     return array
 
 
-def read_bvh(path: Path, info: MotionData, dataset_cfg: DictConfig) -> np.ndarray:
+def read_bvh(path: Path, info: MotionData, dataset_cfg: DictConfig, up_axis: str = "auto") -> np.ndarray:
     """A BVH as the run's raw data: dance keypoints (T, J, 2) by the dataset's path, or HumanML3D features."""
     if isinstance(info, KeypointData):
         camera = dict(dataset_cfg.get("camera") or {})
@@ -139,7 +142,7 @@ def read_bvh(path: Path, info: MotionData, dataset_cfg: DictConfig) -> np.ndarra
             f"a BVH source becomes HumanML3D features (22 SMPL joints) but the run makes {name_of(info)} features; "
             f"give joints (T, {info.num_joints}, 3) or features (T, {info.features}) instead."
         )
-    return joints_to_features(bvh_to_joints22(path), info)
+    return joints_to_features(bvh_to_joints22(path, up_axis=up_axis, setting="source_up_axis"), info)
 
 
 def to_raw(array: np.ndarray, info: MotionData, where: Path) -> tuple:

@@ -154,8 +154,9 @@ def plan_transitions(segments: list, transition_frames: int, context_frames: int
         if segment.frames < transition_frames + context:
             raise UserError(
                 f"segment '{segment.prompt}' is {segment.frames} frames, fewer than edit.transition={transition_frames}"
-                f" plus the {context} frames of context kept beside a transition, so its two transitions would overlap;"
-                " lengthen the segment or shorten the transition."
+                f" plus the {context} frames of context kept beside a transition (edit.context, or more where the"
+                " model's shortest motion needs it), so its two transitions would overlap; lengthen the segment, or"
+                " shorten the transition or the context."
             )
     total = segments[-1].end_frame
     transitions = []

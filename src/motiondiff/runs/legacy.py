@@ -56,6 +56,11 @@ OPTIONS_ADDED = {
 # number keeps it when resumed.
 ABSENT = object()  # OmegaConf.select's default for a key a config does not have
 DEFAULTS_CHANGED = ("module.foot_contact_weight", "dataset.max_frames", "dataset.min_frames", "network.max_frames")
+# The same for one module's runs: module=distill's guidance weight and clip_x0 became null (the teacher's), where the
+# teacher's replaced even a value given on the command line.
+MODULE_DEFAULTS_CHANGED = {
+    "motiondiff.training.distill_module.ConsistencyDistillation": ("module.guidance_weight", "module.clip_x0"),
+}
 # module options that became options of the validation-metrics callback (callbacks.generation_metrics)
 MOVED_MODULE_OPTIONS = ("val_evaluator", "val_metrics_every_n_epochs", "val_metrics_items")
 
@@ -85,10 +90,12 @@ def predated_options(saved: DictConfig) -> dict:
 
 def added_option_overrides(saved: DictConfig, today: Optional[DictConfig] = None) -> list:
     """`<group>.<key>=<old value>` for each option a saved run config predates, and the saved values of options whose
-    default changed since (DEFAULTS_CHANGED), so `resume=` composes the run's own settings. With `today` (the config
-    the resume composes), only keys it has: a distilled run's dataset and network are its teacher's, copied in when
-    it is built, not the groups its command line composes."""
-    values = {key: OmegaConf.select(saved, key) for key in DEFAULTS_CHANGED}
+    default changed since (DEFAULTS_CHANGED, MODULE_DEFAULTS_CHANGED), so `resume=` composes the run's own settings.
+    With `today` (the config the resume composes), only keys it has: a distilled run's dataset and network are its
+    teacher's, copied in when it is built, not the groups its command line composes."""
+    module = str(OmegaConf.select(saved, "module._target_", default=""))
+    keys = DEFAULTS_CHANGED + MODULE_DEFAULTS_CHANGED.get(module, ())
+    values = {key: OmegaConf.select(saved, key) for key in keys}
     kept = {key: value for key, value in values.items() if _is_number(value)}
     added = {**predated_options(saved), **kept}
     if today is not None:

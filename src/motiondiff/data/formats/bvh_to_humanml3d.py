@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from motiondiff.core.errors import UserError
 from motiondiff.data.formats.bvh import JOINT_MAPS, load_bvh, resample
-from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS
+from motiondiff.data.kinematics.skeleton import SMPL22_NAMES, SMPL22_PARENTS, forward_kinematics
 from motiondiff.data.representations import humanml3d_features as hml
 from motiondiff.text.pos_tags import tag_caption
 
@@ -123,35 +123,61 @@ def metres_per_unit(joints: np.ndarray, scale, source: str) -> float:
 
 # (x, y, z) -> (x, z, -y): a rotation (left stays left) that stands a z-up body up along y.
 _Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+_UPRIGHT = 0.75  # the spine's share along an axis to read it as that axis: within 41 degrees, so at most one axis
 
 
-def up_axis_of(joints: np.ndarray, source: str) -> str:
-    """'y' or 'z': the axis the spine (pelvis to head) of joints (T, 22, 3) points along, on average over frames."""
+def spine_direction(joints: np.ndarray) -> np.ndarray:
+    """The mean unit vector (3,) from pelvis to head of joints (T, 22, 3); zeros where the two coincide."""
     spine = joints[:, SMPL22_NAMES.index("head")] - joints[:, SMPL22_NAMES.index("pelvis")]  # (T, 3)
-    direction = (spine / np.linalg.norm(spine, axis=-1, keepdims=True)).mean(0)  # (3,)
-    for axis, index in (("y", 1), ("z", 2)):
-        if direction[index] > 0.5:  # within 60 degrees of the axis on average
-            return axis
-    shown = ", ".join(f"{v:.2f}" for v in direction)
+    length = np.linalg.norm(spine, axis=-1, keepdims=True)
+    return (spine / np.maximum(length, 1e-12)).mean(0)
+
+
+def upright_axis(direction: np.ndarray) -> Optional[str]:
+    """'y' or 'z' when `direction` (3,) points up that axis (within 41 degrees), else None."""
+    return next((axis for axis, index in (("y", 1), ("z", 2)) if direction[index] > _UPRIGHT), None)
+
+
+def up_axis_of(rest: np.ndarray, motion: np.ndarray, source: str, setting: str = "up_axis") -> str:
+    """'y' or 'z': the vertical axis of a file whose skeleton stands as `rest` (1, 22, 3) (its OFFSETs) and moves as
+    `motion` (T, 22, 3): the axis both stand up along, or the one the rest pose does while the motion's spine leans
+    (a crawl). UserError, naming `setting`, when they stand along different axes or neither stands up."""
+    rest_dir, motion_dir = spine_direction(rest), spine_direction(motion)
+    standing, moving = upright_axis(rest_dir), upright_axis(motion_dir)
+    if standing is not None and moving in (None, standing):
+        return standing
+    if standing is None and moving is not None:
+        return moving
+    shown = ", ".join(f"{v:.2f}" for v in motion_dir)
+    rest_shown = ", ".join(f"{v:.2f}" for v in rest_dir)
     raise UserError(
-        f"{source}: the spine points along ({shown}) on average, neither +y nor +z; "
-        "set up_axis=y or up_axis=z to say which axis is up (a setting of motiondiff.convert_bvh)."
+        f"{source}: its skeleton stands along ({rest_shown}) but its motion's spine points along ({shown}), so its "
+        f"vertical axis is unclear; set {setting}=y or {setting}=z (only y-up and z-up files are read)."
     )
 
 
-def bvh_to_joints22(path, joint_map: str = "auto", scale="auto", up_axis: str = "auto") -> np.ndarray:
+def bvh_to_joints22(
+    path, joint_map: str = "auto", scale="auto", up_axis: str = "auto", setting: str = "up_axis"
+) -> np.ndarray:
     """The 22 SMPL joints (T, 22, 3) of a BVH file: metres (see `metres_per_unit`), y up, 20 fps.
 
-    `up_axis` is the file's vertical axis: 'y' (the BVH convention), 'z' (turned to y up), or 'auto'
-    (the one the spine points along).
+    `up_axis` is the file's vertical axis: 'y' (the BVH convention), 'z' (turned to y up), or 'auto' (`up_axis_of`:
+    read from the skeleton's rest pose and the motion). `setting` names the option in messages.
     """
     source = f"BVH file '{path}'"
     if up_axis not in ("auto", "y", "z"):
-        raise UserError(f"up_axis must be 'auto', 'y' or 'z', got {up_axis!r}; set it to the file's vertical axis.")
+        raise UserError(f"{setting} must be 'auto', 'y' or 'z', got {up_axis!r}; set it to the file's vertical axis.")
     clip = resample(load_bvh(path), hml.FPS)
     key = choose_joint_map(clip.skeleton.names, joint_map, source)
-    joints = map_joints(clip.positions(), clip.skeleton.names, SMPL22_JOINT_MAPS[key])  # (T, 22, 3)
-    if (up_axis if up_axis != "auto" else up_axis_of(joints, source)) == "z":
+    mapping, names = SMPL22_JOINT_MAPS[key], clip.skeleton.names
+    joints = map_joints(clip.positions(), names, mapping)  # (T, 22, 3)
+    if up_axis == "auto":
+        count = len(names)
+        rest = forward_kinematics(
+            clip.skeleton.parents, np.tile(np.eye(3), (1, count, 1, 1)), clip.skeleton.offsets[None]
+        )
+        up_axis = up_axis_of(map_joints(rest, names, mapping), joints, source, setting)  # rest: (1, 22, 3)
+    if up_axis == "z":
         joints = joints @ _Z_UP_TO_Y_UP.T  # (T, 22, 3)
     lengths = np.linalg.norm(joints[0, 1:] - joints[0, list(SMPL22_PARENTS[1:])], axis=-1)  # (21,)
     if (lengths < 1e-6 * lengths.max()).any():
