@@ -1,8 +1,9 @@
 """Compare the runs of a sweep: `python -m motiondiff.compare sweep_dir=outputs/multirun/<time>`.
 
 Reads each run's newest evaluation (<run>/evaluations/<time>/metrics.json, written by
-`python -m motiondiff.evaluate sweep_dir=...`) and the overrides it was started with
-(<run>/.hydra/overrides.yaml), finds the settings that vary across the runs and writes, into a new
+`python -m motiondiff.evaluate sweep_dir=...`; a newest one that failed is shown as failed) and the overrides it was
+started with (<run>/.hydra/overrides.yaml), finds the settings that vary across the runs (overrides, and evaluation
+settings as `eval.` columns; other protocols or evaluators are refused) and writes, into a new
 <sweep_dir>/comparisons/<time>/ (an earlier comparison is never replaced):
 - comparison.csv and comparison.md: one row per run (the varied settings, its status, every metric
   as mean ± 95% interval, the value alone for one replication), then the reference row of the
@@ -39,7 +40,6 @@ from motiondiff.evaluation.report import (
 from motiondiff.report.page import write_report as write_html_report
 from motiondiff.sweeps.jobs import (
     COMPLETED,
-    FAILED,
     STATUS_FILE,
     hydra_record,
     job_record,
@@ -67,7 +67,9 @@ def run(cfg: DictConfig) -> dict:
     if not runs:
         raise UserError(f"'{sweep_dir}' holds no runs (sweep_dir); give the sweep directory of a `train -m` command.")
     rows = [run_row(run_dir, sweep_dir) for run_dir in runs]
-    varied = varied_settings([row["overrides"] for row in rows])
+    evaluated_differently = varied_evaluation_settings(rows)
+    refuse_incomparable(rows, evaluated_differently)
+    varied = varied_settings([row["overrides"] for row in rows]) + evaluated_differently
     metrics = list(dict.fromkeys(metric for row in rows for metric in row["metrics"]))
     layout = comparison_layout(rows)
     references = reference_rows(rows, layout)
@@ -78,7 +80,9 @@ def run(cfg: DictConfig) -> dict:
     plotted = plot_metrics(cfg.plot_metrics, metrics)
     if plotted:
         plot_comparison(out_dir / "comparison.png", rows, references, varied, plotted, layout)
-    markdown = comparison_markdown(sweep_dir, table, plotted, reading(metrics, layout, note, markdown=True))
+    markdown = comparison_markdown(
+        sweep_dir, table, plotted, reading(metrics, layout, note, markdown=True), evaluated_differently, references
+    )
     (out_dir / "comparison.md").write_text(f"{markdown}\n## Columns\n\n{columns_table(metrics, layout)}\n")
     printed, shown = printed_comparison(rows, references, varied, metrics, int(cfg.digits), layout)
     legend_text = f"{reading(shown, layout, note)}\n" if metrics else ""
@@ -117,7 +121,7 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict:
     evaluation = newest_evaluation(run_dir)
     if training["status"] != COMPLETED:
         row["status"] = f"training {training['status']}: {training['error']}"
-    elif evaluation is not None:
+    elif evaluation is not None and (evaluation / "metrics.json").is_file():
         saved = json.loads((evaluation / "metrics.json").read_text())
         results = saved["results"]
         row.update(
@@ -126,10 +130,57 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict:
             layout=layout_of(saved.get("settings", {}), results),
             metrics=results.get("generated", {}),
             references={name: values for name, values in results.items() if name != "generated"},
+            evaluation_settings=evaluation_settings(saved.get("settings", {})),
         )
+    elif evaluation is not None:  # the newest evaluation ended without metrics: say so, not an older one's numbers
+        record = json.loads((evaluation / STATUS_FILE).read_text())
+        row["status"] = f"evaluation {record['status']}: {record.get('error')}"
+        row["evaluation"] = str(evaluation)
     else:
-        row["status"] = failed_evaluation(run_dir) or "not evaluated"
+        row["status"] = "not evaluated"
     return row
+
+
+# Evaluation settings that differ from run to run by nature, not by choice.
+PER_RUN_SETTINGS = ("run_dir", "checkpoint", "checkpoint_sha256")
+# Settings under which numbers are not comparable at all: another protocol or evaluator measures other things.
+INCOMPARABLE_SETTINGS = ("eval.protocol", "eval.evaluator")
+
+
+def evaluation_settings(settings: dict, prefix: str = "eval.") -> dict:
+    """{`eval.<dotted key>`: value} of an evaluation's recorded settings: nested ones flattened, per-run ones left
+    out."""
+    flat = {}
+    for key, value in settings.items():
+        if key in PER_RUN_SETTINGS and prefix == "eval.":
+            continue
+        if isinstance(value, dict):
+            flat.update(evaluation_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
+    return flat
+
+
+def varied_evaluation_settings(rows: list) -> list:
+    """The evaluation settings whose values differ between the evaluated runs (missing from some: differing)."""
+    recorded = [row["evaluation_settings"] for row in rows if row["status"] == EVALUATED]
+    keys = list(dict.fromkeys(key for settings in recorded for key in settings))
+    return [key for key in keys if len({repr(settings.get(key)) for settings in recorded}) > 1]
+
+
+def refuse_incomparable(rows: list, varied: list) -> None:
+    """UserError when the runs were evaluated under different protocols or evaluators (INCOMPARABLE_SETTINGS)."""
+    for key in (key for key in INCOMPARABLE_SETTINGS if key in varied):
+        found = {}
+        for row in rows:
+            if row["status"] == EVALUATED:
+                found.setdefault(str(row["evaluation_settings"].get(key)), row["run"])
+        shown = ", ".join(f"{value} (run {run})" for value, run in found.items())
+        raise UserError(
+            f"the runs' newest evaluations differ in {key.removeprefix('eval.')}: {shown}; their numbers measure "
+            "different things, so evaluate them alike (python -m motiondiff.evaluate sweep_dir=... with one "
+            "protocol and evaluator) and compare again."
+        )
 
 
 def training_status(run_dir: Path) -> dict:
@@ -144,18 +195,11 @@ def training_status(run_dir: Path) -> dict:
 
 
 def newest_evaluation(run_dir: Path):
-    """The newest <run>/evaluations/<time>/ holding a metrics.json, or None."""
-    found = sorted((path.parent for path in run_dir.glob("evaluations/*/metrics.json")), key=natural_key)
+    """The newest <run>/evaluations/<time>/ that ended: with a metrics.json, or with a status record (a failed one,
+    whose error the comparison shows rather than an older evaluation's numbers); None when none did."""
+    ended = {path.parent for name in ("metrics.json", STATUS_FILE) for path in run_dir.glob(f"evaluations/*/{name}")}
+    found = sorted(ended, key=natural_key)
     return found[-1] if found else None
-
-
-def failed_evaluation(run_dir: Path):
-    """'evaluation failed: <error>' from the newest failed evaluation's status, or None."""
-    failed = [
-        json.loads(path.read_text()) for path in sorted(run_dir.glob(f"evaluations/*/{STATUS_FILE}"), key=natural_key)
-    ]
-    failed = [record for record in failed if record["status"] == FAILED]
-    return f"evaluation failed: {failed[-1]['error']}" if failed else None
 
 
 def comparison_layout(rows: list) -> Layout:
@@ -183,8 +227,8 @@ def short_status(status: str) -> str:
 
 
 def setting_cells(row: dict, varied: list) -> list:
-    """The row's value of each varied setting ('' when it has none)."""
-    settings = parse_overrides(row["overrides"])
+    """The row's value of each varied setting, overrides and evaluation settings ('' when it has none)."""
+    settings = {**parse_overrides(row["overrides"]), **row.get("evaluation_settings", {})}
     return [settings.get(key, "") for key in varied]
 
 
@@ -238,14 +282,22 @@ def printed_comparison(rows: list, references: dict, varied: list, metrics: list
     return table(shown), shown
 
 
-def comparison_markdown(sweep_dir: Path, table: str, plotted: list, reading_text: str) -> str:
+def comparison_markdown(
+    sweep_dir: Path, table: str, plotted: list, reading_text: str, evaluated_differently: list, references: dict
+) -> str:
     """comparison.md: the table, how to read it and the plot."""
     plot = (
         f"![{', '.join(plotted)}](comparison.png)\n" if plotted else "No run has an evaluation with metrics to plot.\n"
     )
+    caution = ""
+    if evaluated_differently and references:
+        caution = (
+            "\n\nThe runs were evaluated under different settings (the `eval.` columns), so their own reference rows "
+            "may differ too: the ones shown are the first evaluated run's; each run's evaluation page has its own."
+        )
     return (
         f"# Comparison of {sweep_dir}\n\nEach run's newest evaluation. Columns before the status are the overrides "
-        f"that differ between runs.\n\n{table}\n\n{reading_text}\n\n{plot}"
+        f"and evaluation settings (`eval.`) that differ between runs.{caution}\n\n{table}\n\n{reading_text}\n\n{plot}"
     )
 
 
