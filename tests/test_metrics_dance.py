@@ -191,6 +191,13 @@ def test_collage_of_long_training_pieces_costs_nothing(walk):
     assert global_diversity([collage, walk[:50]], walk, min_segment=30) < EXACT
 
 
+def test_a_clip_no_cut_into_long_pieces_can_rebuild_costs_infinity(walk):
+    """55 frames from 50 training frames: one 55-frame piece does not fit, two pieces need 60 (GANimator: inf)."""
+    assert patched_reconstruction_cost(walk[:55], walk[:50], min_segment=30) == math.inf
+    assert global_diversity([walk[:55], walk[:50]], walk[:50], min_segment=30) == math.inf
+    assert math.isfinite(patched_reconstruction_cost(walk[:60], walk[:50], min_segment=30))  # two 30-frame pieces fit
+
+
 def brute_force_reconstruction(clip, training, min_segment):
     """GANimator's formulation: try every cut into segments >= min_segment and every training match of each segment."""
     length = len(clip)

@@ -24,8 +24,9 @@ What differs from GANimator's own numbers:
 - GANimator scores its generator's 6D output as it comes; this decodes to rotation matrices first, and its root
   heading is integrated from per-frame turns from the source's opening, where GANimator's generator gives the
   root's orientation directly, so a drifting heading costs here in the root's rows;
-- windows: GANimator halves a file's frame rate while its frame time is under 1/120 s and again under 1/60 s (60
-  and 120 fps become 30; 24-30 fps stay) and counts 30, 15 and 30 frames; this counts 1 s, 0.5 s and 1 s at the
+- windows: GANimator halves a file's frame rate once when its frame time is under 0.0084 s and once more when it
+  is then under 0.017 s (120 fps becomes 30, 60 becomes 30, 240 becomes 60; 24-50 fps stay) and counts 30, 15 and
+  30 frames; this counts 1 s, 0.5 s and 1 s at the
   data's fps (the 3D dance resamples to 30 by default: the same frames);
 - GANimator prints coverage in percent; this reports the fraction.
 

@@ -145,8 +145,9 @@ def all_windows(clips: list, size: int) -> np.ndarray:
 def coverage(generated: Clips, training: np.ndarray, window: int, threshold: float = COVERAGE_THRESHOLD) -> float:
     """Fraction of training windows (stride 1) with a generated window (any clip, stride 1) closer than `threshold`.
 
-    GANimator's coverage, except that the windows of all clips are pooled (our clips are short windows,
-    GANimator's are twice the training length and scored one by one).
+    GANimator's coverage with this project's RMS distance and threshold, over all windows (GANimator leaves each
+    sequence's last one out); the evaluation scores clips one by one (a list of one clip), pooling applies when
+    several are given.
     """
     training_windows = sliding_windows(np.asarray(training, dtype=np.float64), window)  # (Wt, w, F)
     nearest = nearest_window_distance(training_windows, all_windows(as_clips(generated), window))  # (Wt,)
@@ -226,15 +227,15 @@ def patched_reconstruction_cost(
         start[min_segment:] = best_cut[i - min_segment] + fresh[i - min_segment]  # (Tt - m + 1,)
         ending = np.minimum(extend, start)
         best_cut[i] = ending.min()
-    assert np.isfinite(best_cut[length])
-    return float(best_cut[length] / length)
+    return float(best_cut[length] / length)  # inf when no cut into `min_segment` pieces fits (GANimator's kernel too)
 
 
 def global_diversity(generated: Clips, training: np.ndarray, min_segment: int = 30) -> float:
     """GANimator's global diversity: `patched_reconstruction_cost` of each clip against the training sequence, averaged.
 
     0 when every clip is a collage of training pieces at least `min_segment` frames long; GANimator uses 30 frames
-    (1 s at 30 fps). Clips shorter than `min_segment` are matched as one segment.
+    (1 s at 30 fps). Clips shorter than `min_segment` are matched as one segment. inf, as GANimator's, when a clip
+    cannot be cut into such pieces (a clip a little longer than a short training sequence).
     """
     training = np.asarray(training, dtype=np.float64)
     return float(np.mean([patched_reconstruction_cost(clip, training, min_segment) for clip in as_clips(generated)]))
@@ -253,12 +254,13 @@ def tiles(clip: np.ndarray, window: int) -> np.ndarray:
 
 
 def inter_diversity(generated: Clips, window: int = 15) -> float:
-    """SinMDM's inter diversity: mean distance between different clips at the same frames.
+    """Inter diversity after SinMDM's: mean distance between different clips at the same frames.
 
     For every pair of different clips, both are cut into non-overlapping `window`-frame tiles from frame 0
     and the tiles at the same position (over their common length) are compared (`window_rms`); the mean is
-    over all such tile pairs. SinMDM averages per-frame distances of whole clips of equal length; tiles keep
-    the same meaning for clips of different lengths. nan for a single clip.
+    over all such tile pairs. Not in SinMDM's units: SinMDM divides the Frobenius norm of two whole clips'
+    difference by their frame count (about sqrt(F / T) times this RMS, so it shrinks with clip length), on rotation
+    features, each clip against the previous one. nan for a single clip.
     """
     clips = as_clips(generated)
     distances = []
@@ -275,8 +277,9 @@ def intra_diversity(generated: Clips, window: int = 15) -> float:
 
     Each clip is cut into non-overlapping `window`-frame tiles from frame 0; all pairs of different tiles
     of a clip are compared (`window_rms`) and averaged; the result is the mean over clips with two or more
-    tiles. SinMDM compares one random pair of 15-frame windows per clip; all pairs make it deterministic.
-    nan when no clip holds two tiles.
+    tiles. SinMDM compares one random pair of 15-frame windows per clip (which may overlap), with its Frobenius
+    norm over the frame count (see inter_diversity); all pairs of tiles make this deterministic. nan when no clip
+    holds two tiles.
     """
     per_clip = []
     for clip in as_clips(generated):
