@@ -24,6 +24,7 @@ from motiondiff.text import (
     cached_table,
     lookup_items,
 )
+from motiondiff.text.pos_tags import tag_caption
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "text_encoder"
 
@@ -100,7 +101,7 @@ def test_text_embedding_select_trims_padding_and_cat_pads():
 # ---------------------------------------------------------------- CLIP
 
 
-def write_tiny_clip(directory: Path) -> Path:
+def write_tiny_clip(directory: Path, seed: int = 0) -> Path:
     """A random 1-layer CLIP text model with a letter-level BPE tokenizer (vocab.json + merges.txt)."""
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
@@ -124,7 +125,7 @@ def write_tiny_clip(directory: Path) -> Path:
         eos_token_id=1,
         pad_token_id=1,
     )
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     CLIPTextModelWithProjection(config).save_pretrained(directory)
     return directory
 
@@ -151,6 +152,22 @@ def test_clip_encodes_with_projection_and_mask(tiny_clip):
     with pytest.raises(UserError, match=r"\d+ tokens .* at most 24"):
         encoder.encode(["a person walks forward and turns"])
     assert encoder.encode_items([CaptionItem("m", 0, "a person walks forward and turns")]).token_mask.sum() == 24
+
+
+def test_two_clip_checkpoints_typed_alike_keep_their_own_cached_vectors(tmp_path, monkeypatch):
+    """The same relative text_encoder.model from two folders names two checkpoints: two caches, each its own."""
+    items = [CaptionItem("m", 0, "a person walks")]
+    for project, seed in (("a", 0), ("b", 1)):
+        (tmp_path / project).mkdir()
+        write_tiny_clip(tmp_path / project / "clip", seed)
+    names = []
+    for project in ("a", "b"):
+        monkeypatch.chdir(tmp_path / project)
+        encoder = ClipEncoder("clip")
+        table = cached_table(encoder, items, tmp_path / "cache")
+        assert torch.equal(lookup_items(table, encoder, items).pooled, encoder.encode(["a person walks"]).pooled)
+        names.append(cache_file(encoder, tmp_path / "cache").name)
+    assert names[0] != names[1], names
 
 
 def test_clip_missing_model_is_a_user_error(tmp_path):
@@ -343,3 +360,11 @@ def test_configs_instantiate(tiny_clip, tmp_path):
     np.save(tmp_path / "m0.npy", np.zeros((1, 7), np.float32))
     assert instantiate_config("precomputed", directory=str(tmp_path)).dim == 7
     assert "text_encoder.directory is not set" in user_error_of(lambda: instantiate_config("precomputed"))
+
+
+def test_caption_tags_read_a_verb_after_a_pronoun_and_a_noun_after_a_number():
+    """spaCy's readings, which HumanML3D's caption files carry: "someone waves" is a verb, "two steps" a noun."""
+    assert tag_caption("someone waves") == ["someone/PRON", "wave/VERB"]
+    assert "step/VERB" in tag_caption("after that he steps forward")
+    assert tag_caption("a person takes two steps")[-1] == "step/NOUN"
+    assert tag_caption("the waves")[-1] == "wave/NOUN"

@@ -281,6 +281,19 @@ class ClipEncoder(TextEncoder):
         self.max_tokens = int(text_config.max_position_embeddings)
         self.name = f"clip-{self.model_name}" + ("" if self.projected else "-unprojected")
 
+    @property
+    def cache_name(self) -> str:
+        """The name and the checkpoint the vectors come from: its resolved folder and its weight files' sizes and
+        times. The model string alone names other checkpoints too (a relative path from another folder, a checkpoint
+        replaced in place), whose vectors a cache under that name would hand out as this one's."""
+        from transformers.utils import cached_file
+
+        config = cached_file(self.model_name, "config.json", local_files_only=self.local_files_only)
+        folder = Path(config).parent.resolve()
+        weights = sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")])
+        stamp = [str(folder)] + [f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights]
+        return f"{self.name}-{hashlib.sha1('|'.join(stamp).encode()).hexdigest()[:10]}"
+
     def _read_config(self):
         """(text config, whether the checkpoint has a text projection), read without the weights."""
         from transformers import AutoConfig

@@ -54,7 +54,7 @@ LEXICON = {
 NOUN_READINGS = {  # -s words that are plural nouns after a determiner and verbs otherwise
     word + "s": word for word in "jump punch squat step kick clap hop bow wave turn leap spin throw".split()
 } | {"punches": "punch"}
-BEFORE_NOUNS = {"DET", "NUM", "PRON", "ADJ"}
+BEFORE_NOUNS = {"DET", "NUM", "ADJ"}  # not PRON: "someone waves", "then he steps" are verbs, as spaCy tags them
 
 
 def tag_caption(caption: str) -> list:
