@@ -76,3 +76,28 @@ def test_runs_evaluated_by_other_protocols_are_not_compared(tmp_path):
     with pytest.raises(UserError, match=r"differ in protocol: ours \(run 0\), guo \(run 1\); .* evaluate them alike"):
         compared(tmp_path)
     assert not (tmp_path / "comparisons" / "now" / "comparison.md").exists()
+
+
+def test_what_differs_by_nature_is_no_column_and_an_older_evaluation_reads_as_ours(tmp_path):
+    """Timings, progress bars and 2 against 2.0 make no column; an evaluation saved before protocols were recorded
+    is `ours`; one evaluator given by two paths is a column, not a refusal."""
+    timed = {**ours(50), "guidance_weight": 2, "seconds": {"generating": 12.5}, "evaluator": "outputs/ev/last.ckpt"}
+    timed["sampler"] = {**timed["sampler"], "progress": True}
+    evaluation(job(tmp_path, 0, ["seed=1"]), OLDER, timed, fd=20.0)
+    other = {
+        **ours(50),
+        "guidance_weight": 2.0,
+        "seconds": {"generating": 9.0},
+        "evaluator": "/abs/outputs/ev/last.ckpt",
+    }
+    other["sampler"] = {**other["sampler"], "progress": False}
+    evaluation(job(tmp_path, 1, ["seed=2"]), OLDER, other, fd=21.0)
+    older = {key: value for key, value in ours(50).items() if key != "protocol"}
+    evaluation(
+        job(tmp_path, 2, ["seed=3"]),
+        OLDER,
+        {**older, "guidance_weight": 2.0, "evaluator": "outputs/ev/last.ckpt"},
+        fd=22.0,
+    )
+    table = compared(tmp_path)
+    assert "| run | seed | eval.evaluator | status |" in table, table

@@ -3,7 +3,7 @@
 Reads each run's newest evaluation (<run>/evaluations/<time>/metrics.json, written by
 `python -m motiondiff.evaluate sweep_dir=...`; a newest one that failed is shown as failed) and the overrides it was
 started with (<run>/.hydra/overrides.yaml), finds the settings that vary across the runs (overrides, and evaluation
-settings as `eval.` columns; other protocols or evaluators are refused) and writes, into a new
+settings as `eval.` columns; other protocols are refused) and writes, into a new
 <sweep_dir>/comparisons/<time>/ (an earlier comparison is never replaced):
 - comparison.csv and comparison.md: one row per run (the varied settings, its status, every metric
   as mean ± 95% interval, the value alone for one replication), then the reference row of the
@@ -135,41 +135,49 @@ def run_row(run_dir: Path, sweep_dir: Path) -> dict:
     elif evaluation is not None:  # the newest evaluation ended without metrics: say so, not an older one's numbers
         record = json.loads((evaluation / STATUS_FILE).read_text())
         row["status"] = f"evaluation {record['status']}: {record.get('error')}"
-        row["evaluation"] = str(evaluation)
     else:
         row["status"] = "not evaluated"
     return row
 
 
-# Evaluation settings that differ from run to run by nature, not by choice.
-PER_RUN_SETTINGS = ("run_dir", "checkpoint", "checkpoint_sha256")
-# Settings under which numbers are not comparable at all: another protocol or evaluator measures other things.
-INCOMPARABLE_SETTINGS = ("eval.protocol", "eval.evaluator")
+# Evaluation settings that differ from run to run by nature, not by choice: the run's own files, timings, whether a
+# progress bar was drawn.
+PER_RUN_SETTINGS = ("eval.run_dir", "eval.checkpoint", "eval.checkpoint_sha256", "eval.sampler.progress")
+PER_RUN_GROUPS = ("eval.seconds.",)
+# Settings under which numbers are not comparable at all: another protocol measures other things. (Evaluators are
+# recorded by the path they were given, which differs for one evaluator given two ways: they are a column.)
+INCOMPARABLE_SETTINGS = ("eval.protocol",)
 
 
 def evaluation_settings(settings: dict, prefix: str = "eval.") -> dict:
     """{`eval.<dotted key>`: value} of an evaluation's recorded settings: nested ones flattened, per-run ones left
-    out."""
-    flat = {}
+    out, the protocol `ours` where an older evaluation did not say."""
+    flat = {f"{prefix}protocol": "ours"} if prefix == "eval." else {}
     for key, value in settings.items():
-        if key in PER_RUN_SETTINGS and prefix == "eval.":
-            continue
+        name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(evaluation_settings(value, f"{prefix}{key}."))
+            flat.update(evaluation_settings(value, f"{name}."))
         else:
-            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
-    return flat
+            flat[name] = json.dumps(value) if isinstance(value, list) else value
+    return {
+        key: value for key, value in flat.items() if key not in PER_RUN_SETTINGS and not key.startswith(PER_RUN_GROUPS)
+    }
 
 
 def varied_evaluation_settings(rows: list) -> list:
     """The evaluation settings whose values differ between the evaluated runs (missing from some: differing)."""
     recorded = [row["evaluation_settings"] for row in rows if row["status"] == EVALUATED]
     keys = list(dict.fromkeys(key for settings in recorded for key in settings))
-    return [key for key in keys if len({repr(settings.get(key)) for settings in recorded}) > 1]
+    return [key for key in keys if len({same_kind(settings.get(key)) for settings in recorded}) > 1]
+
+
+def same_kind(value) -> str:
+    """A value as compared: whole numbers as floats (a weight 2 is 2.0), the rest by repr."""
+    return repr(float(value) if isinstance(value, int) and not isinstance(value, bool) else value)
 
 
 def refuse_incomparable(rows: list, varied: list) -> None:
-    """UserError when the runs were evaluated under different protocols or evaluators (INCOMPARABLE_SETTINGS)."""
+    """UserError when the runs were evaluated under different protocols (INCOMPARABLE_SETTINGS)."""
     for key in (key for key in INCOMPARABLE_SETTINGS if key in varied):
         found = {}
         for row in rows:
@@ -179,7 +187,7 @@ def refuse_incomparable(rows: list, varied: list) -> None:
         raise UserError(
             f"the runs' newest evaluations differ in {key.removeprefix('eval.')}: {shown}; their numbers measure "
             "different things, so evaluate them alike (python -m motiondiff.evaluate sweep_dir=... with one "
-            "protocol and evaluator) and compare again."
+            "protocol) and compare again."
         )
 
 

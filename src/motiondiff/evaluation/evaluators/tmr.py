@@ -57,7 +57,9 @@ class TMREvaluator:
 
     def describe(self) -> dict:
         """What evaluation reports record about this evaluator."""
-        return {"name": self.variant, "checkpoint": str(self.files["motion_encoder"]), "text": str(self.text_features)}
+        directory = getattr(self.text_features, "directory", None)  # precomputed caption features: their folder
+        text = self.text_features.name + (f" from {directory}" if directory is not None else "")
+        return {"name": self.variant, "checkpoint": str(self.files["motion_encoder"]), "text": text}
 
     @torch.no_grad()
     def embed_motions(self, raw: Motion, lengths: Lengths) -> Embeddings:
