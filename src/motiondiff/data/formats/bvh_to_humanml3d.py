@@ -1,11 +1,10 @@
 """BVH motion capture -> one motion in the HumanML3D layout (joints, 263 features, caption).
 
 `bvh_to_joints22` loads a clip, resamples it to 20 fps, runs forward kinematics and keeps the 22
-SMPL joints through a joint map (Mixamo or CMU naming), in metres, turned y up from a y- or z-up file.
-`convert_bvh_to_humanml3d`
-turns those into features as the dataset does (retargeted to the dataset's reference skeleton by
-default) and writes `new_joint_vecs/<id>.npy`, `new_joints/<id>.npy` (the joints recovered from
-the features, as in the dataset) and `texts/<id>.txt` under an output root.
+SMPL joints through a joint map (Mixamo or CMU naming), in metres, y up (a z-up file is turned).
+`convert_bvh_to_humanml3d` turns those into features as the dataset does (retargeted to the dataset's
+reference skeleton by default) and writes `new_joint_vecs/<id>.npy`, `new_joints/<id>.npy` (the joints
+recovered from the features, as in the dataset) and `texts/<id>.txt` under an output root.
 """
 
 import logging
