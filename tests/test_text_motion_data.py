@@ -426,7 +426,28 @@ def write_lab(root: Path, stats: bool = True) -> Path:
     if stats:
         for name, array in zip(("rifke-mean.pt", "rifke-std.pt"), lab_statistics()):
             torch.save(torch.from_numpy(array), root / name)
+        for name, array in zip(("tmr-rifke-mean.pt", "tmr-rifke-std.pt"), lab_statistics()):
+            torch.save(torch.from_numpy(array * 2.0), root / name)  # another pair, as the course's two differ
     return root
+
+
+def test_dataset_lab_standardizes_with_the_tmr_rifke_pair_as_the_course_and_older_runs_with_rifke(tmp_path):
+    """The course's diffusion data reads tmr-rifke-{mean,std}.pt (its configs/dataset/humanml3d.yaml, feat_rifke);
+    runs saved before dataset.statistics_files read the layout's rifke-{mean,std}.pt and resume so."""
+    root = write_lab(tmp_path / "lab")
+    cfg = compose_config("train", tmp_path / "run", ["experiment=text2motion", "dataset=lab", f"dataset.root={root}"])
+    assert list(cfg.dataset.statistics_files) == ["tmr-rifke-mean.pt", "tmr-rifke-std.pt"]
+    module = make_module(root, tmp_path, layout="lab", statistics_files=list(cfg.dataset.statistics_files))
+    mean, std = lab_statistics()
+    np.testing.assert_array_equal(module.normalizer.std.numpy(), std * 2.0)
+    np.testing.assert_array_equal(module.normalizer.mean.numpy(), mean * 2.0)
+    dataset = {key: value for key, value in OmegaConf.to_container(cfg.dataset).items() if key != "statistics_files"}
+    assert "dataset.statistics_files=null" in added_option_overrides(OmegaConf.create({"dataset": dataset}))
+    with pytest.raises(UserError, match=r"dataset.statistics_files=\['mean.pt'\] must name 2 files"):
+        make_module(root, tmp_path, layout="lab", statistics_files=["mean.pt"])
+    (root / "tmr-rifke-std.pt").unlink()
+    with pytest.raises(UserError, match="lab statistics file not found: '.*tmr-rifke-std.pt'"):
+        make_module(root, tmp_path, layout="lab", statistics_files=list(cfg.dataset.statistics_files))
 
 
 def test_lab_layout_loads_smplrifke_with_the_course_statistics(tmp_path):

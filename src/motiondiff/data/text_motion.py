@@ -33,9 +33,9 @@ import hashlib
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import lightning as L
 import numpy as np
@@ -218,9 +218,12 @@ class TextMotionDataModule(L.LightningDataModule):
         packed: bool = True,
         max_source_frames: Optional[int] = None,
         subclips: str = "per_span",
+        statistics_files: Optional[Sequence[str]] = None,
     ):
         """max_source_frames and subclips: which items a split holds (ItemRules). The configs give the dataset
-        loaders' rules (200, per_line); these defaults are what runs saved before them were built with."""
+        loaders' rules (200, per_line); these defaults are what runs saved before them were built with.
+        statistics_files: the mean and std files under the root in place of the layout's own (dataset=lab: the
+        course's tmr-rifke pair, which its diffusion data reads; None, as runs saved before: rifke-{mean,std}.pt)."""
         super().__init__()
         if root is None or not str(root).strip():
             raise UserError(
@@ -246,6 +249,14 @@ class TextMotionDataModule(L.LightningDataModule):
             max_source_frames = whole_number("dataset.max_source_frames", max_source_frames, min_frames + 1, why)
         self.rules = ItemRules(min_frames, max_source_frames, subclips)
         self.root, self.text_encoder, self.layout = str(root), text_encoder, LAYOUTS[layout]
+        if statistics_files is not None:
+            files = tuple(str(name) for name in statistics_files)
+            if len(files) != len(self.layout.required_files):
+                raise UserError(
+                    f"dataset.statistics_files={list(files)} must name {len(self.layout.required_files)} files under "
+                    f"dataset.root (the mean, then the std, as {list(self.layout.required_files)}), or be null."
+                )
+            self.layout = replace(self.layout, required_files=files)
         self.max_frames, self.min_frames, self.batch_size, self.num_workers = (
             max_frames,
             min_frames,

@@ -40,9 +40,10 @@ OPTIONS_ADDED = {
     ),
     "optimizer": ("torch.optim.AdamW", {"fused": False}),  # the per-tensor loop
     # text-motion items before they followed the dataset loaders' length filter and one item per sub-clip line
+    # (and the lab layout's rifke-* statistics before dataset=lab read the course's tmr-rifke pair)
     "dataset": (
         "motiondiff.data.text_motion.TextMotionDataModule",
-        {"max_source_frames": None, "subclips": "per_span"},
+        {"max_source_frames": None, "subclips": "per_span", "statistics_files": None},
     ),
     # distilled runs saved before the foot contact term was a distillation option trained without it, and before
     # target_dropout with dropout in the target

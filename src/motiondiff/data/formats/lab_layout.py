@@ -4,13 +4,14 @@
                                                  convention (see smplrifke.py)
     <root>/caption_raw/<id>.txt                  one plain caption per line (no '#' fields, no sub-clips)
     <root>/humanml3d_{train,val,test}_split.txt  the ids of each split
-    <root>/rifke-mean.pt, rifke-std.pt           (205,) float32 standardisation tensors (torch.save)
+    <root>/tmr-rifke-mean.pt, tmr-rifke-std.pt   (205,) float32 standardisation tensors (torch.save)
 
 The statistics are the course's shipped standardisation tensors, not recomputed on the split:
-copy `rifke-mean.pt` and `rifke-std.pt` from the course repository's
-`configs/dataset/standardization/` into the data folder. They are read weights-only by
-`read_standardization` (which reads the course's `tmr-rifke-{mean,std}.pt` the same way) and
-applied as the course does, (x - mean) / std with no eps: its std stores 1.0 for the one constant
+copy them from the course repository's `configs/dataset/standardization/` into the data folder.
+The course's diffusion data reads the tmr-rifke pair (its configs/dataset/humanml3d.yaml); the layout's
+own pair, `rifke-{mean,std}.pt`, is what runs saved before `dataset.statistics_files` read (dataset=lab
+sets the tmr-rifke pair). They are read weights-only by `read_standardization` and applied as the
+course does, (x - mean) / std with no eps: its std stores 1.0 for the one constant
 feature (index 7, the root 6D component that removing the heading zeroes), and every other std is
 above the normaliser's 1e-5 floor, which therefore changes nothing. Everything else (skips, counts,
 warnings) is the HumanML3D reader's.
@@ -62,6 +63,6 @@ LAB_LAYOUT = Layout(
     statistics=course_statistics,
     required_files=STANDARDIZATION_FILES,
     hint="export the course data with smpl_rifke/, caption_raw/ and humanml3d_<split>_split.txt, and copy "
-    "rifke-mean.pt and rifke-std.pt from the course repository's configs/dataset/standardization/ beside them, "
+    "the standardisation tensors from the course repository's configs/dataset/standardization/ beside them, "
     "or use dataset=text_motion for the embedded procedural data",
 )
