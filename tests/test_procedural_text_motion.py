@@ -380,8 +380,8 @@ def test_captions_per_motion_sets_the_whole_motion_lines(tmp_path):
             assert len(whole) == count, path
     assert "captions_per_motion" not in json.loads((default / ptm.MANIFEST).read_text())  # older sets stay valid
     assert json.loads((five / ptm.MANIFEST).read_text())["captions_per_motion"] == 5
-    assert ptm.dataset_name(4, 2) == "procedural_text_motion-v2-n4-seed2"
-    assert ptm.dataset_name(4, 2, captions_per_motion=5) == "procedural_text_motion-v2-n4-seed2-c5"
+    assert ptm.dataset_name(4, 2) == "procedural_text_motion-v3-n4-seed2"
+    assert ptm.dataset_name(4, 2, captions_per_motion=5) == "procedural_text_motion-v3-n4-seed2-c5"
     with pytest.raises(UserError, match="num_motions"):
         ptm.write_procedural_dataset(five, num_motions=4, seed=2)  # the same folder holds another set
     with pytest.raises(UserError, match="captions_per_motion"):

@@ -23,6 +23,7 @@ from motiondiff.data.representations import smplrifke
 from motiondiff.data.representations.registry import REPRESENTATIONS, get_representation
 from motiondiff.data.text_motion import TextMotionDataModule, training_vocabulary
 from motiondiff.runs.legacy import added_option_overrides
+from motiondiff.runs.train import check_checkpoint_statistics
 from motiondiff.text.encoders import TextEmbedding, TextEncoder
 from motiondiff.text.vocabulary import prompt_warning
 
@@ -363,7 +364,7 @@ def test_procedural_root_is_generated_once_and_read_as_humanml3d(tmp_path):
         "procedural", tmp_path, encoder=encoder, procedural={"num_motions": 20, "seed": 0}, min_frames=20
     )
     info = module.info
-    assert info.source == str(tmp_path / "cache" / "procedural_text_motion-v2-n20-seed0")
+    assert info.source == str(tmp_path / "cache" / "procedural_text_motion-v3-n20-seed0")
     assert (Path(info.source) / "procedural.json").is_file()
     assert info.num_train >= 8 and info.representation == "humanml3d"
     again = make_module(
@@ -443,8 +444,9 @@ def test_dataset_lab_standardizes_with_the_tmr_rifke_pair_as_the_course_and_olde
     np.testing.assert_array_equal(module.normalizer.mean.numpy(), mean * 2.0)
     dataset = {key: value for key, value in OmegaConf.to_container(cfg.dataset).items() if key != "statistics_files"}
     assert "dataset.statistics_files=null" in added_option_overrides(OmegaConf.create({"dataset": dataset}))
-    with pytest.raises(UserError, match=r"dataset.statistics_files=\['mean.pt'\] must name 2 files"):
-        make_module(root, tmp_path, layout="lab", statistics_files=["mean.pt"])
+    for wrong in (["mean.pt"], "ab"):
+        with pytest.raises(UserError, match=r"dataset.statistics_files=.* must be a list of 2 file names"):
+            make_module(root, tmp_path, layout="lab", statistics_files=wrong)
     (root / "tmr-rifke-std.pt").unlink()
     with pytest.raises(UserError, match="lab statistics file not found: '.*tmr-rifke-std.pt'"):
         make_module(root, tmp_path, layout="lab", statistics_files=list(cfg.dataset.statistics_files))
@@ -603,3 +605,20 @@ def test_representation_registry():
     assert rifke.parents[rifke.joint_names.index("left_hand")] == rifke.joint_names.index("left_wrist")
     with pytest.raises(UserError, match="humanml3d, kit, smplrifke"):
         get_representation("t2m")
+
+
+def test_a_run_started_from_a_checkpoint_with_other_statistics_is_refused(tmp_path):
+    """The checkpoint's normaliser comes back with its weights: batches standardised with the dataset's statistics
+    and samples decoded with the checkpoint's would be scaled two ways (an old dataset=lab run, tmr-rifke data)."""
+    mean, std = lab_statistics()
+    normalizer = FeatureNormalizer(205)
+    normalizer.set_statistics(mean, std)
+    path = tmp_path / "last.ckpt"
+    state = {"normalizer.mean": torch.from_numpy(mean), "normalizer.std": torch.from_numpy(std)}
+    torch.save({"state_dict": state}, path)
+    check_checkpoint_statistics(path, normalizer)  # the same statistics: accepted
+    torch.save({"state_dict": {**state, "normalizer.std": torch.from_numpy(std * 2.0)}}, path)
+    with pytest.raises(UserError, match=r"normaliser's std differs .* dataset.statistics_files=null"):
+        check_checkpoint_statistics(path, normalizer)
+    torch.save({"state_dict": {"network.weight": torch.zeros(2)}}, path)
+    check_checkpoint_statistics(path, normalizer)  # no normaliser saved: nothing to compare

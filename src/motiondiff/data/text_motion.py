@@ -250,11 +250,12 @@ class TextMotionDataModule(L.LightningDataModule):
         self.rules = ItemRules(min_frames, max_source_frames, subclips)
         self.root, self.text_encoder, self.layout = str(root), text_encoder, LAYOUTS[layout]
         if statistics_files is not None:
-            files = tuple(str(name) for name in statistics_files)
-            if len(files) != len(self.layout.required_files):
+            count = len(self.layout.required_files)
+            files = () if isinstance(statistics_files, str) else tuple(statistics_files)
+            if len(files) != count or not all(isinstance(name, str) and name for name in files):
                 raise UserError(
-                    f"dataset.statistics_files={list(files)} must name {len(self.layout.required_files)} files under "
-                    f"dataset.root (the mean, then the std, as {list(self.layout.required_files)}), or be null."
+                    f"dataset.statistics_files={statistics_files!r} must be a list of {count} file names under "
+                    "dataset.root, the mean's then the std's (e.g. [tmr-rifke-mean.pt,tmr-rifke-std.pt]), or null."
                 )
             self.layout = replace(self.layout, required_files=files)
         self.max_frames, self.min_frames, self.batch_size, self.num_workers = (

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
@@ -81,6 +82,8 @@ def run(cfg: DictConfig) -> dict:
     datamodule.setup("fit")
     module = build_module(cfg, datamodule.info)
     module.normalizer.load_state_dict(datamodule.normalizer.state_dict())
+    if ckpt_path is not None and not in_place:
+        check_checkpoint_statistics(Path(ckpt_path), datamodule.normalizer)
     attach_teacher(module, cfg)  # experiment=distill: the student starts from the teacher's weights
     _settle_precision(cfg, run_dir, in_place, module, datamodule)
     if first_process:
@@ -224,6 +227,23 @@ def _compile_networks(module: L.LightningModule, options) -> None:
         if network is not None:
             network.compile(mode=options.mode, backend=options.backend)
     log.info("torch.compile: mode=%s backend=%s", options.mode, options.backend)
+
+
+def check_checkpoint_statistics(ckpt_path: Path, normalizer) -> None:
+    """UserError when a run started from another run's checkpoint would standardise its batches with statistics other
+    than those its checkpoint's normaliser (restored with the weights) decodes samples with."""
+    state = load_checkpoint(ckpt_path).get("state_dict", {})
+    for name, ours in normalizer.state_dict().items():
+        saved = state.get(f"normalizer.{name}")
+        if saved is None or saved.shape != ours.shape:
+            return  # not a run of this data's kind: loading the weights says what differs
+        if not torch.allclose(saved.float().cpu(), ours.float().cpu(), rtol=1e-5, atol=1e-7):
+            raise UserError(
+                f"ckpt_path={ckpt_path} was trained on data standardised with other statistics (its normaliser's "
+                f"{name} differs from the dataset's), so batches and samples would be scaled two ways; give the "
+                "dataset the statistics it trained with (a dataset=lab run saved before dataset.statistics_files: "
+                "dataset.statistics_files=null)."
+            )
 
 
 def _resume_path(cfg: DictConfig):

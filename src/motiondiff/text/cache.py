@@ -1,6 +1,7 @@
 """On-disk caption embeddings: one file per encoder, filled incrementally.
 
-`<cache_dir>/text-<encoder name>.npz` (no pickle) holds:
+`<cache_dir>/text-<encoder.cache_name>.npz` (no pickle; the name, plus for CLIP and precomputed features a hash of
+where they come from) holds:
   name     ()          unicode, the encoder's name
   keys     (N,)        unicode, one per caption (`encoder.item_key`)
   pooled   (N, D)      float32

@@ -283,15 +283,15 @@ class ClipEncoder(TextEncoder):
 
     @property
     def cache_name(self) -> str:
-        """The name and the checkpoint the vectors come from: its resolved folder and its weight files' sizes and
-        times. The model string alone names other checkpoints too (a relative path from another folder, a checkpoint
-        replaced in place), whose vectors a cache under that name would hand out as this one's."""
+        """The name and the checkpoint the vectors come from: its resolved folder and its files' (weights, tokenizer)
+        sizes and times. The model string alone names other checkpoints too (a relative path from another folder, a
+        checkpoint replaced in place), whose vectors a cache under that name would hand out as this one's."""
         from transformers.utils import cached_file
 
         config = cached_file(self.model_name, "config.json", local_files_only=self.local_files_only)
         folder = Path(config).parent.resolve()
-        weights = sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")])
-        stamp = [str(folder)] + [f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights]
+        files = sorted(path for path in folder.iterdir() if path.is_file())  # links into a hub cache followed
+        stamp = [str(folder)] + [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
         return f"{self.name}-{hashlib.sha1('|'.join(stamp).encode()).hexdigest()[:10]}"
 
     def _read_config(self):

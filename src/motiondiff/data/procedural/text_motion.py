@@ -42,7 +42,8 @@ __all__ = ["write_procedural_dataset", "make_motion", "sample_spec", "captions_f
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2  # 2: captions carry word/POS tokens (text.pos_tags) instead of word/OTHER
+GENERATOR_VERSION = 3  # 2: captions carry word/POS tokens (text.pos_tags) instead of word/OTHER; 3: a -s word after a
+# pronoun tagged a verb, as spaCy does
 MANIFEST = "procedural.json"
 SPLIT_NAMES = ("train", "val", "test")
 CAPTIONS_PER_MOTION = 3
