@@ -107,3 +107,5 @@ def test_the_course_protocol_runs_with_the_course_files(lab, lab_run, tmp_path):
     assert generated["FD"]["mean"] > 0 and 0.0 <= generated["TMR-score"]["mean"] <= 1.0
     assert saved["settings"]["protocol"] == "lab" and saved["settings"]["test_items"] == 70  # the short one too
     assert saved["settings"]["evaluator_name"] == "lab_tmr"
+    # its caption features by name and folder (an object's address before), so evaluations compare alike
+    assert saved["settings"]["evaluator_text"] == f"precomputed-{lab['clip'].name}-512 from {lab['clip']}"
